@@ -1,0 +1,1 @@
+//! Settings from `wechat-lua.toml`, the environment and command-line flags.

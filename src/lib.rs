@@ -1,0 +1,18 @@
+//! wechat-lua: a host for WeChat Official Account (公众号) bots written in Lua.
+//!
+//! # Layout
+//! - [`protocol`]: pure WeChat wire formats (signature, crypto, inbound XML, reply XML). No I/O.
+//! - [`api`]: the outbound WeChat API (access_token lifecycle, one module per API family).
+//! - [`script`]: the Lua runtime, the `wx` bindings, handler dispatch and hot reload.
+//! - [`server`]: the HTTP callback (routes, verification, errors, shutdown).
+//! - [`store`]: persistent state (embedded default, Redis).
+//! - [`sandbox`]: a fake WeChat API for tests and local prototyping.
+//! - [`config`]: settings from the TOML file, the environment and flags.
+
+pub mod api;
+pub mod config;
+pub mod protocol;
+pub mod sandbox;
+pub mod script;
+pub mod server;
+pub mod store;

@@ -1,0 +1,1 @@
+//! Fake WeChat servers for tests and local prototyping.

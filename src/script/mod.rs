@@ -1,0 +1,1 @@
+//! The Lua runtime: loading scripts, the `wx` bindings, dispatch and hot reload.

@@ -1,0 +1,1 @@
+//! The HTTP side: routes, request verification, error responses, graceful shutdown.

@@ -1,0 +1,1 @@
+//! Persistent state shared by the host: embedded default and Redis.
