@@ -194,7 +194,12 @@ fn unpad(data: &[u8]) -> Result<usize, CryptoError> {
 }
 
 /// Builds the encrypted reply envelope `<xml><Encrypt/><MsgSignature/><TimeStamp/><Nonce/></xml>` (TimeStamp in seconds).
-pub fn encrypted_envelope(encrypt: &str, msg_signature: &str, timestamp: i64, nonce: &str) -> String {
+pub fn encrypted_envelope(
+    encrypt: &str,
+    msg_signature: &str,
+    timestamp: i64,
+    nonce: &str,
+) -> String {
     let mut out = String::with_capacity(encrypt.len() + msg_signature.len() + nonce.len() + 160);
     out.push_str("<xml><Encrypt>");
     push_cdata(&mut out, encrypt);
@@ -227,7 +232,11 @@ mod tests {
 
     /// Encrypts raw bytes padded to `pad` with `pad_byte`, to forge malformed plaintexts.
     fn forge(crypto: &MessageCrypto, mut plain: Vec<u8>) -> String {
-        assert_eq!(plain.len() % BLOCK, 0, "forged plaintext must be block aligned");
+        assert_eq!(
+            plain.len() % BLOCK,
+            0,
+            "forged plaintext must be block aligned"
+        );
         crypto.encrypt_blocks(&mut plain);
         STANDARD.encode(&plain)
     }
@@ -289,8 +298,11 @@ mod tests {
             sign(&["QDG6eK", "1409659813", "1372623149", encrypt]),
             "477715d11cdb4164915debcba66cb864d751f3e6"
         );
-        let c = MessageCrypto::new("jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "wx5823bf96d3bd56c7")
-            .unwrap();
+        let c = MessageCrypto::new(
+            "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+            "wx5823bf96d3bd56c7",
+        )
+        .unwrap();
         let xml = c.decrypt(encrypt).unwrap();
         assert!(xml.starts_with("<xml>"), "{xml}");
         for part in [
@@ -303,16 +315,19 @@ mod tests {
         ] {
             assert!(xml.contains(part), "{part} missing from {xml}");
         }
-        let other = MessageCrypto::new("jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "wxother")
-            .unwrap();
+        let other =
+            MessageCrypto::new("jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "wxother").unwrap();
         assert_eq!(other.decrypt(encrypt), Err(CryptoError::AppIdMismatch));
     }
 
     #[test]
     fn wechatpy_reply_vector_encrypts_and_signs_exactly() {
         // wechatpy tests/test_crypto.py test_encrypt_message (random "1234567890123456").
-        let c = MessageCrypto::new("kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR", "wx49f0ab532d5d035a")
-            .unwrap();
+        let c = MessageCrypto::new(
+            "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR",
+            "wx49f0ab532d5d035a",
+        )
+        .unwrap();
         let reply = "<xml>\n<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[test]]></Content>\n<FromUserName><![CDATA[wx49f0ab532d5d035a]]></FromUserName>\n<ToUserName><![CDATA[messense]]></ToUserName>\n<AgentID>1</AgentID>\n<CreateTime>1411525903</CreateTime>\n</xml>";
         let encrypt = c.encrypt_with_random(reply, *b"1234567890123456");
         assert_eq!(encrypt, "9s4gMv99m88kKTh/H8IdkOiMg6bisoy3ypwy9H4hvSPe9nsGaqyw5hhSjdYbcrKk+j3nba4HMOTzHrluLBYqxgNcBqGsL8GqxlhZgURnAtObvesEl5nZ+uBE8bviY0LWke8Zy9V/QYKxNV2FqllNXcfmstttyIkMKCCmVbCFM2JTF5wY0nFhHZSjPUL2Q1qvSUCUld+/WIXrx0oyKQmpB6o8NRrrNrsDf03oxI1p9FxUgMnwKKZeOA/uu+2IEvEBtb7muXsVbwbgX05UPPJvFurDXafG0RQyPR+mf1nDnAtQmmNOuiR5MIkdQ39xn1vWwi1O5oazPoQJz0nTYjxxEE8kv3kFxtAGVRe3ypD3WeK2XeFYFMNMpatF9XiKzHo3");
@@ -325,7 +340,10 @@ mod tests {
 
     #[test]
     fn key_must_decode_to_32_bytes() {
-        assert_eq!(MessageCrypto::new("", "wx").unwrap_err(), CryptoError::InvalidKey);
+        assert_eq!(
+            MessageCrypto::new("", "wx").unwrap_err(),
+            CryptoError::InvalidKey
+        );
         assert_eq!(
             MessageCrypto::new(&SAMPLE_KEY[..42], "wx").unwrap_err(),
             CryptoError::InvalidKey
@@ -370,7 +388,10 @@ mod tests {
         assert_eq!(aligned.len(), 96);
         let one_short = LENIENT.decode(c.encrypt(&"a".repeat(25))).unwrap();
         assert_eq!(one_short.len(), 64);
-        assert_eq!(c.decrypt(&c.encrypt(&"a".repeat(26))).unwrap(), "a".repeat(26));
+        assert_eq!(
+            c.decrypt(&c.encrypt(&"a".repeat(26))).unwrap(),
+            "a".repeat(26)
+        );
     }
 
     #[test]
@@ -384,8 +405,14 @@ mod tests {
     fn ciphertext_length_errors() {
         let c = sample();
         assert_eq!(c.decrypt(""), Err(CryptoError::CiphertextLength));
-        assert_eq!(c.decrypt(&STANDARD.encode([0u8; 15])), Err(CryptoError::CiphertextLength));
-        assert_eq!(c.decrypt(&STANDARD.encode([0u8; 33])), Err(CryptoError::CiphertextLength));
+        assert_eq!(
+            c.decrypt(&STANDARD.encode([0u8; 15])),
+            Err(CryptoError::CiphertextLength)
+        );
+        assert_eq!(
+            c.decrypt(&STANDARD.encode([0u8; 33])),
+            Err(CryptoError::CiphertextLength)
+        );
     }
 
     #[test]
@@ -412,9 +439,13 @@ mod tests {
         bad[50] = 20;
         assert_eq!(c.decrypt(&forge(&c, bad)), Err(CryptoError::Padding));
         // A 16-byte message padded by 32 claims more padding than there is data.
-        assert_eq!(c.decrypt(&forge(&c, vec![32u8; 16])), Err(CryptoError::Padding));
+        assert_eq!(
+            c.decrypt(&forge(&c, vec![32u8; 16])),
+            Err(CryptoError::Padding)
+        );
         // A wrong key garbles the padding (the other checks catch the rare survivors).
-        let other = MessageCrypto::new("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq", SAMPLE_APPID).unwrap();
+        let other = MessageCrypto::new("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq", SAMPLE_APPID)
+            .unwrap();
         assert!(other.decrypt(&c.encrypt("hello")).is_err());
     }
 
@@ -440,11 +471,20 @@ mod tests {
     fn appid_errors() {
         let c = sample();
         let other = MessageCrypto::new(SAMPLE_KEY, "wx0000000000000000").unwrap();
-        assert_eq!(other.decrypt(&c.encrypt("hi")), Err(CryptoError::AppIdMismatch));
+        assert_eq!(
+            other.decrypt(&c.encrypt("hi")),
+            Err(CryptoError::AppIdMismatch)
+        );
         // A prefix or extension of our appid is not our appid.
         let prefix = MessageCrypto::new(SAMPLE_KEY, &SAMPLE_APPID[..10]).unwrap();
-        assert_eq!(prefix.decrypt(&c.encrypt("hi")), Err(CryptoError::AppIdMismatch));
-        assert_eq!(c.decrypt(&prefix.encrypt("hi")), Err(CryptoError::AppIdMismatch));
+        assert_eq!(
+            prefix.decrypt(&c.encrypt("hi")),
+            Err(CryptoError::AppIdMismatch)
+        );
+        assert_eq!(
+            c.decrypt(&prefix.encrypt("hi")),
+            Err(CryptoError::AppIdMismatch)
+        );
         // A length field that is too short leaves message bytes where the appid should be.
         let v = pkcs7(framed(b"hello", 3, SAMPLE_APPID.as_bytes()));
         assert_eq!(c.decrypt(&forge(&c, v)), Err(CryptoError::AppIdMismatch));
@@ -461,13 +501,19 @@ mod tests {
     fn envelope_escapes_a_hostile_nonce() {
         let env = encrypted_envelope("abc", "sig", -1, "n]]><Evil/>");
         assert!(!env.contains("]]><Evil/>]"), "{env}");
-        assert!(env.contains("<Nonce><![CDATA[n]]]]><![CDATA[><Evil/>]]></Nonce>"), "{env}");
+        assert!(
+            env.contains("<Nonce><![CDATA[n]]]]><![CDATA[><Evil/>]]></Nonce>"),
+            "{env}"
+        );
         assert!(env.contains("<TimeStamp>-1</TimeStamp>"));
     }
 
     #[test]
     fn error_messages_say_which() {
-        assert_eq!(CryptoError::AppIdMismatch.to_string(), "message was encrypted for another appid");
+        assert_eq!(
+            CryptoError::AppIdMismatch.to_string(),
+            "message was encrypted for another appid"
+        );
         assert!(CryptoError::InvalidKey.to_string().contains("43-character"));
         assert!(CryptoError::Padding.to_string().contains("padding"));
     }

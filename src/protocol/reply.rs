@@ -84,9 +84,9 @@ impl Reply {
     pub fn validate(&self) -> Result<(), ReplyError> {
         match self {
             Reply::Text { content } => require("content", content),
-            Reply::Image { media_id } | Reply::Voice { media_id } | Reply::Video { media_id, .. } => {
-                require("media_id", media_id)
-            }
+            Reply::Image { media_id }
+            | Reply::Voice { media_id }
+            | Reply::Video { media_id, .. } => require("media_id", media_id),
             Reply::Music { thumb_media_id, .. } => require("thumb_media_id", thumb_media_id),
             Reply::News { articles } => match articles.len() {
                 0 => Err(ReplyError::NoArticles),
@@ -198,7 +198,11 @@ impl Reply {
                 hq_music_url,
                 thumb_media_id,
             } => {
-                opt(title) + opt(description) + opt(music_url) + opt(hq_music_url) + thumb_media_id.len()
+                opt(title)
+                    + opt(description)
+                    + opt(music_url)
+                    + opt(hq_music_url)
+                    + thumb_media_id.len()
             }
             Reply::News { articles } => articles
                 .iter()
@@ -346,13 +350,22 @@ mod tests {
 
     #[test]
     fn every_reply_type_round_trips() {
-        check(&Reply::Text { content: "hi".into() }, &[("xml/Content", "hi")]);
         check(
-            &Reply::Image { media_id: "img1".into() },
+            &Reply::Text {
+                content: "hi".into(),
+            },
+            &[("xml/Content", "hi")],
+        );
+        check(
+            &Reply::Image {
+                media_id: "img1".into(),
+            },
             &[("xml/Image/MediaId", "img1")],
         );
         check(
-            &Reply::Voice { media_id: "v1".into() },
+            &Reply::Voice {
+                media_id: "v1".into(),
+            },
             &[("xml/Voice/MediaId", "v1")],
         );
         check(
@@ -463,7 +476,10 @@ mod tests {
     #[test]
     fn render_into_appends() {
         let mut out = String::from("prefix|");
-        Reply::Image { media_id: "m".into() }.render_into(&mut out, "u", "a", 1);
+        Reply::Image {
+            media_id: "m".into(),
+        }
+        .render_into(&mut out, "u", "a", 1);
         assert!(out.starts_with("prefix|<xml>"));
         assert!(out.ends_with("</xml>"));
     }
@@ -471,9 +487,15 @@ mod tests {
     #[test]
     fn kinds_match_the_documented_msg_types() {
         let kinds: Vec<&str> = [
-            Reply::Text { content: "x".into() },
-            Reply::Image { media_id: "x".into() },
-            Reply::Voice { media_id: "x".into() },
+            Reply::Text {
+                content: "x".into(),
+            },
+            Reply::Image {
+                media_id: "x".into(),
+            },
+            Reply::Voice {
+                media_id: "x".into(),
+            },
             Reply::Video {
                 media_id: "x".into(),
                 title: None,
@@ -494,7 +516,15 @@ mod tests {
         .collect();
         assert_eq!(
             kinds,
-            ["text", "image", "voice", "video", "music", "news", "transfer_customer_service"]
+            [
+                "text",
+                "image",
+                "voice",
+                "video",
+                "music",
+                "news",
+                "transfer_customer_service"
+            ]
         );
     }
 
@@ -502,19 +532,27 @@ mod tests {
     fn validation_failures() {
         let empty = |r: Reply| r.validate().unwrap_err();
         assert_eq!(
-            empty(Reply::Text { content: String::new() }),
+            empty(Reply::Text {
+                content: String::new()
+            }),
             ReplyError::EmptyField("content")
         );
         assert_eq!(
-            empty(Reply::Text { content: "\u{1}\u{2}".into() }),
+            empty(Reply::Text {
+                content: "\u{1}\u{2}".into()
+            }),
             ReplyError::EmptyField("content")
         );
         assert_eq!(
-            empty(Reply::Image { media_id: String::new() }),
+            empty(Reply::Image {
+                media_id: String::new()
+            }),
             ReplyError::EmptyField("media_id")
         );
         assert_eq!(
-            empty(Reply::Voice { media_id: String::new() }),
+            empty(Reply::Voice {
+                media_id: String::new()
+            }),
             ReplyError::EmptyField("media_id")
         );
         assert_eq!(
@@ -535,7 +573,10 @@ mod tests {
             }),
             ReplyError::EmptyField("thumb_media_id")
         );
-        assert_eq!(empty(Reply::News { articles: vec![] }), ReplyError::NoArticles);
+        assert_eq!(
+            empty(Reply::News { articles: vec![] }),
+            ReplyError::NoArticles
+        );
         assert_eq!(
             empty(Reply::News {
                 articles: vec![Article::default(); 9]
