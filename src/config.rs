@@ -1,1 +1,568 @@
 //! Settings from `wechat-lua.toml`, the environment and command-line flags.
+//!
+//! Precedence, lowest first: built-in defaults, the TOML file, `WECHAT_*` environment
+//! variables, flags. Secrets (token, AppSecret, EncodingAESKey) are held in [`Secret`],
+//! whose `Debug` never shows the value, so a config can be logged safely.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Default WeChat API host.
+pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
+/// Default address `serve` listens on.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The file read from the working directory when `--config` is not given.
+pub const DEFAULT_CONFIG_FILE: &str = "wechat-lua.toml";
+/// Where a generated token is kept, inside the data directory.
+pub const TOKEN_FILE: &str = "token";
+
+/// A value that must never reach a log line.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret itself, for the few places that must use it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// How inbound messages are protected (the console's 消息加解密方式).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecurityMode {
+    /// 明文模式: nothing is encrypted.
+    Plain,
+    /// 兼容模式: encrypted and plaintext requests are both accepted.
+    Compatible,
+    /// 安全模式: unencrypted requests are refused.
+    Safe,
+}
+
+impl std::str::FromStr for SecurityMode {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "plain" => Ok(SecurityMode::Plain),
+            "compatible" => Ok(SecurityMode::Compatible),
+            "safe" => Ok(SecurityMode::Safe),
+            other => Err(ConfigError::Invalid {
+                setting: "mode",
+                reason: format!("`{other}` is not one of plain, compatible, safe"),
+            }),
+        }
+    }
+}
+
+/// Which endpoint fetches the access_token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenEndpoint {
+    /// `POST /cgi-bin/stable_token`: does not invalidate tokens held elsewhere.
+    #[default]
+    Stable,
+    /// `GET /cgi-bin/token`: the classic endpoint.
+    Classic,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Errors that stop start-up, each naming the setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown keys.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML parser's message, with line and column.
+        message: String,
+    },
+    /// A setting has a value that cannot work.
+    #[error("setting `{setting}`: {reason}")]
+    Invalid {
+        /// Which setting.
+        setting: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The generated token could not be kept in the data directory.
+    #[error("cannot keep the generated token in {path}: {source}")]
+    TokenFile {
+        /// The token file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The TOML file as written by a user; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    token: Option<Secret>,
+    appid: Option<String>,
+    appsecret: Option<Secret>,
+    encoding_aes_key: Option<Secret>,
+    mode: Option<SecurityMode>,
+    api_base: Option<String>,
+    token_endpoint: Option<TokenEndpoint>,
+    listen: Option<String>,
+    scripts: Option<PathBuf>,
+    data: Option<PathBuf>,
+    store: Option<String>,
+    reply_timeout: Option<f64>,
+    lua_memory_limit_mb: Option<usize>,
+    workers: Option<usize>,
+    log_format: Option<LogFormat>,
+}
+
+/// Command-line overrides (the flags of `serve` and friends).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--config FILE`.
+    pub config: Option<PathBuf>,
+    /// `--listen ADDR`.
+    pub listen: Option<String>,
+    /// `--scripts DIR|FILE`.
+    pub scripts: Option<PathBuf>,
+    /// `--data DIR`.
+    pub data: Option<PathBuf>,
+    /// `--store URL`.
+    pub store: Option<String>,
+    /// `--log-format`.
+    pub log_format: Option<LogFormat>,
+}
+
+/// Where the token in effect came from; decides what start-up prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    /// Set by the user (file or environment).
+    Configured,
+    /// Generated earlier and read back from the data directory.
+    Stored,
+    /// Generated by this start; must be shown once so it can be pasted into the console.
+    Generated,
+}
+
+/// The settings in effect.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The token shared with the WeChat console (服务器配置 → Token).
+    pub token: Secret,
+    /// How `token` was obtained.
+    pub token_source: TokenSource,
+    /// The account's AppID.
+    pub appid: Option<String>,
+    /// The account's AppSecret, for the access_token.
+    pub appsecret: Option<Secret>,
+    /// The 43-character EncodingAESKey.
+    pub encoding_aes_key: Option<Secret>,
+    /// How inbound messages are protected.
+    pub mode: SecurityMode,
+    /// Base URL of the WeChat API.
+    pub api_base: String,
+    /// Which access_token endpoint to use.
+    pub token_endpoint: TokenEndpoint,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Scripts directory (entry `main.lua`) or a single `.lua` file.
+    pub scripts: PathBuf,
+    /// Where the host keeps its state.
+    pub data: PathBuf,
+    /// Store spec: `None` for the embedded default, or `redis://…`.
+    pub store: Option<String>,
+    /// How long a handler may take before `success` is sent for it.
+    pub reply_timeout: Duration,
+    /// Memory cap of each Lua state.
+    pub lua_memory_limit: usize,
+    /// Number of Lua worker threads.
+    pub workers: usize,
+    /// Log line format.
+    pub log_format: LogFormat,
+}
+
+/// The longest reply timeout allowed: WeChat gives up at 5 s and the reply needs time to travel.
+pub const MAX_REPLY_TIMEOUT: Duration = Duration::from_millis(4800);
+
+impl Config {
+    /// Loads settings from the file, the process environment and `overrides`.
+    pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Self::load_with_env(overrides, &env)
+    }
+
+    /// Same as [`Config::load`] with an explicit environment (tests).
+    pub fn load_with_env(
+        overrides: &Overrides,
+        env: &HashMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let file = match &overrides.config {
+            Some(path) => read_file(path)?,
+            None => {
+                let path = Path::new(DEFAULT_CONFIG_FILE);
+                if path.exists() {
+                    read_file(path)?
+                } else {
+                    FileConfig::default()
+                }
+            }
+        };
+        Self::merge(file, overrides, env)
+    }
+
+    fn merge(
+        file: FileConfig,
+        overrides: &Overrides,
+        env: &HashMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let var = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
+
+        let token = var("WECHAT_TOKEN").map(Secret).or(file.token);
+        let appid = var("WECHAT_APPID").or(file.appid);
+        let appsecret = var("WECHAT_APPSECRET").map(Secret).or(file.appsecret);
+        let encoding_aes_key = var("WECHAT_AES_KEY").map(Secret).or(file.encoding_aes_key);
+        let mode = match var("WECHAT_MODE") {
+            Some(m) => Some(m.parse()?),
+            None => file.mode,
+        };
+        let mode = mode.unwrap_or(if encoding_aes_key.is_some() {
+            SecurityMode::Compatible
+        } else {
+            SecurityMode::Plain
+        });
+        if mode != SecurityMode::Plain && encoding_aes_key.is_none() {
+            return Err(ConfigError::Invalid {
+                setting: "mode",
+                reason: "compatible and safe mode need encoding_aes_key (WECHAT_AES_KEY)".into(),
+            });
+        }
+        let api_base = var("WECHAT_API_BASE")
+            .or(file.api_base)
+            .unwrap_or_else(|| DEFAULT_API_BASE.to_string());
+        let api_base = api_base.trim_end_matches('/').to_string();
+        if !(api_base.starts_with("http://") || api_base.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                setting: "api_base",
+                reason: format!("`{api_base}` is not an http(s) URL"),
+            });
+        }
+
+        let listen_text = overrides
+            .listen
+            .clone()
+            .or_else(|| var("WECHAT_LISTEN"))
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = listen_text.parse().map_err(|_| ConfigError::Invalid {
+            setting: "listen",
+            reason: format!("`{listen_text}` is not an address like 127.0.0.1:8080"),
+        })?;
+        let scripts = overrides
+            .scripts
+            .clone()
+            .or_else(|| var("WECHAT_SCRIPTS").map(PathBuf::from))
+            .or(file.scripts)
+            .unwrap_or_else(|| PathBuf::from("scripts"));
+        let data = overrides
+            .data
+            .clone()
+            .or_else(|| var("WECHAT_DATA").map(PathBuf::from))
+            .or(file.data)
+            .unwrap_or_else(|| PathBuf::from("data"));
+        let store = overrides
+            .store
+            .clone()
+            .or_else(|| var("WECHAT_STORE"))
+            .or(file.store)
+            .filter(|s| !s.is_empty());
+
+        let reply_timeout = match var("WECHAT_REPLY_TIMEOUT") {
+            Some(v) => Some(v.parse::<f64>().map_err(|_| ConfigError::Invalid {
+                setting: "reply_timeout",
+                reason: format!("`{v}` is not a number of seconds"),
+            })?),
+            None => file.reply_timeout,
+        };
+        let reply_timeout = match reply_timeout {
+            None => Duration::from_millis(4500),
+            Some(secs) if secs > 0.0 && secs <= MAX_REPLY_TIMEOUT.as_secs_f64() => {
+                Duration::from_secs_f64(secs)
+            }
+            Some(secs) => {
+                return Err(ConfigError::Invalid {
+                    setting: "reply_timeout",
+                    reason: format!(
+                        "{secs} s is outside (0, 4.8]: WeChat stops waiting after 5 s"
+                    ),
+                })
+            }
+        };
+        let lua_memory_limit = file.lua_memory_limit_mb.unwrap_or(64) * 1024 * 1024;
+        if lua_memory_limit < 1024 * 1024 {
+            return Err(ConfigError::Invalid {
+                setting: "lua_memory_limit_mb",
+                reason: "must be at least 1".into(),
+            });
+        }
+        let workers = file.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        });
+        if workers == 0 || workers > 256 {
+            return Err(ConfigError::Invalid {
+                setting: "workers",
+                reason: format!("{workers} is outside 1..=256"),
+            });
+        }
+        let log_format = overrides
+            .log_format
+            .or(file.log_format)
+            .unwrap_or_default();
+
+        let (token, token_source) = match token {
+            Some(token) if !token.expose().is_empty() => {
+                validate_token(token.expose())?;
+                (token, TokenSource::Configured)
+            }
+            _ => stored_or_generated_token(&data)?,
+        };
+
+        Ok(Config {
+            token,
+            token_source,
+            appid,
+            appsecret,
+            encoding_aes_key,
+            mode,
+            api_base,
+            token_endpoint: var("WECHAT_TOKEN_ENDPOINT")
+                .map(|v| match v.as_str() {
+                    "classic" => Ok(TokenEndpoint::Classic),
+                    "stable" => Ok(TokenEndpoint::Stable),
+                    other => Err(ConfigError::Invalid {
+                        setting: "token_endpoint",
+                        reason: format!("`{other}` is not stable or classic"),
+                    }),
+                })
+                .transpose()?
+                .or(file.token_endpoint)
+                .unwrap_or_default(),
+            listen,
+            scripts,
+            data,
+            store,
+            reply_timeout,
+            lua_memory_limit,
+            workers,
+            log_format,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// The console accepts 3 to 32 letters and digits.
+fn validate_token(token: &str) -> Result<(), ConfigError> {
+    if (3..=32).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            setting: "token",
+            reason: "the WeChat console accepts 3 to 32 letters and digits".into(),
+        })
+    }
+}
+
+/// Reads the token kept in the data directory, or makes and keeps a new one.
+fn stored_or_generated_token(data: &Path) -> Result<(Secret, TokenSource), ConfigError> {
+    use rand::distr::{Alphanumeric, SampleString};
+
+    let path = data.join(TOKEN_FILE);
+    let io_err = |source| ConfigError::TokenFile {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let token = text.trim().to_string();
+            validate_token(&token)?;
+            return Ok((Secret(token), TokenSource::Stored));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(e)),
+    }
+    std::fs::create_dir_all(data).map_err(io_err)?;
+    let token = Alphanumeric.sample_string(&mut rand::rng(), 32);
+    write_private(&path, &token).map_err(io_err)?;
+    Ok((Secret(token), TokenSource::Generated))
+}
+
+/// Writes a file only its owner can read: it holds a secret.
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn with_data(dir: &Path) -> Overrides {
+        Overrides {
+            data: Some(dir.to_path_buf()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file_path = dir.path().join("c.toml");
+        std::fs::write(
+            &file_path,
+            "token = \"fromfile\"\nappid = \"wxfile\"\nlisten = \"127.0.0.1:9000\"\n",
+        )
+        .unwrap();
+        let mut overrides = with_data(dir.path());
+        overrides.config = Some(file_path);
+        let config = Config::load_with_env(&overrides, &env(&[])).unwrap();
+        assert_eq!(config.token.expose(), "fromfile");
+        assert_eq!(config.appid.as_deref(), Some("wxfile"));
+        assert_eq!(config.listen.port(), 9000);
+
+        let e = env(&[("WECHAT_TOKEN", "fromenv"), ("WECHAT_LISTEN", "127.0.0.1:9001")]);
+        let config = Config::load_with_env(&overrides, &e).unwrap();
+        assert_eq!(config.token.expose(), "fromenv");
+        assert_eq!(config.listen.port(), 9001);
+        assert_eq!(config.token_source, TokenSource::Configured);
+
+        overrides.listen = Some("127.0.0.1:9002".into());
+        let config = Config::load_with_env(&overrides, &e).unwrap();
+        assert_eq!(config.listen.port(), 9002);
+    }
+
+    #[test]
+    fn unknown_key_names_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file_path = dir.path().join("c.toml");
+        std::fs::write(&file_path, "token = \"abc\"\ntokne = \"x\"\n").unwrap();
+        let mut overrides = with_data(dir.path());
+        overrides.config = Some(file_path);
+        let err = Config::load_with_env(&overrides, &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("c.toml"), "{err}");
+        assert!(err.contains("tokne"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn generated_token_is_kept_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let overrides = with_data(&dir.path().join("data"));
+        let first = Config::load_with_env(&overrides, &env(&[])).unwrap();
+        assert_eq!(first.token_source, TokenSource::Generated);
+        assert_eq!(first.token.expose().len(), 32);
+        let second = Config::load_with_env(&overrides, &env(&[])).unwrap();
+        assert_eq!(second.token_source, TokenSource::Stored);
+        assert_eq!(first.token, second.token);
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = env(&[
+            ("WECHAT_TOKEN", "tokenvalue1"),
+            ("WECHAT_APPSECRET", "secretvalue2"),
+            ("WECHAT_AES_KEY", "aeskeyvalue3"),
+        ]);
+        let config = Config::load_with_env(&with_data(dir.path()), &e).unwrap();
+        let shown = format!("{config:?}");
+        for secret in ["tokenvalue1", "secretvalue2", "aeskeyvalue3"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert_eq!(config.mode, SecurityMode::Compatible);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_setting_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = with_data(dir.path());
+        let cases = [
+            ("WECHAT_TOKEN", "has space", "token"),
+            ("WECHAT_REPLY_TIMEOUT", "6", "reply_timeout"),
+            ("WECHAT_MODE", "secret", "mode"),
+            ("WECHAT_API_BASE", "ftp://x", "api_base"),
+        ];
+        for (var, value, setting) in cases {
+            let err = Config::load_with_env(&o, &env(&[(var, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(setting), "{var}={value}: {err}");
+        }
+        let err = Config::load_with_env(&o, &env(&[("WECHAT_MODE", "safe")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("encoding_aes_key"), "{err}");
+    }
+}

@@ -1,1 +1,122 @@
-fn main() {}
+//! The `wechat-lua` command: parse flags, set up logging, hand over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use wechat_lua::config::{Config, LogFormat, Overrides, TokenSource};
+use wechat_lua::script::{RuntimeOptions, ScriptHost};
+use wechat_lua::server::{self, AppState, CALLBACK_PATH};
+
+#[derive(Parser)]
+#[command(name = "wechat-lua", version, about = "WeChat Official Account bots in Lua")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the WeChat callback at /wechat, running the bot in --scripts.
+    Serve(CommonArgs),
+}
+
+#[derive(Args, Clone, Default)]
+struct CommonArgs {
+    /// Config file (default: wechat-lua.toml in the working directory, when present).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:8080; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Scripts: a directory whose entry is main.lua, or one .lua file (default: scripts).
+    #[arg(long, value_name = "DIR|FILE")]
+    scripts: Option<PathBuf>,
+    /// Where the host keeps its state (default: data).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Store: redis://HOST:PORT/DB for several instances (default: embedded, in --data).
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// Log line format.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+impl CommonArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            config: self.config.clone(),
+            listen: self.listen.clone(),
+            scripts: self.scripts.clone(),
+            data: self.data.clone(),
+            store: self.store.clone(),
+            log_format: self.log_format,
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: &CommonArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args.overrides())?;
+    init_logging(config.log_format);
+    if config.token_source == TokenSource::Generated {
+        println!(
+            "No token was configured, so one was generated and kept in {}:\n\n    Token: {}\n\n\
+             Paste it into 公众号后台 → 设置与开发 → 基本配置 → 服务器配置 (Token), with URL \
+             http://<your public host>{CALLBACK_PATH}. Set WECHAT_TOKEN to use your own instead.\n",
+            config.data.join(wechat_lua::config::TOKEN_FILE).display(),
+            config.token.expose()
+        );
+    }
+    let options = RuntimeOptions {
+        memory_limit: config.lua_memory_limit,
+        run_limit: config.reply_timeout,
+    };
+    let scripts = ScriptHost::start(&config.scripts, options, config.workers)
+        .map_err(|e| anyhow::anyhow!("scripts at {}: {e}", config.scripts.display()))?;
+    let _watcher = wechat_lua::script::reload::watch(scripts.clone())
+        .map_err(|e| anyhow::anyhow!("cannot watch {}: {e}", config.scripts.display()))?;
+    let state = Arc::new(AppState::new(&config, scripts)?);
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        tracing::info!(
+            mode = ?config.mode,
+            scripts = %config.scripts.display(),
+            "listening on http://{addr}{CALLBACK_PATH}"
+        );
+        server::run(listener, state, server::shutdown_signal()).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    tracing::info!("stopped");
+    Ok(())
+}

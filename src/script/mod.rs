@@ -1,1 +1,29 @@
-//! The Lua runtime: loading scripts, the `wx` bindings, dispatch and hot reload.
+//! The Lua side of the host: loading the user's scripts into sandboxed Lua states, the `wx`
+//! bindings they call, dispatching each message to the first matching handler, and hot reload.
+//!
+//! # Layout
+//! - [`sources`]: a snapshot of every `.lua` file under the scripts root, read once per (re)load.
+//! - [`runtime`]: one sandboxed Lua state with a loaded script set; dispatch of one message.
+//! - [`bindings`]: the `wx` table (`wx.on`, `wx.reply`, `wx.log`, …), one file per family.
+//! - [`message_table`]: an inbound message as the Lua table handlers receive.
+//! - [`reply_value`]: a handler's return value as a [`Reply`](crate::protocol::reply::Reply).
+//! - [`pool`]: worker threads, each owning a Lua state; reload swaps states between messages.
+//! - [`reload`]: the file watcher that reloads, debounced, keeping the last good set on failure.
+//!
+//! Lua states are owned by worker threads and replaced whole on reload, so nothing a script
+//! keeps in a Lua global survives a reload or is shared between workers: state shared between
+//! messages goes through the host (`wx.store`).
+
+pub mod bindings;
+pub mod error;
+pub mod message_table;
+pub mod pool;
+pub mod reload;
+pub mod reply_value;
+pub mod runtime;
+pub mod sources;
+
+pub use error::ScriptError;
+pub use pool::ScriptHost;
+pub use runtime::RuntimeOptions;
+pub use sources::ScriptSources;

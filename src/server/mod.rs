@@ -1,1 +1,73 @@
-//! The HTTP side: routes, request verification, error responses, graceful shutdown.
+//! The HTTP side: the `/wechat` callback (URL verification and messages), request checks,
+//! the mapping of errors to responses, and graceful shutdown.
+//!
+//! One message flows: [`verify`] (signature, in an extractor no handler can skip) →
+//! [`routes::callback`] (replay guard, body, decrypt, parse) → the script workers → reply
+//! rendering (and encryption) → HTTP.
+
+pub mod error;
+pub mod routes;
+pub mod state;
+pub mod verify;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use error::AppError;
+pub use state::AppState;
+
+/// The callback path WeChat is configured with.
+pub const CALLBACK_PATH: &str = "/wechat";
+/// Largest request body accepted; WeChat's messages are a few KiB.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// The router, without a socket, so tests can drive it with `oneshot`.
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(
+            CALLBACK_PATH,
+            get(routes::verify_url).post(routes::callback),
+        )
+        .route("/healthz", get(routes::healthz))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes, then stops accepting and lets requests in flight finish.
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: no new connections, finishing requests in flight");
+}

@@ -1,0 +1,337 @@
+//! One sandboxed Lua state with a loaded script set, and the dispatch of one message to the
+//! first matching handler. A state is built whole from a [`ScriptSources`] snapshot and never
+//! patched: reload builds a new one.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Value, VmState};
+
+use super::bindings::{self, handlers::Filter, handlers::Handler, handlers::HandlerRegistry};
+use super::message_table::message_table;
+use super::reply_value::reply_from_lua;
+use super::{ScriptError, ScriptSources};
+use crate::protocol::message::InboundMessage;
+use crate::protocol::reply::Reply;
+
+/// Limits applied to every Lua state.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Memory cap of one Lua state, in bytes.
+    pub memory_limit: usize,
+    /// How long Lua may run without yielding (a handler waiting on I/O yields) before it is
+    /// stopped; also bounds the top level of a script while loading.
+    pub run_limit: Duration,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            memory_limit: 64 * 1024 * 1024,
+            run_limit: Duration::from_millis(4500),
+        }
+    }
+}
+
+/// How often (in VM instructions) the run-time limit is checked: rare enough to cost little,
+/// often enough to stop a spinning loop within microseconds of its limit.
+const HOOK_INSTRUCTIONS: u32 = 10_000;
+
+/// Wraps a handler call in `xpcall` with a traceback builder as the message handler.
+const CALL_WRAPPER: &str = r#"
+local xpcall, traceback = xpcall, ...
+return function(f, ...) return xpcall(f, traceback, ...) end
+"#;
+
+/// The outcome of one message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handled {
+    /// The reply, or `None` for `success`.
+    pub reply: Option<Reply>,
+    /// `file:line` of the handler that took the message, if any did.
+    pub handler: Option<String>,
+}
+
+/// A loaded script set in its own Lua state.
+pub struct LuaRuntime {
+    lua: Lua,
+    handlers: Vec<Handler>,
+    /// `xpcall` wrapper that adds a traceback to handler errors.
+    call: Function,
+    /// The original `string.find`, captured before user code could replace it.
+    find: Function,
+    /// Warnings found while loading (e.g. handlers for unknown kinds).
+    warnings: Vec<String>,
+    options: RuntimeOptions,
+    sources: Arc<ScriptSources>,
+}
+
+impl LuaRuntime {
+    /// Builds a state, runs the entry script and collects its handlers.
+    pub fn load(sources: Arc<ScriptSources>, options: &RuntimeOptions) -> Result<Self, ScriptError> {
+        let internal = |e: mlua::Error| ScriptError::Load(format!("cannot set up Lua: {e}"));
+        let lua = Lua::new_with(
+            StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::OS | StdLib::COROUTINE,
+            LuaOptions::default(),
+        )
+        .map_err(internal)?;
+        bindings::install(&lua, sources.clone()).map_err(internal)?;
+        let find: Function = lua
+            .globals()
+            .get::<mlua::Table>("string")
+            .and_then(|s| s.get("find"))
+            .map_err(internal)?;
+        let traceback = lua
+            .create_function(|lua, err: Value| Ok(with_traceback(lua, &err)))
+            .map_err(internal)?;
+        let call: Function = lua
+            .load(CALL_WRAPPER)
+            .set_name("=wechat-lua")
+            .call((traceback,))
+            .map_err(internal)?;
+
+        // The top level must finish: a loop there would hang a reload forever.
+        let started = Instant::now();
+        let limit = options.run_limit;
+        lua.set_hook(
+            HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
+            move |_, _| {
+                if started.elapsed() > limit {
+                    Err(mlua::Error::RuntimeError(format!(
+                        "the script's top level ran for more than {limit:?}; stopped"
+                    )))
+                } else {
+                    Ok(VmState::Continue)
+                }
+            },
+        )
+        .map_err(internal)?;
+        // Memory is capped only after the host's own setup, which is small and bounded.
+        lua.set_memory_limit(options.memory_limit).map_err(internal)?;
+        let loaded = bindings::stdlib::compile(&lua, &sources, sources.entry())
+            .and_then(|entry| entry.call::<()>(()));
+        lua.remove_hook();
+        loaded.map_err(|e| ScriptError::Load(describe_error(&e)))?;
+
+        let (handlers, warnings) = {
+            let mut registry = lua
+                .app_data_mut::<HandlerRegistry>()
+                .ok_or_else(|| ScriptError::Load("handler registry missing".into()))?;
+            registry.sealed = true;
+            (
+                std::mem::take(&mut registry.handlers),
+                registry.warnings.clone(),
+            )
+        };
+        Ok(LuaRuntime {
+            lua,
+            handlers,
+            call,
+            find,
+            warnings,
+            options: options.clone(),
+            sources,
+        })
+    }
+
+    /// Compiles every script of the set, so a syntax error in a module that is only
+    /// `require`d later (inside a handler) still rejects the set now.
+    pub fn check_syntax(&self) -> Result<(), ScriptError> {
+        let mut names: Vec<&str> = self.sources.files().collect();
+        names.sort_unstable();
+        for rel in names {
+            bindings::stdlib::compile(&self.lua, &self.sources, rel)
+                .map_err(|e| ScriptError::Load(describe_error(&e)))?;
+        }
+        Ok(())
+    }
+
+    /// Warnings found while loading.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Number of registered handlers.
+    pub fn handler_count(&self) -> usize {
+        self.handlers.len()
+    }
+
+    /// The snapshot this state was built from.
+    pub fn sources(&self) -> &Arc<ScriptSources> {
+        &self.sources
+    }
+
+    /// Runs the first handler that matches `msg` and converts its return value.
+    pub fn handle<'a>(
+        &'a self,
+        msg: &'a InboundMessage,
+    ) -> impl Future<Output = Result<Handled, ScriptError>> + 'a {
+        async move {
+            let Some((handler, captures)) = self.select(msg)? else {
+                return Ok(Handled {
+                    reply: None,
+                    handler: None,
+                });
+            };
+            let fail = |e: mlua::Error| ScriptError::Handler {
+                handler: handler.origin.clone(),
+                message: describe_error(&e),
+            };
+            let table = message_table(&self.lua, msg).map_err(fail)?;
+            let mut args = MultiValue::with_capacity(2 + captures.len());
+            args.push_back(Value::Function(handler.func.clone()));
+            args.push_back(Value::Table(table));
+            args.extend(captures);
+
+            let thread = self.lua.create_thread(self.call.clone()).map_err(fail)?;
+            let resumed = Rc::new(Cell::new(Instant::now()));
+            let limit = self.options.run_limit;
+            let hook_resumed = resumed.clone();
+            thread
+                .set_hook(
+                    HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
+                    move |_, _| {
+                        if hook_resumed.get().elapsed() > limit {
+                            Err(mlua::Error::RuntimeError(format!(
+                                "handler ran for more than {limit:?} without waiting on anything; stopped"
+                            )))
+                        } else {
+                            Ok(VmState::Continue)
+                        }
+                    },
+                )
+                .map_err(fail)?;
+            let mut running = Box::pin(thread.into_async::<MultiValue>(args).map_err(fail)?);
+            // Every poll resumes the coroutine: the run-time limit counts from there, so time
+            // spent waiting on I/O is not held against the handler.
+            let results = futures::future::poll_fn(|cx| {
+                resumed.set(Instant::now());
+                running.as_mut().poll(cx)
+            })
+            .await
+            .map_err(fail)?;
+
+            let mut results = results.into_iter();
+            match results.next() {
+                Some(Value::Boolean(true)) => {}
+                _ => {
+                    let message = results
+                        .next()
+                        .and_then(|v| v.to_string().ok())
+                        .unwrap_or_else(|| "unknown error".into());
+                    return Err(ScriptError::Handler {
+                        handler: handler.origin.clone(),
+                        message,
+                    });
+                }
+            }
+            let value = results.next().unwrap_or(Value::Nil);
+            let reply = reply_from_lua(&value).map_err(|message| ScriptError::BadReply {
+                handler: function_location(&handler.func).unwrap_or_else(|| handler.origin.clone()),
+                message,
+            })?;
+            if let Some(Reply::News { articles }) = &reply {
+                if articles.len() > 1 && msg.msg_type() != "event" {
+                    tracing::warn!(
+                        handler = %handler.origin,
+                        "a news reply with {} articles answers a user's message: WeChat shows only the first",
+                        articles.len()
+                    );
+                }
+            }
+            Ok(Handled {
+                reply,
+                handler: Some(handler.origin.clone()),
+            })
+        }
+    }
+
+    fn select(&self, msg: &InboundMessage) -> Result<Option<(&Handler, Vec<Value>)>, ScriptError> {
+        for handler in &self.handlers {
+            if !handler.selector.matches(msg) {
+                continue;
+            }
+            match &handler.filter {
+                None => return Ok(Some((handler, Vec::new()))),
+                Some(Filter::Key(key)) => {
+                    if msg.event_key() == Some(key.as_str()) {
+                        return Ok(Some((handler, Vec::new())));
+                    }
+                }
+                Some(Filter::Pattern(pattern)) => {
+                    let content = msg.content().unwrap_or("");
+                    let found: MultiValue = self
+                        .find
+                        .call((content, pattern.clone()))
+                        .map_err(|e| ScriptError::Handler {
+                            handler: handler.origin.clone(),
+                            message: format!("bad pattern: {}", describe_error(&e)),
+                        })?;
+                    if matches!(found.front(), Some(Value::Integer(_))) {
+                        // string.find returns start, end, then the captures.
+                        return Ok(Some((handler, found.into_iter().skip(2).collect())));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// `file:line` where a Lua function is defined.
+fn function_location(f: &Function) -> Option<String> {
+    let info = f.info();
+    Some(format!("{}:{}", info.short_src?, info.line_defined?))
+}
+
+/// A Lua error as one readable text: the message with `file:line`, then the traceback.
+pub fn describe_error(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        mlua::Error::RuntimeError(message) => message.clone(),
+        mlua::Error::MemoryError(message) => format!("out of memory (the Lua memory limit): {message}"),
+        mlua::Error::CallbackError { traceback, cause } => {
+            format!("{}\n{traceback}", describe_error(cause))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The message handler of the handler call: the error text plus a traceback of Lua frames.
+fn with_traceback(lua: &Lua, err: &Value) -> String {
+    let mut out = match err {
+        Value::Error(e) => describe_error(e),
+        other => other
+            .to_string()
+            .unwrap_or_else(|_| format!("(error object is a {})", other.type_name())),
+    };
+    if out.contains("stack traceback:") {
+        return out;
+    }
+    out.push_str("\nstack traceback:");
+    for level in 1..24 {
+        let Some(frame) = lua.inspect_stack(level, |frame| {
+            let source = frame.source();
+            if source.what == "C" {
+                return None;
+            }
+            let file = source.short_src.as_deref().unwrap_or("?").to_string();
+            let line = frame.current_line().map(|l| l.to_string()).unwrap_or_default();
+            let name = frame.names().name.map(|n| n.to_string());
+            Some((file, line, name))
+        }) else {
+            break;
+        };
+        if let Some((file, line, name)) = frame {
+            if file == "wechat-lua" {
+                continue;
+            }
+            let name = name.map(|n| format!("function '{n}'")).unwrap_or_else(|| "function".into());
+            out.push_str(&format!("\n\t{file}:{line}: in {name}"));
+        }
+    }
+    out
+}

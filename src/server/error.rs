@@ -1,0 +1,80 @@
+//! Every way a request can fail, mapped to a response in one place. Details go to the log;
+//! the response says only what the caller needs.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::protocol::crypto::CryptoError;
+use crate::protocol::message::ParseError;
+
+/// A request the host refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A required query parameter is absent.
+    #[error("missing query parameter `{0}`")]
+    MissingParameter(&'static str),
+    /// The query string could not be read.
+    #[error("bad query string: {0}")]
+    BadQuery(String),
+    /// The signature does not match the token.
+    #[error("signature mismatch")]
+    BadSignature,
+    /// `msg_signature` of an encrypted message does not match.
+    #[error("msg_signature mismatch")]
+    BadMsgSignature,
+    /// The timestamp is too far from now (a replayed or forged request).
+    #[error("timestamp {0} is more than 10 minutes from now")]
+    StaleTimestamp(i64),
+    /// The body could not be read (too large, or the connection failed).
+    #[error("request body: {0}")]
+    Body(#[from] axum::extract::rejection::BytesRejection),
+    /// The body is not the documented XML.
+    #[error("bad message XML: {0}")]
+    BadXml(#[from] ParseError),
+    /// An encrypted body has no `Encrypt` element.
+    #[error("encrypted request without an Encrypt element")]
+    NoEncrypt,
+    /// The encrypted message could not be decrypted.
+    #[error("cannot decrypt message: {0}")]
+    Decrypt(#[from] CryptoError),
+    /// Safe mode and the request is not encrypted.
+    #[error("safe mode accepts only encrypted messages")]
+    PlaintextRefused,
+    /// The request is encrypted but no EncodingAESKey is configured.
+    #[error("encrypted message received, but no encoding_aes_key is configured (mode is plain)")]
+    NoKey,
+}
+
+impl AppError {
+    /// The status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::MissingParameter(_)
+            | AppError::BadQuery(_)
+            | AppError::BadXml(_)
+            | AppError::NoEncrypt
+            | AppError::Decrypt(_)
+            | AppError::NoKey => StatusCode::BAD_REQUEST,
+            AppError::BadSignature
+            | AppError::BadMsgSignature
+            | AppError::StaleTimestamp(_)
+            | AppError::PlaintextRefused => StatusCode::FORBIDDEN,
+            AppError::Body(rejection) => rejection.status(),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        tracing::warn!(status = status.as_u16(), "refused request: {self}");
+        let reason = match &self {
+            AppError::Body(_) => status
+                .canonical_reason()
+                .unwrap_or("bad request")
+                .to_string(),
+            other => other.to_string(),
+        };
+        (status, reason).into_response()
+    }
+}

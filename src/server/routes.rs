@@ -1,0 +1,143 @@
+//! The handlers: URL verification (GET), the message callback (POST) and a health check.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::verify::Signed;
+use super::{AppError, AppState};
+use crate::config::SecurityMode;
+use crate::protocol::crypto::encrypted_envelope;
+use crate::protocol::message::{parse_fields, InboundMessage};
+use crate::protocol::signature;
+
+/// How far a request's timestamp may be from now before it is taken for a replay.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 600;
+
+/// The plain answer that tells WeChat "received, no reply".
+const SUCCESS: &str = "success";
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// `GET /wechat`: the console's URL verification; echoes `echostr` when the signature matches.
+/// The echo is plaintext in every mode for Official Accounts.
+pub async fn verify_url(signed: Signed) -> Result<Response, AppError> {
+    let echostr = signed
+        .query
+        .echostr
+        .ok_or(AppError::MissingParameter("echostr"))?;
+    tracing::info!("URL verification succeeded");
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], echostr).into_response())
+}
+
+/// `POST /wechat`: one message or event, answered with a passive reply or `success`.
+pub async fn callback(
+    State(state): State<Arc<AppState>>,
+    signed: Signed,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, AppError> {
+    let timestamp: i64 = signed
+        .timestamp
+        .parse()
+        .map_err(|_| AppError::BadQuery(format!("timestamp `{}` is not a number", signed.timestamp)))?;
+    if (now_secs() - timestamp).abs() > MAX_CLOCK_SKEW_SECS {
+        return Err(AppError::StaleTimestamp(timestamp));
+    }
+    let body = body?;
+    let encrypted = signed.query.encrypt_type.as_deref() == Some("aes");
+    let (msg, crypto) = if encrypted {
+        let crypto = state.crypto.as_ref().ok_or(AppError::NoKey)?;
+        let fields = parse_fields(&body)?;
+        let encrypt = fields.text("Encrypt").ok_or(AppError::NoEncrypt)?;
+        let received = signed
+            .query
+            .msg_signature
+            .as_deref()
+            .ok_or(AppError::MissingParameter("msg_signature"))?;
+        // Checked before decrypting, so nobody unsigned learns anything from decrypt errors.
+        if !signature::verify(
+            &[state.token.expose(), &signed.timestamp, &signed.nonce, encrypt],
+            received,
+        ) {
+            return Err(AppError::BadMsgSignature);
+        }
+        let xml = crypto.decrypt(encrypt)?;
+        (InboundMessage::parse(xml.as_bytes())?, Some(crypto))
+    } else {
+        if state.mode == SecurityMode::Safe {
+            return Err(AppError::PlaintextRefused);
+        }
+        (InboundMessage::parse(&body)?, None)
+    };
+
+    let (to, from) = (msg.from_user.clone(), msg.to_user.clone());
+    let msg_type = msg.msg_type().to_string();
+    let started = std::time::Instant::now();
+    let reply = match state.scripts.handle(msg).await {
+        Ok(handled) => {
+            tracing::debug!(
+                msg_type,
+                handler = handled.handler.as_deref().unwrap_or("-"),
+                reply = handled.reply.as_ref().map(|r| r.kind()).unwrap_or(SUCCESS),
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "message handled"
+            );
+            handled.reply
+        }
+        Err(e) => {
+            tracing::error!(msg_type, "script error, answered success: {e}");
+            None
+        }
+    };
+    let Some(reply) = reply else {
+        return Ok(plain(SUCCESS));
+    };
+    let now = now_secs();
+    let xml = reply.render(&to, &from, now);
+    let Some(crypto) = crypto else {
+        return Ok(xml_response(xml));
+    };
+    let encrypt = crypto.encrypt(&xml);
+    let msg_signature =
+        signature::sign(&[state.token.expose(), &now.to_string(), &signed.nonce, &encrypt]);
+    Ok(xml_response(encrypted_envelope(
+        &encrypt,
+        &msg_signature,
+        now,
+        &signed.nonce,
+    )))
+}
+
+/// `GET /healthz`: the host is up; reports the script generation and the last reload error.
+pub async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    let status = state.scripts.status();
+    Json(serde_json::json!({
+        "status": "ok",
+        "scripts": {
+            "generation": status.generation,
+            "reloads_ok": status.reloads_ok,
+            "reloads_failed": status.reloads_failed,
+            "last_error": status.last_error,
+        }
+    }))
+    .into_response()
+}
+
+fn plain(text: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+}
+
+fn xml_response(xml: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/xml; charset=utf-8")], xml).into_response()
+}

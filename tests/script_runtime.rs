@@ -1,0 +1,296 @@
+//! The Lua side through the script workers: handler matching, replies, errors with file:line,
+//! the sandbox, limits, reload and concurrency.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::{event_xml, text_xml};
+use tempfile::TempDir;
+use wechat_lua::protocol::message::InboundMessage;
+use wechat_lua::protocol::reply::{Article, Reply};
+use wechat_lua::script::runtime::Handled;
+use wechat_lua::script::{RuntimeOptions, ScriptError, ScriptHost};
+
+fn write(dir: &TempDir, files: &[(&str, &str)]) {
+    for (name, body) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+}
+
+fn host_with(files: &[(&str, &str)], options: RuntimeOptions, workers: usize) -> (TempDir, Arc<ScriptHost>) {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir, files);
+    let host = ScriptHost::start(dir.path(), options, workers).expect("scripts load");
+    (dir, host)
+}
+
+fn host(main: &str) -> (TempDir, Arc<ScriptHost>) {
+    host_with(&[("main.lua", main)], RuntimeOptions::default(), 1)
+}
+
+fn load_error(files: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir, files);
+    match ScriptHost::start(dir.path(), RuntimeOptions::default(), 1) {
+        Ok(_) => panic!("scripts loaded but should not"),
+        Err(e) => e.to_string(),
+    }
+}
+
+async fn handle(host: &ScriptHost, xml: &str) -> Result<Handled, ScriptError> {
+    host.handle(InboundMessage::parse(xml.as_bytes()).unwrap()).await
+}
+
+async fn reply(host: &ScriptHost, xml: &str) -> Option<Reply> {
+    handle(host, xml).await.expect("handler ok").reply
+}
+
+fn text(s: &str) -> Option<Reply> {
+    Some(Reply::Text { content: s.into() })
+}
+
+#[tokio::test]
+async fn first_matching_handler_answers_with_pattern_captures() {
+    let (_d, host) = host(
+        r#"
+        wx.on("text", "^weather (%S+) (%d+)$", function(msg, city, days)
+            return city .. "/" .. days .. "/" .. math.type(tonumber(days))
+        end)
+        wx.on("text", "^hi", function(msg) return "hello " .. msg.from end)
+        wx.on("text", function(msg) return "fallback:" .. msg.content end)
+        wx.on("event.click", "MENU_A", function(msg) return "A" end)
+        wx.on("event.click", function(msg) return "click " .. msg.key end)
+        wx.on("event", function(msg) return "event " .. msg.event end)
+        wx.on("*", function(msg) return "any " .. msg.type end)
+        "#,
+    );
+    assert_eq!(reply(&host, &text_xml("u1", "weather 北京 3", 1)).await, text("北京/3/integer"));
+    assert_eq!(reply(&host, &text_xml("u1", "hi there", 2)).await, text("hello u1"));
+    assert_eq!(reply(&host, &text_xml("u1", "other", 3)).await, text("fallback:other"));
+    assert_eq!(reply(&host, &event_xml("u1", "CLICK", Some("MENU_A"))).await, text("A"));
+    assert_eq!(reply(&host, &event_xml("u1", "CLICK", Some("MENU_B"))).await, text("click MENU_B"));
+    assert_eq!(reply(&host, &event_xml("u1", "SCAN", Some("7"))).await, text("event scan"));
+    let image = "<xml><ToUserName>a</ToUserName><FromUserName>u</FromUserName><CreateTime>1</CreateTime><MsgType>image</MsgType><MediaId>m1</MediaId><MsgId>9</MsgId></xml>";
+    assert_eq!(reply(&host, image).await, text("any image"));
+}
+
+#[tokio::test]
+async fn message_table_has_short_and_snake_case_names() {
+    let (_d, host) = host(
+        r#"
+        wx.on("text", function(msg)
+            return table.concat({msg.type, msg.from, msg.to, tostring(msg.time), math.type(msg.time),
+              type(msg.id), msg.id, msg.content, msg.msg_id, msg.to_user_name, msg.from_user_name, msg.msg_type}, "|")
+        end)
+        wx.on("event.subscribe", function(msg) return (msg.key or "nokey") .. "|" .. msg.event .. "|" .. msg.event_key end)
+        "#,
+    );
+    assert_eq!(
+        reply(&host, &text_xml("u1", "hey", 18446744073709551615)).await,
+        text("text|u1|gh_account|1700000000|integer|string|18446744073709551615|hey|18446744073709551615|gh_account|u1|text")
+    );
+    assert_eq!(
+        reply(&host, &event_xml("u1", "subscribe", Some("qrscene_42"))).await,
+        text("qrscene_42|subscribe|qrscene_42")
+    );
+}
+
+#[tokio::test]
+async fn every_reply_shape_converts() {
+    let (_d, host) = host(
+        r#"
+        local n = 0
+        local shapes = {
+          function() return wx.reply.text("t") end,
+          function() return wx.reply.image("img") end,
+          function() return wx.reply.voice("v") end,
+          function() return wx.reply.video{media_id = "vid", title = "T", description = "D"} end,
+          function() return wx.reply.music{title = "m", music_url = "u", hq_music_url = "h", thumb_media_id = "th"} end,
+          function() return wx.reply.news{{title = "a", description = "b", pic_url = "c", url = "d"}} end,
+          function() return wx.reply.transfer("kf@x") end,
+          function() return {type = "image", media_id = "literal"} end,
+          function() return nil end,
+          function() return 42 end,
+        }
+        wx.on("text", function(msg) return shapes[tonumber(msg.content)]() end)
+        "#,
+    );
+    let expected = [
+        text("t"),
+        Some(Reply::Image { media_id: "img".into() }),
+        Some(Reply::Voice { media_id: "v".into() }),
+        Some(Reply::Video { media_id: "vid".into(), title: Some("T".into()), description: Some("D".into()) }),
+        Some(Reply::Music {
+            title: Some("m".into()),
+            description: None,
+            music_url: Some("u".into()),
+            hq_music_url: Some("h".into()),
+            thumb_media_id: "th".into(),
+        }),
+        Some(Reply::News {
+            articles: vec![Article { title: "a".into(), description: "b".into(), pic_url: "c".into(), url: "d".into() }],
+        }),
+        Some(Reply::TransferCustomerService { kf_account: Some("kf@x".into()) }),
+        Some(Reply::Image { media_id: "literal".into() }),
+        None,
+        text("42"),
+    ];
+    for (i, want) in expected.into_iter().enumerate() {
+        let got = reply(&host, &text_xml("u", &(i + 1).to_string(), i as u64)).await;
+        assert_eq!(got, want, "shape {}", i + 1);
+    }
+}
+
+#[tokio::test]
+async fn handler_errors_name_file_line_and_traceback() {
+    let (_d, host) = host(
+        "local function inner()\n  error(\"boom\")\nend\nwx.on(\"text\", function(msg)\n  inner()\nend)\n",
+    );
+    let err = handle(&host, &text_xml("u", "x", 1)).await.unwrap_err();
+    let ScriptError::Handler { handler, message } = &err else { panic!("{err:?}") };
+    assert!(handler.ends_with("main.lua:4"), "{handler}");
+    assert!(message.contains("main.lua:2: boom"), "{message}");
+    assert!(message.contains("stack traceback"), "{message}");
+    assert!(message.contains("main.lua:5"), "traceback shows the calling line: {message}");
+}
+
+#[tokio::test]
+async fn malformed_replies_are_errors_at_the_script_line() {
+    let (_d, host) = host(
+        "wx.on(\"text\", \"^many\", function()\n  local a = {}\n  for i = 1, 9 do a[i] = {title = 't'} end\n  return wx.reply.news(a)\nend)\n\
+         wx.on(\"text\", \"^bool\", function()\n  return true\nend)\n\
+         wx.on(\"text\", \"^nomedia\", function()\n  return {type = 'image'}\nend)\n",
+    );
+    let err = handle(&host, &text_xml("u", "many", 1)).await.unwrap_err().to_string();
+    assert!(err.contains("main.lua:4") && err.contains("9"), "{err}");
+    let err = handle(&host, &text_xml("u", "bool", 2)).await.unwrap_err().to_string();
+    assert!(err.contains("main.lua:6") && err.contains("boolean"), "{err}");
+    let err = handle(&host, &text_xml("u", "nomedia", 3)).await.unwrap_err().to_string();
+    assert!(err.contains("main.lua:9") && err.contains("media_id"), "{err}");
+}
+
+#[tokio::test]
+async fn sandbox_has_no_io_os_execute_debug_or_outside_files() {
+    let (_d, host) = host_with(
+        &[
+            (
+                "main.lua",
+                r#"
+                local lib = require("lib.util")
+                wx.on("text", function(msg)
+                  local checks = {
+                    io == nil, debug == nil, package == nil, os.execute == nil, os.exit == nil,
+                    os.remove == nil, os.getenv == nil, type(os.time()) == "number", type(os.date()) == "string",
+                    type(os.clock()) == "number", utf8.len("你好") == 2, lib.answer == 42,
+                    select(1, pcall(dofile, "../secret.lua")) == false,
+                    loadfile("/etc/passwd") == nil,
+                    load(string.dump(function() end)) == nil,
+                    load("return 1 + 1")() == 2,
+                    dofile("lib/util.lua").answer == 42,
+                  }
+                  for i, ok in ipairs(checks) do if not ok then return "check " .. i .. " failed" end end
+                  return "ok"
+                end)
+                "#,
+            ),
+            ("lib/util.lua", "return { answer = 42 }"),
+        ],
+        RuntimeOptions::default(),
+        1,
+    );
+    assert_eq!(reply(&host, &text_xml("u", "x", 1)).await, text("ok"));
+}
+
+#[tokio::test]
+async fn a_spinning_handler_is_stopped_and_the_worker_recovers() {
+    let options = RuntimeOptions { run_limit: Duration::from_millis(200), ..Default::default() };
+    let (_d, host) = host_with(
+        &[(
+            "main.lua",
+            "wx.on(\"text\", \"^spin\", function()\n  while true do end\nend)\n\
+             wx.on(\"text\", \"^grow\", function()\n  local t = {}\n  for i = 1, 1e9 do t[i] = string.rep('x', 1024) .. i end\nend)\n\
+             wx.on(\"text\", function() return 'alive' end)\n",
+        )],
+        RuntimeOptions { memory_limit: 16 * 1024 * 1024, ..options },
+        1,
+    );
+    let err = handle(&host, &text_xml("u", "spin", 1)).await.unwrap_err().to_string();
+    assert!(err.contains("main.lua:2") && err.contains("stopped"), "{err}");
+    assert_eq!(reply(&host, &text_xml("u", "next", 2)).await, text("alive"));
+    let err = handle(&host, &text_xml("u", "grow", 3)).await.unwrap_err().to_string();
+    assert!(err.contains("memory") || err.contains("stopped"), "{err}");
+    assert_eq!(reply(&host, &text_xml("u", "next", 4)).await, text("alive"));
+}
+
+#[test]
+fn load_errors_name_the_file_and_line() {
+    let err = load_error(&[("main.lua", "wx.on(\"text\", function()\n  return 1 +\nend)\n")]);
+    assert!(err.contains("main.lua:3"), "{err}");
+    let err = load_error(&[("main.lua", "local x = require('helper')\n"), ("helper.lua", "\n\nerror('bad helper')\n")]);
+    assert!(err.contains("helper.lua:3: bad helper"), "{err}");
+    let err = load_error(&[("main.lua", "require('missing.mod')\n")]);
+    assert!(err.contains("main.lua:1") && err.contains("missing/mod.lua"), "{err}");
+    let err = load_error(&[("main.lua", "wx.on(\"text\", \"x\")\n")]);
+    assert!(err.contains("main.lua:1") && err.contains("function"), "{err}");
+    let err = load_error(&[("other.lua", "")]);
+    assert!(err.contains("main.lua"), "{err}");
+}
+
+#[tokio::test]
+async fn wx_on_is_refused_after_loading() {
+    let (_d, host) = host("wx.on('text', function() wx.on('image', function() end) end)\n");
+    let err = handle(&host, &text_xml("u", "x", 1)).await.unwrap_err().to_string();
+    assert!(err.contains("main.lua:1") && err.contains("while the scripts load"), "{err}");
+}
+
+#[tokio::test]
+async fn reload_swaps_sets_and_keeps_the_last_good_one() {
+    let (dir, host) = host("wx.on('text', function() return 'v1' end)\n");
+    assert_eq!(reply(&host, &text_xml("u", "x", 1)).await, text("v1"));
+    write(&dir, &[("main.lua", "wx.on('text', function() return require('part').text end)\n"), ("part.lua", "return {text = 'v2'}")]);
+    assert_eq!(host.reload().unwrap(), 2);
+    assert_eq!(reply(&host, &text_xml("u", "x", 2)).await, text("v2"));
+
+    write(&dir, &[("part.lua", "return {text = \n")]);
+    let err = host.reload().unwrap_err().to_string();
+    assert!(err.contains("part.lua:2"), "{err}");
+    assert_eq!(reply(&host, &text_xml("u", "x", 3)).await, text("v2"));
+    let status = host.status();
+    assert_eq!((status.generation, status.reloads_ok, status.reloads_failed), (2, 1, 1));
+    assert!(status.last_error.unwrap().contains("part.lua:2"));
+}
+
+#[tokio::test]
+async fn a_message_in_flight_finishes_on_the_set_it_started_with() {
+    let (dir, host) = host("wx.on('text', function() wx.sleep(0.4) return 'old' end)\n");
+    let in_flight = {
+        let host = host.clone();
+        tokio::spawn(async move { reply(&host, &text_xml("u", "x", 1)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    write(&dir, &[("main.lua", "wx.on('text', function() return 'new' end)\n")]);
+    host.reload().unwrap();
+    assert_eq!(reply(&host, &text_xml("u", "x", 2)).await, text("new"));
+    assert_eq!(in_flight.await.unwrap(), text("old"));
+}
+
+#[tokio::test]
+async fn a_waiting_handler_does_not_block_other_messages_on_its_worker() {
+    let (_d, host) = host_with(
+        &[("main.lua", "wx.on('text', 'slow', function() wx.sleep(1) return 'slow' end)\nwx.on('text', function() return 'fast' end)\n")],
+        RuntimeOptions::default(),
+        1,
+    );
+    let slow = {
+        let host = host.clone();
+        tokio::spawn(async move { reply(&host, &text_xml("u", "slow", 1)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(reply(&host, &text_xml("u", "quick", 2)).await, text("fast"));
+    assert!(!slow.is_finished(), "the fast reply came while the slow handler still waited");
+    assert_eq!(slow.await.unwrap(), text("slow"));
+}
