@@ -1,1 +1,639 @@
-//! (in progress)
+//! Inbound callback messages: turns WeChat's plaintext `<xml>…</xml>` body into a typed
+//! [`InboundMessage`] whose every element is kept, in order, as [`Fields`].
+//!
+//! The parser is a single pass over quick-xml's borrowed events with an explicit stack, so
+//! hostile input is bounded by [`MAX_DEPTH`] and [`MAX_ELEMENTS`] instead of recursion, and
+//! DTDs are refused outright rather than expanded.
+
+use std::borrow::Cow;
+
+use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::events::{BytesRef, Event};
+use quick_xml::Reader;
+
+/// Deepest element nesting accepted, counting `<xml>` as 1; WeChat's deepest documented
+/// message (PUBLISHJOBFINISH) needs 5.
+pub const MAX_DEPTH: usize = 16;
+
+/// Most elements accepted in one document; keeps repeat-merging and memory bounded.
+pub const MAX_ELEMENTS: usize = 4096;
+
+/// Why an inbound body could not be parsed.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// The body held a `<!DOCTYPE …>`; refused so no DTD or entity is ever expanded.
+    #[error("document type declarations are not accepted")]
+    DocType,
+    /// The body is well-formed as far as it goes but is not a WeChat `<xml>` document.
+    #[error("not a WeChat <xml> document: {0}")]
+    NotXml(&'static str),
+    /// The body is not well-formed XML (or not UTF-8).
+    #[error("malformed XML at byte {position}: {message}")]
+    Xml {
+        /// Byte offset where the problem was noticed.
+        position: u64,
+        /// What was wrong.
+        message: String,
+    },
+    /// A field every message carries is absent or not plain text.
+    #[error("missing required field {0}")]
+    MissingField(&'static str),
+    /// A required field is present but its value is unusable.
+    #[error("invalid {name}: {value:?}")]
+    InvalidField {
+        /// WeChat name of the field.
+        name: &'static str,
+        /// The offending value, as sent.
+        value: String,
+    },
+    /// Elements are nested deeper than [`MAX_DEPTH`].
+    #[error("elements nested deeper than {MAX_DEPTH}")]
+    TooDeep,
+    /// The document has more than [`MAX_ELEMENTS`] elements.
+    #[error("more than {MAX_ELEMENTS} elements")]
+    TooLarge,
+}
+
+/// A value inside an inbound message: text, a nested element, or a list of `<item>`s.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field {
+    /// Text content (CDATA or plain, entities resolved); `""` for an empty element.
+    Text(String),
+    /// An element with named children.
+    Group(Fields),
+    /// `<item>` children, or the values of an element name repeated among siblings.
+    List(Vec<Field>),
+}
+
+impl Field {
+    /// The text, if this is a [`Field::Text`].
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Field::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The children, if this is a [`Field::Group`].
+    pub fn as_group(&self) -> Option<&Fields> {
+        match self {
+            Field::Group(g) => Some(g),
+            _ => None,
+        }
+    }
+
+    /// The elements, if this is a [`Field::List`].
+    pub fn as_list(&self) -> Option<&[Field]> {
+        match self {
+            Field::List(l) => Some(l),
+            _ => None,
+        }
+    }
+}
+
+/// The children of an element in document order, under their WeChat names.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Fields(pub Vec<(String, Field)>);
+
+impl Fields {
+    /// The first child called `name` (exact WeChat spelling).
+    pub fn get(&self, name: &str) -> Option<&Field> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, f)| f)
+    }
+
+    /// The text of the child called `name`; `None` if absent or not [`Field::Text`].
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(Field::as_text)
+    }
+
+    /// Children in document order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Field)> {
+        self.0.iter().map(|(n, f)| (n.as_str(), f))
+    }
+
+    /// Number of children.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no children.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Declares a wire-name enum with an `Other` catch-all, its `as_str` and its parser.
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $wire:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum $name {
+            $(
+                #[doc = concat!("`", $wire, "`")]
+                $variant,
+            )*
+            /// A value this version does not know, lowercased.
+            Other(String),
+        }
+
+        impl $name {
+            /// The lowercase wire name.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => $wire,)*
+                    $name::Other(s) => s,
+                }
+            }
+
+            /// Classifies a wire value, case-insensitively (WeChat mixes `SCAN` and `scancode_push`).
+            pub fn from_wire(value: &str) -> Self {
+                $(
+                    if value.eq_ignore_ascii_case($wire) {
+                        return $name::$variant;
+                    }
+                )*
+                $name::Other(value.to_ascii_lowercase())
+            }
+        }
+    };
+}
+
+wire_enum! {
+    /// Event of an `event` message.
+    EventType {
+        Subscribe => "subscribe",
+        Unsubscribe => "unsubscribe",
+        Scan => "scan",
+        Location => "location",
+        Click => "click",
+        View => "view",
+        ScancodePush => "scancode_push",
+        ScancodeWaitmsg => "scancode_waitmsg",
+        PicSysphoto => "pic_sysphoto",
+        PicPhotoOrAlbum => "pic_photo_or_album",
+        PicWeixin => "pic_weixin",
+        LocationSelect => "location_select",
+        ViewMiniprogram => "view_miniprogram",
+        MassSendJobFinish => "masssendjobfinish",
+        TemplateSendJobFinish => "templatesendjobfinish",
+        PublishJobFinish => "publishjobfinish",
+        SubscribeMsgPopupEvent => "subscribe_msg_popup_event",
+        SubscribeMsgChangeEvent => "subscribe_msg_change_event",
+        SubscribeMsgSentEvent => "subscribe_msg_sent_event",
+        KfCreateSession => "kf_create_session",
+        KfCloseSession => "kf_close_session",
+        KfSwitchSession => "kf_switch_session",
+    }
+}
+
+/// MsgType of an inbound message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MsgType {
+    /// `text`
+    Text,
+    /// `image`
+    Image,
+    /// `voice`
+    Voice,
+    /// `video`
+    Video,
+    /// `shortvideo`
+    ShortVideo,
+    /// `location`
+    Location,
+    /// `link`
+    Link,
+    /// `miniprogrampage`
+    MiniProgramPage,
+    /// `file`
+    File,
+    /// `event`, with its Event.
+    Event(EventType),
+    /// A MsgType this version does not know, lowercased.
+    Other(String),
+}
+
+impl MsgType {
+    /// The lowercase wire name (`"event"` for every event).
+    pub fn as_str(&self) -> &str {
+        match self {
+            MsgType::Text => "text",
+            MsgType::Image => "image",
+            MsgType::Voice => "voice",
+            MsgType::Video => "video",
+            MsgType::ShortVideo => "shortvideo",
+            MsgType::Location => "location",
+            MsgType::Link => "link",
+            MsgType::MiniProgramPage => "miniprogrampage",
+            MsgType::File => "file",
+            MsgType::Event(_) => "event",
+            MsgType::Other(s) => s,
+        }
+    }
+
+    /// Classifies a MsgType; `event` takes its EventType from `event` (the Event field).
+    pub fn from_wire(value: &str, event: Option<&str>) -> Self {
+        const PLAIN: [(&str, MsgType); 9] = [
+            ("text", MsgType::Text),
+            ("image", MsgType::Image),
+            ("voice", MsgType::Voice),
+            ("video", MsgType::Video),
+            ("shortvideo", MsgType::ShortVideo),
+            ("location", MsgType::Location),
+            ("link", MsgType::Link),
+            ("miniprogrampage", MsgType::MiniProgramPage),
+            ("file", MsgType::File),
+        ];
+        if value.eq_ignore_ascii_case("event") {
+            return MsgType::Event(EventType::from_wire(event.unwrap_or("")));
+        }
+        PLAIN
+            .iter()
+            .find(|(wire, _)| value.eq_ignore_ascii_case(wire))
+            .map(|(_, t)| t.clone())
+            .unwrap_or_else(|| MsgType::Other(value.to_ascii_lowercase()))
+    }
+}
+
+/// One inbound message or event, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundMessage {
+    /// ToUserName: the official account's original ID.
+    pub to_user: String,
+    /// FromUserName: the user's OpenID.
+    pub from_user: String,
+    /// CreateTime, seconds since the Unix epoch.
+    pub create_time: i64,
+    /// MsgType, with the Event for events.
+    pub kind: MsgType,
+    /// Every child of `<xml>`, including the ones above, in document order.
+    pub fields: Fields,
+}
+
+impl InboundMessage {
+    /// Parses a plaintext callback body.
+    pub fn parse(xml: &[u8]) -> Result<Self, ParseError> {
+        let fields = parse_fields(xml)?;
+        let required = |name: &'static str| {
+            fields
+                .text(name)
+                .map(str::to_owned)
+                .ok_or(ParseError::MissingField(name))
+        };
+        let to_user = required("ToUserName")?;
+        let from_user = required("FromUserName")?;
+        let raw_time = fields
+            .text("CreateTime")
+            .ok_or(ParseError::MissingField("CreateTime"))?;
+        let create_time = raw_time
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| ParseError::InvalidField {
+                name: "CreateTime",
+                value: raw_time.to_owned(),
+            })?;
+        let msg_type = fields
+            .text("MsgType")
+            .ok_or(ParseError::MissingField("MsgType"))?;
+        let kind = MsgType::from_wire(msg_type.trim(), fields.text("Event").map(str::trim));
+        Ok(InboundMessage {
+            to_user,
+            from_user,
+            create_time,
+            kind,
+            fields,
+        })
+    }
+
+    /// Lowercase MsgType (`"event"` for events).
+    pub fn msg_type(&self) -> &str {
+        self.kind.as_str()
+    }
+
+    /// Lowercase Event, for event messages that carry one.
+    pub fn event(&self) -> Option<&str> {
+        match &self.kind {
+            MsgType::Event(e) if self.fields.get("Event").is_some() => Some(e.as_str()),
+            _ => None,
+        }
+    }
+
+    /// MsgId, or MsgID (MASSSENDJOBFINISH and subscribe_msg_sent_event spell it so).
+    pub fn msg_id(&self) -> Option<&str> {
+        self.fields
+            .text("MsgId")
+            .or_else(|| self.fields.text("MsgID"))
+    }
+
+    /// Content of a text message.
+    pub fn content(&self) -> Option<&str> {
+        self.fields.text("Content")
+    }
+
+    /// EventKey of an event (menu key, `qrscene_…` scene, …).
+    pub fn event_key(&self) -> Option<&str> {
+        self.fields.text("EventKey")
+    }
+
+    /// Key that identifies WeChat's retries of this message: FromUserName + MsgId for messages,
+    /// FromUserName + CreateTime + Event + EventKey for events (MsgId alone collides across users).
+    pub fn dedup_key(&self) -> String {
+        match (&self.kind, self.msg_id()) {
+            (MsgType::Event(e), _) => format!(
+                "{}|{}|{}|{}",
+                self.from_user,
+                self.create_time,
+                e.as_str(),
+                self.event_key().unwrap_or("")
+            ),
+            (_, Some(id)) => format!("{}|{}", self.from_user, id),
+            // No documented message lacks MsgId; fall back to what identifies an event.
+            (kind, None) => format!("{}|{}|{}|", self.from_user, self.create_time, kind.as_str()),
+        }
+    }
+}
+
+/// Converts a WeChat element name to the snake_case name scripts see.
+pub fn snake_case(name: &str) -> Cow<'_, str> {
+    if !name.chars().any(|c| c.is_ascii_uppercase()) {
+        return Cow::Borrowed(name);
+    }
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            let prev = chars[i - 1];
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            // A word starts after a lowercase letter (userName), or at the last capital of
+            // an acronym or after digits when a lowercase run follows (HTTPServer, Md5Sum).
+            if prev.is_ascii_lowercase()
+                || ((prev.is_ascii_uppercase() || prev.is_ascii_digit()) && next_lower)
+            {
+                out.push('_');
+            }
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    Cow::Owned(out)
+}
+
+/// Parses any `<xml>` document into its top-level fields (used by safe mode to read `Encrypt`).
+pub fn parse_fields(xml: &[u8]) -> Result<Fields, ParseError> {
+    let mut reader = Reader::from_reader(xml);
+    let mut stack: Vec<Frame> = Vec::with_capacity(4);
+    let mut root: Option<Fields> = None;
+    let mut elements = 0usize;
+    if xml.iter().all(u8::is_ascii_whitespace) {
+        return Err(ParseError::NotXml("empty body"));
+    }
+
+    loop {
+        let position = reader.buffer_position();
+        let event = reader.read_event().map_err(|e| ParseError::Xml {
+            position: reader.error_position(),
+            message: e.to_string(),
+        })?;
+        match event {
+            Event::DocType(_) => return Err(ParseError::DocType),
+            Event::Start(start) | Event::Empty(start)
+                if root.is_some() || (stack.is_empty() && start.name().as_ref() != b"xml") =>
+            {
+                return Err(ParseError::NotXml(if root.is_some() {
+                    "content after </xml>"
+                } else {
+                    "root element is not <xml>"
+                }));
+            }
+            Event::Start(start) => {
+                elements += 1;
+                if elements > MAX_ELEMENTS {
+                    return Err(ParseError::TooLarge);
+                }
+                if stack.len() >= MAX_DEPTH {
+                    return Err(ParseError::TooDeep);
+                }
+                let name = element_name(start.name().as_ref(), position)?;
+                stack.push(Frame::new(name));
+            }
+            Event::Empty(start) => {
+                elements += 1;
+                if elements > MAX_ELEMENTS {
+                    return Err(ParseError::TooLarge);
+                }
+                if stack.len() >= MAX_DEPTH {
+                    return Err(ParseError::TooDeep);
+                }
+                match stack.last_mut() {
+                    None => root = Some(Fields::default()),
+                    Some(parent) => {
+                        let name = element_name(start.name().as_ref(), position)?;
+                        parent.add_child(name, Field::Text(String::new()), position)?;
+                    }
+                }
+            }
+            Event::End(_) => {
+                // quick-xml has already checked the end name matches the open element.
+                let Some(frame) = stack.pop() else {
+                    return Err(xml_error(position, "unexpected end tag"));
+                };
+                match stack.last_mut() {
+                    Some(parent) => {
+                        let (name, value) = frame.finish(position)?;
+                        parent.add_child(name, value, position)?;
+                    }
+                    None => root = Some(frame.finish_root(position)?),
+                }
+            }
+            Event::Text(text) => {
+                let s = text
+                    .decode()
+                    .map_err(|e| xml_error(position, &e.to_string()))?;
+                match stack.last_mut() {
+                    Some(frame) => frame.push_text(s, position)?,
+                    None if s.trim().is_empty() => {}
+                    None => {
+                        return Err(ParseError::NotXml(if root.is_some() {
+                            "content after </xml>"
+                        } else {
+                            "text outside the root element"
+                        }))
+                    }
+                }
+            }
+            Event::CData(cdata) => {
+                let s = cdata
+                    .decode()
+                    .map_err(|e| xml_error(position, &e.to_string()))?;
+                match stack.last_mut() {
+                    Some(frame) => frame.push_text(s, position)?,
+                    None => return Err(ParseError::NotXml("CDATA outside the root element")),
+                }
+            }
+            Event::GeneralRef(reference) => {
+                let resolved = resolve_reference(&reference, position)?;
+                match stack.last_mut() {
+                    Some(frame) => frame.push_text(resolved, position)?,
+                    None => return Err(ParseError::NotXml("reference outside the root element")),
+                }
+            }
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+            Event::Eof => {
+                if let Some(frame) = stack.last() {
+                    return Err(xml_error(
+                        position,
+                        &format!("unclosed element <{}>", frame.name),
+                    ));
+                }
+                return root.ok_or(ParseError::NotXml("no <xml> element"));
+            }
+        }
+    }
+}
+
+/// An element being built: its name, any text so far and its finished children.
+struct Frame {
+    name: String,
+    text: String,
+    children: Vec<(String, Field)>,
+    // Indices in `children` whose value is a List built from repeated names, so a further
+    // repeat extends that List rather than nesting a genuine `<item>` List inside another.
+    merged: Vec<usize>,
+}
+
+impl Frame {
+    fn new(name: String) -> Self {
+        Frame {
+            name,
+            text: String::new(),
+            children: Vec::new(),
+            merged: Vec::new(),
+        }
+    }
+
+    /// Appends character data; text beside child elements may only be whitespace.
+    fn push_text(&mut self, s: Cow<'_, str>, position: u64) -> Result<(), ParseError> {
+        if self.children.is_empty() {
+            if self.text.is_empty() {
+                self.text = s.into_owned();
+            } else {
+                self.text.push_str(&s);
+            }
+            Ok(())
+        } else if s.trim().is_empty() {
+            Ok(())
+        } else {
+            Err(self.mixed(position))
+        }
+    }
+
+    fn mixed(&self, position: u64) -> ParseError {
+        xml_error(
+            position,
+            &format!("<{}> mixes text and elements", self.name),
+        )
+    }
+
+    /// Adds a finished child, merging repeats of one name into a single List in place.
+    fn add_child(&mut self, name: String, value: Field, position: u64) -> Result<(), ParseError> {
+        if self.children.is_empty() {
+            if !self.text.trim().is_empty() {
+                return Err(self.mixed(position));
+            }
+            self.text = String::new();
+        }
+        if let Some(i) = self.children.iter().position(|(n, _)| *n == name) {
+            let slot = &mut self.children[i].1;
+            if self.merged.contains(&i) {
+                if let Field::List(values) = slot {
+                    values.push(value);
+                }
+            } else {
+                let first = std::mem::replace(slot, Field::List(Vec::with_capacity(2)));
+                if let Field::List(values) = slot {
+                    values.push(first);
+                    values.push(value);
+                }
+                self.merged.push(i);
+            }
+        } else {
+            self.children.push((name, value));
+        }
+        Ok(())
+    }
+
+    /// Wraps single children that are lists by nature (`item`, the subscribe_msg `List`)
+    /// so scripts see the same shape whether WeChat sent one or several.
+    fn listify_singles(&mut self) {
+        let parent_lists = matches!(
+            self.name.as_str(),
+            "SubscribeMsgPopupEvent" | "SubscribeMsgChangeEvent" | "SubscribeMsgSentEvent"
+        );
+        for (i, (name, value)) in self.children.iter_mut().enumerate() {
+            let listy = name == "item" || (parent_lists && name == "List");
+            if listy && !self.merged.contains(&i) {
+                let single = std::mem::replace(value, Field::List(Vec::new()));
+                *value = Field::List(vec![single]);
+            }
+        }
+    }
+
+    /// Turns a closed non-root element into its name and value.
+    fn finish(mut self, _position: u64) -> Result<(String, Field), ParseError> {
+        if self.children.is_empty() {
+            return Ok((self.name, Field::Text(self.text)));
+        }
+        if self.children.len() == 1 && self.children[0].0 == "item" {
+            // Children all `<item>`: the element itself is the list.
+            let value = match self.children.pop() {
+                Some((_, Field::List(items))) if self.merged.contains(&0) => items,
+                Some((_, single)) => vec![single],
+                None => Vec::new(),
+            };
+            return Ok((self.name, Field::List(value)));
+        }
+        self.listify_singles();
+        Ok((self.name, Field::Group(Fields(self.children))))
+    }
+
+    /// Turns the closed `<xml>` into the document's fields; it is always a Group.
+    fn finish_root(mut self, position: u64) -> Result<Fields, ParseError> {
+        if self.children.is_empty() && !self.text.trim().is_empty() {
+            return Err(self.mixed(position));
+        }
+        self.listify_singles();
+        Ok(Fields(self.children))
+    }
+}
+
+/// Resolves `&name;` or `&#…;`; only XML's five predefined entities exist here.
+fn resolve_reference<'a>(
+    reference: &BytesRef<'a>,
+    position: u64,
+) -> Result<Cow<'a, str>, ParseError> {
+    if reference.is_char_ref() {
+        return match reference.resolve_char_ref() {
+            Ok(Some(c)) => Ok(Cow::Owned(c.to_string())),
+            Ok(None) | Err(_) => Err(xml_error(position, "invalid character reference")),
+        };
+    }
+    let name = reference
+        .decode()
+        .map_err(|e| xml_error(position, &e.to_string()))?;
+    resolve_predefined_entity(&name)
+        .map(Cow::Borrowed)
+        .ok_or_else(|| xml_error(position, &format!("unknown entity &{name};")))
+}
+
+/// An element name as an owned UTF-8 string.
+fn element_name(raw: &[u8], position: u64) -> Result<String, ParseError> {
+    std::str::from_utf8(raw)
+        .map(str::to_owned)
+        .map_err(|_| xml_error(position, "element name is not UTF-8"))
+}
+
+fn xml_error(position: u64, message: &str) -> ParseError {
+    ParseError::Xml {
+        position,
+        message: message.to_owned(),
+    }
+}
