@@ -637,3 +637,405 @@ fn xml_error(position: u64, message: &str) -> ParseError {
         message: message.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "<xml><ToUserName><![CDATA[gh_1]]></ToUserName>\
+        <FromUserName><![CDATA[oUser]]></FromUserName><CreateTime>1700000000</CreateTime>";
+
+    fn doc(rest: &str) -> Vec<u8> {
+        format!("{HEAD}{rest}</xml>").into_bytes()
+    }
+
+    fn text_msg(content_xml: &str) -> InboundMessage {
+        InboundMessage::parse(&doc(&format!(
+            "<MsgType><![CDATA[text]]></MsgType><Content>{content_xml}</Content><MsgId>1</MsgId>"
+        )))
+        .unwrap()
+    }
+
+    #[test]
+    fn snake_case_follows_the_documented_names() {
+        for (wechat, snake) in [
+            ("ToUserName", "to_user_name"),
+            ("MsgId", "msg_id"),
+            ("MsgID", "msg_id"),
+            ("OpenID", "open_id"),
+            ("PicUrl", "pic_url"),
+            ("Location_X", "location_x"),
+            ("MediaId16K", "media_id16k"),
+            ("PicMd5Sum", "pic_md5_sum"),
+            ("ScanCodeInfo", "scan_code_info"),
+            ("bizmsgmenuid", "bizmsgmenuid"),
+            ("kf_account", "kf_account"),
+            ("MsgDataId", "msg_data_id"),
+            ("SubscribeMsgPopupEvent", "subscribe_msg_popup_event"),
+            ("HTTPServer", "http_server"),
+            ("A", "a"),
+            ("", ""),
+        ] {
+            assert_eq!(snake_case(wechat), snake, "{wechat}");
+        }
+    }
+
+    #[test]
+    fn snake_case_borrows_when_already_snake() {
+        assert!(matches!(snake_case("kf_account"), Cow::Borrowed(_)));
+        assert!(matches!(snake_case("publish_id"), Cow::Borrowed(_)));
+        assert!(matches!(snake_case("MsgId"), Cow::Owned(_)));
+    }
+
+    #[test]
+    fn snake_case_keeps_non_ascii() {
+        // Only ASCII letters count as word characters, so a capital after CJK starts no new word.
+        assert_eq!(snake_case("字段Name"), "字段name");
+        assert_eq!(snake_case("Name字段"), "name字段");
+    }
+
+    #[test]
+    fn wire_names_round_trip() {
+        for e in [
+            EventType::Subscribe,
+            EventType::Scan,
+            EventType::ScancodeWaitmsg,
+            EventType::PicPhotoOrAlbum,
+            EventType::MassSendJobFinish,
+            EventType::TemplateSendJobFinish,
+            EventType::SubscribeMsgSentEvent,
+            EventType::KfSwitchSession,
+        ] {
+            assert_eq!(EventType::from_wire(e.as_str()), e);
+            assert_eq!(EventType::from_wire(&e.as_str().to_uppercase()), e);
+        }
+        assert_eq!(
+            EventType::from_wire("NewThing"),
+            EventType::Other("newthing".into())
+        );
+        assert_eq!(MsgType::from_wire("ShortVideo", None), MsgType::ShortVideo);
+        assert_eq!(MsgType::from_wire("miniprogrampage", None).as_str(), "miniprogrampage");
+        assert_eq!(
+            MsgType::from_wire("EVENT", Some("CLICK")),
+            MsgType::Event(EventType::Click)
+        );
+    }
+
+    #[test]
+    fn event_without_event_field_is_kept_as_other() {
+        let m = InboundMessage::parse(&doc("<MsgType>event</MsgType>")).unwrap();
+        assert_eq!(m.kind, MsgType::Event(EventType::Other(String::new())));
+        assert_eq!(m.msg_type(), "event");
+        assert_eq!(m.event(), None);
+    }
+
+    #[test]
+    fn plain_text_and_cdata_are_equivalent() {
+        let m = InboundMessage::parse(
+            b"<xml><ToUserName>gh_1</ToUserName><FromUserName>oUser</FromUserName>\
+              <CreateTime> 1700000000 </CreateTime><MsgType>Text</MsgType><Content>hi</Content></xml>",
+        )
+        .unwrap();
+        assert_eq!(m.to_user, "gh_1");
+        assert_eq!(m.create_time, 1700000000);
+        assert_eq!(m.kind, MsgType::Text);
+        assert_eq!(m.content(), Some("hi"));
+    }
+
+    #[test]
+    fn cdata_split_around_terminator_comes_back_exact() {
+        let m = text_msg("<![CDATA[a]]]]><![CDATA[>b]]>");
+        assert_eq!(m.content(), Some("a]]>b"));
+    }
+
+    #[test]
+    fn markup_characters_emoji_and_cjk_come_back_exact() {
+        let m = text_msg("<![CDATA[<b>&amp; 你好 😀 \"'</b>]]>");
+        assert_eq!(m.content(), Some("<b>&amp; 你好 😀 \"'</b>"));
+        let m = text_msg("1 &lt; 2 &amp;&amp; 3 &gt; 2 &quot;&apos; &#20320;&#x1F600; 好");
+        assert_eq!(m.content(), Some("1 < 2 && 3 > 2 \"' 你😀 好"));
+        let m = text_msg("x<![CDATA[ & ]]>y&amp;z");
+        assert_eq!(m.content(), Some("x & y&z"));
+    }
+
+    #[test]
+    fn whitespace_inside_text_is_kept() {
+        let m = text_msg("  two\n lines  ");
+        assert_eq!(m.content(), Some("  two\n lines  "));
+    }
+
+    #[test]
+    fn empty_elements_are_empty_text() {
+        for key in ["<EventKey></EventKey>", "<EventKey/>", "<EventKey />", "<EventKey><![CDATA[]]></EventKey>"] {
+            let m = InboundMessage::parse(&doc(&format!(
+                "<MsgType>event</MsgType><Event>subscribe</Event>{key}"
+            )))
+            .unwrap();
+            assert_eq!(m.event_key(), Some(""), "{key}");
+            assert_eq!(m.dedup_key(), "oUser|1700000000|subscribe|");
+        }
+    }
+
+    #[test]
+    fn repeated_items_and_lists_are_all_kept() {
+        let m = InboundMessage::parse(&doc(
+            "<MsgType>event</MsgType><Event>pic_weixin</Event>\
+             <SendPicsInfo><Count>3</Count><PicList>\
+             <item><PicMd5Sum>a</PicMd5Sum></item>\
+             <item><PicMd5Sum>b</PicMd5Sum></item>\
+             <item><PicMd5Sum>c</PicMd5Sum></item>\
+             </PicList></SendPicsInfo>",
+        ))
+        .unwrap();
+        let info = m.fields.get("SendPicsInfo").and_then(Field::as_group).unwrap();
+        let pics = info.get("PicList").and_then(Field::as_list).unwrap();
+        let md5s: Vec<_> = pics
+            .iter()
+            .map(|p| p.as_group().unwrap().text("PicMd5Sum").unwrap())
+            .collect();
+        assert_eq!(md5s, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn repeated_names_merge_in_place_without_flattening_item_lists() {
+        let fields = parse_fields(
+            b"<xml><A>1</A><B/><A>2</A><R><item>x</item></R><R><item>y</item><item>z</item></R></xml>",
+        )
+        .unwrap();
+        assert_eq!(
+            fields,
+            Fields(vec![
+                (
+                    "A".into(),
+                    Field::List(vec![Field::Text("1".into()), Field::Text("2".into())])
+                ),
+                ("B".into(), Field::Text(String::new())),
+                (
+                    "R".into(),
+                    Field::List(vec![
+                        Field::List(vec![Field::Text("x".into())]),
+                        Field::List(vec![Field::Text("y".into()), Field::Text("z".into())]),
+                    ])
+                ),
+            ])
+        );
+    }
+
+    #[test]
+    fn parse_fields_reads_safe_mode_envelope() {
+        let fields = parse_fields(
+            b"<?xml version=\"1.0\"?>\n<!-- safe mode -->\n<xml>\n  <ToUserName><![CDATA[gh_1]]></ToUserName>\n  <Encrypt><![CDATA[c2VjcmV0]]></Encrypt>\n</xml>\n",
+        )
+        .unwrap();
+        assert_eq!(fields.text("Encrypt"), Some("c2VjcmV0"));
+        assert_eq!(fields.len(), 2);
+        assert!(parse_fields(b"<xml/>").unwrap().is_empty());
+        // Safe-mode envelopes lack MsgType, so only `parse` insists on it.
+        assert_eq!(
+            InboundMessage::parse(b"<xml><Encrypt>x</Encrypt></xml>"),
+            Err(ParseError::MissingField("ToUserName"))
+        );
+    }
+
+    #[test]
+    fn missing_required_fields_are_named() {
+        let full = [
+            ("ToUserName", "<ToUserName>a</ToUserName>"),
+            ("FromUserName", "<FromUserName>b</FromUserName>"),
+            ("CreateTime", "<CreateTime>1</CreateTime>"),
+            ("MsgType", "<MsgType>text</MsgType>"),
+        ];
+        for (missing, _) in full {
+            let body: String = full
+                .iter()
+                .filter(|(n, _)| *n != missing)
+                .map(|(_, x)| *x)
+                .collect();
+            let err = InboundMessage::parse(format!("<xml>{body}</xml>").as_bytes()).unwrap_err();
+            assert_eq!(err, ParseError::MissingField(missing));
+        }
+        // A group where text is required counts as missing text.
+        let err = InboundMessage::parse(&doc("<MsgType><X>1</X></MsgType>")).unwrap_err();
+        assert_eq!(err, ParseError::MissingField("MsgType"));
+    }
+
+    #[test]
+    fn bad_create_time_is_invalid() {
+        for bad in ["", "soon", "1.5", "99999999999999999999", "0x10"] {
+            let xml = format!(
+                "<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName>\
+                 <CreateTime>{bad}</CreateTime><MsgType>text</MsgType></xml>"
+            );
+            assert_eq!(
+                InboundMessage::parse(xml.as_bytes()),
+                Err(ParseError::InvalidField {
+                    name: "CreateTime",
+                    value: bad.into()
+                }),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn doctype_and_entity_expansion_are_refused() {
+        let billion_laughs = br#"<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+]>
+<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><CreateTime>1</CreateTime>
+<MsgType>text</MsgType><Content>&lol3;</Content></xml>"#;
+        assert_eq!(InboundMessage::parse(billion_laughs), Err(ParseError::DocType));
+        let xxe = br#"<!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><xml><Content>&xxe;</Content></xml>"#;
+        assert_eq!(parse_fields(xxe), Err(ParseError::DocType));
+        // Without a DTD, an undeclared entity is simply malformed.
+        let err = InboundMessage::parse(&doc("<MsgType>text</MsgType><Content>&lol3;</Content>"));
+        assert!(matches!(err, Err(ParseError::Xml { .. })), "{err:?}");
+    }
+
+    #[test]
+    fn malformed_documents_are_errors() {
+        let cases: &[&[u8]] = &[
+            b"",
+            b"  \n ",
+            b"hello",
+            b"<xml>",
+            b"<xml><A>1</xml>",
+            b"<xml><A>1</B></xml>",
+            b"</xml>",
+            b"<xml><A>1</A>",
+            b"<xml><A><![CDATA[unterminated</A></xml>",
+            b"<xml><A>&#xD800;</A></xml>",
+            b"<xml><A>a & b</A></xml>",
+            b"<xml><A>&amp</A></xml>",
+            b"<root><A>1</A></root>",
+            b"junk<xml><A>1</A></xml>",
+            b"<xml><A>1</A></xml>trailing",
+            b"<xml><A>1</A></xml><xml></xml>",
+            b"<xml><A>1</A></xml><![CDATA[x]]>",
+            b"<xml><A>1</A></xml>&amp;",
+            b"<xml><A>1</A></xml><B/>",
+            b"<xml><A>text<B>1</B></A></xml>",
+            b"<xml><A><B>1</B>text</A></xml>",
+            b"<xml>loose text</xml>",
+            b"<xml><A>1</A> stray </xml>",
+            b"<!-- only a comment -->",
+            b"<?xml version=\"1.0\"?>",
+        ];
+        for case in cases {
+            assert!(
+                parse_fields(case).is_err(),
+                "accepted {:?}",
+                String::from_utf8_lossy(case)
+            );
+        }
+        assert_eq!(parse_fields(b""), Err(ParseError::NotXml("empty body")));
+    }
+
+    #[test]
+    fn trailing_whitespace_and_comments_are_fine() {
+        assert!(parse_fields(b"\xEF\xBB\xBF<xml><A>1</A></xml>\r\n<!-- end -->\n").is_ok());
+    }
+
+    #[test]
+    fn non_utf8_is_an_error() {
+        let mut bad = doc("<MsgType>text</MsgType><Content>");
+        bad.extend_from_slice(&[0xC4, 0xE3, 0xFF]);
+        bad.extend_from_slice(b"</Content></xml>");
+        assert!(matches!(
+            InboundMessage::parse(&bad),
+            Err(ParseError::Xml { .. })
+        ));
+        let mut cdata = doc("<MsgType>text</MsgType><Content><![CDATA[");
+        cdata.extend_from_slice(&[0xFF, 0xFE]);
+        cdata.extend_from_slice(b"]]></Content></xml>");
+        assert!(matches!(
+            InboundMessage::parse(&cdata),
+            Err(ParseError::Xml { .. })
+        ));
+        assert!(parse_fields(b"<xml><\xFF>1</\xFF></xml>").is_err());
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let nest = |depth: usize, empty: bool| {
+            let mut s = String::from("<xml>");
+            for _ in 1..depth - usize::from(empty) {
+                s.push_str("<a>");
+            }
+            if empty {
+                s.push_str("<a/>");
+            } else {
+                s.push('x');
+            }
+            for _ in 1..depth - usize::from(empty) {
+                s.push_str("</a>");
+            }
+            s.push_str("</xml>");
+            s
+        };
+        assert!(parse_fields(nest(MAX_DEPTH, false).as_bytes()).is_ok());
+        assert!(parse_fields(nest(MAX_DEPTH, true).as_bytes()).is_ok());
+        assert_eq!(
+            parse_fields(nest(MAX_DEPTH + 1, false).as_bytes()),
+            Err(ParseError::TooDeep)
+        );
+        assert_eq!(
+            parse_fields(nest(MAX_DEPTH + 1, true).as_bytes()),
+            Err(ParseError::TooDeep)
+        );
+        let hostile = "<a>".repeat(100_000);
+        assert_eq!(
+            parse_fields(format!("<xml>{hostile}").as_bytes()),
+            Err(ParseError::TooDeep)
+        );
+    }
+
+    #[test]
+    fn element_count_is_bounded() {
+        let many = "<A>1</A>".repeat(MAX_ELEMENTS);
+        assert_eq!(
+            parse_fields(format!("<xml>{many}</xml>").as_bytes()),
+            Err(ParseError::TooLarge)
+        );
+        let fits = "<A>1</A>".repeat(MAX_ELEMENTS - 1);
+        let fields = parse_fields(format!("<xml>{fits}</xml>").as_bytes()).unwrap();
+        assert_eq!(
+            fields.get("A").and_then(Field::as_list).map(<[Field]>::len),
+            Some(MAX_ELEMENTS - 1)
+        );
+    }
+
+    #[test]
+    fn errors_carry_a_position() {
+        match parse_fields(b"<xml><A>1</B></xml>") {
+            Err(ParseError::Xml { position, .. }) => assert!(position > 0),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn dedup_key_separates_users_with_the_same_msg_id() {
+        let a = text_msg("hi");
+        let mut b = a.clone();
+        b.from_user = "oOther".into();
+        assert_ne!(a.dedup_key(), b.dedup_key());
+        assert_eq!(a.dedup_key(), "oUser|1");
+    }
+
+    #[test]
+    fn parses_a_text_message_quickly() {
+        // A coarse guard against accidental quadratic work; the real target (≪2 µs) is for
+        // release builds, so allow debug-build slack.
+        let xml = doc("<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hello]]></Content><MsgId>1234567890123456</MsgId>");
+        let start = std::time::Instant::now();
+        for _ in 0..1000 {
+            let m = InboundMessage::parse(&xml).unwrap();
+            assert_eq!(m.content(), Some("hello"));
+        }
+        let per = start.elapsed() / 1000;
+        assert!(per < std::time::Duration::from_micros(200), "{per:?} per parse");
+    }
+}
