@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use proptest::prelude::*;
-use wechat_lua::protocol::message::{parse_fields, EventType, Field, Fields, InboundMessage, MsgType};
+use wechat_lua::protocol::message::{
+    parse_fields, EventType, Field, Fields, InboundMessage, MsgType,
+};
 
 fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/messages")
@@ -52,7 +54,16 @@ fn text_with_msg_data_id() {
     let names: Vec<&str> = m.fields.iter().map(|(n, _)| n).collect();
     assert_eq!(
         names,
-        ["ToUserName", "FromUserName", "CreateTime", "MsgType", "Content", "MsgId", "MsgDataId", "Idx"]
+        [
+            "ToUserName",
+            "FromUserName",
+            "CreateTime",
+            "MsgType",
+            "Content",
+            "MsgId",
+            "MsgDataId",
+            "Idx"
+        ]
     );
     assert_eq!(m.dedup_key(), "fromUser|1234567890123456");
 }
@@ -158,7 +169,11 @@ fn scan_is_lowercased() {
     let m = load("event_scan");
     assert_eq!(m.kind, MsgType::Event(EventType::Scan));
     assert_eq!(m.event(), Some("scan"));
-    assert_eq!(m.fields.text("Event"), Some("SCAN"), "raw field keeps WeChat's spelling");
+    assert_eq!(
+        m.fields.text("Event"),
+        Some("SCAN"),
+        "raw field keeps WeChat's spelling"
+    );
     assert_eq!(m.event_key(), Some("SCENE_VALUE"));
 }
 
@@ -203,9 +218,21 @@ fn scancode_events() {
 #[test]
 fn pic_events_have_pic_list_items() {
     for (name, kind, md5) in [
-        ("event_pic_sysphoto", EventType::PicSysphoto, "1b5f7c23b5bf75682a53e7b6d163e185"),
-        ("event_pic_photo_or_album", EventType::PicPhotoOrAlbum, "5a75aaca956d97be686719218f275c6b"),
-        ("event_pic_weixin", EventType::PicWeixin, "5a75aaca956d97be686719218f275c6b"),
+        (
+            "event_pic_sysphoto",
+            EventType::PicSysphoto,
+            "1b5f7c23b5bf75682a53e7b6d163e185",
+        ),
+        (
+            "event_pic_photo_or_album",
+            EventType::PicPhotoOrAlbum,
+            "5a75aaca956d97be686719218f275c6b",
+        ),
+        (
+            "event_pic_weixin",
+            EventType::PicWeixin,
+            "5a75aaca956d97be686719218f275c6b",
+        ),
     ] {
         let m = load(name);
         assert_eq!(m.event(), Some(kind.as_str()));
@@ -251,7 +278,10 @@ fn masssendjobfinish_with_copyright_results() {
     for (i, r) in results.iter().enumerate() {
         let r = item(r);
         assert_eq!(r.text("ArticleIdx"), Some((i + 1).to_string().as_str()));
-        assert_eq!(r.text("OriginalArticleUrl"), Some(format!("Url_{}", i + 1).as_str()));
+        assert_eq!(
+            r.text("OriginalArticleUrl"),
+            Some(format!("Url_{}", i + 1).as_str())
+        );
         assert_eq!(r.text("NeedShowReprintSource"), Some("1"));
     }
     let urls = list(group(&m.fields, "ArticleUrlResult"), "ResultList");
@@ -303,8 +333,14 @@ fn subscribe_msg_popup_keeps_every_list() {
         item(&lists[0]).text("TemplateId"),
         Some("VRR0UEO9VJOLs0MHlU0OilqX6MVFDwH3_3gz3Oc0NIc")
     );
-    assert_eq!(item(&lists[0]).text("SubscribeStatusString"), Some("accept"));
-    assert_eq!(item(&lists[1]).text("SubscribeStatusString"), Some("reject"));
+    assert_eq!(
+        item(&lists[0]).text("SubscribeStatusString"),
+        Some("accept")
+    );
+    assert_eq!(
+        item(&lists[1]).text("SubscribeStatusString"),
+        Some("reject")
+    );
     assert_eq!(item(&lists[1]).text("PopupScene"), Some("2"));
 }
 
@@ -314,7 +350,10 @@ fn subscribe_msg_change_and_sent_single_list_is_a_list() {
     assert_eq!(c.kind, MsgType::Event(EventType::SubscribeMsgChangeEvent));
     let lists = list(group(&c.fields, "SubscribeMsgChangeEvent"), "List");
     assert_eq!(lists.len(), 1);
-    assert_eq!(item(&lists[0]).text("SubscribeStatusString"), Some("reject"));
+    assert_eq!(
+        item(&lists[0]).text("SubscribeStatusString"),
+        Some("reject")
+    );
 
     let s = load("event_subscribe_msg_sent_event");
     assert_eq!(s.kind, MsgType::Event(EventType::SubscribeMsgSentEvent));
@@ -343,11 +382,17 @@ fn unknown_type_and_event_keep_their_fields() {
     let t = load("unknown_type");
     assert_eq!(t.kind, MsgType::Other("hologram".into()));
     assert_eq!(t.msg_type(), "hologram");
-    assert_eq!(t.fields.text("HologramUrl"), Some("https://example.com/h.bin"));
+    assert_eq!(
+        t.fields.text("HologramUrl"),
+        Some("https://example.com/h.bin")
+    );
     assert_eq!(t.dedup_key(), "fromUser|1234567890123457");
 
     let e = load("event_unknown");
-    assert_eq!(e.kind, MsgType::Event(EventType::Other("teleport_finish".into())));
+    assert_eq!(
+        e.kind,
+        MsgType::Event(EventType::Other("teleport_finish".into()))
+    );
     assert_eq!(e.event(), Some("teleport_finish"));
     assert_eq!(e.event_key(), Some("portal-7"));
     assert_eq!(group(&e.fields, "Detail").text("Zone"), Some("3"));

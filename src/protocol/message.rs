@@ -380,7 +380,7 @@ pub fn snake_case(name: &str) -> Cow<'_, str> {
 /// Parses any `<xml>` document into its top-level fields (used by safe mode to read `Encrypt`).
 pub fn parse_fields(xml: &[u8]) -> Result<Fields, ParseError> {
     let mut reader = Reader::from_reader(xml);
-    let mut stack: Vec<Frame> = Vec::with_capacity(4);
+    let mut stack: Vec<Frame<'_>> = Vec::with_capacity(4);
     let mut root: Option<Fields> = None;
     let mut elements = 0usize;
     if xml.iter().all(u8::is_ascii_whitespace) {
@@ -413,7 +413,9 @@ pub fn parse_fields(xml: &[u8]) -> Result<Fields, ParseError> {
                     return Err(ParseError::TooDeep);
                 }
                 let name = element_name(start.name().as_ref(), position)?;
-                stack.push(Frame::new(name));
+                // The root gets room for a typical message up front instead of regrowing.
+                let capacity = if stack.is_empty() { 8 } else { 0 };
+                stack.push(Frame::new(name, capacity));
             }
             Event::Empty(start) => {
                 elements += 1;
@@ -432,7 +434,7 @@ pub fn parse_fields(xml: &[u8]) -> Result<Fields, ParseError> {
                 }
             }
             Event::End(_) => {
-                // quick-xml has already checked the end name matches the open element.
+                // quick-xml (check_end_names, on by default) has matched this to its start.
                 let Some(frame) = stack.pop() else {
                     return Err(xml_error(position, "unexpected end tag"));
                 };
@@ -491,32 +493,34 @@ pub fn parse_fields(xml: &[u8]) -> Result<Fields, ParseError> {
 }
 
 /// An element being built: its name, any text so far and its finished children.
-struct Frame {
+struct Frame<'a> {
     name: String,
-    text: String,
+    // Borrowed from the input while it is a single piece, so indentation before the first
+    // child and single-CDATA leaves cost no copy until the value is kept.
+    text: Cow<'a, str>,
     children: Vec<(String, Field)>,
     // Indices in `children` whose value is a List built from repeated names, so a further
     // repeat extends that List rather than nesting a genuine `<item>` List inside another.
     merged: Vec<usize>,
 }
 
-impl Frame {
-    fn new(name: String) -> Self {
+impl<'a> Frame<'a> {
+    fn new(name: String, capacity: usize) -> Self {
         Frame {
             name,
-            text: String::new(),
-            children: Vec::new(),
+            text: Cow::Borrowed(""),
+            children: Vec::with_capacity(capacity),
             merged: Vec::new(),
         }
     }
 
     /// Appends character data; text beside child elements may only be whitespace.
-    fn push_text(&mut self, s: Cow<'_, str>, position: u64) -> Result<(), ParseError> {
+    fn push_text(&mut self, s: Cow<'a, str>, position: u64) -> Result<(), ParseError> {
         if self.children.is_empty() {
             if self.text.is_empty() {
-                self.text = s.into_owned();
+                self.text = s;
             } else {
-                self.text.push_str(&s);
+                self.text.to_mut().push_str(&s);
             }
             Ok(())
         } else if s.trim().is_empty() {
@@ -539,7 +543,7 @@ impl Frame {
             if !self.text.trim().is_empty() {
                 return Err(self.mixed(position));
             }
-            self.text = String::new();
+            self.text = Cow::Borrowed("");
         }
         if let Some(i) = self.children.iter().position(|(n, _)| *n == name) {
             let slot = &mut self.children[i].1;
@@ -580,7 +584,7 @@ impl Frame {
     /// Turns a closed non-root element into its name and value.
     fn finish(mut self, _position: u64) -> Result<(String, Field), ParseError> {
         if self.children.is_empty() {
-            return Ok((self.name, Field::Text(self.text)));
+            return Ok((self.name, Field::Text(self.text.into_owned())));
         }
         if self.children.len() == 1 && self.children[0].0 == "item" {
             // Children all `<item>`: the element itself is the list.
@@ -714,7 +718,10 @@ mod tests {
             EventType::Other("newthing".into())
         );
         assert_eq!(MsgType::from_wire("ShortVideo", None), MsgType::ShortVideo);
-        assert_eq!(MsgType::from_wire("miniprogrampage", None).as_str(), "miniprogrampage");
+        assert_eq!(
+            MsgType::from_wire("miniprogrampage", None).as_str(),
+            "miniprogrampage"
+        );
         assert_eq!(
             MsgType::from_wire("EVENT", Some("CLICK")),
             MsgType::Event(EventType::Click)
@@ -766,7 +773,12 @@ mod tests {
 
     #[test]
     fn empty_elements_are_empty_text() {
-        for key in ["<EventKey></EventKey>", "<EventKey/>", "<EventKey />", "<EventKey><![CDATA[]]></EventKey>"] {
+        for key in [
+            "<EventKey></EventKey>",
+            "<EventKey/>",
+            "<EventKey />",
+            "<EventKey><![CDATA[]]></EventKey>",
+        ] {
             let m = InboundMessage::parse(&doc(&format!(
                 "<MsgType>event</MsgType><Event>subscribe</Event>{key}"
             )))
@@ -778,16 +790,18 @@ mod tests {
 
     #[test]
     fn repeated_items_and_lists_are_all_kept() {
-        let m = InboundMessage::parse(&doc(
-            "<MsgType>event</MsgType><Event>pic_weixin</Event>\
+        let m = InboundMessage::parse(&doc("<MsgType>event</MsgType><Event>pic_weixin</Event>\
              <SendPicsInfo><Count>3</Count><PicList>\
              <item><PicMd5Sum>a</PicMd5Sum></item>\
              <item><PicMd5Sum>b</PicMd5Sum></item>\
              <item><PicMd5Sum>c</PicMd5Sum></item>\
-             </PicList></SendPicsInfo>",
-        ))
+             </PicList></SendPicsInfo>"))
         .unwrap();
-        let info = m.fields.get("SendPicsInfo").and_then(Field::as_group).unwrap();
+        let info = m
+            .fields
+            .get("SendPicsInfo")
+            .and_then(Field::as_group)
+            .unwrap();
         let pics = info.get("PicList").and_then(Field::as_list).unwrap();
         let md5s: Vec<_> = pics
             .iter()
@@ -887,7 +901,10 @@ mod tests {
 ]>
 <xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><CreateTime>1</CreateTime>
 <MsgType>text</MsgType><Content>&lol3;</Content></xml>"#;
-        assert_eq!(InboundMessage::parse(billion_laughs), Err(ParseError::DocType));
+        assert_eq!(
+            InboundMessage::parse(billion_laughs),
+            Err(ParseError::DocType)
+        );
         let xxe = br#"<!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><xml><Content>&xxe;</Content></xml>"#;
         assert_eq!(parse_fields(xxe), Err(ParseError::DocType));
         // Without a DTD, an undeclared entity is simply malformed.
@@ -1036,6 +1053,9 @@ mod tests {
             assert_eq!(m.content(), Some("hello"));
         }
         let per = start.elapsed() / 1000;
-        assert!(per < std::time::Duration::from_micros(200), "{per:?} per parse");
+        assert!(
+            per < std::time::Duration::from_micros(200),
+            "{per:?} per parse"
+        );
     }
 }
