@@ -6,6 +6,7 @@
 //! DTDs are refused outright rather than expanded.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::{BytesRef, Event};
@@ -383,7 +384,10 @@ pub fn parse_fields(xml: &[u8]) -> Result<Fields, ParseError> {
     let mut stack: Vec<Frame<'_>> = Vec::with_capacity(4);
     let mut root: Option<Fields> = None;
     let mut elements = 0usize;
-    if xml.iter().all(u8::is_ascii_whitespace) {
+    if xml
+        .iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+    {
         return Err(ParseError::NotXml("empty body"));
     }
 
@@ -440,7 +444,7 @@ pub fn parse_fields(xml: &[u8]) -> Result<Fields, ParseError> {
                 };
                 match stack.last_mut() {
                     Some(parent) => {
-                        let (name, value) = frame.finish(position)?;
+                        let (name, value) = frame.finish();
                         parent.add_child(name, value, position)?;
                     }
                     None => root = Some(frame.finish_root(position)?),
@@ -452,7 +456,7 @@ pub fn parse_fields(xml: &[u8]) -> Result<Fields, ParseError> {
                     .map_err(|e| xml_error(position, &e.to_string()))?;
                 match stack.last_mut() {
                     Some(frame) => frame.push_text(s, position)?,
-                    None if s.trim().is_empty() => {}
+                    None if is_blank(&s) => {}
                     None => {
                         return Err(ParseError::NotXml(if root.is_some() {
                             "content after </xml>"
@@ -492,6 +496,9 @@ pub fn parse_fields(xml: &[u8]) -> Result<Fields, ParseError> {
     }
 }
 
+/// Children an element may have before repeat lookups switch from a scan to a hash map.
+const LINEAR_LOOKUP_LIMIT: usize = 16;
+
 /// An element being built: its name, any text so far and its finished children.
 struct Frame<'a> {
     name: String,
@@ -499,9 +506,13 @@ struct Frame<'a> {
     // child and single-CDATA leaves cost no copy until the value is kept.
     text: Cow<'a, str>,
     children: Vec<(String, Field)>,
-    // Indices in `children` whose value is a List built from repeated names, so a further
-    // repeat extends that List rather than nesting a genuine `<item>` List inside another.
-    merged: Vec<usize>,
+    // Parallel to `children` once some name repeats (empty before, so the common case does
+    // not allocate): true where the value is a List built from repeats, so a further repeat
+    // extends it rather than nesting a genuine `<item>` List inside another.
+    merged: Vec<bool>,
+    // Name → index in `children`, built only for elements with many children so hostile
+    // input with thousands of distinct names stays linear.
+    index: Option<HashMap<String, usize>>,
 }
 
 impl<'a> Frame<'a> {
@@ -511,6 +522,7 @@ impl<'a> Frame<'a> {
             text: Cow::Borrowed(""),
             children: Vec::with_capacity(capacity),
             merged: Vec::new(),
+            index: None,
         }
     }
 
@@ -523,7 +535,7 @@ impl<'a> Frame<'a> {
                 self.text.to_mut().push_str(&s);
             }
             Ok(())
-        } else if s.trim().is_empty() {
+        } else if is_blank(&s) {
             Ok(())
         } else {
             Err(self.mixed(position))
@@ -537,17 +549,31 @@ impl<'a> Frame<'a> {
         )
     }
 
+    fn is_merged(&self, i: usize) -> bool {
+        self.merged.get(i).copied().unwrap_or(false)
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(name).copied(),
+            None => self.children.iter().position(|(n, _)| n == name),
+        }
+    }
+
     /// Adds a finished child, merging repeats of one name into a single List in place.
     fn add_child(&mut self, name: String, value: Field, position: u64) -> Result<(), ParseError> {
         if self.children.is_empty() {
-            if !self.text.trim().is_empty() {
+            if !is_blank(&self.text) {
                 return Err(self.mixed(position));
             }
             self.text = Cow::Borrowed("");
         }
-        if let Some(i) = self.children.iter().position(|(n, _)| *n == name) {
+        if let Some(i) = self.find(&name) {
+            if self.merged.is_empty() {
+                self.merged.resize(self.children.len(), false);
+            }
             let slot = &mut self.children[i].1;
-            if self.merged.contains(&i) {
+            if self.merged[i] {
                 if let Field::List(values) = slot {
                     values.push(value);
                 }
@@ -557,10 +583,30 @@ impl<'a> Frame<'a> {
                     values.push(first);
                     values.push(value);
                 }
-                self.merged.push(i);
+                self.merged[i] = true;
             }
-        } else {
-            self.children.push((name, value));
+            return Ok(());
+        }
+        let i = self.children.len();
+        match &mut self.index {
+            Some(index) => {
+                index.insert(name.clone(), i);
+            }
+            None if i >= LINEAR_LOOKUP_LIMIT => {
+                let mut index: HashMap<String, usize> = self
+                    .children
+                    .iter()
+                    .enumerate()
+                    .map(|(j, (n, _))| (n.clone(), j))
+                    .collect();
+                index.insert(name.clone(), i);
+                self.index = Some(index);
+            }
+            None => {}
+        }
+        self.children.push((name, value));
+        if !self.merged.is_empty() {
+            self.merged.push(false);
         }
         Ok(())
     }
@@ -574,7 +620,7 @@ impl<'a> Frame<'a> {
         );
         for (i, (name, value)) in self.children.iter_mut().enumerate() {
             let listy = name == "item" || (parent_lists && name == "List");
-            if listy && !self.merged.contains(&i) {
+            if listy && !self.merged.get(i).copied().unwrap_or(false) {
                 let single = std::mem::replace(value, Field::List(Vec::new()));
                 *value = Field::List(vec![single]);
             }
@@ -582,26 +628,26 @@ impl<'a> Frame<'a> {
     }
 
     /// Turns a closed non-root element into its name and value.
-    fn finish(mut self, _position: u64) -> Result<(String, Field), ParseError> {
+    fn finish(mut self) -> (String, Field) {
         if self.children.is_empty() {
-            return Ok((self.name, Field::Text(self.text.into_owned())));
+            return (self.name, Field::Text(self.text.into_owned()));
         }
         if self.children.len() == 1 && self.children[0].0 == "item" {
             // Children all `<item>`: the element itself is the list.
             let value = match self.children.pop() {
-                Some((_, Field::List(items))) if self.merged.contains(&0) => items,
+                Some((_, Field::List(items))) if self.is_merged(0) => items,
                 Some((_, single)) => vec![single],
                 None => Vec::new(),
             };
-            return Ok((self.name, Field::List(value)));
+            return (self.name, Field::List(value));
         }
         self.listify_singles();
-        Ok((self.name, Field::Group(Fields(self.children))))
+        (self.name, Field::Group(Fields(self.children)))
     }
 
     /// Turns the closed `<xml>` into the document's fields; it is always a Group.
     fn finish_root(mut self, position: u64) -> Result<Fields, ParseError> {
-        if self.children.is_empty() && !self.text.trim().is_empty() {
+        if self.children.is_empty() && !is_blank(&self.text) {
             return Err(self.mixed(position));
         }
         self.listify_singles();
@@ -626,6 +672,11 @@ fn resolve_reference<'a>(
     resolve_predefined_entity(&name)
         .map(Cow::Borrowed)
         .ok_or_else(|| xml_error(position, &format!("unknown entity &{name};")))
+}
+
+/// Whether `s` is only XML whitespace (space, tab, CR, LF), which may sit between elements.
+fn is_blank(s: &str) -> bool {
+    s.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
 /// An element name as an owned UTF-8 string.
@@ -833,6 +884,30 @@ mod tests {
                 ),
             ])
         );
+    }
+
+    #[test]
+    fn repeats_merge_the_same_way_past_the_linear_lookup_limit() {
+        let mut xml = String::from("<xml>");
+        for i in 0..LINEAR_LOOKUP_LIMIT + 4 {
+            xml.push_str(&format!("<F{i}>{i}</F{i}>"));
+        }
+        xml.push_str("<F0>again</F0><F19>again</F19><F0>third</F0><Last/></xml>");
+        let fields = parse_fields(xml.as_bytes()).unwrap();
+        assert_eq!(fields.len(), LINEAR_LOOKUP_LIMIT + 5);
+        let texts = |name: &str| -> Vec<&str> {
+            fields
+                .get(name)
+                .and_then(Field::as_list)
+                .unwrap()
+                .iter()
+                .map(|f| f.as_text().unwrap())
+                .collect()
+        };
+        assert_eq!(texts("F0"), ["0", "again", "third"]);
+        assert_eq!(texts("F19"), ["19", "again"]);
+        assert_eq!(fields.text("F18"), Some("18"));
+        assert_eq!(fields.iter().last().map(|(n, _)| n), Some("Last"));
     }
 
     #[test]
