@@ -1,6 +1,12 @@
 //! Inbound callback messages: turns WeChat's plaintext `<xml>…</xml>` body into a typed
 //! [`InboundMessage`] whose every element is kept, in order, as [`Fields`].
 //!
+//! Shape rules, so scripts can rely on them: a leaf element is [`Field::Text`] (empty for
+//! `<X/>`); an element with children is a [`Field::Group`], except that one whose children
+//! are all `<item>` is a [`Field::List`] of them. A name repeated among siblings becomes one
+//! List in the first one's place, and `<item>` beside other children or the `<List>` of the
+//! subscribe_msg_* events is always a List, even when WeChat sends just one.
+//!
 //! The parser is a single pass over quick-xml's borrowed events with an explicit stack, so
 //! hostile input is bounded by [`MAX_DEPTH`] and [`MAX_ELEMENTS`] instead of recursion, and
 //! DTDs are refused outright rather than expanded.
@@ -1115,6 +1121,18 @@ mod tests {
         b.from_user = "oOther".into();
         assert_ne!(a.dedup_key(), b.dedup_key());
         assert_eq!(a.dedup_key(), "oUser|1");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_content_round_trips_through_cdata_and_escapes(content in "\\PC*") {
+            let cdata = format!("<![CDATA[{}]]>", content.replace("]]>", "]]]]><![CDATA[>"));
+            let from_cdata = text_msg(&cdata);
+            proptest::prop_assert_eq!(from_cdata.content(), Some(content.as_str()));
+            let escaped = content.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+            let from_text = text_msg(&escaped);
+            proptest::prop_assert_eq!(from_text.content(), Some(content.as_str()));
+        }
     }
 
     #[test]
