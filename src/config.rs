@@ -325,9 +325,7 @@ impl Config {
             Some(secs) => {
                 return Err(ConfigError::Invalid {
                     setting: "reply_timeout",
-                    reason: format!(
-                        "{secs} s is outside (0, 4.8]: WeChat stops waiting after 5 s"
-                    ),
+                    reason: format!("{secs} s is outside (0, 4.8]: WeChat stops waiting after 5 s"),
                 })
             }
         };
@@ -349,10 +347,7 @@ impl Config {
                 reason: format!("{workers} is outside 1..=256"),
             });
         }
-        let log_format = overrides
-            .log_format
-            .or(file.log_format)
-            .unwrap_or_default();
+        let log_format = overrides.log_format.or(file.log_format).unwrap_or_default();
 
         let (token, token_source) = match token {
             Some(token) if !token.expose().is_empty() => {
@@ -490,7 +485,10 @@ mod tests {
         assert_eq!(config.appid.as_deref(), Some("wxfile"));
         assert_eq!(config.listen.port(), 9000);
 
-        let e = env(&[("WECHAT_TOKEN", "fromenv"), ("WECHAT_LISTEN", "127.0.0.1:9001")]);
+        let e = env(&[
+            ("WECHAT_TOKEN", "fromenv"),
+            ("WECHAT_LISTEN", "127.0.0.1:9001"),
+        ]);
         let config = Config::load_with_env(&overrides, &e).unwrap();
         assert_eq!(config.token.expose(), "fromenv");
         assert_eq!(config.listen.port(), 9001);

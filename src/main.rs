@@ -10,7 +10,11 @@ use wechat_lua::script::{RuntimeOptions, ScriptHost};
 use wechat_lua::server::{self, AppState, CALLBACK_PATH};
 
 #[derive(Parser)]
-#[command(name = "wechat-lua", version, about = "WeChat Official Account bots in Lua")]
+#[command(
+    name = "wechat-lua",
+    version,
+    about = "WeChat Official Account bots in Lua"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -21,7 +21,11 @@ fn write(dir: &TempDir, files: &[(&str, &str)]) {
     }
 }
 
-fn host_with(files: &[(&str, &str)], options: RuntimeOptions, workers: usize) -> (TempDir, Arc<ScriptHost>) {
+fn host_with(
+    files: &[(&str, &str)],
+    options: RuntimeOptions,
+    workers: usize,
+) -> (TempDir, Arc<ScriptHost>) {
     let dir = tempfile::tempdir().unwrap();
     write(&dir, files);
     let host = ScriptHost::start(dir.path(), options, workers).expect("scripts load");
@@ -42,7 +46,8 @@ fn load_error(files: &[(&str, &str)]) -> String {
 }
 
 async fn handle(host: &ScriptHost, xml: &str) -> Result<Handled, ScriptError> {
-    host.handle(InboundMessage::parse(xml.as_bytes()).unwrap()).await
+    host.handle(InboundMessage::parse(xml.as_bytes()).unwrap())
+        .await
 }
 
 async fn reply(host: &ScriptHost, xml: &str) -> Option<Reply> {
@@ -68,12 +73,30 @@ async fn first_matching_handler_answers_with_pattern_captures() {
         wx.on("*", function(msg) return "any " .. msg.type end)
         "#,
     );
-    assert_eq!(reply(&host, &text_xml("u1", "weather 北京 3", 1)).await, text("北京/3/integer"));
-    assert_eq!(reply(&host, &text_xml("u1", "hi there", 2)).await, text("hello u1"));
-    assert_eq!(reply(&host, &text_xml("u1", "other", 3)).await, text("fallback:other"));
-    assert_eq!(reply(&host, &event_xml("u1", "CLICK", Some("MENU_A"))).await, text("A"));
-    assert_eq!(reply(&host, &event_xml("u1", "CLICK", Some("MENU_B"))).await, text("click MENU_B"));
-    assert_eq!(reply(&host, &event_xml("u1", "SCAN", Some("7"))).await, text("event scan"));
+    assert_eq!(
+        reply(&host, &text_xml("u1", "weather 北京 3", 1)).await,
+        text("北京/3/integer")
+    );
+    assert_eq!(
+        reply(&host, &text_xml("u1", "hi there", 2)).await,
+        text("hello u1")
+    );
+    assert_eq!(
+        reply(&host, &text_xml("u1", "other", 3)).await,
+        text("fallback:other")
+    );
+    assert_eq!(
+        reply(&host, &event_xml("u1", "CLICK", Some("MENU_A"))).await,
+        text("A")
+    );
+    assert_eq!(
+        reply(&host, &event_xml("u1", "CLICK", Some("MENU_B"))).await,
+        text("click MENU_B")
+    );
+    assert_eq!(
+        reply(&host, &event_xml("u1", "SCAN", Some("7"))).await,
+        text("event scan")
+    );
     let image = "<xml><ToUserName>a</ToUserName><FromUserName>u</FromUserName><CreateTime>1</CreateTime><MsgType>image</MsgType><MediaId>m1</MediaId><MsgId>9</MsgId></xml>";
     assert_eq!(reply(&host, image).await, text("any image"));
 }
@@ -121,9 +144,17 @@ async fn every_reply_shape_converts() {
     );
     let expected = [
         text("t"),
-        Some(Reply::Image { media_id: "img".into() }),
-        Some(Reply::Voice { media_id: "v".into() }),
-        Some(Reply::Video { media_id: "vid".into(), title: Some("T".into()), description: Some("D".into()) }),
+        Some(Reply::Image {
+            media_id: "img".into(),
+        }),
+        Some(Reply::Voice {
+            media_id: "v".into(),
+        }),
+        Some(Reply::Video {
+            media_id: "vid".into(),
+            title: Some("T".into()),
+            description: Some("D".into()),
+        }),
         Some(Reply::Music {
             title: Some("m".into()),
             description: None,
@@ -132,10 +163,19 @@ async fn every_reply_shape_converts() {
             thumb_media_id: "th".into(),
         }),
         Some(Reply::News {
-            articles: vec![Article { title: "a".into(), description: "b".into(), pic_url: "c".into(), url: "d".into() }],
+            articles: vec![Article {
+                title: "a".into(),
+                description: "b".into(),
+                pic_url: "c".into(),
+                url: "d".into(),
+            }],
         }),
-        Some(Reply::TransferCustomerService { kf_account: Some("kf@x".into()) }),
-        Some(Reply::Image { media_id: "literal".into() }),
+        Some(Reply::TransferCustomerService {
+            kf_account: Some("kf@x".into()),
+        }),
+        Some(Reply::Image {
+            media_id: "literal".into(),
+        }),
         None,
         text("42"),
     ];
@@ -151,11 +191,16 @@ async fn handler_errors_name_file_line_and_traceback() {
         "local function inner()\n  error(\"boom\")\nend\nwx.on(\"text\", function(msg)\n  inner()\nend)\n",
     );
     let err = handle(&host, &text_xml("u", "x", 1)).await.unwrap_err();
-    let ScriptError::Handler { handler, message } = &err else { panic!("{err:?}") };
+    let ScriptError::Handler { handler, message } = &err else {
+        panic!("{err:?}")
+    };
     assert!(handler.ends_with("main.lua:4"), "{handler}");
     assert!(message.contains("main.lua:2: boom"), "{message}");
     assert!(message.contains("stack traceback"), "{message}");
-    assert!(message.contains("main.lua:5"), "traceback shows the calling line: {message}");
+    assert!(
+        message.contains("main.lua:5"),
+        "traceback shows the calling line: {message}"
+    );
 }
 
 #[tokio::test]
@@ -165,12 +210,27 @@ async fn malformed_replies_are_errors_at_the_script_line() {
          wx.on(\"text\", \"^bool\", function()\n  return true\nend)\n\
          wx.on(\"text\", \"^nomedia\", function()\n  return {type = 'image'}\nend)\n",
     );
-    let err = handle(&host, &text_xml("u", "many", 1)).await.unwrap_err().to_string();
+    let err = handle(&host, &text_xml("u", "many", 1))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("main.lua:4") && err.contains("9"), "{err}");
-    let err = handle(&host, &text_xml("u", "bool", 2)).await.unwrap_err().to_string();
-    assert!(err.contains("main.lua:6") && err.contains("boolean"), "{err}");
-    let err = handle(&host, &text_xml("u", "nomedia", 3)).await.unwrap_err().to_string();
-    assert!(err.contains("main.lua:9") && err.contains("media_id"), "{err}");
+    let err = handle(&host, &text_xml("u", "bool", 2))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("main.lua:6") && err.contains("boolean"),
+        "{err}"
+    );
+    let err = handle(&host, &text_xml("u", "nomedia", 3))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("main.lua:9") && err.contains("media_id"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -207,7 +267,10 @@ async fn sandbox_has_no_io_os_execute_debug_or_outside_files() {
 
 #[tokio::test]
 async fn a_spinning_handler_is_stopped_and_the_worker_recovers() {
-    let options = RuntimeOptions { run_limit: Duration::from_millis(200), ..Default::default() };
+    let options = RuntimeOptions {
+        run_limit: Duration::from_millis(200),
+        ..Default::default()
+    };
     let (_d, host) = host_with(
         &[(
             "main.lua",
@@ -218,24 +281,45 @@ async fn a_spinning_handler_is_stopped_and_the_worker_recovers() {
         RuntimeOptions { memory_limit: 16 * 1024 * 1024, ..options },
         1,
     );
-    let err = handle(&host, &text_xml("u", "spin", 1)).await.unwrap_err().to_string();
-    assert!(err.contains("main.lua:2") && err.contains("stopped"), "{err}");
+    let err = handle(&host, &text_xml("u", "spin", 1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("main.lua:2") && err.contains("stopped"),
+        "{err}"
+    );
     assert_eq!(reply(&host, &text_xml("u", "next", 2)).await, text("alive"));
-    let err = handle(&host, &text_xml("u", "grow", 3)).await.unwrap_err().to_string();
+    let err = handle(&host, &text_xml("u", "grow", 3))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("memory") || err.contains("stopped"), "{err}");
     assert_eq!(reply(&host, &text_xml("u", "next", 4)).await, text("alive"));
 }
 
 #[test]
 fn load_errors_name_the_file_and_line() {
-    let err = load_error(&[("main.lua", "wx.on(\"text\", function()\n  return 1 +\nend)\n")]);
+    let err = load_error(&[(
+        "main.lua",
+        "wx.on(\"text\", function()\n  return 1 +\nend)\n",
+    )]);
     assert!(err.contains("main.lua:3"), "{err}");
-    let err = load_error(&[("main.lua", "local x = require('helper')\n"), ("helper.lua", "\n\nerror('bad helper')\n")]);
+    let err = load_error(&[
+        ("main.lua", "local x = require('helper')\n"),
+        ("helper.lua", "\n\nerror('bad helper')\n"),
+    ]);
     assert!(err.contains("helper.lua:3: bad helper"), "{err}");
     let err = load_error(&[("main.lua", "require('missing.mod')\n")]);
-    assert!(err.contains("main.lua:1") && err.contains("missing/mod.lua"), "{err}");
+    assert!(
+        err.contains("main.lua:1") && err.contains("missing/mod.lua"),
+        "{err}"
+    );
     let err = load_error(&[("main.lua", "wx.on(\"text\", \"x\")\n")]);
-    assert!(err.contains("main.lua:1") && err.contains("function"), "{err}");
+    assert!(
+        err.contains("main.lua:1") && err.contains("function"),
+        "{err}"
+    );
     let err = load_error(&[("other.lua", "")]);
     assert!(err.contains("main.lua"), "{err}");
 }
@@ -243,15 +327,30 @@ fn load_errors_name_the_file_and_line() {
 #[tokio::test]
 async fn wx_on_is_refused_after_loading() {
     let (_d, host) = host("wx.on('text', function() wx.on('image', function() end) end)\n");
-    let err = handle(&host, &text_xml("u", "x", 1)).await.unwrap_err().to_string();
-    assert!(err.contains("main.lua:1") && err.contains("while the scripts load"), "{err}");
+    let err = handle(&host, &text_xml("u", "x", 1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("main.lua:1") && err.contains("while the scripts load"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn reload_swaps_sets_and_keeps_the_last_good_one() {
     let (dir, host) = host("wx.on('text', function() return 'v1' end)\n");
     assert_eq!(reply(&host, &text_xml("u", "x", 1)).await, text("v1"));
-    write(&dir, &[("main.lua", "wx.on('text', function() return require('part').text end)\n"), ("part.lua", "return {text = 'v2'}")]);
+    write(
+        &dir,
+        &[
+            (
+                "main.lua",
+                "wx.on('text', function() return require('part').text end)\n",
+            ),
+            ("part.lua", "return {text = 'v2'}"),
+        ],
+    );
     assert_eq!(host.reload().unwrap(), 2);
     assert_eq!(reply(&host, &text_xml("u", "x", 2)).await, text("v2"));
 
@@ -260,7 +359,10 @@ async fn reload_swaps_sets_and_keeps_the_last_good_one() {
     assert!(err.contains("part.lua:2"), "{err}");
     assert_eq!(reply(&host, &text_xml("u", "x", 3)).await, text("v2"));
     let status = host.status();
-    assert_eq!((status.generation, status.reloads_ok, status.reloads_failed), (2, 1, 1));
+    assert_eq!(
+        (status.generation, status.reloads_ok, status.reloads_failed),
+        (2, 1, 1)
+    );
     assert!(status.last_error.unwrap().contains("part.lua:2"));
 }
 
@@ -272,7 +374,10 @@ async fn a_message_in_flight_finishes_on_the_set_it_started_with() {
         tokio::spawn(async move { reply(&host, &text_xml("u", "x", 1)).await })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
-    write(&dir, &[("main.lua", "wx.on('text', function() return 'new' end)\n")]);
+    write(
+        &dir,
+        &[("main.lua", "wx.on('text', function() return 'new' end)\n")],
+    );
     host.reload().unwrap();
     assert_eq!(reply(&host, &text_xml("u", "x", 2)).await, text("new"));
     assert_eq!(in_flight.await.unwrap(), text("old"));
@@ -291,6 +396,65 @@ async fn a_waiting_handler_does_not_block_other_messages_on_its_worker() {
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(reply(&host, &text_xml("u", "quick", 2)).await, text("fast"));
-    assert!(!slow.is_finished(), "the fast reply came while the slow handler still waited");
+    assert!(
+        !slow.is_finished(),
+        "the fast reply came while the slow handler still waited"
+    );
     assert_eq!(slow.await.unwrap(), text("slow"));
+}
+
+fn fixture(name: &str) -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/messages");
+    std::fs::read_to_string(dir.join(name)).unwrap()
+}
+
+#[tokio::test]
+async fn nested_elements_reach_lua_as_tables_and_arrays() {
+    let (_d, host) = host(
+        r#"
+        wx.on("event.scancode_waitmsg", function(msg)
+            return msg.scan_code_info.scan_type .. ":" .. msg.scan_code_info.scan_result
+        end)
+        wx.on("event.pic_weixin", function(msg)
+            local info = msg.send_pics_info
+            return info.count .. ":" .. #info.pic_list .. ":" .. info.pic_list[1].pic_md5_sum
+        end)
+        wx.on("event.masssendjobfinish", function(msg)
+            local r = msg.copyright_check_result
+            return msg.msg_id .. ":" .. msg.id .. ":" .. msg.status .. ":" .. type(r.result_list) .. ":" .. #r.result_list
+        end)
+        wx.on("voice", function(msg) return (msg.recognition or "") .. "|" .. (msg.media_id16k or "nil") end)
+        wx.on("*", function(msg) return "other:" .. msg.type .. ":" .. (msg.event or "") end)
+        "#,
+    );
+    assert_eq!(
+        reply(&host, &fixture("event_scancode_waitmsg.xml")).await,
+        text("qrcode:2")
+    );
+    assert_eq!(
+        reply(&host, &fixture("event_pic_weixin.xml")).await,
+        text("1:1:5a75aaca956d97be686719218f275c6b")
+    );
+    let Some(Reply::Text { content }) = reply(&host, &fixture("event_masssendjobfinish.xml")).await
+    else {
+        panic!()
+    };
+    let parts: Vec<&str> = content.split(':').collect();
+    assert_eq!(parts[0], parts[1], "msg.id is the MsgID: {content}");
+    assert_eq!(parts[3], "table", "{content}");
+    assert!(parts[4].parse::<usize>().unwrap() >= 1, "{content}");
+    assert_eq!(
+        reply(&host, &fixture("voice.xml")).await,
+        text("腾讯微信团队|media_id_16k")
+    );
+    assert_eq!(
+        reply(&host, &fixture("unknown_type.xml"))
+            .await
+            .map(|r| r.kind()),
+        Some("text")
+    );
+    let Some(Reply::Text { content }) = reply(&host, &fixture("event_unknown.xml")).await else {
+        panic!()
+    };
+    assert!(content.starts_with("other:event:"), "{content}");
 }

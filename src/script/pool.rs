@@ -187,7 +187,9 @@ fn worker(
     {
         Ok(rt) => rt,
         Err(e) => {
-            let _ = ready.send(Err(ScriptError::Load(format!("cannot start a worker runtime: {e}"))));
+            let _ = ready.send(Err(ScriptError::Load(format!(
+                "cannot start a worker runtime: {e}"
+            ))));
             return;
         }
     };
@@ -204,7 +206,8 @@ fn worker(
         let mut generation = first.generation;
         let _ = ready.send(Ok(()));
         let mut running = tokio::task::JoinSet::new();
-        let mut switch = |current: &mut Rc<LuaRuntime>, published: &mut watch::Receiver<Published>| {
+        let mut switch = |current: &mut Rc<LuaRuntime>,
+                          published: &mut watch::Receiver<Published>| {
             let next = published.borrow_and_update().clone();
             if next.generation <= generation {
                 return;

@@ -68,7 +68,9 @@ pub fn watch(host: Arc<ScriptHost>) -> notify::Result<ReloadWatcher> {
                 }
                 match host.reload() {
                     Ok(generation) => tracing::info!(generation, "scripts reloaded"),
-                    Err(e) => tracing::error!("reload rejected, the last good scripts keep serving: {e}"),
+                    Err(e) => {
+                        tracing::error!("reload rejected, the last good scripts keep serving: {e}")
+                    }
                 }
             }
         })

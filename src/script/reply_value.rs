@@ -33,13 +33,16 @@ pub fn reply_from_lua(value: &Value) -> Result<Option<Reply>, String> {
 fn reply_from_table(t: &Table) -> Result<Reply, String> {
     let kind = match t.raw_get::<Value>("type").map_err(|e| e.to_string())? {
         Value::String(s) => utf8(&s, "type")?,
-        Value::Nil => {
-            return Err(
-                "a reply table needs a `type` field (build it with wx.reply.text, wx.reply.news, ...)"
-                    .into(),
-            )
+        Value::Nil => return Err(
+            "a reply table needs a `type` field (build it with wx.reply.text, wx.reply.news, ...)"
+                .into(),
+        ),
+        other => {
+            return Err(format!(
+                "`type` must be a string, not a {}",
+                other.type_name()
+            ))
         }
-        other => return Err(format!("`type` must be a string, not a {}", other.type_name())),
     };
     Ok(match kind.as_str() {
         "text" => Reply::Text {
@@ -81,7 +84,12 @@ fn articles(t: &Table) -> Result<Vec<Article>, String> {
     let list = match t.raw_get::<Value>("articles").map_err(|e| e.to_string())? {
         Value::Table(list) => list,
         Value::Nil => return Err("a news reply needs `articles`, a list of 1 to 8 articles".into()),
-        other => return Err(format!("`articles` must be a list, not a {}", other.type_name())),
+        other => {
+            return Err(format!(
+                "`articles` must be a list, not a {}",
+                other.type_name()
+            ))
+        }
     };
     let mut out = Vec::new();
     for (i, item) in list.sequence_values::<Value>().enumerate() {
@@ -122,7 +130,10 @@ fn optional(t: &Table, name: &str) -> Result<Option<String>, String> {
         Value::String(s) => utf8(&s, name).map(Some),
         Value::Integer(i) => Ok(Some(i.to_string())),
         Value::Number(n) => Ok(Some(n.to_string())),
-        other => Err(format!("`{name}` must be a string, not a {}", other.type_name())),
+        other => Err(format!(
+            "`{name}` must be a string, not a {}",
+            other.type_name()
+        )),
     }
 }
 

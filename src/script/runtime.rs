@@ -71,10 +71,18 @@ pub struct LuaRuntime {
 
 impl LuaRuntime {
     /// Builds a state, runs the entry script and collects its handlers.
-    pub fn load(sources: Arc<ScriptSources>, options: &RuntimeOptions) -> Result<Self, ScriptError> {
+    pub fn load(
+        sources: Arc<ScriptSources>,
+        options: &RuntimeOptions,
+    ) -> Result<Self, ScriptError> {
         let internal = |e: mlua::Error| ScriptError::Load(format!("cannot set up Lua: {e}"));
         let lua = Lua::new_with(
-            StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::OS | StdLib::COROUTINE,
+            StdLib::STRING
+                | StdLib::TABLE
+                | StdLib::MATH
+                | StdLib::UTF8
+                | StdLib::OS
+                | StdLib::COROUTINE,
             LuaOptions::default(),
         )
         .map_err(internal)?;
@@ -110,7 +118,8 @@ impl LuaRuntime {
         )
         .map_err(internal)?;
         // Memory is capped only after the host's own setup, which is small and bounded.
-        lua.set_memory_limit(options.memory_limit).map_err(internal)?;
+        lua.set_memory_limit(options.memory_limit)
+            .map_err(internal)?;
         let loaded = bindings::stdlib::compile(&lua, &sources, sources.entry())
             .and_then(|entry| entry.call::<()>(()));
         lua.remove_hook();
@@ -165,32 +174,28 @@ impl LuaRuntime {
     }
 
     /// Runs the first handler that matches `msg` and converts its return value.
-    pub fn handle<'a>(
-        &'a self,
-        msg: &'a InboundMessage,
-    ) -> impl Future<Output = Result<Handled, ScriptError>> + 'a {
-        async move {
-            let Some((handler, captures)) = self.select(msg)? else {
-                return Ok(Handled {
-                    reply: None,
-                    handler: None,
-                });
-            };
-            let fail = |e: mlua::Error| ScriptError::Handler {
-                handler: handler.origin.clone(),
-                message: describe_error(&e),
-            };
-            let table = message_table(&self.lua, msg).map_err(fail)?;
-            let mut args = MultiValue::with_capacity(2 + captures.len());
-            args.push_back(Value::Function(handler.func.clone()));
-            args.push_back(Value::Table(table));
-            args.extend(captures);
+    pub async fn handle(&self, msg: &InboundMessage) -> Result<Handled, ScriptError> {
+        let Some((handler, captures)) = self.select(msg)? else {
+            return Ok(Handled {
+                reply: None,
+                handler: None,
+            });
+        };
+        let fail = |e: mlua::Error| ScriptError::Handler {
+            handler: handler.origin.clone(),
+            message: describe_error(&e),
+        };
+        let table = message_table(&self.lua, msg).map_err(fail)?;
+        let mut args = MultiValue::with_capacity(2 + captures.len());
+        args.push_back(Value::Function(handler.func.clone()));
+        args.push_back(Value::Table(table));
+        args.extend(captures);
 
-            let thread = self.lua.create_thread(self.call.clone()).map_err(fail)?;
-            let resumed = Rc::new(Cell::new(Instant::now()));
-            let limit = self.options.run_limit;
-            let hook_resumed = resumed.clone();
-            thread
+        let thread = self.lua.create_thread(self.call.clone()).map_err(fail)?;
+        let resumed = Rc::new(Cell::new(Instant::now()));
+        let limit = self.options.run_limit;
+        let hook_resumed = resumed.clone();
+        thread
                 .set_hook(
                     HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
                     move |_, _| {
@@ -204,49 +209,48 @@ impl LuaRuntime {
                     },
                 )
                 .map_err(fail)?;
-            let mut running = Box::pin(thread.into_async::<MultiValue>(args).map_err(fail)?);
-            // Every poll resumes the coroutine: the run-time limit counts from there, so time
-            // spent waiting on I/O is not held against the handler.
-            let results = futures::future::poll_fn(|cx| {
-                resumed.set(Instant::now());
-                running.as_mut().poll(cx)
-            })
-            .await
-            .map_err(fail)?;
+        let mut running = Box::pin(thread.into_async::<MultiValue>(args).map_err(fail)?);
+        // Every poll resumes the coroutine: the run-time limit counts from there, so time
+        // spent waiting on I/O is not held against the handler.
+        let results = futures::future::poll_fn(|cx| {
+            resumed.set(Instant::now());
+            running.as_mut().poll(cx)
+        })
+        .await
+        .map_err(fail)?;
 
-            let mut results = results.into_iter();
-            match results.next() {
-                Some(Value::Boolean(true)) => {}
-                _ => {
-                    let message = results
-                        .next()
-                        .and_then(|v| v.to_string().ok())
-                        .unwrap_or_else(|| "unknown error".into());
-                    return Err(ScriptError::Handler {
-                        handler: handler.origin.clone(),
-                        message,
-                    });
-                }
+        let mut results = results.into_iter();
+        match results.next() {
+            Some(Value::Boolean(true)) => {}
+            _ => {
+                let message = results
+                    .next()
+                    .and_then(|v| v.to_string().ok())
+                    .unwrap_or_else(|| "unknown error".into());
+                return Err(ScriptError::Handler {
+                    handler: handler.origin.clone(),
+                    message,
+                });
             }
-            let value = results.next().unwrap_or(Value::Nil);
-            let reply = reply_from_lua(&value).map_err(|message| ScriptError::BadReply {
-                handler: function_location(&handler.func).unwrap_or_else(|| handler.origin.clone()),
-                message,
-            })?;
-            if let Some(Reply::News { articles }) = &reply {
-                if articles.len() > 1 && msg.msg_type() != "event" {
-                    tracing::warn!(
-                        handler = %handler.origin,
-                        "a news reply with {} articles answers a user's message: WeChat shows only the first",
-                        articles.len()
-                    );
-                }
-            }
-            Ok(Handled {
-                reply,
-                handler: Some(handler.origin.clone()),
-            })
         }
+        let value = results.next().unwrap_or(Value::Nil);
+        let reply = reply_from_lua(&value).map_err(|message| ScriptError::BadReply {
+            handler: function_location(&handler.func).unwrap_or_else(|| handler.origin.clone()),
+            message,
+        })?;
+        if let Some(Reply::News { articles }) = &reply {
+            if articles.len() > 1 && msg.msg_type() != "event" {
+                tracing::warn!(
+                    handler = %handler.origin,
+                    "a news reply with {} articles answers a user's message: WeChat shows only the first",
+                    articles.len()
+                );
+            }
+        }
+        Ok(Handled {
+            reply,
+            handler: Some(handler.origin.clone()),
+        })
     }
 
     fn select(&self, msg: &InboundMessage) -> Result<Option<(&Handler, Vec<Value>)>, ScriptError> {
@@ -263,12 +267,12 @@ impl LuaRuntime {
                 }
                 Some(Filter::Pattern(pattern)) => {
                     let content = msg.content().unwrap_or("");
-                    let found: MultiValue = self
-                        .find
-                        .call((content, pattern.clone()))
-                        .map_err(|e| ScriptError::Handler {
-                            handler: handler.origin.clone(),
-                            message: format!("bad pattern: {}", describe_error(&e)),
+                    let found: MultiValue =
+                        self.find.call((content, pattern.clone())).map_err(|e| {
+                            ScriptError::Handler {
+                                handler: handler.origin.clone(),
+                                message: format!("bad pattern: {}", describe_error(&e)),
+                            }
                         })?;
                     if matches!(found.front(), Some(Value::Integer(_))) {
                         // string.find returns start, end, then the captures.
@@ -292,7 +296,9 @@ pub fn describe_error(e: &mlua::Error) -> String {
     match e {
         mlua::Error::SyntaxError { message, .. } => message.clone(),
         mlua::Error::RuntimeError(message) => message.clone(),
-        mlua::Error::MemoryError(message) => format!("out of memory (the Lua memory limit): {message}"),
+        mlua::Error::MemoryError(message) => {
+            format!("out of memory (the Lua memory limit): {message}")
+        }
         mlua::Error::CallbackError { traceback, cause } => {
             format!("{}\n{traceback}", describe_error(cause))
         }
@@ -319,7 +325,10 @@ fn with_traceback(lua: &Lua, err: &Value) -> String {
                 return None;
             }
             let file = source.short_src.as_deref().unwrap_or("?").to_string();
-            let line = frame.current_line().map(|l| l.to_string()).unwrap_or_default();
+            let line = frame
+                .current_line()
+                .map(|l| l.to_string())
+                .unwrap_or_default();
             let name = frame.names().name.map(|n| n.to_string());
             Some((file, line, name))
         }) else {
@@ -329,7 +338,9 @@ fn with_traceback(lua: &Lua, err: &Value) -> String {
             if file == "wechat-lua" {
                 continue;
             }
-            let name = name.map(|n| format!("function '{n}'")).unwrap_or_else(|| "function".into());
+            let name = name
+                .map(|n| format!("function '{n}'"))
+                .unwrap_or_else(|| "function".into());
             out.push_str(&format!("\n\t{file}:{line}: in {name}"));
         }
     }

@@ -179,14 +179,20 @@ mod tests {
         std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
         let s = ScriptSources::read(dir.path()).unwrap();
         assert_eq!(s.entry(), "main.lua");
-        assert_eq!(s.resolve_module("lib.util").as_deref(), Some("lib/util.lua"));
+        assert_eq!(
+            s.resolve_module("lib.util").as_deref(),
+            Some("lib/util.lua")
+        );
         assert_eq!(
             s.resolve_module("lib.menu").as_deref(),
             Some("lib/menu/init.lua")
         );
         assert_eq!(s.resolve_module("..main"), None);
         assert_eq!(s.resolve_module("lib/util"), None);
-        assert_eq!(s.resolve_file("./lib/util.lua").as_deref(), Some("lib/util.lua"));
+        assert_eq!(
+            s.resolve_file("./lib/util.lua").as_deref(),
+            Some("lib/util.lua")
+        );
         assert_eq!(s.resolve_file("../main.lua"), None);
         assert_eq!(s.resolve_file("/etc/passwd"), None);
         assert!(s.get("notes.txt").is_none());

@@ -38,7 +38,11 @@ pub async fn verify_url(signed: Signed) -> Result<Response, AppError> {
         .echostr
         .ok_or(AppError::MissingParameter("echostr"))?;
     tracing::info!("URL verification succeeded");
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], echostr).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        echostr,
+    )
+        .into_response())
 }
 
 /// `POST /wechat`: one message or event, answered with a passive reply or `success`.
@@ -47,10 +51,9 @@ pub async fn callback(
     signed: Signed,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
-    let timestamp: i64 = signed
-        .timestamp
-        .parse()
-        .map_err(|_| AppError::BadQuery(format!("timestamp `{}` is not a number", signed.timestamp)))?;
+    let timestamp: i64 = signed.timestamp.parse().map_err(|_| {
+        AppError::BadQuery(format!("timestamp `{}` is not a number", signed.timestamp))
+    })?;
     if (now_secs() - timestamp).abs() > MAX_CLOCK_SKEW_SECS {
         return Err(AppError::StaleTimestamp(timestamp));
     }
@@ -67,7 +70,12 @@ pub async fn callback(
             .ok_or(AppError::MissingParameter("msg_signature"))?;
         // Checked before decrypting, so nobody unsigned learns anything from decrypt errors.
         if !signature::verify(
-            &[state.token.expose(), &signed.timestamp, &signed.nonce, encrypt],
+            &[
+                state.token.expose(),
+                &signed.timestamp,
+                &signed.nonce,
+                encrypt,
+            ],
             received,
         ) {
             return Err(AppError::BadMsgSignature);
@@ -109,8 +117,12 @@ pub async fn callback(
         return Ok(xml_response(xml));
     };
     let encrypt = crypto.encrypt(&xml);
-    let msg_signature =
-        signature::sign(&[state.token.expose(), &now.to_string(), &signed.nonce, &encrypt]);
+    let msg_signature = signature::sign(&[
+        state.token.expose(),
+        &now.to_string(),
+        &signed.nonce,
+        &encrypt,
+    ]);
     Ok(xml_response(encrypted_envelope(
         &encrypt,
         &msg_signature,
@@ -139,5 +151,9 @@ fn plain(text: &'static str) -> Response {
 }
 
 fn xml_response(xml: String) -> Response {
-    ([(header::CONTENT_TYPE, "application/xml; charset=utf-8")], xml).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+        xml,
+    )
+        .into_response()
 }

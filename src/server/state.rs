@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::config::{Config, SecurityMode, Secret};
+use crate::config::{Config, Secret, SecurityMode};
 use crate::protocol::crypto::{CryptoError, MessageCrypto};
 use crate::script::ScriptHost;
 

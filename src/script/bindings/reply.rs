@@ -54,7 +54,10 @@ pub fn register(lua: &Lua, wx: &Table) -> LuaResult<()> {
                 Value::Table(fields) => checked(lua, typed(lua, kind, Some(fields))?),
                 other => Err(error_at(
                     lua,
-                    format!("wx.reply.{kind} takes a table of fields, not a {}", other.type_name()),
+                    format!(
+                        "wx.reply.{kind} takes a table of fields, not a {}",
+                        other.type_name()
+                    ),
                 )),
             })?,
         )?;

@@ -45,12 +45,13 @@ pub fn install(lua: &Lua, sources: Arc<ScriptSources>) -> LuaResult<()> {
     globals.set("require", require)?;
 
     let s = sources.clone();
-    let loadfile = lua.create_function(move |lua, path: String| {
-        match compile_file(lua, &s, &path) {
-            Ok(f) => Ok((Value::Function(f), Value::Nil)),
-            Err(e) => Ok((Value::Nil, Value::String(lua.create_string(e.to_string())?))),
-        }
-    })?;
+    let loadfile =
+        lua.create_function(
+            move |lua, path: String| match compile_file(lua, &s, &path) {
+                Ok(f) => Ok((Value::Function(f), Value::Nil)),
+                Err(e) => Ok((Value::Nil, Value::String(lua.create_string(e.to_string())?))),
+            },
+        )?;
     globals.set("loadfile", loadfile)?;
 
     let s = sources;
@@ -107,7 +108,10 @@ fn require(lua: &Lua, sources: &ScriptSources, name: &str) -> LuaResult<Value> {
     };
     let chunk = compile(lua, sources, &rel)?;
     // A marker while the module runs, so a cycle is reported instead of recursing forever.
-    loaded.set(name, Value::LightUserData(mlua::LightUserData(std::ptr::null_mut())))?;
+    loaded.set(
+        name,
+        Value::LightUserData(mlua::LightUserData(std::ptr::null_mut())),
+    )?;
     let result = chunk.call::<Value>(name);
     let value = match result {
         Ok(Value::Nil) => Value::Boolean(true),

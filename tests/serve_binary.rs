@@ -1,0 +1,154 @@
+//! The real `wechat-lua serve` binary on a free port: replies, hot reload, the generated token,
+//! start-up errors and graceful shutdown.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{element, http, now, signed_query_at, text_xml, Server, TOKEN};
+
+fn reply_content(server: &Server, content: &str) -> Option<String> {
+    let (status, body) = server.post(&text_xml("u1", content, 1));
+    assert_eq!(status, 200, "{body}");
+    element(&body, "Content")
+}
+
+fn wait_for_reply(server: &Server, want: &str) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if reply_content(server, "x").as_deref() == Some(want) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn serves_the_echo_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/echo.lua");
+    let server = Server::start(
+        dir.path(),
+        &["--scripts", echo.to_str().unwrap()],
+        &[("WECHAT_TOKEN", TOKEN)],
+    );
+    assert_eq!(
+        reply_content(&server, "hello 你好").as_deref(),
+        Some("hello 你好")
+    );
+    let (status, _) = server.post_with_query(
+        &signed_query_at("other", now(), "n"),
+        &text_xml("u", "x", 1),
+    );
+    assert_eq!(status, 403);
+    assert_eq!(server.terminate().code(), Some(0), "SIGTERM exits cleanly");
+}
+
+#[test]
+fn edits_reload_and_a_broken_edit_keeps_the_last_good_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let scripts = dir.path().join("bot");
+    std::fs::create_dir_all(scripts.join("lib")).unwrap();
+    std::fs::write(
+        scripts.join("main.lua"),
+        "local t = require('lib.texts')\nwx.on('text', function() return t.reply end)\n",
+    )
+    .unwrap();
+    std::fs::write(scripts.join("lib/texts.lua"), "return { reply = 'one' }\n").unwrap();
+    let server = Server::start(
+        dir.path(),
+        &["--scripts", "bot"],
+        &[("WECHAT_TOKEN", TOKEN)],
+    );
+    assert_eq!(reply_content(&server, "x").as_deref(), Some("one"));
+
+    // A module reached through require is watched too.
+    std::fs::write(scripts.join("lib/texts.lua"), "return { reply = 'two' }\n").unwrap();
+    assert!(wait_for_reply(&server, "two"), "the edit was picked up");
+
+    std::fs::write(scripts.join("lib/texts.lua"), "return { reply = \n").unwrap();
+    assert!(
+        server.wait_for_log("texts.lua:2", Duration::from_secs(10)),
+        "the rejected reload names file and line: {:?}",
+        server.log.lock().unwrap()
+    );
+    assert_eq!(
+        reply_content(&server, "x").as_deref(),
+        Some("two"),
+        "the last good set still serves"
+    );
+
+    std::fs::write(
+        scripts.join("main.lua"),
+        "wx.on('text', function() return 'three' end)\n",
+    )
+    .unwrap();
+    std::fs::remove_file(scripts.join("lib/texts.lua")).unwrap();
+    assert!(wait_for_reply(&server, "three"));
+}
+
+#[test]
+fn without_a_token_one_is_generated_printed_once_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/echo.lua");
+    let args = ["--scripts", echo.to_str().unwrap()];
+    let server = Server::start(dir.path(), &args, &[]);
+    let printed = server.stdout.lock().unwrap().join("\n");
+    let token = printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Token: "))
+        .unwrap_or_else(|| panic!("token printed: {printed}"))
+        .to_string();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("data/token"))
+            .unwrap()
+            .trim(),
+        token
+    );
+    let q = signed_query_at(&token, now(), "n1");
+    let (status, body) = http("GET", &format!("{}/wechat?{q}&echostr=ok", server.base), "");
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    assert!(
+        !server
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(&token)),
+        "the token is not in the log"
+    );
+    drop(server);
+
+    let server = Server::start(dir.path(), &args, &[]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        !server.stdout.lock().unwrap().join("\n").contains(&token),
+        "printed only once"
+    );
+    let q = signed_query_at(&token, now(), "n2");
+    let (status, _) = http("GET", &format!("{}/wechat?{q}&echostr=ok", server.base), "");
+    assert_eq!(status, 200, "the kept token still verifies after a restart");
+}
+
+#[test]
+fn broken_scripts_stop_start_up_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("scripts")).unwrap();
+    std::fs::write(
+        dir.path().join("scripts/main.lua"),
+        "wx.on('text', function()\n  return (\nend)\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wechat-lua"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env("WECHAT_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("scripts/main.lua:3"), "{stderr}");
+}
