@@ -101,7 +101,11 @@ async fn set_nx_one_winner(s: &Arc<dyn Store>) {
             let s = s.clone();
             tokio::spawn(async move {
                 let won = s
-                    .set_nx("dedup:msg", &format!("claimant-{i}"), Some(Duration::from_secs(30)))
+                    .set_nx(
+                        "dedup:msg",
+                        &format!("claimant-{i}"),
+                        Some(Duration::from_secs(30)),
+                    )
                     .await
                     .unwrap();
                 (i, won)
@@ -179,7 +183,11 @@ async fn del_if_eq(s: &Arc<dyn Store>) {
 async fn outbox_lifecycle(s: &Arc<dyn Store>) {
     let lease = Duration::from_secs(30);
     assert_eq!(s.outbox_len().await.unwrap(), 0);
-    assert!(s.outbox_take_due(i64::MAX / 2, 10, lease).await.unwrap().is_empty());
+    assert!(s
+        .outbox_take_due(i64::MAX / 2, 10, lease)
+        .await
+        .unwrap()
+        .is_empty());
     s.outbox_push(&item("c", 5_000)).await.unwrap();
     s.outbox_push(&item("a", 1_000)).await.unwrap();
     s.outbox_push(&item("b", 2_000)).await.unwrap();
@@ -195,11 +203,22 @@ async fn outbox_lifecycle(s: &Arc<dyn Store>) {
     let second = s.outbox_take_due(2_500, 10, lease).await.unwrap();
     assert_eq!(ids(&second), ["b"]);
     // Both are leased now: nothing more is due until the lease ends.
-    assert!(s.outbox_take_due(2_500, 10, lease).await.unwrap().is_empty());
+    assert!(s
+        .outbox_take_due(2_500, 10, lease)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(s.outbox_len().await.unwrap(), 3, "leased items still count");
     // c (due 5 000) is due; a and b stay leased until 32 500.
-    assert_eq!(ids(&s.outbox_take_due(32_499, 10, lease).await.unwrap()), ["c"]);
-    assert!(s.outbox_take_due(32_499, 10, lease).await.unwrap().is_empty());
+    assert_eq!(
+        ids(&s.outbox_take_due(32_499, 10, lease).await.unwrap()),
+        ["c"]
+    );
+    assert!(s
+        .outbox_take_due(32_499, 10, lease)
+        .await
+        .unwrap()
+        .is_empty());
     let again = s.outbox_take_due(32_500, 10, lease).await.unwrap();
     assert_eq!(ids(&again), ["a", "b"]);
 
@@ -213,9 +232,20 @@ async fn outbox_lifecycle(s: &Arc<dyn Store>) {
     assert_eq!(s.outbox_len().await.unwrap(), 2);
 
     // c's lease (taken at 32 499) ends at 62 499; a waits for its retry time.
-    assert!(s.outbox_take_due(62_498, 10, lease).await.unwrap().is_empty());
-    assert_eq!(ids(&s.outbox_take_due(62_499, 10, lease).await.unwrap()), ["c"]);
-    assert!(s.outbox_take_due(69_999, 10, lease).await.unwrap().is_empty());
+    assert!(s
+        .outbox_take_due(62_498, 10, lease)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        ids(&s.outbox_take_due(62_499, 10, lease).await.unwrap()),
+        ["c"]
+    );
+    assert!(s
+        .outbox_take_due(69_999, 10, lease)
+        .await
+        .unwrap()
+        .is_empty());
     let retried = s.outbox_take_due(70_000, 10, lease).await.unwrap();
     assert_eq!(ids(&retried), ["a"]);
     assert_eq!(retried[0].attempts, 1);
@@ -227,12 +257,18 @@ async fn outbox_lifecycle(s: &Arc<dyn Store>) {
     s.outbox_done("a").await.unwrap();
     s.outbox_done("c").await.unwrap();
     assert_eq!(s.outbox_len().await.unwrap(), 0);
-    assert!(s.outbox_take_due(i64::MAX / 2, 10, lease).await.unwrap().is_empty());
+    assert!(s
+        .outbox_take_due(i64::MAX / 2, 10, lease)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn outbox_concurrent_takers(s: &Arc<dyn Store>) {
     for i in 0..60 {
-        s.outbox_push(&item(&format!("m{i:02}"), 1_000 + i)).await.unwrap();
+        s.outbox_push(&item(&format!("m{i:02}"), 1_000 + i))
+            .await
+            .unwrap();
     }
     let tasks: Vec<_> = (0..4)
         .map(|_| {

@@ -166,8 +166,7 @@ pub async fn open(spec: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>,
     }
     Err(StoreError::InvalidSpec {
         spec: spec.to_owned(),
-        reason: "expected empty, sqlite::memory:, sqlite://PATH or redis://HOST:PORT/DB"
-            .to_owned(),
+        reason: "expected empty, sqlite::memory:, sqlite://PATH or redis://HOST:PORT/DB".to_owned(),
     })
 }
 

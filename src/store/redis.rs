@@ -107,8 +107,7 @@ pub fn split_prefix(spec: &str) -> Result<(String, String), StoreError> {
 }
 
 fn map_err(e: RedisError) -> StoreError {
-    if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() || e.is_timeout()
-    {
+    if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() || e.is_timeout() {
         StoreError::Unavailable(format!("redis: {e}"))
     } else {
         StoreError::Backend(format!("redis: {e}"))
@@ -403,7 +402,10 @@ mod tests {
     #[test]
     fn split_prefix_defaults_and_strips_param() {
         let (url, prefix) = split_prefix("redis://127.0.0.1:6379/2").unwrap();
-        assert_eq!((url.as_str(), prefix.as_str()), ("redis://127.0.0.1:6379/2", DEFAULT_PREFIX));
+        assert_eq!(
+            (url.as_str(), prefix.as_str()),
+            ("redis://127.0.0.1:6379/2", DEFAULT_PREFIX)
+        );
         let (url, prefix) = split_prefix("redis://h:1/0?prefix=bot1:&protocol=resp3").unwrap();
         assert_eq!(url, "redis://h:1/0?protocol=resp3");
         assert_eq!(prefix, "bot1:");

@@ -165,9 +165,12 @@ fn incr_in(conn: &mut Connection, key: &str, by: i64) -> Result<i64, StoreError>
         .map_err(backend)?;
     let (old, expires) = match current {
         Some((value, expires)) => {
-            let old = value.trim().parse::<i64>().map_err(|_| StoreError::NotAnInteger {
-                key: key.to_owned(),
-            })?;
+            let old = value
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| StoreError::NotAnInteger {
+                    key: key.to_owned(),
+                })?;
             (old, expires)
         }
         None => (0, None),
@@ -377,9 +380,15 @@ mod tests {
     #[tokio::test]
     async fn purge_removes_only_expired_rows() {
         let store = SqliteStore::open_in_memory().unwrap();
-        store.set("old", "x", Some(Duration::from_millis(1))).await.unwrap();
+        store
+            .set("old", "x", Some(Duration::from_millis(1)))
+            .await
+            .unwrap();
         store.set("forever", "y", None).await.unwrap();
-        store.set("later", "z", Some(Duration::from_secs(60))).await.unwrap();
+        store
+            .set("later", "z", Some(Duration::from_secs(60)))
+            .await
+            .unwrap();
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(store.purge_expired().await.unwrap(), 1);
         assert_eq!(store.purge_expired().await.unwrap(), 0);
@@ -391,7 +400,10 @@ mod tests {
     async fn worker_purges_periodically() {
         let conn = Connection::open_in_memory().unwrap();
         let store = SqliteStore::start(conn, Duration::from_millis(20)).unwrap();
-        store.set("old", "x", Some(Duration::from_millis(1))).await.unwrap();
+        store
+            .set("old", "x", Some(Duration::from_millis(1)))
+            .await
+            .unwrap();
         std::thread::sleep(Duration::from_millis(100));
         // The row is gone from the table itself, not merely hidden by the read filter.
         let rows: i64 = store
@@ -407,7 +419,10 @@ mod tests {
     #[tokio::test]
     async fn incr_keeps_ttl_and_expired_counts_from_zero() {
         let store = SqliteStore::open_in_memory().unwrap();
-        store.set("n", "5", Some(Duration::from_millis(50))).await.unwrap();
+        store
+            .set("n", "5", Some(Duration::from_millis(50)))
+            .await
+            .unwrap();
         assert_eq!(store.incr("n", 1).await.unwrap(), 6);
         std::thread::sleep(Duration::from_millis(80));
         assert_eq!(store.get("n").await.unwrap(), None);
