@@ -159,11 +159,18 @@ async fn incr_semantics(s: &Arc<dyn Store>) {
         StoreError::NotAnInteger { key: "word".into() }
     );
     assert_eq!(s.get("word").await.unwrap().as_deref(), Some("abc"));
-    s.set("float", "1.5", None).await.unwrap();
-    assert!(matches!(
-        s.incr("float", 1).await,
-        Err(StoreError::NotAnInteger { .. })
-    ));
+    // Both backends accept only Redis's canonical integer spelling.
+    for (i, bad) in ["1.5", " 5", "+5", "05", "1e3", ""].into_iter().enumerate() {
+        let key = format!("bad{i}");
+        s.set(&key, bad, None).await.unwrap();
+        assert_eq!(
+            s.incr(&key, 1).await.unwrap_err(),
+            StoreError::NotAnInteger { key },
+            "{bad:?}"
+        );
+    }
+    s.set("neg", "-10", None).await.unwrap();
+    assert_eq!(s.incr("neg", 3).await.unwrap(), -7);
     s.set("big", &i64::MAX.to_string(), None).await.unwrap();
     assert_eq!(
         s.incr("big", 1).await.unwrap_err(),

@@ -102,8 +102,9 @@ impl SqliteStore {
             if sent.is_err() {
                 return Err(StoreError::Unavailable("sqlite worker stopped".to_owned()));
             }
-            rx.await
-                .map_err(|_| StoreError::Unavailable("sqlite worker stopped".to_owned()))?
+            rx.await.map_err(|_| {
+                StoreError::Unavailable("sqlite worker dropped the request".to_owned())
+            })?
         })
     }
 
@@ -117,7 +118,14 @@ fn worker(mut conn: Connection, rx: mpsc::Receiver<Job>, purge_every: Duration) 
     let mut last_purge = Instant::now();
     loop {
         match rx.recv_timeout(purge_every) {
-            Ok(job) => job(&mut conn),
+            Ok(job) => {
+                // A panicking job must not take the store down for every later caller;
+                // its open transaction, if any, rolls back as it unwinds.
+                let run = std::panic::AssertUnwindSafe(|| job(&mut conn));
+                if std::panic::catch_unwind(run).is_err() {
+                    tracing::error!("sqlite store: a job panicked; worker continues");
+                }
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
@@ -150,6 +158,23 @@ fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxItem> {
     })
 }
 
+/// Parses an integer exactly as Redis `INCRBY` accepts it (no sign `+`, no spaces, no
+/// leading zeros), so both backends agree on what counts as an integer.
+fn parse_strict_i64(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let canonical = s == "0"
+        || (digits
+            .as_bytes()
+            .first()
+            .is_some_and(|b| (b'1'..=b'9').contains(b))
+            && digits.bytes().all(|b| b.is_ascii_digit()));
+    if canonical {
+        s.parse().ok()
+    } else {
+        None
+    }
+}
+
 fn incr_in(conn: &mut Connection, key: &str, by: i64) -> Result<i64, StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -165,12 +190,9 @@ fn incr_in(conn: &mut Connection, key: &str, by: i64) -> Result<i64, StoreError>
         .map_err(backend)?;
     let (old, expires) = match current {
         Some((value, expires)) => {
-            let old = value
-                .trim()
-                .parse::<i64>()
-                .map_err(|_| StoreError::NotAnInteger {
-                    key: key.to_owned(),
-                })?;
+            let old = parse_strict_i64(&value).ok_or_else(|| StoreError::NotAnInteger {
+                key: key.to_owned(),
+            })?;
             (old, expires)
         }
         None => (0, None),
@@ -427,6 +449,42 @@ mod tests {
         std::thread::sleep(Duration::from_millis(80));
         assert_eq!(store.get("n").await.unwrap(), None);
         assert_eq!(store.incr("n", 1).await.unwrap(), 1);
+    }
+
+    #[test]
+    fn strict_integers_match_redis() {
+        for ok in [
+            "0",
+            "7",
+            "-7",
+            "9223372036854775807",
+            "-9223372036854775808",
+        ] {
+            assert_eq!(parse_strict_i64(ok), Some(ok.parse().unwrap()), "{ok}");
+        }
+        for bad in [
+            "",
+            "-",
+            "+5",
+            " 5",
+            "5 ",
+            "05",
+            "-0",
+            "1.0",
+            "1e3",
+            "9223372036854775808",
+        ] {
+            assert_eq!(parse_strict_i64(bad), None, "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn worker_survives_a_panicking_job() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let res: Result<(), _> = store.call(|_| panic!("boom")).await;
+        assert!(matches!(res, Err(StoreError::Unavailable(_))), "{res:?}");
+        store.set("k", "v", None).await.unwrap();
+        assert_eq!(store.get("k").await.unwrap().as_deref(), Some("v"));
     }
 
     #[tokio::test]
