@@ -44,8 +44,13 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_next_at ON outbox(next_at);
 ";
 
-/// Live rows: no TTL or not yet expired (?2 is now).
-const LIVE: &str = "(expires_at IS NULL OR expires_at > ?2)";
+/// Live rows: no TTL or not yet expired (?2 is now). A macro so the SQL below stays
+/// `&'static str` and the hot path formats nothing.
+macro_rules! live {
+    () => {
+        "(expires_at IS NULL OR expires_at > ?2)"
+    };
+}
 
 fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(format!("sqlite: {e}"))
@@ -181,8 +186,10 @@ fn incr_in(conn: &mut Connection, key: &str, by: i64) -> Result<i64, StoreError>
         .map_err(backend)?;
     let now = now_unix_ms();
     let current: Option<(String, Option<i64>)> = tx
-        .prepare_cached(&format!(
-            "SELECT value, expires_at FROM kv WHERE key = ?1 AND {LIVE}"
+        .prepare_cached(concat!(
+            "SELECT value, expires_at FROM kv WHERE key = ?1 AND ",
+            live!(),
+            ""
         ))
         .map_err(backend)?
         .query_row(params![key, now], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -253,11 +260,15 @@ impl Store for SqliteStore {
     fn get(&self, key: &str) -> StoreFuture<'_, Option<String>> {
         let key = key.to_owned();
         self.call(move |conn| {
-            conn.prepare_cached(&format!("SELECT value FROM kv WHERE key = ?1 AND {LIVE}"))
-                .map_err(backend)?
-                .query_row(params![key, now_unix_ms()], |r| r.get(0))
-                .optional()
-                .map_err(backend)
+            conn.prepare_cached(concat!(
+                "SELECT value FROM kv WHERE key = ?1 AND ",
+                live!(),
+                ""
+            ))
+            .map_err(backend)?
+            .query_row(params![key, now_unix_ms()], |r| r.get(0))
+            .optional()
+            .map_err(backend)
         })
     }
 
@@ -301,7 +312,7 @@ impl Store for SqliteStore {
         let key = key.to_owned();
         self.call(move |conn| {
             let n = conn
-                .prepare_cached(&format!("DELETE FROM kv WHERE key = ?1 AND {LIVE}"))
+                .prepare_cached(concat!("DELETE FROM kv WHERE key = ?1 AND ", live!()))
                 .map_err(backend)?
                 .execute(params![key, now_unix_ms()])
                 .map_err(backend)?;
@@ -313,8 +324,10 @@ impl Store for SqliteStore {
         let (key, expected) = (key.to_owned(), expected.to_owned());
         self.call(move |conn| {
             let n = conn
-                .prepare_cached(&format!(
-                    "DELETE FROM kv WHERE key = ?1 AND {LIVE} AND value = ?3"
+                .prepare_cached(concat!(
+                    "DELETE FROM kv WHERE key = ?1 AND ",
+                    live!(),
+                    " AND value = ?3"
                 ))
                 .map_err(backend)?
                 .execute(params![key, now_unix_ms(), expected])
