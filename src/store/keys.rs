@@ -1,0 +1,98 @@
+//! Key namespaces of the store, in one place, and the small typed operations on them
+//! that the rest of the host shares: dedup claims and the refresh lock.
+
+use std::time::Duration;
+
+use super::{Store, StoreError};
+
+/// Lua scripts' data (`wx.store.get/set/incr/del`).
+pub const DATA: &str = "data:";
+/// De-duplication records of WeChat's retries.
+pub const DEDUP: &str = "dedup:";
+/// Cached access_tokens, per appid.
+pub const TOKEN: &str = "token:";
+/// Cross-instance locks (e.g. the access_token refresh).
+pub const LOCK: &str = "lock:";
+
+/// Key of a script's value named `name`.
+pub fn data_key(name: &str) -> String {
+    format!("{DATA}{name}")
+}
+
+/// Key of the dedup record for one inbound message (MsgId, or FromUserName+CreateTime).
+pub fn dedup_key(message_id: &str) -> String {
+    format!("{DEDUP}{message_id}")
+}
+
+/// Key of the cached access_token of `appid`.
+pub fn token_key(appid: &str) -> String {
+    format!("{TOKEN}{appid}")
+}
+
+/// Key of the lock named `name`.
+pub fn lock_key(name: &str) -> String {
+    format!("{LOCK}{name}")
+}
+
+/// Claims an inbound message for processing; true for the first claim within `ttl`,
+/// false for WeChat's retries of it, on whichever instance they land.
+pub async fn claim_dedup(
+    store: &dyn Store,
+    message_id: &str,
+    ttl: Duration,
+) -> Result<bool, StoreError> {
+    store.set_nx(&dedup_key(message_id), "1", Some(ttl)).await
+}
+
+/// Tries to take the lock `name` for `holder` (a value unique to the caller) for `ttl`;
+/// true when taken. The TTL frees the lock if its holder dies.
+pub async fn try_lock(
+    store: &dyn Store,
+    name: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Result<bool, StoreError> {
+    store.set_nx(&lock_key(name), holder, Some(ttl)).await
+}
+
+/// Releases the lock `name` only if `holder` still holds it; true when released.
+pub async fn unlock(store: &dyn Store, name: &str, holder: &str) -> Result<bool, StoreError> {
+    store.del_if_eq(&lock_key(name), holder).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    #[test]
+    fn namespaces_are_distinct() {
+        let all = [data_key("x"), dedup_key("x"), token_key("x"), lock_key("x")];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(token_key("wx123"), "token:wx123");
+    }
+
+    #[tokio::test]
+    async fn dedup_claims_once() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let ttl = Duration::from_secs(30);
+        assert!(claim_dedup(&store, "1234567890", ttl).await.unwrap());
+        assert!(!claim_dedup(&store, "1234567890", ttl).await.unwrap());
+        assert!(claim_dedup(&store, "1234567891", ttl).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn lock_is_released_only_by_its_holder() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let ttl = Duration::from_secs(30);
+        assert!(try_lock(&store, "token", "a", ttl).await.unwrap());
+        assert!(!try_lock(&store, "token", "b", ttl).await.unwrap());
+        assert!(!unlock(&store, "token", "b").await.unwrap());
+        assert!(unlock(&store, "token", "a").await.unwrap());
+        assert!(try_lock(&store, "token", "b", ttl).await.unwrap());
+    }
+}
