@@ -107,7 +107,10 @@ fn serve(args: &CommonArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("scripts at {}: {e}", config.scripts.display()))?;
     let _watcher = wechat_lua::script::reload::watch(scripts.clone())
         .map_err(|e| anyhow::anyhow!("cannot watch {}: {e}", config.scripts.display()))?;
-    let state = Arc::new(AppState::new(&config, scripts)?);
+    let state = Arc::new(
+        AppState::new(&config, scripts)
+            .map_err(|e| anyhow::anyhow!("encoding_aes_key (WECHAT_AES_KEY): {e}"))?,
+    );
 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
