@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use wechat_lua::config::{Config, LogFormat, Overrides, TokenSource};
-use wechat_lua::script::{RuntimeOptions, ScriptHost};
+use wechat_lua::script::{RuntimeOptions, ScriptHost, Services};
 use wechat_lua::server::{self, AppState, CALLBACK_PATH};
 
 #[derive(Parser)]
@@ -99,20 +99,31 @@ fn serve(args: &CommonArgs) -> anyhow::Result<()> {
             config.token.expose()
         );
     }
+    let runtime = tokio::runtime::Runtime::new()?;
+    let store = runtime
+        .block_on(wechat_lua::store::open(
+            config.store.as_deref(),
+            &config.data,
+        ))
+        .map_err(|e| anyhow::anyhow!("store: {e}"))?;
     let options = RuntimeOptions {
         memory_limit: config.lua_memory_limit,
         run_limit: config.reply_timeout,
     };
-    let scripts = ScriptHost::start(&config.scripts, options, config.workers)
-        .map_err(|e| anyhow::anyhow!("scripts at {}: {e}", config.scripts.display()))?;
+    let scripts = ScriptHost::start(
+        &config.scripts,
+        options,
+        config.workers,
+        Services::new(store.clone()),
+    )
+    .map_err(|e| anyhow::anyhow!("scripts at {}: {e}", config.scripts.display()))?;
     let _watcher = wechat_lua::script::reload::watch(scripts.clone())
         .map_err(|e| anyhow::anyhow!("cannot watch {}: {e}", config.scripts.display()))?;
     let state = Arc::new(
-        AppState::new(&config, scripts)
+        AppState::new(&config, scripts, store)
             .map_err(|e| anyhow::anyhow!("encoding_aes_key (WECHAT_AES_KEY): {e}"))?,
     );
 
-    let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;

@@ -11,7 +11,7 @@ use tempfile::TempDir;
 use wechat_lua::protocol::message::InboundMessage;
 use wechat_lua::protocol::reply::{Article, Reply};
 use wechat_lua::script::runtime::Handled;
-use wechat_lua::script::{RuntimeOptions, ScriptError, ScriptHost};
+use wechat_lua::script::{RuntimeOptions, ScriptError, ScriptHost, Services};
 
 fn write(dir: &TempDir, files: &[(&str, &str)]) {
     for (name, body) in files {
@@ -28,7 +28,8 @@ fn host_with(
 ) -> (TempDir, Arc<ScriptHost>) {
     let dir = tempfile::tempdir().unwrap();
     write(&dir, files);
-    let host = ScriptHost::start(dir.path(), options, workers).expect("scripts load");
+    let host = ScriptHost::start(dir.path(), options, workers, Services::in_memory().unwrap())
+        .expect("scripts load");
     (dir, host)
 }
 
@@ -39,7 +40,12 @@ fn host(main: &str) -> (TempDir, Arc<ScriptHost>) {
 fn load_error(files: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     write(&dir, files);
-    match ScriptHost::start(dir.path(), RuntimeOptions::default(), 1) {
+    match ScriptHost::start(
+        dir.path(),
+        RuntimeOptions::default(),
+        1,
+        Services::in_memory().unwrap(),
+    ) {
         Ok(_) => panic!("scripts loaded but should not"),
         Err(e) => e.to_string(),
     }
@@ -457,4 +463,74 @@ async fn nested_elements_reach_lua_as_tables_and_arrays() {
         panic!()
     };
     assert!(content.starts_with("other:event:"), "{content}");
+}
+
+#[tokio::test]
+async fn wx_store_keeps_values_across_workers_and_reloads() {
+    let (dir, host) = host_with(
+        &[(
+            "main.lua",
+            r#"
+            wx.on("text", "^count$", function(msg)
+                local n = wx.store.incr("count:" .. msg.from)
+                return tostring(n)
+            end)
+            wx.on("text", "^put$", function()
+                assert(wx.store.set("profile", {name = "张三", tags = {"a", "b"}, vip = true, score = 1.5}))
+                assert(wx.store.set("short", "x", 0.2))
+                return "ok"
+            end)
+            wx.on("text", "^get$", function()
+                local p = wx.store.get("profile")
+                return p.name .. "|" .. p.tags[2] .. "|" .. tostring(p.vip) .. "|" .. p.score .. "|" .. tostring(wx.store.get("short"))
+            end)
+            wx.on("text", "^del$", function()
+                return tostring(wx.store.del("profile")) .. "|" .. tostring(wx.store.get("profile"))
+            end)
+            wx.on("text", "^bad$", function() wx.store.set("f", function() end) end)
+            "#,
+        )],
+        RuntimeOptions::default(),
+        2,
+    );
+    for expected in 1..=4 {
+        assert_eq!(
+            reply(&host, &text_xml("u1", "count", expected)).await,
+            text(&expected.to_string())
+        );
+    }
+    assert_eq!(reply(&host, &text_xml("u2", "count", 9)).await, text("1"));
+    assert_eq!(reply(&host, &text_xml("u", "put", 10)).await, text("ok"));
+    assert_eq!(
+        reply(&host, &text_xml("u", "get", 11)).await,
+        text("张三|b|true|1.5|x")
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let Some(Reply::Text { content }) = reply(&host, &text_xml("u", "get", 12)).await else {
+        panic!()
+    };
+    assert!(content.ends_with("|nil"), "the ttl expired: {content}");
+    std::fs::write(
+        dir.path().join("main.lua"),
+        std::fs::read_to_string(dir.path().join("main.lua")).unwrap() + "\n-- edited\n",
+    )
+    .unwrap();
+    host.reload().unwrap();
+    assert_eq!(
+        reply(&host, &text_xml("u1", "count", 13)).await,
+        text("5"),
+        "data outlives a reload"
+    );
+    assert_eq!(
+        reply(&host, &text_xml("u", "del", 14)).await,
+        text("true|nil")
+    );
+    let err = handle(&host, &text_xml("u", "bad", 15))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("main.lua:18: wx.store.set") && err.contains("function"),
+        "{err}"
+    );
 }

@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use support::{element, event_xml, now, signed_query, signed_query_at, text_xml, TOKEN};
 use tower::ServiceExt;
 use wechat_lua::config::{Config, Overrides};
-use wechat_lua::script::{RuntimeOptions, ScriptHost};
+use wechat_lua::script::{RuntimeOptions, ScriptHost, Services};
 use wechat_lua::server::{app, AppState};
 
 fn config(data: &Path) -> Config {
@@ -26,8 +26,9 @@ fn config(data: &Path) -> Config {
 
 fn router_for(scripts: &Path) -> axum::Router {
     let data = tempfile::tempdir().unwrap();
-    let host = ScriptHost::start(scripts, RuntimeOptions::default(), 1).unwrap();
-    let state = AppState::new(&config(data.path()), host).unwrap();
+    let services = Services::in_memory().unwrap();
+    let host = ScriptHost::start(scripts, RuntimeOptions::default(), 1, services.clone()).unwrap();
+    let state = AppState::new(&config(data.path()), host, services.store).unwrap();
     app(Arc::new(state))
 }
 

@@ -8,6 +8,7 @@
 //! - [`message_table`]: an inbound message as the Lua table handlers receive.
 //! - [`reply_value`]: a handler's return value as a [`Reply`](crate::protocol::reply::Reply).
 //! - [`pool`]: worker threads, each owning a Lua state; reload swaps states between messages.
+//! - [`services`]: what the host lends scripts (store, API).
 //! - [`reload`]: the file watcher that reloads, debounced, keeping the last good set on failure.
 //!
 //! Lua states are owned by worker threads and replaced whole on reload, so nothing a script
@@ -21,9 +22,11 @@ pub mod pool;
 pub mod reload;
 pub mod reply_value;
 pub mod runtime;
+pub mod services;
 pub mod sources;
 
 pub use error::ScriptError;
 pub use pool::ScriptHost;
 pub use runtime::RuntimeOptions;
+pub use services::Services;
 pub use sources::ScriptSources;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::runtime::{Handled, LuaRuntime};
-use super::{RuntimeOptions, ScriptError, ScriptSources};
+use super::{RuntimeOptions, ScriptError, ScriptSources, Services};
 use crate::protocol::message::InboundMessage;
 
 /// How many messages may wait for one worker before senders wait too.
@@ -49,6 +49,7 @@ pub struct ScriptHost {
     generation: AtomicU64,
     location: std::path::PathBuf,
     options: RuntimeOptions,
+    services: Services,
     status: Mutex<ReloadStatus>,
     /// Serialises reloads so two quick ones cannot publish out of order.
     reloading: Mutex<()>,
@@ -61,9 +62,10 @@ impl ScriptHost {
         location: &std::path::Path,
         options: RuntimeOptions,
         workers: usize,
+        services: Services,
     ) -> Result<Arc<ScriptHost>, ScriptError> {
         let sources = Arc::new(ScriptSources::read(location)?);
-        let first = LuaRuntime::load(sources.clone(), &options)?;
+        let first = LuaRuntime::load(sources.clone(), &options, &services)?;
         first.check_syntax()?;
         for warning in first.warnings() {
             tracing::warn!("{warning}");
@@ -80,9 +82,10 @@ impl ScriptHost {
             let (ready_tx, ready_rx) = std::sync::mpsc::channel();
             let published = publish.subscribe();
             let options = options.clone();
+            let services = services.clone();
             std::thread::Builder::new()
                 .name(format!("lua-worker-{index}"))
-                .spawn(move || worker(index, rx, published, options, ready_tx))
+                .spawn(move || worker(index, rx, published, options, services, ready_tx))
                 .map_err(|e| ScriptError::Load(format!("cannot start a script worker: {e}")))?;
             senders.push(tx);
             ready.push(ready_rx);
@@ -101,6 +104,7 @@ impl ScriptHost {
             generation: AtomicU64::new(1),
             location: location.to_path_buf(),
             options,
+            services,
             status: Mutex::new(ReloadStatus {
                 generation: 1,
                 ..Default::default()
@@ -127,7 +131,7 @@ impl ScriptHost {
         let attempt = ScriptSources::read(&self.location)
             .map(Arc::new)
             .and_then(|sources| {
-                let runtime = LuaRuntime::load(sources.clone(), &self.options)?;
+                let runtime = LuaRuntime::load(sources.clone(), &self.options, &self.services)?;
                 runtime.check_syntax()?;
                 for warning in runtime.warnings() {
                     tracing::warn!("{warning}");
@@ -179,6 +183,7 @@ fn worker(
     mut jobs: mpsc::Receiver<Job>,
     mut published: watch::Receiver<Published>,
     options: RuntimeOptions,
+    services: Services,
     ready: std::sync::mpsc::Sender<Result<(), ScriptError>>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -196,7 +201,7 @@ fn worker(
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
         let first = published.borrow_and_update().clone();
-        let mut current = match LuaRuntime::load(first.sources, &options) {
+        let mut current = match LuaRuntime::load(first.sources, &options, &services) {
             Ok(state) => Rc::new(state),
             Err(e) => {
                 let _ = ready.send(Err(e));
@@ -212,7 +217,7 @@ fn worker(
             if next.generation <= generation {
                 return;
             }
-            match LuaRuntime::load(next.sources, &options) {
+            match LuaRuntime::load(next.sources, &options, &services) {
                 Ok(state) => {
                     *current = Rc::new(state);
                     generation = next.generation;

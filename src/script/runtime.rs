@@ -13,7 +13,7 @@ use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Value, V
 use super::bindings::{self, handlers::Filter, handlers::Handler, handlers::HandlerRegistry};
 use super::message_table::message_table;
 use super::reply_value::reply_from_lua;
-use super::{ScriptError, ScriptSources};
+use super::{ScriptError, ScriptSources, Services};
 use crate::protocol::message::InboundMessage;
 use crate::protocol::reply::Reply;
 
@@ -74,6 +74,7 @@ impl LuaRuntime {
     pub fn load(
         sources: Arc<ScriptSources>,
         options: &RuntimeOptions,
+        services: &Services,
     ) -> Result<Self, ScriptError> {
         let internal = |e: mlua::Error| ScriptError::Load(format!("cannot set up Lua: {e}"));
         let lua = Lua::new_with(
@@ -86,7 +87,7 @@ impl LuaRuntime {
             LuaOptions::default(),
         )
         .map_err(internal)?;
-        bindings::install(&lua, sources.clone()).map_err(internal)?;
+        bindings::install(&lua, sources.clone(), services).map_err(internal)?;
         let find: Function = lua
             .globals()
             .get::<mlua::Table>("string")
@@ -300,7 +301,11 @@ pub fn describe_error(e: &mlua::Error) -> String {
             format!("out of memory (the Lua memory limit): {message}")
         }
         mlua::Error::CallbackError { traceback, cause } => {
-            format!("{}\n{traceback}", describe_error(cause))
+            let user_frames: Vec<&str> = traceback
+                .lines()
+                .filter(|l| !l.contains("__mlua") && !l.contains("[C]:"))
+                .collect();
+            format!("{}\n{}", describe_error(cause), user_frames.join("\n"))
         }
         other => other.to_string(),
     }
@@ -335,7 +340,7 @@ fn with_traceback(lua: &Lua, err: &Value) -> String {
             break;
         };
         if let Some((file, line, name)) = frame {
-            if file == "wechat-lua" {
+            if bindings::is_internal_chunk(&file) {
                 continue;
             }
             let name = name

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::config::{Config, Secret, SecurityMode};
 use crate::protocol::crypto::{CryptoError, MessageCrypto};
 use crate::script::ScriptHost;
+use crate::store::Store;
 
 /// Shared state of the HTTP handlers.
 pub struct AppState {
@@ -16,11 +17,17 @@ pub struct AppState {
     pub crypto: Option<MessageCrypto>,
     /// The script workers.
     pub scripts: Arc<ScriptHost>,
+    /// Persistent state (dedup records, script data, outbox).
+    pub store: Arc<dyn Store>,
 }
 
 impl AppState {
     /// Builds the state from the settings; an unusable EncodingAESKey stops start-up here.
-    pub fn new(config: &Config, scripts: Arc<ScriptHost>) -> Result<AppState, CryptoError> {
+    pub fn new(
+        config: &Config,
+        scripts: Arc<ScriptHost>,
+        store: Arc<dyn Store>,
+    ) -> Result<AppState, CryptoError> {
         let crypto = match (&config.encoding_aes_key, config.mode) {
             (Some(key), mode) if mode != SecurityMode::Plain => Some(MessageCrypto::new(
                 key.expose(),
@@ -33,6 +40,7 @@ impl AppState {
             mode: config.mode,
             crypto,
             scripts,
+            store,
         })
     }
 }

@@ -5,37 +5,50 @@ pub mod handlers;
 pub mod log;
 pub mod reply;
 pub mod stdlib;
+pub mod store;
 pub mod time;
 
 use std::sync::Arc;
 
 use mlua::{Lua, Result as LuaResult, Table};
 
-use super::ScriptSources;
+use super::{ScriptSources, Services};
 
 /// Installs the sandboxed standard library and the global `wx` table.
-pub fn install(lua: &Lua, sources: Arc<ScriptSources>) -> LuaResult<Table> {
+pub fn install(lua: &Lua, sources: Arc<ScriptSources>, services: &Services) -> LuaResult<Table> {
     stdlib::install(lua, sources)?;
     let wx = lua.create_table()?;
     handlers::register(lua, &wx)?;
     reply::register(lua, &wx)?;
     log::register(lua, &wx)?;
     time::register(lua, &wx)?;
+    store::register(lua, &wx, services)?;
     lua.globals().set("wx", &wx)?;
     Ok(wx)
 }
 
-/// `file:line` of the Lua code `level` frames up from the running Rust function
-/// (1 = the Lua code that called it), so errors point at the user's line.
+/// `file:line` of the nearest user Lua code at or above `level` frames up from the running Rust
+/// function (1 = its caller), skipping C frames and mlua's async glue, so errors point at the
+/// user's line also from async functions.
 pub fn caller_location(lua: &Lua, level: usize) -> Option<String> {
-    lua.inspect_stack(level, |frame| {
-        let source = frame.source();
-        let file = source.short_src.as_deref().unwrap_or("?").to_string();
-        match frame.current_line() {
-            Some(line) => format!("{file}:{line}"),
-            None => file,
-        }
+    (level..level + 8).find_map(|level| {
+        lua.inspect_stack(level, |frame| {
+            let source = frame.source();
+            let file = source.short_src.as_deref().unwrap_or("?");
+            if source.what == "C" || is_internal_chunk(file) {
+                return None;
+            }
+            Some(match frame.current_line() {
+                Some(line) => format!("{file}:{line}"),
+                None => file.to_string(),
+            })
+        })?
     })
+}
+
+/// Chunks of the host or of mlua, which users should not see in locations and tracebacks.
+pub fn is_internal_chunk(short_src: &str) -> bool {
+    short_src.starts_with("__mlua") || short_src == "wechat-lua"
 }
 
 /// A Lua error whose message starts with the caller's `file:line`, as Lua's own errors do.

@@ -1,0 +1,119 @@
+//! `wx.store.get/set/incr/del`: script data kept by the host (the embedded store or Redis), so
+//! it is shared by every worker and instance and survives reloads and restarts. Values are
+//! strings, numbers, booleans or tables of them (stored as JSON).
+
+use std::time::Duration;
+
+use mlua::{Lua, LuaSerdeExt, Result as LuaResult, Table, Value};
+
+use super::error_at;
+use crate::script::services::Services;
+use crate::store::{script_data, StoreError};
+
+/// Longest key accepted, in bytes.
+const MAX_KEY_LEN: usize = 512;
+
+fn check_key(lua: &Lua, fname: &str, key: &str) -> LuaResult<()> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(error_at(
+            lua,
+            format!("wx.store.{fname}: the key must be 1 to {MAX_KEY_LEN} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// `nil, err` for a failing backend, the Lua convention for errors a script may handle.
+fn failure(lua: &Lua, e: StoreError) -> LuaResult<(Value, Value)> {
+    let err = lua.create_table()?;
+    err.set("errcode", -2)?;
+    err.set("errmsg", format!("store: {e}"))?;
+    Ok((Value::Nil, Value::Table(err)))
+}
+
+/// Adds `wx.store`.
+pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
+    let store = lua.create_table()?;
+
+    let s = services.store.clone();
+    store.set(
+        "get",
+        lua.create_async_function(move |lua, key: String| {
+            let s = s.clone();
+            async move {
+                check_key(&lua, "get", &key)?;
+                match script_data::get(s.as_ref(), &key).await {
+                    Ok(Some(value)) => Ok((lua.to_value(&value)?, Value::Nil)),
+                    Ok(None) => Ok((Value::Nil, Value::Nil)),
+                    Err(e) => failure(&lua, e),
+                }
+            }
+        })?,
+    )?;
+
+    let s = services.store.clone();
+    store.set(
+        "set",
+        lua.create_async_function(move |lua, (key, value, ttl): (String, Value, Option<f64>)| {
+            let s = s.clone();
+            async move {
+                check_key(&lua, "set", &key)?;
+                let json: serde_json::Value = match &value {
+                    Value::Function(_) | Value::Thread(_) | Value::UserData(_) | Value::LightUserData(_) => {
+                        return Err(error_at(
+                            &lua,
+                            format!(
+                                "wx.store.set: values are strings, numbers, booleans or tables of them, not a {}",
+                                value.type_name()
+                            ),
+                        ))
+                    }
+                    _ => lua.from_value(value).map_err(|e| error_at(&lua, format!("wx.store.set: {e}")))?,
+                };
+                let ttl = match ttl {
+                    None => None,
+                    Some(secs) if secs > 0.0 && secs.is_finite() => Some(Duration::from_secs_f64(secs)),
+                    Some(secs) => {
+                        return Err(error_at(&lua, format!("wx.store.set: ttl must be a positive number of seconds, not {secs}")))
+                    }
+                };
+                match script_data::set(s.as_ref(), &key, &json, ttl).await {
+                    Ok(()) => Ok((Value::Boolean(true), Value::Nil)),
+                    Err(e) => failure(&lua, e),
+                }
+            }
+        })?,
+    )?;
+
+    let s = services.store.clone();
+    store.set(
+        "incr",
+        lua.create_async_function(move |lua, (key, by): (String, Option<i64>)| {
+            let s = s.clone();
+            async move {
+                check_key(&lua, "incr", &key)?;
+                match script_data::incr(s.as_ref(), &key, by.unwrap_or(1)).await {
+                    Ok(n) => Ok((Value::Integer(n), Value::Nil)),
+                    Err(e) => failure(&lua, e),
+                }
+            }
+        })?,
+    )?;
+
+    let s = services.store.clone();
+    store.set(
+        "del",
+        lua.create_async_function(move |lua, key: String| {
+            let s = s.clone();
+            async move {
+                check_key(&lua, "del", &key)?;
+                match script_data::del(s.as_ref(), &key).await {
+                    Ok(existed) => Ok((Value::Boolean(existed), Value::Nil)),
+                    Err(e) => failure(&lua, e),
+                }
+            }
+        })?,
+    )?;
+
+    wx.set("store", store)
+}
