@@ -389,6 +389,16 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Whether the store is shared with other instances (Redis), so that per-instance state
+    /// such as retry de-duplication must go through it.
+    pub fn store_is_shared(&self) -> bool {
+        self.store
+            .as_deref()
+            .is_some_and(|s| s.starts_with("redis://") || s.starts_with("rediss://"))
+    }
+}
+
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),

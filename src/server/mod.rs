@@ -5,6 +5,8 @@
 //! [`routes::callback`] (replay guard, body, decrypt, parse) → the script workers → reply
 //! rendering (and encryption) → HTTP.
 
+pub mod deadline;
+pub mod dedup;
 pub mod error;
 pub mod routes;
 pub mod state;

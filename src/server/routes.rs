@@ -10,10 +10,12 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use super::deadline::handle_within;
+use super::dedup::{Answer, Claim};
 use super::verify::Signed;
 use super::{AppError, AppState};
 use crate::config::SecurityMode;
-use crate::protocol::crypto::encrypted_envelope;
+use crate::protocol::crypto::{encrypted_envelope, MessageCrypto};
 use crate::protocol::message::{parse_fields, InboundMessage};
 use crate::protocol::signature;
 
@@ -89,10 +91,28 @@ pub async fn callback(
         (InboundMessage::parse(&body)?, None)
     };
 
+    let guard = match state.dedup.claim(&msg.dedup_key()).await {
+        Claim::First(guard) => guard,
+        Claim::Duplicate(answer) => {
+            tracing::info!(
+                msg_type = msg.msg_type(),
+                "retry of a message already handled: same answer again"
+            );
+            return Ok(answer_response(&state, answer, crypto, &signed.nonce));
+        }
+        Claim::StillRunning => {
+            tracing::info!(
+                msg_type = msg.msg_type(),
+                "retry while the first delivery still runs: success"
+            );
+            return Ok(plain(SUCCESS));
+        }
+    };
+
     let (to, from) = (msg.from_user.clone(), msg.to_user.clone());
     let msg_type = msg.msg_type().to_string();
     let started = std::time::Instant::now();
-    let reply = match state.scripts.handle(msg).await {
+    let reply = match handle_within(&state.scripts, &state.late, state.reply_timeout, msg).await {
         Ok(handled) => {
             tracing::debug!(
                 msg_type,
@@ -108,27 +128,28 @@ pub async fn callback(
             None
         }
     };
-    let Some(reply) = reply else {
-        return Ok(plain(SUCCESS));
+    let answer: Answer = reply.map(|reply| Arc::from(reply.render(&to, &from, now_secs())));
+    guard.finish(answer.clone()).await;
+    Ok(answer_response(&state, answer, crypto, &signed.nonce))
+}
+
+/// The HTTP answer: `success`, the reply XML, or the reply encrypted in its envelope.
+fn answer_response(
+    state: &AppState,
+    answer: Answer,
+    crypto: Option<&MessageCrypto>,
+    nonce: &str,
+) -> Response {
+    let Some(xml) = answer else {
+        return plain(SUCCESS);
+    };
+    let Some(crypto) = crypto else {
+        return xml_response(xml.to_string());
     };
     let now = now_secs();
-    let xml = reply.render(&to, &from, now);
-    let Some(crypto) = crypto else {
-        return Ok(xml_response(xml));
-    };
     let encrypt = crypto.encrypt(&xml);
-    let msg_signature = signature::sign(&[
-        state.token.expose(),
-        &now.to_string(),
-        &signed.nonce,
-        &encrypt,
-    ]);
-    Ok(xml_response(encrypted_envelope(
-        &encrypt,
-        &msg_signature,
-        now,
-        &signed.nonce,
-    )))
+    let msg_signature = signature::sign(&[state.token.expose(), &now.to_string(), nonce, &encrypt]);
+    xml_response(encrypted_envelope(&encrypt, &msg_signature, now, nonce))
 }
 
 /// `GET /healthz`: the host is up; reports the script generation and the last reload error.

@@ -1,11 +1,15 @@
 //! What every request handler shares.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::{Config, Secret, SecurityMode};
 use crate::protocol::crypto::{CryptoError, MessageCrypto};
 use crate::script::ScriptHost;
 use crate::store::Store;
+
+use super::deadline::{LateReplies, LogLateReplies};
+use super::dedup::Dedup;
 
 /// Shared state of the HTTP handlers.
 pub struct AppState {
@@ -19,6 +23,12 @@ pub struct AppState {
     pub scripts: Arc<ScriptHost>,
     /// Persistent state (dedup records, script data, outbox).
     pub store: Arc<dyn Store>,
+    /// Retries of messages already handled or being handled.
+    pub dedup: Arc<Dedup>,
+    /// How long a handler may take before `success` is sent for it.
+    pub reply_timeout: Duration,
+    /// Where replies that missed the deadline go.
+    pub late: Arc<dyn LateReplies>,
 }
 
 impl AppState {
@@ -40,7 +50,13 @@ impl AppState {
             mode: config.mode,
             crypto,
             scripts,
+            dedup: Dedup::new(
+                config.store_is_shared().then(|| store.clone()),
+                config.reply_timeout,
+            ),
             store,
+            reply_timeout: config.reply_timeout,
+            late: Arc::new(LogLateReplies),
         })
     }
 }

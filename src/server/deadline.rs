@@ -1,0 +1,104 @@
+//! The 5-second reply deadline. WeChat waits 5 s for a callback, then retries and finally shows
+//! users "该公众号暂时无法提供服务". A handler that has not returned within `reply_timeout` gets
+//! `success` sent for it at once; it keeps running, and when it returns its reply goes out
+//! through customer service instead (see [`LateReplies`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::oneshot;
+
+use crate::protocol::message::InboundMessage;
+use crate::protocol::reply::Reply;
+use crate::script::runtime::Handled;
+use crate::script::{ScriptError, ScriptHost};
+
+/// Where replies go that missed the deadline.
+pub trait LateReplies: Send + Sync + 'static {
+    /// The deadline passed and the handler is still running: show the user it is coming.
+    fn started(&self, openid: &str) -> BoxFuture<'static, ()>;
+    /// The handler finished after the deadline: deliver its reply (or report its error).
+    fn finished(
+        &self,
+        openid: &str,
+        result: Result<Handled, ScriptError>,
+    ) -> BoxFuture<'static, ()>;
+}
+
+/// Used when no API credentials are configured: a late reply cannot be sent, so it is logged
+/// in full as an error rather than dropped silently.
+pub struct LogLateReplies;
+
+impl LateReplies for LogLateReplies {
+    fn started(&self, _openid: &str) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
+
+    fn finished(
+        &self,
+        _openid: &str,
+        result: Result<Handled, ScriptError>,
+    ) -> BoxFuture<'static, ()> {
+        match result {
+            Ok(Handled { reply: Some(reply), handler }) => tracing::error!(
+                handler = handler.as_deref().unwrap_or("-"),
+                "a late {} reply cannot be delivered: no appid/appsecret for the customer-service API: {reply:?}",
+                reply.kind()
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!("late handler failed: {e}"),
+        }
+        Box::pin(async {})
+    }
+}
+
+/// Runs the handler for `msg`; returns its reply if it finishes within `timeout`, otherwise
+/// `None` (answer `success`) while the handler goes on and its reply is delivered late.
+pub async fn handle_within(
+    scripts: &Arc<ScriptHost>,
+    late: &Arc<dyn LateReplies>,
+    timeout: Duration,
+    msg: InboundMessage,
+) -> Result<Handled, ScriptError> {
+    let openid = msg.from_user.clone();
+    let (done, mut result) = oneshot::channel();
+    {
+        let scripts = scripts.clone();
+        let late = late.clone();
+        let openid = openid.clone();
+        tokio::spawn(async move {
+            let outcome = scripts.handle(msg).await;
+            // The receiver is closed once the deadline passed: then the reply goes out late.
+            if let Err(outcome) = done.send(outcome) {
+                late.finished(&openid, outcome).await;
+            }
+        });
+    }
+    match tokio::time::timeout(timeout, &mut result).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(_)) => Err(ScriptError::Unavailable),
+        Err(_) => {
+            // Close first, then look: a result that slipped in just before the close is used;
+            // after the close, the handler's send fails and it takes the late path.
+            result.close();
+            if let Ok(outcome) = result.try_recv() {
+                return outcome;
+            }
+            tracing::warn!(
+                timeout_ms = timeout.as_millis() as u64,
+                "handler missed the reply deadline: answered success, its reply will go out through customer service"
+            );
+            tokio::spawn(late.started(&openid));
+            Ok(Handled {
+                reply: None,
+                handler: None,
+            })
+        }
+    }
+}
+
+/// A reply that can be sent late through customer service (a transfer cannot).
+pub fn deliverable(reply: &Reply) -> bool {
+    !matches!(reply, Reply::TransferCustomerService { .. })
+}
