@@ -6,6 +6,8 @@
 
 pub mod client;
 pub mod error;
+pub mod kf;
+pub mod mass;
 pub mod token;
 
 pub use client::{ClientConfig, RawResponse, RetryPolicy, UploadPart, WechatClient};
