@@ -109,12 +109,18 @@ async fn wrong_appid_or_secret_is_reported_with_a_hint() {
     let mut cfg = config(&fake, &base);
     cfg.appid = "wxWRONG".into();
     let err = send(&WechatClient::new(cfg).unwrap()).await.unwrap_err();
-    assert!(matches!(err, ApiError::Credentials { errcode: 40013, .. }), "{err:?}");
+    assert!(
+        matches!(err, ApiError::Credentials { errcode: 40013, .. }),
+        "{err:?}"
+    );
 
     let mut cfg = config(&fake, &base);
     cfg.secret = "wrong".into();
     let err = send(&WechatClient::new(cfg).unwrap()).await.unwrap_err();
-    assert!(matches!(err, ApiError::Credentials { errcode: 40125, .. }), "{err:?}");
+    assert!(
+        matches!(err, ApiError::Credentials { errcode: 40125, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("AppSecret"));
     assert_eq!(fake.token_fetches(), 0);
 
@@ -167,7 +173,9 @@ async fn clientmsgid_retried_too_fast_says_when_to_retry() {
         .mass()
         .send(
             &["oA".to_string(), "oB".to_string()],
-            &MassMessage::Text { content: "x".into() },
+            &MassMessage::Text {
+                content: "x".into(),
+            },
             &MassOptions::default(),
         )
         .await
@@ -214,14 +222,23 @@ async fn unknown_paths_and_unreachable_hosts_are_typed() {
 async fn generic_get_and_post_add_the_token_for_the_caller() {
     let (fake, client) = setup().await;
     let v = client
-        .post("cgi-bin/message/custom/typing", &json!({"touser": "oU", "command": "Typing"}))
+        .post(
+            "cgi-bin/message/custom/typing",
+            &json!({"touser": "oU", "command": "Typing"}),
+        )
         .await
         .unwrap();
     assert_eq!(v["errcode"], 0);
-    let v = client.get("/cgi-bin/user/info", &[("openid", "oU")]).await.unwrap();
+    let v = client
+        .get("/cgi-bin/user/info", &[("openid", "oU")])
+        .await
+        .unwrap();
     assert_eq!(v["subscribe"], 0);
     let calls = fake.calls_to("/cgi-bin/user/info");
-    assert_eq!(calls[0].query, vec![("openid".to_string(), "oU".to_string())]);
+    assert_eq!(
+        calls[0].query,
+        vec![("openid".to_string(), "oU".to_string())]
+    );
 }
 
 /// A `MakeWriter` collecting log output.

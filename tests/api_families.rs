@@ -25,7 +25,9 @@ async fn setup() -> (FakeWechat, WechatClient) {
 }
 
 fn last(fake: &FakeWechat, path: &str) -> RecordedCall {
-    fake.calls_to(path).pop().unwrap_or_else(|| panic!("no call to {path}"))
+    fake.calls_to(path)
+        .pop()
+        .unwrap_or_else(|| panic!("no call to {path}"))
 }
 
 #[tokio::test]
@@ -33,7 +35,11 @@ async fn kf_send_and_typing() {
     let (fake, client) = setup().await;
     client
         .kf()
-        .send_as("oUSER", &KfMessage::text("Hello World"), Some("test1@kftest"))
+        .send_as(
+            "oUSER",
+            &KfMessage::text("Hello World"),
+            Some("test1@kftest"),
+        )
         .await
         .unwrap();
     let c = last(&fake, "/cgi-bin/message/custom/send");
@@ -60,8 +66,14 @@ async fn kf_send_and_typing() {
     client.kf().typing("oUSER", true).await.unwrap();
     client.kf().typing("oUSER", false).await.unwrap();
     let t = fake.calls_to("/cgi-bin/message/custom/typing");
-    assert_eq!(t[0].body, Some(json!({"touser":"oUSER","command":"Typing"})));
-    assert_eq!(t[1].body, Some(json!({"touser":"oUSER","command":"CancelTyping"})));
+    assert_eq!(
+        t[0].body,
+        Some(json!({"touser":"oUSER","command":"Typing"}))
+    );
+    assert_eq!(
+        t[1].body,
+        Some(json!({"touser":"oUSER","command":"CancelTyping"}))
+    );
 }
 
 #[tokio::test]
@@ -72,7 +84,9 @@ async fn mass_send_of_25000_openids_is_three_calls() {
         .mass()
         .send(
             &to,
-            &MassMessage::MpNews { media_id: "M1".into() },
+            &MassMessage::MpNews {
+                media_id: "M1".into(),
+            },
             &MassOptions {
                 clientmsgid: Some("spring".into()),
                 send_ignore_reprint: true,
@@ -90,7 +104,12 @@ async fn mass_send_of_25000_openids_is_three_calls() {
     assert_eq!(sizes, vec![10_000, 10_000, 5_000]);
     let all: Vec<String> = calls
         .iter()
-        .flat_map(|c| c.body.as_ref().unwrap()["touser"].as_array().unwrap().clone())
+        .flat_map(|c| {
+            c.body.as_ref().unwrap()["touser"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
     assert_eq!(all, to, "every OpenID once, in order");
@@ -112,7 +131,9 @@ async fn mass_sendall_preview_delete_get_speed_uploadnews() {
         .mass()
         .sendall(
             MassTarget::Tag(2),
-            &MassMessage::Text { content: "CONTENT".into() },
+            &MassMessage::Text {
+                content: "CONTENT".into(),
+            },
             &MassOptions::default(),
         )
         .await
@@ -127,7 +148,13 @@ async fn mass_sendall_preview_delete_get_speed_uploadnews() {
 
     client
         .mass()
-        .sendall(MassTarget::All, &MassMessage::Voice { media_id: "V".into() }, &MassOptions::default())
+        .sendall(
+            MassTarget::All,
+            &MassMessage::Voice {
+                media_id: "V".into(),
+            },
+            &MassOptions::default(),
+        )
         .await
         .unwrap();
     let b = last(&fake, "/cgi-bin/message/mass/sendall").body.unwrap();
@@ -136,7 +163,12 @@ async fn mass_sendall_preview_delete_get_speed_uploadnews() {
 
     client
         .mass()
-        .preview("oUSER", &MassMessage::Text { content: "p".into() })
+        .preview(
+            "oUSER",
+            &MassMessage::Text {
+                content: "p".into(),
+            },
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -163,7 +195,13 @@ async fn mass_sendall_preview_delete_get_speed_uploadnews() {
     // A list of one OpenID is refused by WeChat (at least two).
     let err = client
         .mass()
-        .send(&["oA".into()], &MassMessage::Text { content: "x".into() }, &MassOptions::default())
+        .send(
+            &["oA".into()],
+            &MassMessage::Text {
+                content: "x".into(),
+            },
+            &MassOptions::default(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.errcode(), 40130);
@@ -175,14 +213,18 @@ async fn template_family() {
     let t = client.template();
     t.set_industry("1", "4").await.unwrap();
     assert_eq!(
-        last(&fake, "/cgi-bin/template/api_set_industry").body.unwrap(),
+        last(&fake, "/cgi-bin/template/api_set_industry")
+            .body
+            .unwrap(),
         json!({"industry_id1":"1","industry_id2":"4"})
     );
     let ind = t.get_industry().await.unwrap();
     assert!(ind["primary_industry"]["first_class"].is_string());
     let id = t.add_template("TM00015", &["金额", "时间"]).await.unwrap();
     assert_eq!(
-        last(&fake, "/cgi-bin/template/api_add_template").body.unwrap(),
+        last(&fake, "/cgi-bin/template/api_add_template")
+            .body
+            .unwrap(),
         json!({"template_id_short":"TM00015","keyword_name_list":["金额","时间"]})
     );
     let list = t.get_all_private_template().await.unwrap();
@@ -223,7 +265,10 @@ async fn menu_family() {
     assert_eq!(last(&fake, "/cgi-bin/menu/delete").method, "GET");
     let four = json!({"button":[{"type":"click","name":"a","key":"a"},{"type":"click","name":"b","key":"b"},
                                 {"type":"click","name":"c","key":"c"},{"type":"click","name":"d","key":"d"}]});
-    assert_eq!(client.menu().create(&four).await.unwrap_err().errcode(), 40016);
+    assert_eq!(
+        client.menu().create(&four).await.unwrap_err().errcode(),
+        40016
+    );
 }
 
 #[tokio::test]
@@ -235,7 +280,10 @@ async fn user_family_pages_and_batches() {
     let pages = fake.calls_to("/cgi-bin/user/get");
     assert_eq!(pages.len(), 3);
     assert_eq!(pages[0].query_param("next_openid"), None);
-    assert_eq!(pages[1].query_param("next_openid"), Some(followers[9_999].as_str()));
+    assert_eq!(
+        pages[1].query_param("next_openid"),
+        Some(followers[9_999].as_str())
+    );
 
     let info = client.user().info(&followers[0], "en").await.unwrap();
     assert_eq!(info["subscribe"], 1);
@@ -243,7 +291,11 @@ async fn user_family_pages_and_batches() {
     assert_eq!(c.query_param("openid"), Some(followers[0].as_str()));
     assert_eq!(c.query_param("lang"), Some("en"));
 
-    let infos = client.user().batchget(&followers[..150], "zh_CN").await.unwrap();
+    let infos = client
+        .user()
+        .batchget(&followers[..150], "zh_CN")
+        .await
+        .unwrap();
     assert_eq!(infos.len(), 150);
     let calls = fake.calls_to("/cgi-bin/user/info/batchget");
     assert_eq!(calls.len(), 2);
@@ -290,7 +342,11 @@ async fn media_family_uploads_multipart_and_downloads_bytes() {
         content_type: Some("image/jpeg".into()),
         data: Bytes::from_static(b"\xff\xd8\xff\xe0fake-jpeg"),
     };
-    let up = client.media().upload(MediaType::Image, &file).await.unwrap();
+    let up = client
+        .media()
+        .upload(MediaType::Image, &file)
+        .await
+        .unwrap();
     let c = last(&fake, "/cgi-bin/media/upload");
     assert_eq!(c.query_param("type"), Some("image"));
     assert_eq!(c.parts.len(), 1);
@@ -302,7 +358,10 @@ async fn media_family_uploads_multipart_and_downloads_bytes() {
     assert_eq!(got.data, file.data);
     assert_eq!(got.content_type.as_deref(), Some("image/jpeg"));
     assert_eq!(got.filename.as_deref(), Some("cat.jpg"));
-    assert_eq!(client.media().get("nope").await.unwrap_err().errcode(), 40007);
+    assert_eq!(
+        client.media().get("nope").await.unwrap_err().errcode(),
+        40007
+    );
 
     let video = MediaFile {
         filename: "v.mp4".into(),
@@ -320,7 +379,11 @@ async fn media_family_uploads_multipart_and_downloads_bytes() {
     let desc = c.parts.iter().find(|p| p.name == "description").unwrap();
     let desc: serde_json::Value = serde_json::from_slice(&desc.data).unwrap();
     assert_eq!(desc, json!({"title":"标题","introduction":"介绍"}));
-    let img = client.media().add_material(MediaType::Image, &file, None).await.unwrap();
+    let img = client
+        .media()
+        .add_material(MediaType::Image, &file, None)
+        .await
+        .unwrap();
     assert!(img["url"].is_string());
 }
 
@@ -333,7 +396,9 @@ async fn qrcode_family() {
         .await
         .unwrap();
     assert_eq!(q.expire_seconds, Some(604_800));
-    assert!(q.image_url().starts_with("https://mp.weixin.qq.com/cgi-bin/showqrcode?ticket="));
+    assert!(q
+        .image_url()
+        .starts_with("https://mp.weixin.qq.com/cgi-bin/showqrcode?ticket="));
     assert_eq!(
         last(&fake, "/cgi-bin/qrcode/create").body.unwrap(),
         json!({"expire_seconds":604800,"action_name":"QR_SCENE","action_info":{"scene":{"scene_id":123}}})
@@ -385,5 +450,8 @@ async fn fake_rejects_missing_and_unknown_tokens_like_wechat() {
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["expires_in"], 7200);
     assert_eq!(v["access_token"].as_str(), fake.current_token().as_deref());
-    assert_eq!(last(&fake, "/cgi-bin/token").query_param("secret"), Some("<secret>"));
+    assert_eq!(
+        last(&fake, "/cgi-bin/token").query_param("secret"),
+        Some("<secret>")
+    );
 }

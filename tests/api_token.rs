@@ -146,7 +146,11 @@ async fn rejected_token_causes_one_refetch_and_one_retry() {
     fake.invalidate_token();
     send(&client).await.unwrap();
     assert_eq!(fake.token_fetches(), 2);
-    assert_eq!(fake.calls_to(SEND).len(), 3, "first send, rejected send, retry");
+    assert_eq!(
+        fake.calls_to(SEND).len(),
+        3,
+        "first send, rejected send, retry"
+    );
 
     // A second rejection within the same call is not retried again.
     fake.fail_next(SEND, 40001, 2);
@@ -200,7 +204,10 @@ async fn stable_token_handing_back_the_rejected_token_forces_a_refresh() {
     assert_eq!(bodies[1]["force_refresh"], false);
     assert_eq!(bodies[2]["force_refresh"], true);
     assert_eq!(bodies[2]["grant_type"], "client_credential");
-    assert_eq!(bodies[2]["secret"], "<secret>", "the fake masks the secret it records");
+    assert_eq!(
+        bodies[2]["secret"], "<secret>",
+        "the fake masks the secret it records"
+    );
     assert_ne!(fake.current_token().unwrap(), old);
 }
 
@@ -211,7 +218,10 @@ async fn classic_endpoint_sends_the_documented_query() {
     let calls = fake.calls_to("/cgi-bin/token");
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].method, "GET");
-    assert_eq!(calls[0].query_param("grant_type"), Some("client_credential"));
+    assert_eq!(
+        calls[0].query_param("grant_type"),
+        Some("client_credential")
+    );
     assert_eq!(calls[0].query_param("appid"), Some(fake.appid().as_str()));
     assert!(fake.calls_to("/cgi-bin/stable_token").is_empty());
 }

@@ -479,7 +479,12 @@ impl WechatClient {
         self.inner.tokens.refresh_ahead_now().await
     }
 
-    async fn call_json(&self, method: Method, path: &str, wire: &Wire<'_>) -> Result<Value, ApiError> {
+    async fn call_json(
+        &self,
+        method: Method,
+        path: &str,
+        wire: &Wire<'_>,
+    ) -> Result<Value, ApiError> {
         let path = normalise(path);
         let shared = Arc::clone(&self.inner.shared);
         self.with_policy(&path, |token| {
@@ -574,10 +579,14 @@ mod tests {
 
     #[test]
     fn interpret_json_policy() {
-        let ok = interpret_json(StatusCode::OK, br#"{"errcode":0,"errmsg":"ok","msgid":5}"#).unwrap();
+        let ok =
+            interpret_json(StatusCode::OK, br#"{"errcode":0,"errmsg":"ok","msgid":5}"#).unwrap();
         assert_eq!(ok["msgid"], 5);
-        let e = interpret_json(StatusCode::OK, br#"{"errcode":45015,"errmsg":"response out of time limit"}"#)
-            .unwrap_err();
+        let e = interpret_json(
+            StatusCode::OK,
+            br#"{"errcode":45015,"errmsg":"response out of time limit"}"#,
+        )
+        .unwrap_err();
         assert!(matches!(e, ApiError::Api { errcode: 45015, .. }));
         let dup = interpret_json(
             StatusCode::OK,

@@ -215,7 +215,9 @@ mod tests {
         let msg = "invalid ip 203.0.113.7 ipv6 ::ffff:203.0.113.7, not in whitelist rid: 6543";
         assert_eq!(reported_ip(msg).as_deref(), Some("203.0.113.7"));
         let e = ApiError::from_errcode(IP_NOT_WHITELISTED, msg.into());
-        assert!(e.to_string().contains("add 203.0.113.7 to the IP whitelist"));
+        assert!(e
+            .to_string()
+            .contains("add 203.0.113.7 to the IP whitelist"));
         assert!(!e.is_transient());
         assert_eq!(reported_ip("no ip here"), None);
     }
@@ -242,6 +244,9 @@ mod tests {
             INVALID_APPSECRET
         );
         assert_eq!(ApiError::from_errcode(45009, "q".into()).errcode(), 45009);
-        assert_eq!(ApiError::from_errcode(40003, "openid".into()).errmsg(), "openid");
+        assert_eq!(
+            ApiError::from_errcode(40003, "openid".into()).errmsg(),
+            "openid"
+        );
     }
 }

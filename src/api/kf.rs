@@ -234,8 +234,12 @@ mod tests {
     #[test]
     fn every_type_round_trips_with_its_msgtype_key() {
         let msgs = vec![
-            KfMessage::Image { media_id: "M".into() },
-            KfMessage::Voice { media_id: "M".into() },
+            KfMessage::Image {
+                media_id: "M".into(),
+            },
+            KfMessage::Voice {
+                media_id: "M".into(),
+            },
             KfMessage::Video {
                 media_id: "M".into(),
                 thumb_media_id: "T".into(),
@@ -257,14 +261,23 @@ mod tests {
                     picurl: Some("p".into()),
                 }],
             },
-            KfMessage::MpNews { media_id: "M".into() },
-            KfMessage::MpNewsArticle { article_id: "A".into() },
+            KfMessage::MpNews {
+                media_id: "M".into(),
+            },
+            KfMessage::MpNewsArticle {
+                article_id: "A".into(),
+            },
             KfMessage::MsgMenu {
                 head_content: "h".into(),
-                list: vec![MenuItem { id: "101".into(), content: "yes".into() }],
+                list: vec![MenuItem {
+                    id: "101".into(),
+                    content: "yes".into(),
+                }],
                 tail_content: "t".into(),
             },
-            KfMessage::WxCard { card_id: "C".into() },
+            KfMessage::WxCard {
+                card_id: "C".into(),
+            },
             KfMessage::MiniProgramPage {
                 title: "t".into(),
                 appid: "wxa".into(),

@@ -173,7 +173,11 @@ impl KfWindowTracker {
             quota,
         };
         // An older interaction arriving late must not replace a newer window.
-        let slot = if message { &mut e.message } else { &mut e.event };
+        let slot = if message {
+            &mut e.message
+        } else {
+            &mut e.event
+        };
         if slot.is_none_or(|g| g.opened_at <= at) {
             *slot = Some(grant);
         }
@@ -262,7 +266,10 @@ mod tests {
         let t = KfWindowTracker::default();
         t.note_message("u", T0 + 1000);
         t.note_message("u", T0);
-        assert_eq!(t.window("u", T0 + 1000).closes_at, Some(T0 + 1000 + 48 * 3600));
+        assert_eq!(
+            t.window("u", T0 + 1000).closes_at,
+            Some(T0 + 1000 + 48 * 3600)
+        );
     }
 
     #[test]

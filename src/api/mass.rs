@@ -113,7 +113,8 @@ pub struct MassSent {
 }
 
 fn as_i64(v: &Value) -> Option<i64> {
-    v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
 
 fn sent(v: &Value, clientmsgid: String) -> Result<MassSent, ApiError> {
@@ -222,7 +223,11 @@ impl Mass<'_> {
     }
 
     /// `message/mass/preview` to a WeChat ID (`towxname`).
-    pub async fn preview_wxname(&self, towxname: &str, msg: &MassMessage) -> Result<Value, ApiError> {
+    pub async fn preview_wxname(
+        &self,
+        towxname: &str,
+        msg: &MassMessage,
+    ) -> Result<Value, ApiError> {
         let mut o = msg.base();
         o.insert("towxname".into(), Value::from(towxname));
         self.client
@@ -302,7 +307,12 @@ mod tests {
             o,
             json!({"msgtype":"image","images":{"media_ids":["a"],"need_open_comment":1}})
         );
-        let t = Value::Object(MassMessage::MpVideo { media_id: "v".into() }.base());
+        let t = Value::Object(
+            MassMessage::MpVideo {
+                media_id: "v".into(),
+            }
+            .base(),
+        );
         assert_eq!(t, json!({"msgtype":"mpvideo","mpvideo":{"media_id":"v"}}));
     }
 
@@ -316,7 +326,11 @@ mod tests {
 
     #[test]
     fn msg_id_may_be_a_string() {
-        let s = sent(&json!({"msg_id": "34182", "msg_data_id": 206227730}), "c".into()).unwrap();
+        let s = sent(
+            &json!({"msg_id": "34182", "msg_data_id": 206227730}),
+            "c".into(),
+        )
+        .unwrap();
         assert_eq!(s.msg_id, 34182);
         assert_eq!(s.msg_data_id, Some(206227730));
         assert!(sent(&json!({}), "c".into()).is_err());

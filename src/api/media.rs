@@ -84,10 +84,18 @@ fn missing(v: &Value, what: &str) -> ApiError {
 
 impl Media<'_> {
     /// `media/upload`: upload temporary media (kept 3 days).
-    pub async fn upload(&self, kind: MediaType, file: &MediaFile) -> Result<UploadedMedia, ApiError> {
+    pub async fn upload(
+        &self,
+        kind: MediaType,
+        file: &MediaFile,
+    ) -> Result<UploadedMedia, ApiError> {
         let v = self
             .client
-            .upload("/cgi-bin/media/upload", &[("type", kind.as_str())], &[file.part()])
+            .upload(
+                "/cgi-bin/media/upload",
+                &[("type", kind.as_str())],
+                &[file.part()],
+            )
             .await?;
         let media_id = v["media_id"]
             .as_str()

@@ -22,7 +22,10 @@ impl WechatClient {
 impl Menu<'_> {
     /// `menu/create` with the documented body, e.g. `{"button":[{"type":"click","name":"今日歌曲","key":"V1001_TODAY_MUSIC"}]}`.
     pub async fn create(&self, menu: &Value) -> Result<(), ApiError> {
-        self.client.post("/cgi-bin/menu/create", menu).await.map(drop)
+        self.client
+            .post("/cgi-bin/menu/create", menu)
+            .await
+            .map(drop)
     }
 
     /// `menu/get`: the menu created through the API (`{"menu": {...}}`; 46003 when none).

@@ -71,8 +71,13 @@ impl WechatClient {
 
 impl QrCodes<'_> {
     /// A temporary code living `expire_seconds` (capped at 30 days).
-    pub async fn create_temporary(&self, scene: &Scene, expire_seconds: u32) -> Result<QrCode, ApiError> {
-        self.create(&create_request(scene, Some(expire_seconds))).await
+    pub async fn create_temporary(
+        &self,
+        scene: &Scene,
+        expire_seconds: u32,
+    ) -> Result<QrCode, ApiError> {
+        self.create(&create_request(scene, Some(expire_seconds)))
+            .await
     }
 
     /// A permanent code (limited to 100,000 per account).

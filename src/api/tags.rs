@@ -42,10 +42,12 @@ impl Tags<'_> {
             .client
             .post("/cgi-bin/tags/create", &json!({"tag": {"name": name}}))
             .await?;
-        v["tag"]["id"].as_i64().ok_or_else(|| ApiError::InvalidJson {
-            raw: v.to_string().chars().take(300).collect(),
-            reason: "tags/create answer without tag.id".into(),
-        })
+        v["tag"]["id"]
+            .as_i64()
+            .ok_or_else(|| ApiError::InvalidJson {
+                raw: v.to_string().chars().take(300).collect(),
+                reason: "tags/create answer without tag.id".into(),
+            })
     }
 
     /// `tags/get`: every tag.
@@ -60,7 +62,10 @@ impl Tags<'_> {
     /// `tags/update`: rename a tag.
     pub async fn update(&self, id: i64, name: &str) -> Result<(), ApiError> {
         self.client
-            .post("/cgi-bin/tags/update", &json!({"tag": {"id": id, "name": name}}))
+            .post(
+                "/cgi-bin/tags/update",
+                &json!({"tag": {"id": id, "name": name}}),
+            )
             .await
             .map(drop)
     }

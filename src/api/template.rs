@@ -89,7 +89,11 @@ impl WechatClient {
 
 impl Template<'_> {
     /// `template/api_set_industry`.
-    pub async fn set_industry(&self, industry_id1: &str, industry_id2: &str) -> Result<(), ApiError> {
+    pub async fn set_industry(
+        &self,
+        industry_id1: &str,
+        industry_id2: &str,
+    ) -> Result<(), ApiError> {
         self.client
             .post(
                 "/cgi-bin/template/api_set_industry",

@@ -231,10 +231,14 @@ impl TokenManager {
         self.loaded
             .get_or_init(|| async {
                 if let Some(t) = self.persistence.load().await {
-                    let usable = freshness(t.expires_at_unix, self.clock.now_unix(), Duration::ZERO)
-                        != Freshness::Expired;
+                    let usable =
+                        freshness(t.expires_at_unix, self.clock.now_unix(), Duration::ZERO)
+                            != Freshness::Expired;
                     if usable && self.cached().is_none() {
-                        tracing::debug!(expires_at = t.expires_at_unix, "reusing persisted access_token");
+                        tracing::debug!(
+                            expires_at = t.expires_at_unix,
+                            "reusing persisted access_token"
+                        );
                         self.set_cached(Some(t));
                     }
                 }
@@ -311,7 +315,10 @@ impl TokenManager {
         };
         if due {
             if let Err(e) = self.fetch_locked().await {
-                tracing::warn!(errcode = e.errcode(), "refreshing access_token ahead of expiry failed: {e}");
+                tracing::warn!(
+                    errcode = e.errcode(),
+                    "refreshing access_token ahead of expiry failed: {e}"
+                );
             }
         }
     }
@@ -348,7 +355,12 @@ impl TokenManager {
                     "force_refresh": force_refresh,
                 });
                 self.shared
-                    .send_json(reqwest::Method::POST, "/cgi-bin/stable_token", None, &Wire::Json(&body))
+                    .send_json(
+                        reqwest::Method::POST,
+                        "/cgi-bin/stable_token",
+                        None,
+                        &Wire::Json(&body),
+                    )
                     .await?
             }
             TokenEndpoint::Classic => {
@@ -358,7 +370,12 @@ impl TokenManager {
                     ("secret", cfg.secret.as_str()),
                 ];
                 self.shared
-                    .send_json(reqwest::Method::GET, "/cgi-bin/token", None, &Wire::Query(&q))
+                    .send_json(
+                        reqwest::Method::GET,
+                        "/cgi-bin/token",
+                        None,
+                        &Wire::Query(&q),
+                    )
                     .await?
             }
         };

@@ -284,7 +284,9 @@ impl FakeWechat {
     pub fn add_followers(&self, n: usize) -> Vec<String> {
         let mut s = self.lock();
         let start = s.followers.len();
-        let new: Vec<String> = (start..start + n).map(|i| format!("oFAKE{i:023}")).collect();
+        let new: Vec<String> = (start..start + n)
+            .map(|i| format!("oFAKE{i:023}"))
+            .collect();
         s.followers.extend(new.iter().cloned());
         new
     }
@@ -486,7 +488,11 @@ async fn handle(
             .iter()
             .filter(|(k, _)| k != "access_token")
             .map(|(k, v)| {
-                let v = if k == "secret" { "<secret>".into() } else { v.clone() };
+                let v = if k == "secret" {
+                    "<secret>".into()
+                } else {
+                    v.clone()
+                };
                 (k.clone(), v)
             })
             .collect();
@@ -510,7 +516,16 @@ async fn handle(
     }
     let answer = {
         let mut s = fake.lock();
-        respond(&mut s, &method, &path, &query, token.as_deref(), json_body, &parts, !body.is_empty())
+        respond(
+            &mut s,
+            &method,
+            &path,
+            &query,
+            token.as_deref(),
+            json_body,
+            &parts,
+            !body.is_empty(),
+        )
     };
     match answer {
         Answer::Json(status, v) => (status, axum::Json(v)).into_response(),
@@ -525,7 +540,10 @@ async fn handle(
             );
             (
                 StatusCode::OK,
-                [(header::CONTENT_TYPE, ct), (header::CONTENT_DISPOSITION, disp)],
+                [
+                    (header::CONTENT_TYPE, ct),
+                    (header::CONTENT_DISPOSITION, disp),
+                ],
                 m.data,
             )
                 .into_response()
@@ -583,7 +601,9 @@ fn respond(
                         let remaining = t.expires.saturating_duration_since(Instant::now());
                         if remaining > GRACE && (!t.revoked || t.sticky) {
                             s.token_fetches += 1;
-                            return j(json!({"access_token": cur, "expires_in": remaining.as_secs()}));
+                            return j(
+                                json!({"access_token": cur, "expires_in": remaining.as_secs()}),
+                            );
                         }
                     }
                 }
@@ -705,7 +725,10 @@ fn respond(
             }
         }
         "/cgi-bin/message/template/send" => {
-            let known = s.templates.iter().any(|t| t["template_id"] == b["template_id"]);
+            let known = s
+                .templates
+                .iter()
+                .any(|t| t["template_id"] == b["template_id"]);
             if b["touser"].as_str().is_none_or(str::is_empty) {
                 err(40003, s)
             } else if !known {
@@ -764,16 +787,25 @@ fn respond(
                 },
                 None => 0,
             };
-            let page: Vec<String> = s.followers.iter().skip(start).take(USER_PAGE).cloned().collect();
+            let page: Vec<String> = s
+                .followers
+                .iter()
+                .skip(start)
+                .take(USER_PAGE)
+                .cloned()
+                .collect();
             let next = page.last().cloned().unwrap_or_default();
-            let mut v = json!({"total": s.followers.len(), "count": page.len(), "next_openid": next});
+            let mut v =
+                json!({"total": s.followers.len(), "count": page.len(), "next_openid": next});
             if !page.is_empty() {
                 v["data"] = json!({"openid": page});
             }
             v
         }
         "/cgi-bin/tags/create" => match b["tag"]["name"].as_str() {
-            Some(n) if !n.is_empty() && n.chars().count() <= 30 && !s.tags.values().any(|t| t == n) => {
+            Some(n)
+                if !n.is_empty() && n.chars().count() <= 30 && !s.tags.values().any(|t| t == n) =>
+            {
                 let id = s.tags.keys().next_back().map_or(100, |k| k + 1);
                 s.tags.insert(id, n.to_string());
                 json!({"tag": {"id": id, "name": n}})
@@ -853,7 +885,11 @@ fn respond(
                 media.data.clone(),
             );
             if path == "/cgi-bin/media/upload" {
-                let key = if kind == "thumb" { "thumb_media_id" } else { "media_id" };
+                let key = if kind == "thumb" {
+                    "thumb_media_id"
+                } else {
+                    "media_id"
+                };
                 json!({"type": kind, key: id, "created_at": unix_now()})
             } else if kind == "image" {
                 json!({"media_id": id, "url": format!("http://mmbiz.qpic.cn/fake/{id}/0")})
@@ -1033,7 +1069,10 @@ fn qrcode_create(s: &mut FakeState, b: &Value) -> Value {
     if action.starts_with("QR_LIMIT") {
         json!({"ticket": ticket, "url": url})
     } else {
-        let expire = b["expire_seconds"].as_u64().unwrap_or(60).clamp(60, 2_592_000);
+        let expire = b["expire_seconds"]
+            .as_u64()
+            .unwrap_or(60)
+            .clamp(60, 2_592_000);
         json!({"ticket": ticket, "expire_seconds": expire, "url": url})
     }
 }
