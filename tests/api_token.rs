@@ -262,3 +262,20 @@ async fn token_status_and_debug_never_show_the_token_or_secret() {
     // The access_token query parameter never reaches the recording (nor, therefore, logs).
     assert!(fake.calls_to(SEND)[0].query.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_waiting_on_a_failed_fetch_share_its_error() {
+    let (fake, client) = setup_with(|_| {}).await;
+    fake.delay("/cgi-bin/stable_token", Duration::from_millis(300));
+    fake.fail_next("/cgi-bin/stable_token", 40164, 100);
+    let results = join_all((0..50).map(|_| {
+        let c = client.clone();
+        tokio::spawn(async move { send(&c).await })
+    }))
+    .await;
+    for r in results {
+        assert_eq!(r.unwrap().unwrap_err().errcode(), 40164);
+    }
+    assert_eq!(fake.calls_to("/cgi-bin/stable_token").len(), 1);
+    assert!(fake.calls_to(SEND).is_empty());
+}

@@ -41,7 +41,7 @@ pub const ACCESS_TOKEN_EXPIRED: i64 = 42001;
 pub const CLIENTMSGID_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Why an outbound WeChat API call failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     /// WeChat answered with a non-zero errcode.
     #[error("WeChat API error {errcode}: {errmsg}")]

@@ -174,6 +174,10 @@ pub(crate) struct TokenManager {
     refreshing: AtomicBool,
     last_ahead_attempt: AtomicI64,
     fetches: AtomicU64,
+    /// Bumped after every fetch attempt; lets queued callers see that one finished.
+    fetch_gen: AtomicU64,
+    /// Why the latest fetch attempt failed, shared with the callers that waited for it.
+    last_error: Mutex<Option<ApiError>>,
 }
 
 impl TokenManager {
@@ -197,6 +201,8 @@ impl TokenManager {
             refreshing: AtomicBool::new(false),
             last_ahead_attempt: AtomicI64::new(i64::MIN / 2),
             fetches: AtomicU64::new(0),
+            fetch_gen: AtomicU64::new(0),
+            last_error: Mutex::new(None),
         }
     }
 
@@ -259,12 +265,20 @@ impl TokenManager {
                 Freshness::Expired => {}
             }
         }
+        let seen_gen = self.fetch_gen.load(Ordering::SeqCst);
         let _guard = self.fetch_lock.lock().await;
         if let Some(t) = self.cached() {
             if freshness(t.expires_at_unix, self.clock.now_unix(), Duration::ZERO)
                 != Freshness::Expired
             {
                 return Ok(t.access_token);
+            }
+        }
+        if self.fetch_gen.load(Ordering::SeqCst) != seen_gen {
+            // A fetch finished while we queued and left no token: share its failure
+            // instead of hammering WeChat once per waiting caller.
+            if let Some(e) = self.last_error.lock().map(|g| g.clone()).unwrap_or(None) {
+                return Err(e);
             }
         }
         let t = self.fetch_locked().await?;
@@ -323,8 +337,17 @@ impl TokenManager {
         }
     }
 
-    /// Fetch from WeChat; the caller holds `fetch_lock`.
+    /// Fetch from WeChat and record the outcome; the caller holds `fetch_lock`.
     async fn fetch_locked(&self) -> Result<CachedToken, ApiError> {
+        let r = self.fetch_and_store().await;
+        if let Ok(mut g) = self.last_error.lock() {
+            *g = r.as_ref().err().cloned();
+        }
+        self.fetch_gen.fetch_add(1, Ordering::SeqCst);
+        r
+    }
+
+    async fn fetch_and_store(&self) -> Result<CachedToken, ApiError> {
         let rejected = self.last_rejected.lock().map(|g| g.clone()).unwrap_or(None);
         let mut t = self.fetch_once(false).await?;
         if self.endpoint == TokenEndpoint::Stable && rejected.as_deref() == Some(&t.access_token) {

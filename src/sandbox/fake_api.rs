@@ -9,7 +9,7 @@
 //! Token semantics follow the documentation: `GET /cgi-bin/token` issues a new token on every
 //! call (the previous one stays valid for 5 more minutes); `POST /cgi-bin/stable_token` in
 //! normal mode hands back the current token until less than 5 minutes remain, and with
-//! `force_refresh: true` always issues a new one. Calls with no token get 41001, an unknown
+//! `force_refresh: true` always issues a new one and revokes the previous one. Calls with no token get 41001, an unknown
 //! or invalidated token 40001, an expired token 42001. Unknown paths get HTTP 404 with
 //! errcode 40066 ("invalid url").
 //!
@@ -612,6 +612,9 @@ fn respond(
         }
         _ => {}
     }
+    if !KNOWN_PATHS.contains(&path) {
+        return Answer::Json(StatusCode::NOT_FOUND, err(40066, s));
+    }
     // Every other endpoint needs a valid access_token.
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return j(err(41001, s));
@@ -910,6 +913,44 @@ fn respond(
     j(v)
 }
 
+/// Every endpoint the fake implements besides the two token endpoints.
+const KNOWN_PATHS: &[&str] = &[
+    "/cgi-bin/message/custom/send",
+    "/cgi-bin/message/custom/typing",
+    "/cgi-bin/message/mass/sendall",
+    "/cgi-bin/message/mass/send",
+    "/cgi-bin/message/mass/preview",
+    "/cgi-bin/message/mass/delete",
+    "/cgi-bin/message/mass/get",
+    "/cgi-bin/message/mass/speed/get",
+    "/cgi-bin/message/mass/speed/set",
+    "/cgi-bin/media/uploadnews",
+    "/cgi-bin/template/api_set_industry",
+    "/cgi-bin/template/get_industry",
+    "/cgi-bin/template/api_add_template",
+    "/cgi-bin/template/get_all_private_template",
+    "/cgi-bin/template/del_private_template",
+    "/cgi-bin/message/template/send",
+    "/cgi-bin/menu/create",
+    "/cgi-bin/menu/get",
+    "/cgi-bin/menu/delete",
+    "/cgi-bin/get_current_selfmenu_info",
+    "/cgi-bin/user/info",
+    "/cgi-bin/user/info/batchget",
+    "/cgi-bin/user/get",
+    "/cgi-bin/tags/create",
+    "/cgi-bin/tags/get",
+    "/cgi-bin/tags/update",
+    "/cgi-bin/tags/delete",
+    "/cgi-bin/tags/members/batchtagging",
+    "/cgi-bin/tags/members/batchuntagging",
+    "/cgi-bin/tags/getidlist",
+    "/cgi-bin/media/upload",
+    "/cgi-bin/media/get",
+    "/cgi-bin/material/add_material",
+    "/cgi-bin/qrcode/create",
+];
+
 fn check_creds(s: &FakeState, appid: Option<&str>, secret: Option<&str>) -> Option<Value> {
     if appid != Some(s.appid.as_str()) {
         Some(err(40013, s))
@@ -1100,6 +1141,93 @@ mod tests {
         let q = parse_query(&uri);
         assert_eq!(q[1], ("b".into(), "中 x".into()));
         assert_eq!(q[2], ("c".into(), "".into()));
+    }
+
+    async fn call(app: &Router, req: axum::http::Request<axum::body::Body>) -> (StatusCode, Value) {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn usable_in_process_as_a_router() {
+        use axum::body::Body;
+        use axum::http::Request;
+        let fake = FakeWechat::default();
+        let app = fake.router();
+        let token_req = |force: bool| {
+            Request::post("/cgi-bin/stable_token")
+                .header("content-type", "application/json")
+                .body(Body::from(
+                    json!({"grant_type":"client_credential","appid":FAKE_APPID,
+                           "secret":FAKE_SECRET,"force_refresh":force})
+                    .to_string(),
+                ))
+                .unwrap()
+        };
+        let (_, v) = call(&app, token_req(false)).await;
+        let t1 = v["access_token"].as_str().unwrap().to_string();
+        assert_eq!(v["expires_in"], 7200);
+        // Normal mode hands back the same token; force_refresh issues a new one.
+        let (_, v) = call(&app, token_req(false)).await;
+        assert_eq!(v["access_token"], t1.as_str());
+        let (_, v) = call(&app, token_req(true)).await;
+        let t2 = v["access_token"].as_str().unwrap().to_string();
+        assert_ne!(t1, t2);
+        assert_eq!(fake.token_fetches(), 3);
+
+        let get = |path: String| Request::get(path).body(Body::empty()).unwrap();
+        let (_, v) = call(&app, get(format!("/cgi-bin/menu/get?access_token={t1}"))).await;
+        assert_eq!(
+            v["errcode"], 40001,
+            "force_refresh revoked the previous token"
+        );
+        let (_, v) = call(&app, get(format!("/cgi-bin/menu/get?access_token={t2}"))).await;
+        assert_eq!(v["errcode"], 46003);
+        fake.expire_tokens();
+        let (_, v) = call(&app, get(format!("/cgi-bin/menu/get?access_token={t2}"))).await;
+        assert_eq!(v["errcode"], 42001);
+        let (status, v) = call(&app, get(format!("/cgi-bin/nope?access_token={t2}"))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(v["errcode"], 40066);
+
+        let bad = Request::post("/cgi-bin/stable_token")
+            .body(Body::from(
+                json!({"grant_type":"client_credential","appid":FAKE_APPID,"secret":"x"})
+                    .to_string(),
+            ))
+            .unwrap();
+        let (_, v) = call(&app, bad).await;
+        assert_eq!(v["errcode"], 40125);
+        assert_eq!(fake.calls().len(), 8);
+    }
+
+    #[test]
+    fn every_known_path_has_a_handler() {
+        let fake = FakeWechat::default();
+        let mut s = fake.lock();
+        let token = issue_token(&mut s, true)["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for path in KNOWN_PATHS {
+            let a = respond(
+                &mut s,
+                &Method::GET,
+                path,
+                &[],
+                Some(&token),
+                None,
+                &[],
+                false,
+            );
+            if let Answer::Json(status, v) = a {
+                assert_ne!(status, StatusCode::NOT_FOUND, "{path}: {v}");
+            }
+        }
     }
 
     #[test]
