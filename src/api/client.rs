@@ -612,6 +612,74 @@ mod tests {
         assert_eq!(next_quota_reset(now + 1), now + 1 + 86_400);
     }
 
+    /// A client whose token comes from persistence, so `with_policy` runs without a network.
+    async fn offline_client() -> WechatClient {
+        use super::super::token::{CachedToken, SystemClock};
+        let p = MemoryPersistence::default();
+        p.save(&CachedToken {
+            access_token: "T1".into(),
+            expires_at_unix: SystemClock.now_unix() + 7200,
+        })
+        .await;
+        let mut cfg = ClientConfig::new("wx", "s").with_base_url("http://127.0.0.1:9");
+        cfg.persistence = Arc::new(p);
+        WechatClient::new(cfg).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_waits_300_then_600_ms_then_gives_up() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let client = offline_client().await;
+        let tries = AtomicU32::new(0);
+        let start = tokio::time::Instant::now();
+        let r: Result<(), ApiError> = client
+            .with_policy("/x", |_| {
+                tries.fetch_add(1, Ordering::SeqCst);
+                async { Err(ApiError::from_errcode(-1, "system error".into())) }
+            })
+            .await;
+        assert_eq!(r.unwrap_err().errcode(), -1);
+        assert_eq!(tries.load(Ordering::SeqCst), 3);
+        assert_eq!(start.elapsed(), Duration::from_millis(900));
+
+        // Succeeds on the second try after exactly one delay.
+        let tries = AtomicU32::new(0);
+        let start = tokio::time::Instant::now();
+        let r = client
+            .with_policy("/x", |_| {
+                let n = tries.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n == 0 {
+                        Err(ApiError::from_errcode(45011, "freq".into()))
+                    } else {
+                        Ok(n)
+                    }
+                }
+            })
+            .await;
+        assert_eq!(r.unwrap(), 1);
+        assert_eq!(start.elapsed(), Duration::from_millis(300));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_later_and_permanent_errors_return_at_once() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let client = offline_client().await;
+        for code in [45066, 45015, 40164, 45009] {
+            let tries = AtomicU32::new(0);
+            let start = tokio::time::Instant::now();
+            let r: Result<(), ApiError> = client
+                .with_policy(&format!("/p{code}"), |_| {
+                    tries.fetch_add(1, Ordering::SeqCst);
+                    async move { Err(ApiError::from_errcode(code, "x".into())) }
+                })
+                .await;
+            assert_eq!(r.unwrap_err().errcode(), code);
+            assert_eq!(tries.load(Ordering::SeqCst), 1, "{code}");
+            assert_eq!(start.elapsed(), Duration::ZERO);
+        }
+    }
+
     #[test]
     fn config_debug_redacts_secret() {
         let c = ClientConfig::new("wx123", "TOPSECRET");
