@@ -279,3 +279,12 @@ async fn callers_waiting_on_a_failed_fetch_share_its_error() {
     assert_eq!(fake.calls_to("/cgi-bin/stable_token").len(), 1);
     assert!(fake.calls_to(SEND).is_empty());
 }
+
+#[tokio::test]
+async fn busy_token_endpoint_is_retried_with_backoff() {
+    let (fake, client) = setup_with(|_| {}).await;
+    fake.fail_next("/cgi-bin/stable_token", -1, 2);
+    send(&client).await.unwrap();
+    assert_eq!(fake.calls_to("/cgi-bin/stable_token").len(), 3);
+    assert_eq!(fake.token_fetches(), 1);
+}

@@ -165,6 +165,8 @@ pub(crate) struct Shared {
     http: reqwest::Client,
     base: String,
     pub(crate) creds: Credentials,
+    /// Backoff for -1/45011, also used by token fetches.
+    pub(crate) retry: RetryPolicy,
     /// Credentials errcodes already logged, so a wrong secret is reported once, not per call.
     logged_fatal: Mutex<HashSet<i64>>,
 }
@@ -368,6 +370,7 @@ impl WechatClient {
                 appid: config.appid,
                 secret: config.secret,
             },
+            retry: config.retry,
             logged_fatal: Mutex::new(HashSet::new()),
         });
         let tokens = Arc::new(TokenManager::new(

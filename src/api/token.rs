@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use serde_json::json;
 
 use super::client::{Shared, Wire};
-use super::error::ApiError;
+use super::error::{is_backoff_errcode, ApiError};
 
 /// Seconds before expiry at which a cached token is treated as expired (clock skew, latency).
 const EXPIRY_SKEW_SECS: i64 = 30;
@@ -349,15 +349,32 @@ impl TokenManager {
 
     async fn fetch_and_store(&self) -> Result<CachedToken, ApiError> {
         let rejected = self.last_rejected.lock().map(|g| g.clone()).unwrap_or(None);
-        let mut t = self.fetch_once(false).await?;
+        let mut t = self.fetch_with_backoff(false).await?;
         if self.endpoint == TokenEndpoint::Stable && rejected.as_deref() == Some(&t.access_token) {
             // Normal mode handed back the very token WeChat just rejected.
             tracing::info!("stable_token returned the rejected access_token; forcing a refresh");
-            t = self.fetch_once(true).await?;
+            t = self.fetch_with_backoff(true).await?;
         }
         self.set_cached(Some(t.clone()));
         self.persistence.save(&t).await;
         Ok(t)
+    }
+
+    /// `fetch_once`, retried with the client's backoff while WeChat says busy (-1/45011).
+    async fn fetch_with_backoff(&self, force_refresh: bool) -> Result<CachedToken, ApiError> {
+        let policy = self.shared.retry;
+        let mut attempt = 0;
+        loop {
+            match self.fetch_once(force_refresh).await {
+                Err(e @ ApiError::Api { .. })
+                    if is_backoff_errcode(e.errcode()) && attempt + 1 < policy.attempts =>
+                {
+                    tokio::time::sleep(policy.delay(attempt)).await;
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
     }
 
     async fn fetch_once(&self, force_refresh: bool) -> Result<CachedToken, ApiError> {
