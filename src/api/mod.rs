@@ -1,1 +1,26 @@
 //! The outbound WeChat API: access_token lifecycle and one module per API family.
+//!
+//! Start with [`WechatClient::new`]; the generic [`WechatClient::get`]/[`WechatClient::post`]
+//! reach any endpoint (the access_token is added for you), and the family accessors
+//! (`client.kf()`, `client.mass()`, `client.template()`, `client.menu()`, `client.user()`,
+//! `client.tags()`, `client.media()`, `client.qrcode()`) wrap the documented ones with
+//! typed requests. [`kf_window`] tracks when customer-service messages may be sent.
+
+pub mod client;
+pub mod error;
+pub mod kf;
+pub mod kf_window;
+pub mod mass;
+pub mod media;
+pub mod menu;
+pub mod qrcode;
+pub mod tags;
+pub mod template;
+pub mod token;
+pub mod user;
+
+pub use client::{ClientConfig, RawResponse, RetryPolicy, UploadPart, WechatClient};
+pub use error::ApiError;
+pub use kf::KfMessage;
+pub use kf_window::{KfWindow, KfWindowTracker};
+pub use token::{CachedToken, TokenEndpoint, TokenPersistence, TokenStatus};

@@ -1,0 +1,482 @@
+//! The access_token lifecycle: fetching (stable_token or classic endpoint), caching with
+//! expiry, refreshing ahead in the background, single-flight fetches, invalidation after a
+//! rejection, and the persistence hook that lets a restart reuse a still-valid token.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::future::BoxFuture;
+use serde_json::json;
+
+use super::client::{Shared, Wire};
+use super::error::{is_backoff_errcode, ApiError};
+
+/// Seconds before expiry at which a cached token is treated as expired (clock skew, latency).
+const EXPIRY_SKEW_SECS: i64 = 30;
+/// Minimum spacing between two background refresh-ahead attempts.
+const REFRESH_AHEAD_SPACING_SECS: i64 = 30;
+
+/// Which WeChat endpoint issues access_tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenEndpoint {
+    /// `POST /cgi-bin/stable_token`: fetching does not invalidate tokens other hosts hold.
+    #[default]
+    Stable,
+    /// `GET /cgi-bin/token`: every fetch invalidates the previous token after 5 minutes.
+    Classic,
+}
+
+/// An access_token with its absolute expiry, as cached and persisted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CachedToken {
+    /// The token itself; never logged.
+    pub access_token: String,
+    /// Unix seconds at which WeChat stops accepting it.
+    pub expires_at_unix: i64,
+}
+
+impl fmt::Debug for CachedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedToken")
+            .field("access_token", &"<redacted>")
+            .field("expires_at_unix", &self.expires_at_unix)
+            .finish()
+    }
+}
+
+/// Where the access_token survives restarts (implemented by the store module).
+pub trait TokenPersistence: Send + Sync {
+    /// The last saved token, if any (expired ones are ignored by the caller).
+    fn load(&self) -> BoxFuture<'_, Option<CachedToken>>;
+    /// Remember a freshly fetched token.
+    fn save(&self, token: &CachedToken) -> BoxFuture<'_, ()>;
+}
+
+/// The default persistence: in memory only, so a restart fetches a new token.
+#[derive(Default)]
+pub struct MemoryPersistence {
+    slot: Mutex<Option<CachedToken>>,
+}
+
+impl TokenPersistence for MemoryPersistence {
+    fn load(&self) -> BoxFuture<'_, Option<CachedToken>> {
+        let t = self.slot.lock().map(|g| g.clone()).unwrap_or(None);
+        Box::pin(async move { t })
+    }
+    fn save(&self, token: &CachedToken) -> BoxFuture<'_, ()> {
+        if let Ok(mut g) = self.slot.lock() {
+            *g = Some(token.clone());
+        }
+        Box::pin(async {})
+    }
+}
+
+/// The wall clock the token cache measures expiry against (swappable for tests and the simulator).
+pub trait Clock: Send + Sync {
+    /// Current time in Unix seconds.
+    fn now_unix(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_unix(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// A clock that only moves when told to; starts at the system time.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: AtomicI64,
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        ManualClock {
+            now: AtomicI64::new(SystemClock.now_unix()),
+        }
+    }
+}
+
+impl ManualClock {
+    /// Move the clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.now.fetch_add(by.as_secs() as i64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_unix(&self) -> i64 {
+        self.now.load(Ordering::SeqCst)
+    }
+}
+
+/// How usable a cached token is at a given moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Use it.
+    Fresh,
+    /// Use it, but fetch the next one in the background.
+    RefreshAhead,
+    /// Do not use it; fetch first.
+    Expired,
+}
+
+/// Classify a token expiring at `expires_at` at time `now` (both Unix seconds).
+pub fn freshness(expires_at: i64, now: i64, refresh_ahead: Duration) -> Freshness {
+    let remaining = expires_at - now;
+    if remaining <= EXPIRY_SKEW_SECS {
+        Freshness::Expired
+    } else if remaining < refresh_ahead.as_secs() as i64 {
+        Freshness::RefreshAhead
+    } else {
+        Freshness::Fresh
+    }
+}
+
+/// What `wechat-lua token` shows: never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenStatus {
+    /// Whether a token is cached.
+    pub cached: bool,
+    /// Unix seconds at which the cached token expires.
+    pub expires_at_unix: Option<i64>,
+    /// Seconds until then (negative when already expired).
+    pub expires_in_secs: Option<i64>,
+    /// Which endpoint fetches tokens.
+    pub endpoint: TokenEndpoint,
+    /// Tokens fetched from WeChat by this process.
+    pub fetches: u64,
+}
+
+/// The token cache shared by every clone of a `WechatClient`.
+pub(crate) struct TokenManager {
+    shared: Arc<Shared>,
+    endpoint: TokenEndpoint,
+    refresh_ahead: Duration,
+    persistence: Arc<dyn TokenPersistence>,
+    clock: Arc<dyn Clock>,
+    cache: Mutex<Option<CachedToken>>,
+    /// The most recently rejected token: stable_token handing it back means "force_refresh".
+    last_rejected: Mutex<Option<String>>,
+    /// Serialises fetches: everyone who needs a token queues here, and re-checks the cache
+    /// after getting the lock, so N waiters cause one fetch.
+    fetch_lock: tokio::sync::Mutex<()>,
+    loaded: tokio::sync::OnceCell<()>,
+    refreshing: AtomicBool,
+    last_ahead_attempt: AtomicI64,
+    fetches: AtomicU64,
+    /// Bumped after every fetch attempt; lets queued callers see that one finished.
+    fetch_gen: AtomicU64,
+    /// Why the latest fetch attempt failed, shared with the callers that waited for it.
+    last_error: Mutex<Option<ApiError>>,
+}
+
+impl TokenManager {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        endpoint: TokenEndpoint,
+        refresh_ahead: Duration,
+        persistence: Arc<dyn TokenPersistence>,
+        clock: Arc<dyn Clock>,
+    ) -> TokenManager {
+        TokenManager {
+            shared,
+            endpoint,
+            refresh_ahead,
+            persistence,
+            clock,
+            cache: Mutex::new(None),
+            last_rejected: Mutex::new(None),
+            fetch_lock: tokio::sync::Mutex::new(()),
+            loaded: tokio::sync::OnceCell::new(),
+            refreshing: AtomicBool::new(false),
+            last_ahead_attempt: AtomicI64::new(i64::MIN / 2),
+            fetches: AtomicU64::new(0),
+            fetch_gen: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn now_unix(&self) -> i64 {
+        self.clock.now_unix()
+    }
+
+    fn cached(&self) -> Option<CachedToken> {
+        self.cache.lock().map(|g| g.clone()).unwrap_or(None)
+    }
+
+    fn set_cached(&self, t: Option<CachedToken>) {
+        if let Ok(mut g) = self.cache.lock() {
+            *g = t;
+        }
+    }
+
+    /// Cached token status for the CLI.
+    pub(crate) fn status(&self) -> TokenStatus {
+        let cached = self.cached();
+        let now = self.clock.now_unix();
+        TokenStatus {
+            cached: cached.is_some(),
+            expires_at_unix: cached.as_ref().map(|t| t.expires_at_unix),
+            expires_in_secs: cached.as_ref().map(|t| t.expires_at_unix - now),
+            endpoint: self.endpoint,
+            fetches: self.fetches.load(Ordering::SeqCst),
+        }
+    }
+
+    async fn ensure_loaded(&self) {
+        self.loaded
+            .get_or_init(|| async {
+                if let Some(t) = self.persistence.load().await {
+                    let usable =
+                        freshness(t.expires_at_unix, self.clock.now_unix(), Duration::ZERO)
+                            != Freshness::Expired;
+                    if usable && self.cached().is_none() {
+                        tracing::debug!(
+                            expires_at = t.expires_at_unix,
+                            "reusing persisted access_token"
+                        );
+                        self.set_cached(Some(t));
+                    }
+                }
+            })
+            .await;
+    }
+
+    /// A usable token: from the cache, or fetched exactly once however many callers wait.
+    pub(crate) async fn get(self: &Arc<Self>) -> Result<String, ApiError> {
+        self.ensure_loaded().await;
+        if let Some(t) = self.cached() {
+            match freshness(t.expires_at_unix, self.clock.now_unix(), self.refresh_ahead) {
+                Freshness::Fresh => return Ok(t.access_token),
+                Freshness::RefreshAhead => {
+                    self.spawn_refresh_ahead();
+                    return Ok(t.access_token);
+                }
+                Freshness::Expired => {}
+            }
+        }
+        let seen_gen = self.fetch_gen.load(Ordering::SeqCst);
+        let _guard = self.fetch_lock.lock().await;
+        if let Some(t) = self.cached() {
+            if freshness(t.expires_at_unix, self.clock.now_unix(), Duration::ZERO)
+                != Freshness::Expired
+            {
+                return Ok(t.access_token);
+            }
+        }
+        if self.fetch_gen.load(Ordering::SeqCst) != seen_gen {
+            // A fetch finished while we queued and left no token: share its failure
+            // instead of hammering WeChat once per waiting caller.
+            if let Some(e) = self.last_error.lock().map(|g| g.clone()).unwrap_or(None) {
+                return Err(e);
+            }
+        }
+        let t = self.fetch_locked().await?;
+        Ok(t.access_token)
+    }
+
+    /// Drop `failed` after WeChat rejected it — but only if it is still the cached one, so a
+    /// late failure of an old token never throws away a newer token.
+    pub(crate) fn invalidate(&self, failed: &str) {
+        if let Ok(mut g) = self.cache.lock() {
+            if g.as_ref().is_some_and(|t| t.access_token == failed) {
+                *g = None;
+                if let Ok(mut r) = self.last_rejected.lock() {
+                    *r = Some(failed.to_string());
+                }
+                tracing::info!("access_token rejected by WeChat; fetching a new one");
+            }
+        }
+    }
+
+    /// Start a background fetch of the next token unless one is running or ran recently.
+    pub(crate) fn spawn_refresh_ahead(self: &Arc<Self>) {
+        let now = self.clock.now_unix();
+        if now - self.last_ahead_attempt.load(Ordering::SeqCst) < REFRESH_AHEAD_SPACING_SECS {
+            return;
+        }
+        if self.refreshing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.last_ahead_attempt.store(now, Ordering::SeqCst);
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            this.refresh_ahead_now().await;
+            this.refreshing.store(false, Ordering::SeqCst);
+        });
+    }
+
+    /// Fetch the next token now if the cached one is close to expiry (what the background
+    /// task runs; callable directly so tests need not race a spawned task).
+    pub(crate) async fn refresh_ahead_now(&self) {
+        let _guard = self.fetch_lock.lock().await;
+        let due = match self.cached() {
+            Some(t) => {
+                freshness(t.expires_at_unix, self.clock.now_unix(), self.refresh_ahead)
+                    != Freshness::Fresh
+            }
+            None => true,
+        };
+        if due {
+            if let Err(e) = self.fetch_locked().await {
+                tracing::warn!(
+                    errcode = e.errcode(),
+                    "refreshing access_token ahead of expiry failed: {e}"
+                );
+            }
+        }
+    }
+
+    /// Fetch from WeChat and record the outcome; the caller holds `fetch_lock`.
+    async fn fetch_locked(&self) -> Result<CachedToken, ApiError> {
+        let r = self.fetch_and_store().await;
+        if let Ok(mut g) = self.last_error.lock() {
+            *g = r.as_ref().err().cloned();
+        }
+        self.fetch_gen.fetch_add(1, Ordering::SeqCst);
+        r
+    }
+
+    async fn fetch_and_store(&self) -> Result<CachedToken, ApiError> {
+        let rejected = self.last_rejected.lock().map(|g| g.clone()).unwrap_or(None);
+        let mut t = self.fetch_with_backoff(false).await?;
+        if self.endpoint == TokenEndpoint::Stable && rejected.as_deref() == Some(&t.access_token) {
+            // Normal mode handed back the very token WeChat just rejected.
+            tracing::info!("stable_token returned the rejected access_token; forcing a refresh");
+            t = self.fetch_with_backoff(true).await?;
+        }
+        self.set_cached(Some(t.clone()));
+        self.persistence.save(&t).await;
+        Ok(t)
+    }
+
+    /// `fetch_once`, retried with the client's backoff while WeChat says busy (-1/45011).
+    async fn fetch_with_backoff(&self, force_refresh: bool) -> Result<CachedToken, ApiError> {
+        let policy = self.shared.retry;
+        let mut attempt = 0;
+        loop {
+            match self.fetch_once(force_refresh).await {
+                Err(e @ ApiError::Api { .. })
+                    if is_backoff_errcode(e.errcode()) && attempt + 1 < policy.attempts =>
+                {
+                    tokio::time::sleep(policy.delay(attempt)).await;
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    async fn fetch_once(&self, force_refresh: bool) -> Result<CachedToken, ApiError> {
+        let cfg = &self.shared.creds;
+        if cfg.appid.is_empty() || cfg.secret.is_empty() {
+            return Err(ApiError::Config(
+                "no appid/secret configured; cannot fetch an access_token".into(),
+            ));
+        }
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        let started = self.clock.now_unix();
+        let v = match self.endpoint {
+            TokenEndpoint::Stable => {
+                let body = json!({
+                    "grant_type": "client_credential",
+                    "appid": cfg.appid,
+                    "secret": cfg.secret,
+                    "force_refresh": force_refresh,
+                });
+                self.shared
+                    .send_json(
+                        reqwest::Method::POST,
+                        "/cgi-bin/stable_token",
+                        None,
+                        &Wire::Json(&body),
+                    )
+                    .await?
+            }
+            TokenEndpoint::Classic => {
+                let q = [
+                    ("grant_type", "client_credential"),
+                    ("appid", cfg.appid.as_str()),
+                    ("secret", cfg.secret.as_str()),
+                ];
+                self.shared
+                    .send_json(
+                        reqwest::Method::GET,
+                        "/cgi-bin/token",
+                        None,
+                        &Wire::Query(&q),
+                    )
+                    .await?
+            }
+        };
+        let access_token = v
+            .get("access_token")
+            .and_then(|t| t.as_str())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::InvalidJson {
+                raw: "<token response without access_token>".into(),
+                reason: "missing access_token".into(),
+            })?
+            .to_string();
+        let expires_in = v.get("expires_in").and_then(|e| e.as_i64()).unwrap_or(7200);
+        tracing::info!(expires_in, force_refresh, "fetched a new access_token");
+        Ok(CachedToken {
+            access_token,
+            expires_at_unix: started + expires_in,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freshness_windows() {
+        let ahead = Duration::from_secs(300);
+        assert_eq!(freshness(10_000, 0, ahead), Freshness::Fresh);
+        assert_eq!(freshness(299, 0, ahead), Freshness::RefreshAhead);
+        assert_eq!(freshness(31, 0, ahead), Freshness::RefreshAhead);
+        assert_eq!(freshness(30, 0, ahead), Freshness::Expired);
+        assert_eq!(freshness(-5, 0, ahead), Freshness::Expired);
+    }
+
+    #[test]
+    fn debug_redacts_token() {
+        let t = CachedToken {
+            access_token: "SECRET_TOKEN".into(),
+            expires_at_unix: 1,
+        };
+        assert!(!format!("{t:?}").contains("SECRET_TOKEN"));
+    }
+
+    #[tokio::test]
+    async fn memory_persistence_round_trips() {
+        let p = MemoryPersistence::default();
+        assert!(p.load().await.is_none());
+        let t = CachedToken {
+            access_token: "a".into(),
+            expires_at_unix: 5,
+        };
+        p.save(&t).await;
+        assert_eq!(p.load().await, Some(t));
+    }
+
+    #[test]
+    fn manual_clock_advances() {
+        let c = ManualClock::default();
+        let t0 = c.now_unix();
+        c.advance(Duration::from_secs(90));
+        assert_eq!(c.now_unix(), t0 + 90);
+    }
+}
