@@ -5,12 +5,19 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use support::{element, http, now, signed_query_at, text_xml, Server, TOKEN};
 
+/// A fresh MsgId for every message: the same one twice is a retry and gets the first answer.
+fn next_msg_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 fn reply_content(server: &Server, content: &str) -> Option<String> {
-    let (status, body) = server.post(&text_xml("u1", content, 1));
+    let (status, body) = server.post(&text_xml("u1", content, next_msg_id()));
     assert_eq!(status, 200, "{body}");
     element(&body, "Content")
 }

@@ -68,13 +68,23 @@ async fn post(router: &axum::Router, body: &str) -> (StatusCode, String) {
     .await
 }
 
+/// A sample message with a MsgId of its own: the samples share one, and the same
+/// FromUserName + MsgId twice is a retry that gets the first answer.
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let xml = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/messages")
             .join(name),
     )
-    .unwrap()
+    .unwrap();
+    match (xml.find("<MsgId>"), xml.find("</MsgId>")) {
+        (Some(start), Some(end)) => {
+            let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            format!("{}<MsgId>{id}{}", &xml[..start], &xml[end..])
+        }
+        _ => xml,
+    }
 }
 
 #[tokio::test]
