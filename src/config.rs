@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::api::TokenEndpoint;
+
 /// Default WeChat API host.
 pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
 /// Default address `serve` listens on.
@@ -68,17 +70,6 @@ impl std::str::FromStr for SecurityMode {
             }),
         }
     }
-}
-
-/// Which endpoint fetches the access_token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenEndpoint {
-    /// `POST /cgi-bin/stable_token`: does not invalidate tokens held elsewhere.
-    #[default]
-    Stable,
-    /// `GET /cgi-bin/token`: the classic endpoint.
-    Classic,
 }
 
 /// Log line format.

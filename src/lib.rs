@@ -8,9 +8,11 @@
 //! - [`store`]: persistent state (embedded default, Redis).
 //! - [`sandbox`]: a fake WeChat API for tests and local prototyping.
 //! - [`config`]: settings from the TOML file, the environment and flags.
+//! - [`host`]: assembling store, API client, script workers and HTTP state into a host.
 
 pub mod api;
 pub mod config;
+pub mod host;
 pub mod protocol;
 pub mod sandbox;
 pub mod script;

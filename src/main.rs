@@ -2,12 +2,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use wechat_lua::config::{Config, LogFormat, Overrides, TokenSource};
-use wechat_lua::script::{RuntimeOptions, ScriptHost, Services};
-use wechat_lua::server::{self, AppState, CALLBACK_PATH};
+use wechat_lua::host::Host;
+use wechat_lua::server::{self, CALLBACK_PATH};
 
 #[derive(Parser)]
 #[command(
@@ -100,31 +99,8 @@ fn serve(args: &CommonArgs) -> anyhow::Result<()> {
         );
     }
     let runtime = tokio::runtime::Runtime::new()?;
-    let store = runtime
-        .block_on(wechat_lua::store::open(
-            config.store.as_deref(),
-            &config.data,
-        ))
-        .map_err(|e| anyhow::anyhow!("store: {e}"))?;
-    let options = RuntimeOptions {
-        memory_limit: config.lua_memory_limit,
-        run_limit: config.reply_timeout,
-    };
-    let scripts = ScriptHost::start(
-        &config.scripts,
-        options,
-        config.workers,
-        Services::new(store.clone()),
-    )
-    .map_err(|e| anyhow::anyhow!("scripts at {}: {e}", config.scripts.display()))?;
-    let _watcher = wechat_lua::script::reload::watch(scripts.clone())
-        .map_err(|e| anyhow::anyhow!("cannot watch {}: {e}", config.scripts.display()))?;
-    let state = Arc::new(
-        AppState::new(&config, scripts, store)
-            .map_err(|e| anyhow::anyhow!("encoding_aes_key (WECHAT_AES_KEY): {e}"))?,
-    );
-
     runtime.block_on(async {
+        let host = Host::build(&config, true).await?;
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         tracing::info!(
@@ -132,7 +108,7 @@ fn serve(args: &CommonArgs) -> anyhow::Result<()> {
             scripts = %config.scripts.display(),
             "listening on http://{addr}{CALLBACK_PATH}"
         );
-        server::run(listener, state, server::shutdown_signal()).await?;
+        server::run(listener, host.state, server::shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(())
     })?;
     tracing::info!("stopped");

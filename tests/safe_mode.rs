@@ -44,9 +44,7 @@ fn router(mode: &str) -> axum::Router {
     let config = Config::load_with_env(&overrides, &env).unwrap();
     let services = Services::in_memory().unwrap();
     let host = ScriptHost::start(&echo(), RuntimeOptions::default(), 1, services.clone()).unwrap();
-    app(Arc::new(
-        AppState::new(&config, host, services.store).unwrap(),
-    ))
+    app(Arc::new(AppState::new(&config, host, &services).unwrap()))
 }
 
 fn crypto() -> MessageCrypto {

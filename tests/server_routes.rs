@@ -28,7 +28,7 @@ fn router_for(scripts: &Path) -> axum::Router {
     let data = tempfile::tempdir().unwrap();
     let services = Services::in_memory().unwrap();
     let host = ScriptHost::start(scripts, RuntimeOptions::default(), 1, services.clone()).unwrap();
-    let state = AppState::new(&config(data.path()), host, services.store).unwrap();
+    let state = AppState::new(&config(data.path()), host, &services).unwrap();
     app(Arc::new(state))
 }
 

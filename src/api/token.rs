@@ -19,7 +19,8 @@ const EXPIRY_SKEW_SECS: i64 = 30;
 const REFRESH_AHEAD_SPACING_SECS: i64 = 30;
 
 /// Which WeChat endpoint issues access_tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TokenEndpoint {
     /// `POST /cgi-bin/stable_token`: fetching does not invalidate tokens other hosts hold.
     #[default]
@@ -52,7 +53,20 @@ pub trait TokenPersistence: Send + Sync {
     fn load(&self) -> BoxFuture<'_, Option<CachedToken>>;
     /// Remember a freshly fetched token.
     fn save(&self, token: &CachedToken) -> BoxFuture<'_, ()>;
+    /// Asks to be the one instance that fetches the next token; `false` means another
+    /// instance is fetching and this one should read the result with [`load`](Self::load).
+    /// Persistence not shared between instances always grants it.
+    fn lock_fetch(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async { true })
+    }
+    /// Ends a fetch begun after [`lock_fetch`](Self::lock_fetch) granted it.
+    fn unlock_fetch(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
+
+/// How long an instance waits for another instance's token fetch before fetching itself.
+const SHARED_FETCH_WAIT: Duration = Duration::from_secs(10);
 
 /// The default persistence: in memory only, so a restart fetches a new token.
 #[derive(Default)]
@@ -349,6 +363,38 @@ impl TokenManager {
 
     async fn fetch_and_store(&self) -> Result<CachedToken, ApiError> {
         let rejected = self.last_rejected.lock().map(|g| g.clone()).unwrap_or(None);
+        let current = self.cached().map(|t| t.access_token);
+        // With several instances on one store, one fetches and the others read its token.
+        let waited_since = std::time::Instant::now();
+        loop {
+            if let Some(t) = self.persistence.load().await {
+                let newer = Some(&t.access_token) != current.as_ref()
+                    && Some(&t.access_token) != rejected.as_ref();
+                let usable = freshness(t.expires_at_unix, self.clock.now_unix(), Duration::ZERO)
+                    != Freshness::Expired;
+                if newer && usable {
+                    tracing::debug!("using the access_token another instance fetched");
+                    self.set_cached(Some(t.clone()));
+                    return Ok(t);
+                }
+            }
+            if self.persistence.lock_fetch().await {
+                break;
+            }
+            if waited_since.elapsed() > SHARED_FETCH_WAIT {
+                tracing::warn!(
+                    "another instance holds the token fetch lock too long; fetching here"
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let result = self.fetch_new(rejected).await;
+        self.persistence.unlock_fetch().await;
+        result
+    }
+
+    async fn fetch_new(&self, rejected: Option<String>) -> Result<CachedToken, ApiError> {
         let mut t = self.fetch_with_backoff(false).await?;
         if self.endpoint == TokenEndpoint::Stable && rejected.as_deref() == Some(&t.access_token) {
             // Normal mode handed back the very token WeChat just rejected.

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::api::{KfWindowTracker, WechatClient};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
@@ -11,12 +12,26 @@ use crate::store::{Store, StoreError};
 pub struct Services {
     /// Script data (`wx.store`) and the host's own records.
     pub store: Arc<dyn Store>,
+    /// The WeChat API, when an appid and appsecret are configured.
+    pub api: Option<WechatClient>,
+    /// When each user last wrote or clicked, for `wx.kf.window` and customer-service sends.
+    pub kf_window: Arc<KfWindowTracker>,
 }
 
 impl Services {
-    /// Services over the given store.
+    /// Services over the given store, without the WeChat API.
     pub fn new(store: Arc<dyn Store>) -> Services {
-        Services { store }
+        Services {
+            store,
+            api: None,
+            kf_window: Arc::new(KfWindowTracker::default()),
+        }
+    }
+
+    /// The same services with the WeChat API.
+    pub fn with_api(mut self, api: WechatClient) -> Services {
+        self.api = Some(api);
+        self
     }
 
     /// Services on a private in-memory store: tests and one-off checks.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::config::{Config, Secret, SecurityMode};
 use crate::protocol::crypto::{CryptoError, MessageCrypto};
-use crate::script::ScriptHost;
+use crate::script::{ScriptHost, Services};
 use crate::store::Store;
 
 use super::deadline::{LateReplies, LogLateReplies};
@@ -29,6 +29,8 @@ pub struct AppState {
     pub reply_timeout: Duration,
     /// Where replies that missed the deadline go.
     pub late: Arc<dyn LateReplies>,
+    /// The host services scripts use (store, API, customer-service windows).
+    pub services: Services,
 }
 
 impl AppState {
@@ -36,8 +38,9 @@ impl AppState {
     pub fn new(
         config: &Config,
         scripts: Arc<ScriptHost>,
-        store: Arc<dyn Store>,
+        services: &Services,
     ) -> Result<AppState, CryptoError> {
+        let store = services.store.clone();
         let crypto = match (&config.encoding_aes_key, config.mode) {
             (Some(key), mode) if mode != SecurityMode::Plain => Some(MessageCrypto::new(
                 key.expose(),
@@ -57,6 +60,7 @@ impl AppState {
             store,
             reply_timeout: config.reply_timeout,
             late: Arc::new(LogLateReplies),
+            services: services.clone(),
         })
     }
 }

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod redis;
 pub mod script_data;
 pub mod sqlite;
+pub mod token;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,0 +1,99 @@
+//! Assembling a running host from its settings: the store, the WeChat API client, the script
+//! workers with their reload watcher, and the HTTP state. `serve` and the tests build hosts
+//! the same way through [`Host::build`].
+
+use std::sync::Arc;
+
+use crate::api::{ClientConfig, WechatClient};
+use crate::config::Config;
+use crate::script::reload::ReloadWatcher;
+use crate::script::{RuntimeOptions, ScriptHost, Services};
+use crate::server::AppState;
+use crate::store::token::StoreTokenPersistence;
+
+/// Why a host could not be built; each names the setting or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The scripts did not load (message has file:line).
+    #[error("scripts at {location}: {source}")]
+    Scripts {
+        /// The scripts location.
+        location: String,
+        /// What went wrong.
+        source: crate::script::ScriptError,
+    },
+    /// The scripts cannot be watched for changes.
+    #[error("cannot watch {location} for changes: {reason}")]
+    Watch {
+        /// The scripts location.
+        location: String,
+        /// Why.
+        reason: String,
+    },
+    /// The EncodingAESKey is unusable.
+    #[error("encoding_aes_key (WECHAT_AES_KEY): {0}")]
+    AesKey(#[from] crate::protocol::crypto::CryptoError),
+    /// The API client could not be set up.
+    #[error("WeChat API client: {0}")]
+    Api(#[from] crate::api::ApiError),
+}
+
+/// A host ready to serve.
+pub struct Host {
+    /// The state the HTTP handlers share.
+    pub state: Arc<AppState>,
+    /// Keeps the scripts watched; reloads stop when it is dropped.
+    pub watcher: Option<ReloadWatcher>,
+}
+
+impl Host {
+    /// Opens the store, sets up the API client (when appid and appsecret are configured),
+    /// loads the scripts and, if `watch` is set, watches them for changes.
+    pub async fn build(config: &Config, watch: bool) -> Result<Host, BuildError> {
+        let store = crate::store::open(config.store.as_deref(), &config.data).await?;
+        let mut services = Services::new(store.clone());
+        if let (Some(appid), Some(secret)) = (&config.appid, &config.appsecret) {
+            let mut client_config = ClientConfig::new(appid.clone(), secret.expose());
+            client_config.base_url = config.api_base.clone();
+            client_config.token_endpoint = config.token_endpoint;
+            client_config.persistence = Arc::new(StoreTokenPersistence::new(store.clone(), appid));
+            services = services.with_api(WechatClient::new(client_config)?);
+        } else {
+            tracing::info!("no appid/appsecret configured: scripts cannot call the WeChat API");
+        }
+        let options = RuntimeOptions {
+            memory_limit: config.lua_memory_limit,
+            run_limit: config.reply_timeout,
+        };
+        let location = config.scripts.clone();
+        let workers = config.workers;
+        let script_services = services.clone();
+        let scripts = tokio::task::spawn_blocking(move || {
+            ScriptHost::start(&location, options, workers, script_services)
+        })
+        .await
+        .map_err(|e| BuildError::Scripts {
+            location: config.scripts.display().to_string(),
+            source: crate::script::ScriptError::Load(format!("loader task failed: {e}")),
+        })?
+        .map_err(|source| BuildError::Scripts {
+            location: config.scripts.display().to_string(),
+            source,
+        })?;
+        let watcher = if watch {
+            Some(
+                crate::script::reload::watch(scripts.clone()).map_err(|e| BuildError::Watch {
+                    location: config.scripts.display().to_string(),
+                    reason: e.to_string(),
+                })?,
+            )
+        } else {
+            None
+        };
+        let state = Arc::new(AppState::new(config, scripts, &services)?);
+        Ok(Host { state, watcher })
+    }
+}
