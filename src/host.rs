@@ -47,6 +47,9 @@ pub struct Host {
     pub state: Arc<AppState>,
     /// Keeps the scripts watched; reloads stop when it is dropped.
     pub watcher: Option<ReloadWatcher>,
+    /// Stops the outbox worker.
+    outbox_stop: tokio::sync::watch::Sender<bool>,
+    outbox_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Host {
@@ -94,6 +97,26 @@ impl Host {
             None
         };
         let state = Arc::new(AppState::new(config, scripts, &services)?);
-        Ok(Host { state, watcher })
+        let (outbox_stop, stop) = tokio::sync::watch::channel(false);
+        let outbox_task = services
+            .outbox
+            .clone()
+            .map(|outbox| tokio::spawn(outbox.run(stop)));
+        Ok(Host {
+            state,
+            watcher,
+            outbox_stop,
+            outbox_task,
+        })
+    }
+
+    /// Ends what runs beside the HTTP server, after it stopped: reloads stop and the outbox
+    /// worker finishes the send it is on (queued sends stay in the store for the next start).
+    pub async fn shutdown(mut self) {
+        drop(self.watcher.take());
+        let _ = self.outbox_stop.send(true);
+        if let Some(task) = self.outbox_task.take() {
+            let _ = task.await;
+        }
     }
 }

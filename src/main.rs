@@ -108,7 +108,8 @@ fn serve(args: &CommonArgs) -> anyhow::Result<()> {
             scripts = %config.scripts.display(),
             "listening on http://{addr}{CALLBACK_PATH}"
         );
-        server::run(listener, host.state, server::shutdown_signal()).await?;
+        server::run(listener, host.state.clone(), server::shutdown_signal()).await?;
+        host.shutdown().await;
         Ok::<_, anyhow::Error>(())
     })?;
     tracing::info!("stopped");

@@ -120,6 +120,62 @@ pub enum KfMessage {
 }
 
 impl KfMessage {
+    /// The customer-service form of a passive reply, for a reply that missed the 5-second
+    /// deadline; `None` for a transfer to customer service, which has no such form.
+    pub fn from_reply(reply: &crate::protocol::reply::Reply) -> Option<KfMessage> {
+        use crate::protocol::reply::Reply;
+        Some(match reply {
+            Reply::Text { content } => KfMessage::Text {
+                content: content.clone(),
+            },
+            Reply::Image { media_id } => KfMessage::Image {
+                media_id: media_id.clone(),
+            },
+            Reply::Voice { media_id } => KfMessage::Voice {
+                media_id: media_id.clone(),
+            },
+            // A passive video reply has no thumbnail; the video's own media is the closest.
+            Reply::Video {
+                media_id,
+                title,
+                description,
+            } => KfMessage::Video {
+                media_id: media_id.clone(),
+                thumb_media_id: media_id.clone(),
+                title: title.clone(),
+                description: description.clone(),
+            },
+            Reply::Music {
+                title,
+                description,
+                music_url,
+                hq_music_url,
+                thumb_media_id,
+            } => KfMessage::Music {
+                title: title.clone(),
+                description: description.clone(),
+                musicurl: music_url.clone().unwrap_or_default(),
+                hqmusicurl: hq_music_url
+                    .clone()
+                    .or_else(|| music_url.clone())
+                    .unwrap_or_default(),
+                thumb_media_id: thumb_media_id.clone(),
+            },
+            Reply::News { articles } => KfMessage::News {
+                articles: articles
+                    .iter()
+                    .map(|a| KfArticle {
+                        title: a.title.clone(),
+                        description: Some(a.description.clone()).filter(|d| !d.is_empty()),
+                        url: a.url.clone(),
+                        picurl: Some(a.pic_url.clone()).filter(|p| !p.is_empty()),
+                    })
+                    .collect(),
+            },
+            Reply::TransferCustomerService { .. } => return None,
+        })
+    }
+
     /// A text message.
     pub fn text(content: impl Into<String>) -> KfMessage {
         KfMessage::Text {

@@ -13,6 +13,7 @@ pub mod kf_window;
 pub mod mass;
 pub mod media;
 pub mod menu;
+pub mod outbox;
 pub mod qrcode;
 pub mod tags;
 pub mod template;

@@ -9,15 +9,23 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::runtime::{Handled, LuaRuntime};
+use super::runtime::{Handled, LateReplyFailure, LuaRuntime};
 use super::{RuntimeOptions, ScriptError, ScriptSources, Services};
 use crate::protocol::message::InboundMessage;
 
 /// How many messages may wait for one worker before senders wait too.
 const QUEUE_DEPTH: usize = 1024;
 
+/// What a worker is asked to run.
+enum Work {
+    /// An inbound message, for the first matching handler.
+    Message(InboundMessage),
+    /// A late reply customer service refused, for the `late_reply_failed` handlers.
+    LateReplyFailed(LateReplyFailure),
+}
+
 struct Job {
-    msg: InboundMessage,
+    work: Work,
     done: oneshot::Sender<Result<Handled, ScriptError>>,
 }
 
@@ -115,10 +123,22 @@ impl ScriptHost {
 
     /// Runs the handler for one message on the next worker.
     pub async fn handle(&self, msg: InboundMessage) -> Result<Handled, ScriptError> {
+        self.submit(Work::Message(msg)).await
+    }
+
+    /// Runs the scripts' `late_reply_failed` handlers for a reply that could not be delivered.
+    pub async fn late_reply_failed(
+        &self,
+        failure: LateReplyFailure,
+    ) -> Result<Handled, ScriptError> {
+        self.submit(Work::LateReplyFailed(failure)).await
+    }
+
+    async fn submit(&self, work: Work) -> Result<Handled, ScriptError> {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.workers.len();
         let (done, result) = oneshot::channel();
         self.workers[index]
-            .send(Job { msg, done })
+            .send(Job { work, done })
             .await
             .map_err(|_| ScriptError::Unavailable)?;
         result.await.map_err(|_| ScriptError::Unavailable)?
@@ -237,7 +257,10 @@ fn worker(
                     }
                     let state = current.clone();
                     running.spawn_local(async move {
-                        let result = state.handle(&job.msg).await;
+                        let result = match &job.work {
+                            Work::Message(msg) => state.handle(msg).await,
+                            Work::LateReplyFailed(failure) => state.late_reply_failed(failure).await,
+                        };
                         let _ = job.done.send(result);
                     });
                 }

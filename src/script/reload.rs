@@ -56,6 +56,18 @@ pub fn watch(host: Arc<ScriptHost>) -> notify::Result<ReloadWatcher> {
     std::thread::Builder::new()
         .name("script-reload".into())
         .spawn(move || {
+            // Validation runs the scripts' top level, whose calls may need a runtime.
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    tracing::error!("hot reload disabled: cannot start its runtime: {e}");
+                    return;
+                }
+            };
+            let _context = runtime.enter();
             while rx.recv().is_ok() {
                 let burst = Instant::now();
                 loop {

@@ -1,7 +1,7 @@
 //! A handler's return value as a [`Reply`]: `nil` (answer `success`), a string (a text reply),
 //! or a table with a `type` field, as `wx.reply.*` builds it or a script writes it literally.
 
-use mlua::{Table, Value};
+use mlua::{Lua, Table, Value};
 
 use crate::protocol::reply::{Article, Reply};
 
@@ -139,4 +139,54 @@ fn optional(t: &Table, name: &str) -> Result<Option<String>, String> {
 
 fn required(t: &Table, name: &str) -> Result<String, String> {
     optional(t, name)?.ok_or_else(|| format!("`{name}` is required"))
+}
+
+/// A reply as the table `wx.reply.*` would have built (for `late_reply_failed`).
+pub fn reply_to_lua(lua: &Lua, reply: &Reply) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    t.set("type", reply.kind())?;
+    match reply {
+        Reply::Text { content } => t.set("content", content.as_str())?,
+        Reply::Image { media_id } | Reply::Voice { media_id } => {
+            t.set("media_id", media_id.as_str())?
+        }
+        Reply::Video {
+            media_id,
+            title,
+            description,
+        } => {
+            t.set("media_id", media_id.as_str())?;
+            t.set("title", title.as_deref())?;
+            t.set("description", description.as_deref())?;
+        }
+        Reply::Music {
+            title,
+            description,
+            music_url,
+            hq_music_url,
+            thumb_media_id,
+        } => {
+            t.set("title", title.as_deref())?;
+            t.set("description", description.as_deref())?;
+            t.set("music_url", music_url.as_deref())?;
+            t.set("hq_music_url", hq_music_url.as_deref())?;
+            t.set("thumb_media_id", thumb_media_id.as_str())?;
+        }
+        Reply::News { articles } => {
+            let list = lua.create_table()?;
+            for (i, a) in articles.iter().enumerate() {
+                let item = lua.create_table()?;
+                item.set("title", a.title.as_str())?;
+                item.set("description", a.description.as_str())?;
+                item.set("pic_url", a.pic_url.as_str())?;
+                item.set("url", a.url.as_str())?;
+                list.set(i + 1, item)?;
+            }
+            t.set("articles", list)?;
+        }
+        Reply::TransferCustomerService { kf_account } => {
+            t.set("kf_account", kf_account.as_deref())?
+        }
+    }
+    Ok(t)
 }

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Value, VmState};
 
-use super::bindings::{self, handlers::Filter, handlers::Handler, handlers::HandlerRegistry};
+use super::bindings::handlers::{Filter, Handler, HandlerRegistry, Selector};
+use super::bindings::{self};
 use super::message_table::message_table;
-use super::reply_value::reply_from_lua;
+use super::reply_value::{reply_from_lua, reply_to_lua};
 use super::{ScriptError, ScriptSources, Services};
 use crate::protocol::message::InboundMessage;
 use crate::protocol::reply::Reply;
@@ -182,59 +183,11 @@ impl LuaRuntime {
                 handler: None,
             });
         };
-        let fail = |e: mlua::Error| ScriptError::Handler {
-            handler: handler.origin.clone(),
-            message: describe_error(&e),
-        };
-        let table = message_table(&self.lua, msg).map_err(fail)?;
-        let mut args = MultiValue::with_capacity(2 + captures.len());
-        args.push_back(Value::Function(handler.func.clone()));
-        args.push_back(Value::Table(table));
+        let table = message_table(&self.lua, msg).map_err(|e| handler_error(handler, &e))?;
+        let mut args = Vec::with_capacity(1 + captures.len());
+        args.push(Value::Table(table));
         args.extend(captures);
-
-        let thread = self.lua.create_thread(self.call.clone()).map_err(fail)?;
-        let resumed = Rc::new(Cell::new(Instant::now()));
-        let limit = self.options.run_limit;
-        let hook_resumed = resumed.clone();
-        thread
-                .set_hook(
-                    HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
-                    move |_, _| {
-                        if hook_resumed.get().elapsed() > limit {
-                            Err(mlua::Error::RuntimeError(format!(
-                                "handler ran for more than {limit:?} without waiting on anything; stopped"
-                            )))
-                        } else {
-                            Ok(VmState::Continue)
-                        }
-                    },
-                )
-                .map_err(fail)?;
-        let mut running = Box::pin(thread.into_async::<MultiValue>(args).map_err(fail)?);
-        // Every poll resumes the coroutine: the run-time limit counts from there, so time
-        // spent waiting on I/O is not held against the handler.
-        let results = futures::future::poll_fn(|cx| {
-            resumed.set(Instant::now());
-            running.as_mut().poll(cx)
-        })
-        .await
-        .map_err(fail)?;
-
-        let mut results = results.into_iter();
-        match results.next() {
-            Some(Value::Boolean(true)) => {}
-            _ => {
-                let message = results
-                    .next()
-                    .and_then(|v| v.to_string().ok())
-                    .unwrap_or_else(|| "unknown error".into());
-                return Err(ScriptError::Handler {
-                    handler: handler.origin.clone(),
-                    message,
-                });
-            }
-        }
-        let value = results.next().unwrap_or(Value::Nil);
+        let value = self.run(handler, args).await?;
         let reply = reply_from_lua(&value).map_err(|message| ScriptError::BadReply {
             handler: function_location(&handler.func).unwrap_or_else(|| handler.origin.clone()),
             message,
@@ -252,6 +205,101 @@ impl LuaRuntime {
             reply,
             handler: Some(handler.origin.clone()),
         })
+    }
+
+    /// Calls the `late_reply_failed` handlers (in order, until one returns a value other
+    /// than nil) with `{openid=, reply=, error=}`, the reply table and the error table, so a
+    /// script can fall back to, say, a template message.
+    pub async fn late_reply_failed(
+        &self,
+        failure: &LateReplyFailure,
+    ) -> Result<Handled, ScriptError> {
+        let mut ran = None;
+        for handler in self
+            .handlers
+            .iter()
+            .filter(|h| h.selector == Selector::LateReplyFailed)
+        {
+            let fail = |e: mlua::Error| handler_error(handler, &e);
+            let reply = reply_to_lua(&self.lua, &failure.reply).map_err(fail)?;
+            let error = self.lua.create_table().map_err(fail)?;
+            error.set("errcode", failure.errcode).map_err(fail)?;
+            error.set("errmsg", failure.errmsg.as_str()).map_err(fail)?;
+            let event = self.lua.create_table().map_err(fail)?;
+            event.set("openid", failure.openid.as_str()).map_err(fail)?;
+            event.set("reply", &reply).map_err(fail)?;
+            event.set("error", &error).map_err(fail)?;
+            let value = self
+                .run(
+                    handler,
+                    vec![
+                        Value::Table(event),
+                        Value::Table(reply),
+                        Value::Table(error),
+                    ],
+                )
+                .await?;
+            ran = Some(handler.origin.clone());
+            if !value.is_nil() {
+                break;
+            }
+        }
+        Ok(Handled {
+            reply: None,
+            handler: ran,
+        })
+    }
+
+    /// Runs one handler in its own coroutine, with the traceback wrapper and the run-time
+    /// limit, and returns its first return value.
+    async fn run(&self, handler: &Handler, args: Vec<Value>) -> Result<Value, ScriptError> {
+        let fail = |e: mlua::Error| handler_error(handler, &e);
+        let mut call_args = MultiValue::with_capacity(1 + args.len());
+        call_args.push_back(Value::Function(handler.func.clone()));
+        call_args.extend(args);
+
+        let thread = self.lua.create_thread(self.call.clone()).map_err(fail)?;
+        let resumed = Rc::new(Cell::new(Instant::now()));
+        let limit = self.options.run_limit;
+        let hook_resumed = resumed.clone();
+        thread
+            .set_hook(
+                HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
+                move |_, _| {
+                    if hook_resumed.get().elapsed() > limit {
+                        Err(mlua::Error::RuntimeError(format!(
+                            "handler ran for more than {limit:?} without waiting on anything; stopped"
+                        )))
+                    } else {
+                        Ok(VmState::Continue)
+                    }
+                },
+            )
+            .map_err(fail)?;
+        let mut running = Box::pin(thread.into_async::<MultiValue>(call_args).map_err(fail)?);
+        // Every poll resumes the coroutine: the run-time limit counts from there, so time
+        // spent waiting on I/O is not held against the handler.
+        let results = futures::future::poll_fn(|cx| {
+            resumed.set(Instant::now());
+            running.as_mut().poll(cx)
+        })
+        .await
+        .map_err(fail)?;
+
+        let mut results = results.into_iter();
+        match results.next() {
+            Some(Value::Boolean(true)) => Ok(results.next().unwrap_or(Value::Nil)),
+            _ => {
+                let message = results
+                    .next()
+                    .and_then(|v| v.to_string().ok())
+                    .unwrap_or_else(|| "unknown error".into());
+                Err(ScriptError::Handler {
+                    handler: handler.origin.clone(),
+                    message,
+                })
+            }
+        }
     }
 
     fn select(&self, msg: &InboundMessage) -> Result<Option<(&Handler, Vec<Value>)>, ScriptError> {
@@ -284,6 +332,27 @@ impl LuaRuntime {
         }
         Ok(None)
     }
+}
+
+fn handler_error(handler: &Handler, e: &mlua::Error) -> ScriptError {
+    ScriptError::Handler {
+        handler: handler.origin.clone(),
+        message: describe_error(e),
+    }
+}
+
+/// A late reply that customer service refused for good (e.g. 45015: the user has not written
+/// within 48 hours).
+#[derive(Debug, Clone)]
+pub struct LateReplyFailure {
+    /// The user the reply was for.
+    pub openid: String,
+    /// The reply that could not be delivered.
+    pub reply: Reply,
+    /// WeChat's errcode.
+    pub errcode: i64,
+    /// WeChat's errmsg.
+    pub errmsg: String,
 }
 
 /// `file:line` where a Lua function is defined.

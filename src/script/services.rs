@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::api::outbox::Outbox;
 use crate::api::{KfWindowTracker, WechatClient};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
@@ -16,6 +17,8 @@ pub struct Services {
     pub api: Option<WechatClient>,
     /// When each user last wrote or clicked, for `wx.kf.window` and customer-service sends.
     pub kf_window: Arc<KfWindowTracker>,
+    /// Sends that failed for a transient reason, retried until they succeed (with the API).
+    pub outbox: Option<Arc<Outbox>>,
 }
 
 impl Services {
@@ -25,11 +28,13 @@ impl Services {
             store,
             api: None,
             kf_window: Arc::new(KfWindowTracker::default()),
+            outbox: None,
         }
     }
 
     /// The same services with the WeChat API.
     pub fn with_api(mut self, api: WechatClient) -> Services {
+        self.outbox = Some(Outbox::new(self.store.clone(), api.clone()));
         self.api = Some(api);
         self
     }

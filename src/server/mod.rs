@@ -8,6 +8,7 @@
 pub mod deadline;
 pub mod dedup;
 pub mod error;
+pub mod late;
 pub mod routes;
 pub mod state;
 pub mod verify;

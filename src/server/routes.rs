@@ -91,6 +91,7 @@ pub async fn callback(
         (InboundMessage::parse(&body)?, None)
     };
 
+    note_window(&state, &msg);
     let guard = match state.dedup.claim(&msg.dedup_key()).await {
         Claim::First(guard) => guard,
         Claim::Duplicate(answer) => {
@@ -131,6 +132,19 @@ pub async fn callback(
     let answer: Answer = reply.map(|reply| Arc::from(reply.render(&to, &from, now_secs())));
     guard.finish(answer.clone()).await;
     Ok(answer_response(&state, answer, crypto, &signed.nonce))
+}
+
+/// Records when the user last interacted, which opens the customer-service window: a message
+/// allows 5 sends within 48 hours; a menu click, subscribe or QR scan, 3 within a minute.
+fn note_window(state: &AppState, msg: &InboundMessage) {
+    let window = &state.services.kf_window;
+    match msg.event() {
+        None => window.note_message(&msg.from_user, now_secs()),
+        Some("click" | "subscribe" | "scan" | "view" | "scancode_push" | "scancode_waitmsg") => {
+            window.note_event(&msg.from_user, now_secs())
+        }
+        Some(_) => {}
+    }
 }
 
 /// The HTTP answer: `success`, the reply XML, or the reply encrypted in its envelope.

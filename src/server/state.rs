@@ -10,6 +10,7 @@ use crate::store::Store;
 
 use super::deadline::{LateReplies, LogLateReplies};
 use super::dedup::Dedup;
+use super::late::KfLateReplies;
 
 /// Shared state of the HTTP handlers.
 pub struct AppState {
@@ -52,14 +53,21 @@ impl AppState {
             token: config.token.clone(),
             mode: config.mode,
             crypto,
-            scripts,
+            scripts: scripts.clone(),
             dedup: Dedup::new(
                 config.store_is_shared().then(|| store.clone()),
                 config.reply_timeout,
             ),
             store,
             reply_timeout: config.reply_timeout,
-            late: Arc::new(LogLateReplies),
+            late: match (&services.api, &services.outbox) {
+                (Some(api), Some(outbox)) => Arc::new(KfLateReplies::new(
+                    api.clone(),
+                    outbox.clone(),
+                    scripts.clone(),
+                )),
+                _ => Arc::new(LogLateReplies),
+            },
             services: services.clone(),
         })
     }

@@ -206,3 +206,65 @@ pub fn http(method: &str, url: &str, body: &str) -> (u16, String) {
         (status, resp.text().await.unwrap_or_default())
     })
 }
+
+/// The fake WeChat API on a loopback port, served by its own runtime thread so synchronous
+/// tests (driving the real binary) can use it.
+pub struct FakeApi {
+    /// The fake, for recorded calls and failure injection.
+    pub fake: wechat_lua::sandbox::fake_api::FakeWechat,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl FakeApi {
+    /// Starts the fake.
+    pub fn start() -> FakeApi {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (fake, base) = runtime
+            .block_on(wechat_lua::sandbox::fake_api::FakeWechat::start())
+            .unwrap();
+        FakeApi {
+            fake,
+            base,
+            _runtime: runtime,
+        }
+    }
+
+    /// Environment for a host talking to this fake.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("WECHAT_TOKEN", TOKEN.to_string()),
+            (
+                "WECHAT_APPID",
+                wechat_lua::sandbox::fake_api::FAKE_APPID.to_string(),
+            ),
+            (
+                "WECHAT_APPSECRET",
+                wechat_lua::sandbox::fake_api::FAKE_SECRET.to_string(),
+            ),
+            ("WECHAT_API_BASE", self.base.clone()),
+        ]
+    }
+
+    /// Waits until `path` has been called `n` times.
+    pub fn wait_for_calls(&self, path: &str, n: usize, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.fake.calls_to(path).len() >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        false
+    }
+}
+
+/// `(name, value)` pairs as `Server::start` takes them.
+pub fn env_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}

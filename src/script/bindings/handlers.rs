@@ -56,6 +56,8 @@ pub enum Selector {
     Event(String),
     /// A MsgType (lowercase).
     Message(String),
+    /// `late_reply_failed`: a reply that missed the deadline could not be delivered later.
+    LateReplyFailed,
 }
 
 impl Selector {
@@ -63,6 +65,7 @@ impl Selector {
         let kind = kind.to_ascii_lowercase();
         match kind.as_str() {
             "*" => Selector::Any,
+            "late_reply_failed" => Selector::LateReplyFailed,
             "event" => Selector::AnyEvent,
             _ => match kind.strip_prefix("event.") {
                 Some(event) => Selector::Event(event.to_string()),
@@ -75,7 +78,7 @@ impl Selector {
     /// warned about, since `txt` for `text` is the likelier cause.
     pub fn is_known(&self) -> bool {
         match self {
-            Selector::Any | Selector::AnyEvent => true,
+            Selector::Any | Selector::AnyEvent | Selector::LateReplyFailed => true,
             Selector::Event(e) => EVENT_KINDS.contains(&e.as_str()),
             Selector::Message(m) => MESSAGE_KINDS.contains(&m.as_str()),
         }
@@ -88,6 +91,7 @@ impl Selector {
             Selector::AnyEvent => msg.msg_type() == "event",
             Selector::Event(e) => msg.msg_type() == "event" && msg.event() == Some(e.as_str()),
             Selector::Message(m) => msg.msg_type() == m,
+            Selector::LateReplyFailed => false,
         }
     }
 
