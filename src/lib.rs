@@ -8,8 +8,10 @@
 //! - [`store`]: persistent state (embedded default, Redis).
 //! - [`sandbox`]: a fake WeChat API for tests and local prototyping.
 //! - [`config`]: settings from the TOML file, the environment and flags.
+//! - [`commands`]: developer commands that need no server (`check`, `new`).
 
 pub mod api;
+pub mod commands;
 pub mod config;
 pub mod protocol;
 pub mod sandbox;
