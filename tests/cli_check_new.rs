@@ -142,6 +142,24 @@ fn a_top_level_runtime_error_fails_with_its_file_and_line() {
 }
 
 #[test]
+fn sleeping_at_top_level_is_a_located_error_not_a_crash() {
+    let dir = tree(&[(
+        "s/main.lua",
+        "wx.on('text', function() end)
+wx.sleep(0.01)
+",
+    )]);
+    let r = run(dir.path(), &["check", "s"]);
+    assert_eq!(r.code, 1, "{}", r.out);
+    assert!(
+        r.out
+            .contains("s/main.lua:2: error: attempt to yield from outside a coroutine"),
+        "{}",
+        r.out
+    );
+}
+
+#[test]
 fn a_handler_for_an_unknown_kind_warns_and_fails_only_when_strict() {
     let dir = tree(&[(
         "s/main.lua",

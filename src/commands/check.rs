@@ -12,6 +12,7 @@ use std::sync::Arc;
 use mlua::{Lua, Table, Value};
 
 use crate::config::DEFAULT_CONFIG_FILE;
+use crate::script::bindings::handlers::{EVENT_KINDS, MESSAGE_KINDS};
 use crate::script::runtime::LuaRuntime;
 use crate::script::sources::ENTRY_FILE;
 use crate::script::{bindings, RuntimeOptions, ScriptSources};
@@ -218,7 +219,8 @@ pub fn check(location: &Path) -> CheckReport {
     files.sort_unstable();
     report.scripts = files.len();
 
-    // A handler that sleeps at top level needs a reactor, as it has in `serve`'s workers.
+    // `wx.sleep` at top level polls a tokio timer, which panics without a reactor; with one
+    // it fails as a script error (a yield outside a handler) that can be reported.
     let reactor = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
@@ -232,7 +234,7 @@ pub fn check(location: &Path) -> CheckReport {
         if let Err(e) = bindings::stdlib::compile(&compiler, &sources, rel) {
             let text = crate::script::runtime::describe_error(&e);
             let d = located_error(&text, Path::new(&sources.display_path(rel)));
-            reported.insert(d.message.clone());
+            reported.insert(finding_key(&d));
             report.diagnostics.push(d);
         }
     }
@@ -241,11 +243,15 @@ pub fn check(location: &Path) -> CheckReport {
         Ok(runtime) => {
             report.handlers = Some(runtime.handler_count());
             for warning in runtime.warnings() {
-                report.diagnostics.push(located(
+                let mut d = located(
                     warning,
                     Severity::Warning,
                     Path::new(&sources.display_path(sources.entry())),
-                ));
+                );
+                if let Some(shorter) = kind_hint(&d.message) {
+                    d.message = shorter;
+                }
+                report.diagnostics.push(d);
             }
         }
         Err(e) => {
@@ -254,7 +260,7 @@ pub fn check(location: &Path) -> CheckReport {
                 Path::new(&sources.display_path(sources.entry())),
             );
             // A syntax error met again through `require` is the same finding.
-            if !reported.contains(&d.message) {
+            if !reported.contains(&finding_key(&d)) {
                 report.diagnostics.push(d);
             }
         }
@@ -289,6 +295,11 @@ pub fn check(location: &Path) -> CheckReport {
     report
 }
 
+/// What makes two findings the same: place and message, not the traceback that led there.
+fn finding_key(d: &Diagnostic) -> String {
+    format!("{}:{:?}: {}", d.file, d.line, d.message)
+}
+
 fn located_error(text: &str, fallback: &Path) -> Diagnostic {
     located(text, Severity::Error, fallback)
 }
@@ -307,13 +318,19 @@ fn located(text: &str, severity: Severity, fallback: &Path) -> Diagnostic {
                 && !l.starts_with("[C]:")
                 && !l.starts_with("wechat-lua:")
                 && !l.starts_with("[string \"wechat-lua\"]")
+                && !l.starts_with("__mlua")
                 && seen.insert(*l)
         })
         .map(str::to_string)
         .collect();
     let (file, line, message) = match split_location(first) {
         Some((file, line, rest)) => (file.to_string(), Some(line), rest.to_string()),
-        None => (fallback.display().to_string(), None, first.to_string()),
+        // An error raised inside the host (a yield outside a handler) has no location of its
+        // own: the innermost script frame of the traceback is the line to blame.
+        None => match detail.iter().find_map(|l| split_location(l)) {
+            Some((file, line, _)) => (file.to_string(), Some(line), first.to_string()),
+            None => (fallback.display().to_string(), None, first.to_string()),
+        },
     };
     // A traceback that only repeats the error's own line says nothing.
     let frames: Vec<&String> = detail.iter().filter(|l| *l != "stack traceback:").collect();
@@ -330,6 +347,25 @@ fn located(text: &str, severity: Severity, fallback: &Path) -> Diagnostic {
         message,
         detail,
     }
+}
+
+/// The registry's unknown-kind warning (which lists every kind) narrowed to the one kind
+/// that was likely meant, when one is within a typo of what the script wrote.
+fn kind_hint(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("wx.on(\"")?;
+    let kind = &rest[..rest.find("\")")?];
+    let lower = kind.to_ascii_lowercase();
+    let (distance, best) = MESSAGE_KINDS
+        .iter()
+        .map(|k| k.to_string())
+        .chain(EVENT_KINDS.iter().map(|e| format!("event.{e}")))
+        .map(|candidate| (edit_distance(&lower, &candidate), candidate))
+        .min()?;
+    (distance <= 1.max(lower.len() / 3)).then(|| {
+        format!(
+            "wx.on(\"{kind}\"): WeChat sends no message of this kind (did you mean \"{best}\"?)"
+        )
+    })
 }
 
 /// Splits `some/file.lua:12: message` at the first `:<digits>: `.
@@ -763,6 +799,32 @@ mod tests {
             Path::new("x"),
         );
         assert_eq!(d.to_string(), "main.lua:2: error: boom");
+        let d = located(
+            "attempt to yield from outside a coroutine\nstack traceback:\n\t[C]: in ?\n\
+             \t__mlua_async_poll:29: in field 'sleep'\n\tmain.lua:7: in main chunk",
+            Severity::Error,
+            Path::new("x"),
+        );
+        assert_eq!(
+            d.to_string(),
+            "main.lua:7: error: attempt to yield from outside a coroutine"
+        );
+    }
+
+    #[test]
+    fn unknown_kinds_get_the_likely_kind_when_one_is_close() {
+        let hint = |kind: &str| {
+            kind_hint(&format!(
+                "wx.on(\"{kind}\"): WeChat sends no message of this kind (did you mean one of ...)"
+            ))
+        };
+        assert!(hint("txt").unwrap().contains("did you mean \"text\"?"));
+        assert!(hint("event.subscrib")
+            .unwrap()
+            .contains("did you mean \"event.subscribe\"?"));
+        assert!(hint("evnt.click").unwrap().contains("\"event.click\""));
+        assert_eq!(hint("hologram"), None);
+        assert_eq!(kind_hint("something else entirely"), None);
     }
 
     #[test]
