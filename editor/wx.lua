@@ -322,14 +322,14 @@ wx.kf = {}
 
 ---@param openid string
 ---@param message wx.OutMessage A string is a text message.
----@return true? ok
+---@return boolean? ok true on success
 ---@return wx.Error? err
 function wx.kf.send(openid, message) end
 
 ---Shows or hides "typing..." to the user.
 ---@param openid string
 ---@param on boolean
----@return true? ok
+---@return boolean? ok true on success
 ---@return wx.Error? err
 function wx.kf.typing(openid, on) end
 
@@ -364,14 +364,14 @@ function wx.mass.send(args) end
 ---Sends a mass message to one user to preview it.
 ---@param openid string
 ---@param message wx.OutMessage
----@return true? ok
+---@return boolean? ok true on success
 ---@return wx.Error? err
 function wx.mass.preview(openid, message) end
 
 ---Deletes a sent mass message (an article of it, with article_idx).
 ---@param msg_id integer
 ---@param article_idx? integer 1-based; all articles when omitted.
----@return true? ok
+---@return boolean? ok true on success
 ---@return wx.Error? err
 function wx.mass.delete(msg_id, article_idx) end
 
@@ -461,24 +461,24 @@ function wx.tags.get() end
 
 ---@param id integer
 ---@param name string
----@return true? ok
+---@return boolean? ok true on success
 ---@return wx.Error? err
 function wx.tags.update(id, name) end
 
 ---@param id integer
----@return true? ok
+---@return boolean? ok true on success
 ---@return wx.Error? err
 function wx.tags.delete(id) end
 
 ---@param tagid integer
 ---@param openids string[] At most 50.
----@return true? ok
+---@return boolean? ok true on success
 ---@return wx.Error? err
 function wx.tags.batchtagging(tagid, openids) end
 
 ---@param tagid integer
 ---@param openids string[] At most 50.
----@return true? ok
+---@return boolean? ok true on success
 ---@return wx.Error? err
 function wx.tags.batchuntagging(tagid, openids) end
 
@@ -503,7 +503,7 @@ wx.menu = {}
 ---@field sub_button? wx.MenuButton[] Up to 5; a button with sub buttons has no type.
 
 ---@param menu {button: wx.MenuButton[]} Up to 3 buttons.
----@return true? ok
+---@return boolean? ok true on success
 ---@return wx.Error? err
 function wx.menu.create(menu) end
 
@@ -511,7 +511,7 @@ function wx.menu.create(menu) end
 ---@return wx.Error? err
 function wx.menu.get() end
 
----@return true? ok
+---@return boolean? ok true on success
 ---@return wx.Error? err
 function wx.menu.delete() end
 
