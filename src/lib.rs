@@ -9,8 +9,10 @@
 //! - [`sandbox`]: a fake WeChat API for tests and local prototyping.
 //! - [`config`]: settings from the TOML file, the environment and flags.
 //! - [`host`]: assembling store, API client, script workers and HTTP state into a host.
+//! - [`commands`]: developer commands that need no server (`check`, `new`).
 
 pub mod api;
+pub mod commands;
 pub mod config;
 pub mod host;
 pub mod protocol;

@@ -23,6 +23,30 @@ struct Cli {
 enum Command {
     /// Serve the WeChat callback at /wechat, running the bot in --scripts.
     Serve(CommonArgs),
+    /// Load the scripts without serving and report errors and warnings with file:line.
+    Check(CheckArgs),
+    /// Scaffold a new bot (scripts, config, editor types) into DIR.
+    New(NewArgs),
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Scripts directory, one .lua file, or a bot directory (default: the configured scripts).
+    #[arg(value_name = "DIR|FILE")]
+    path: Option<PathBuf>,
+    /// Config file to read `scripts` from (default: wechat-lua.toml, when present).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Fail (exit 1) on warnings too.
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(Args)]
+struct NewArgs {
+    /// Directory to create; must be missing or empty.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
 }
 
 #[derive(Args, Clone, Default)]
@@ -76,6 +100,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(&args),
+        Command::Check(args) => return check(&args),
+        Command::New(args) => new(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -84,6 +110,38 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn check(args: &CheckArgs) -> ExitCode {
+    let location = match &args.path {
+        Some(path) => path.clone(),
+        None => {
+            let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+            match wechat_lua::commands::scripts_location(args.config.as_deref(), &env) {
+                Ok(location) => location,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    let report = wechat_lua::commands::check(&location);
+    println!("{report}");
+    if report.passed(args.strict) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn new(args: &NewArgs) -> anyhow::Result<()> {
+    let written = wechat_lua::commands::scaffold(&args.dir)?;
+    for path in &written {
+        println!("created {}", path.display());
+    }
+    println!("\n{}", wechat_lua::commands::new::next_steps(&args.dir));
+    Ok(())
 }
 
 fn serve(args: &CommonArgs) -> anyhow::Result<()> {
