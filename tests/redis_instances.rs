@@ -2,9 +2,9 @@
 //! instance runs nothing, the access_token is fetched once for both, and `wx.store.incr` from
 //! both loses no update. Redis is started by the test (never skipped).
 
-mod support;
 #[path = "support/redis.rs"]
 mod redis_support;
+mod support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -79,8 +79,16 @@ fn a_retry_on_the_other_instance_runs_nothing() {
     let t1 = std::thread::spawn(move || a.post(&m1));
     let t2 = std::thread::spawn(move || b.post(&m2));
     let (r1, r2) = (t1.join().unwrap(), t2.join().unwrap());
-    assert_eq!(element(&r1.1, "Content").as_deref(), Some("hit 2"), "{r1:?} {r2:?}");
-    assert_eq!(element(&r2.1, "Content").as_deref(), Some("hit 2"), "{r1:?} {r2:?}");
+    assert_eq!(
+        element(&r1.1, "Content").as_deref(),
+        Some("hit 2"),
+        "{r1:?} {r2:?}"
+    );
+    assert_eq!(
+        element(&r2.1, "Content").as_deref(),
+        Some("hit 2"),
+        "{r1:?} {r2:?}"
+    );
     let (_, total) = pair.b.post(&text_xml("user1", "total", next_id()));
     assert_eq!(element(&total, "Content").as_deref(), Some("2"));
 }
@@ -90,7 +98,11 @@ fn increments_from_both_instances_lose_no_update() {
     let pair = two_instances();
     let threads: Vec<_> = (0..4)
         .map(|i| {
-            let server = if i % 2 == 0 { pair.a.clone() } else { pair.b.clone() };
+            let server = if i % 2 == 0 {
+                pair.a.clone()
+            } else {
+                pair.b.clone()
+            };
             std::thread::spawn(move || {
                 for _ in 0..10 {
                     let (status, _) = server.post(&text_xml("u", "count me", next_id()));
@@ -115,6 +127,12 @@ fn both_instances_share_one_access_token_fetch() {
     let t2 = std::thread::spawn(move || b.post(&text_xml("ub", "slow", next_id())));
     assert_eq!(t1.join().unwrap().1, "success");
     assert_eq!(t2.join().unwrap().1, "success");
-    assert!(pair.api.wait_for_calls("/cgi-bin/message/custom/send", 2, Duration::from_secs(15)));
-    assert_eq!(pair.api.fake.token_fetches(), 1, "one fetch for both instances");
+    assert!(pair
+        .api
+        .wait_for_calls("/cgi-bin/message/custom/send", 2, Duration::from_secs(15)));
+    assert_eq!(
+        pair.api.fake.token_fetches(),
+        1,
+        "one fetch for both instances"
+    );
 }
