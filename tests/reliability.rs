@@ -53,6 +53,14 @@ fn a_slow_handler_is_answered_success_in_time_and_its_reply_arrives_through_cust
     assert_eq!(body["touser"], "slowuser");
     assert_eq!(body["msgtype"], "text");
     assert_eq!(body["text"]["content"], "late: hello");
+    let (_, metrics) = support::http("GET", &format!("{}/metrics", server.base), "");
+    for name in [
+        "wechat_lua_deadline_fallbacks_total 1",
+        "wechat_lua_api_calls_total{endpoint=\"/cgi-bin/message/custom/send\",errcode=\"0\"} 1",
+        "wechat_lua_token_fetches_total 1",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
+    }
 }
 
 #[test]
