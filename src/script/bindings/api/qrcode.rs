@@ -64,12 +64,14 @@ fn create_args(lua: &Lua, args: Value) -> LuaResult<(Scene, Option<u32>)> {
     )? {
         None => None,
         Some(n) if n > 0 => Some(u32::try_from(n).unwrap_or(MAX_EXPIRE_SECONDS)),
-        Some(n) => return Err(error_at(
-            lua,
-            format!(
+        Some(n) => {
+            return Err(error_at(
+                lua,
+                format!(
                 "{CREATE}: expire_seconds must be positive (omit it for a permanent code), not {n}"
             ),
-        )),
+            ))
+        }
     };
     Ok((scene, expire))
 }
