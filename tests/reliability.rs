@@ -227,3 +227,31 @@ fn a_send_queued_while_the_api_fails_is_delivered_after_a_restart() {
     assert_eq!(body["text"]["content"], "queued reply");
     assert!(server.wait_for_log("queued send delivered", Duration::from_secs(5)));
 }
+
+#[test]
+fn a_kf_send_failing_for_a_transient_reason_is_queued_and_delivered_later() {
+    let api = FakeApi::start();
+    // The client's own bounded backoff takes three tries; all fail, so the send is queued.
+    api.fake.fail_next(KF_SEND, -1, 3);
+    let dir = tempfile::tempdir().unwrap();
+    bot(
+        dir.path(),
+        r#"
+        wx.on("text", function(msg)
+            local ok, err = wx.kf.send(msg.from, "sent later")
+            return tostring(ok) .. "|" .. tostring(err and err.errcode) .. "|" .. tostring(err and err.queued)
+        end)
+        "#,
+    );
+    let env = api.env();
+    let server = Server::start(dir.path(), &[], &env_refs(&env));
+    let (_, xml) = server.post(&text_xml("busyuser", "go", next_id()));
+    assert_eq!(element(&xml, "Content").as_deref(), Some("nil|-1|true"));
+    assert!(
+        api.wait_for_calls(KF_SEND, 4, Duration::from_secs(15)),
+        "retried from the outbox"
+    );
+    let last = api.fake.calls_to(KF_SEND).pop().unwrap().body.unwrap();
+    assert_eq!(last["text"]["content"], "sent later");
+    assert!(server.wait_for_log("queued send delivered", Duration::from_secs(5)));
+}

@@ -23,10 +23,36 @@ pub fn failure(lua: &Lua, e: &ApiError) -> LuaResult<(Value, Value)> {
     let err = lua.create_table()?;
     err.set("errcode", e.errcode())?;
     err.set("errmsg", e.errmsg())?;
-    if let ApiError::RetryLater { retry_after, .. } = e {
-        err.set("retry_after", retry_after.as_secs())?;
+    match e {
+        ApiError::RetryLater { retry_after, .. } => {
+            err.set("retry_after", retry_after.as_secs())?
+        }
+        // The host keeps retrying it: the script need not (and should not) send it again.
+        ApiError::Queued { .. } => err.set("queued", true)?,
+        _ => {}
     }
     Ok((Value::Nil, Value::Table(err)))
+}
+
+/// Keeps a call that failed for a transient reason in the outbox (when there is one), so the
+/// host retries it; the script then sees `err.queued = true`.
+pub async fn queue_if_transient(
+    outbox: Option<&crate::api::outbox::Outbox>,
+    error: ApiError,
+    call: crate::api::outbox::QueuedCall,
+) -> ApiError {
+    match outbox {
+        Some(outbox) if error.is_transient() => match outbox.enqueue(&call, &error).await {
+            Ok(_) => ApiError::Queued {
+                cause: Box::new(error),
+            },
+            Err(store_error) => {
+                tracing::error!("{}: cannot queue for retry ({store_error})", call.purpose);
+                error
+            }
+        },
+        _ => error,
+    }
 }
 
 /// `nil, err` for a host without appid/appsecret, with the errcode `ApiError::Config` uses.

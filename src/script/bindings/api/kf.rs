@@ -6,7 +6,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use mlua::{Lua, Result as LuaResult, Table, Value};
 use serde_json::{json, Value as Json};
 
-use super::convert::{api_function, arg_str, arg_table, lua_to_json, opt_bool, opt_str};
+use super::convert::{
+    api_function, arg_str, arg_table, lua_to_json, opt_bool, opt_str, queue_if_transient,
+};
+use crate::api::outbox::QueuedCall;
 use crate::api::KfMessage;
 use crate::script::bindings::error_at;
 use crate::script::services::Services;
@@ -86,6 +89,7 @@ fn rename(o: &mut serde_json::Map<String, Json>, from: &str, to: &str) {
 pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
     let kf = lua.create_table()?;
     let window = services.kf_window.clone();
+    let outbox = services.outbox.clone();
     kf.set(
         "send",
         api_function(
@@ -102,12 +106,28 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
             },
             move |api, (openid, message, account)| {
                 let window = window.clone();
+                let outbox = outbox.clone();
                 async move {
-                    api.kf()
+                    match api
+                        .kf()
                         .send_as(&openid, &message, account.as_deref())
-                        .await?;
-                    window.note_sent(&openid, unix_now());
-                    Ok(Json::Bool(true))
+                        .await
+                    {
+                        Ok(()) => {
+                            window.note_sent(&openid, unix_now());
+                            Ok(Json::Bool(true))
+                        }
+                        Err(e) => Err(queue_if_transient(
+                            outbox.as_deref(),
+                            e,
+                            QueuedCall {
+                                path: "/cgi-bin/message/custom/send".into(),
+                                body: message.to_request(&openid, account.as_deref()),
+                                purpose: format!("wx.kf.send {}", message.msgtype()),
+                            },
+                        )
+                        .await),
+                    }
                 }
             },
         )?,

@@ -3,7 +3,9 @@
 use mlua::{Lua, Result as LuaResult, Table, Value};
 use serde_json::Value as Json;
 
+use super::convert::queue_if_transient;
 use super::convert::{api_function, arg_str, arg_table, opt_str};
+use crate::api::outbox::QueuedCall;
 use crate::api::template::{TemplateMessage, TemplateMiniProgram, TemplateValue};
 use crate::script::bindings::error_at;
 use crate::script::services::Services;
@@ -78,6 +80,7 @@ fn value_text(lua: &Lua, what: &str, v: &Value) -> LuaResult<String> {
 /// Adds `wx.template`.
 pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
     let template = lua.create_table()?;
+    let outbox = services.outbox.clone();
     template.set(
         "send",
         api_function(
@@ -85,7 +88,22 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
             &services.api,
             SEND,
             |lua, args: Value| template_message(lua, &args),
-            |api, msg| async move { api.template().send(&msg).await.map(Json::from) },
+            move |api, msg| {
+                let outbox = outbox.clone();
+                async move {
+                    match api.template().send(&msg).await {
+                        Ok(msgid) => Ok(Json::from(msgid)),
+                        Err(e) => {
+                            let call = QueuedCall {
+                                path: "/cgi-bin/message/template/send".into(),
+                                body: serde_json::to_value(&msg).unwrap_or_default(),
+                                purpose: "wx.template.send".into(),
+                            };
+                            Err(queue_if_transient(outbox.as_deref(), e, call).await)
+                        }
+                    }
+                }
+            },
         )?,
     )?;
     template.set(
