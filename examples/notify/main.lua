@@ -2,12 +2,32 @@
 -- order-shipped notice (a template message works outside the 48-hour window).
 --   wechat-lua chat --scripts examples/notify   (try: ship A1001)
 
-local TEMPLATE_ID = "ORDER_SHIPPED_TEMPLATE_ID"  -- from 模板消息 in the console
+-- 订单发货提醒 in the template library; adding it gives this account's own template_id.
+local TEMPLATE_SHORT_ID = "OPENTM200565259"
+
+-- The account's template_id, added from the library once and remembered in the store.
+local function template_id()
+  local id = wx.store.get("notify:template_id")
+  if id then
+    return id
+  end
+  local added, err = wx.api.post("/cgi-bin/template/api_add_template", { template_id_short = TEMPLATE_SHORT_ID })
+  if not added then
+    return nil, err
+  end
+  wx.store.set("notify:template_id", added.template_id)
+  return added.template_id
+end
 
 wx.on("text", "^ship%s+(%S+)$", function(msg, order)
-  local msgid, err = wx.template.send{
+  local id, err = template_id()
+  if not id then
+    return "Could not set up the notice template (" .. err.errcode .. ")."
+  end
+  local msgid
+  msgid, err = wx.template.send{
     to = msg.from,
-    template_id = TEMPLATE_ID,
+    template_id = id,
     url = "https://example.com/orders/" .. order,
     data = {
       first = { value = "Your order has shipped", color = "#173177" },
