@@ -3,10 +3,11 @@
 -- table handlers receive, for the Lua language server (LuaLS). Never run by the host.
 --
 -- Point LuaLS at this file's directory (`"workspace.library": ["types"]` in .luarc.json, as
--- `wechat-lua new` writes it). Families marked "planned" describe API bindings being built:
--- `wechat-lua check` warns about any name the running host does not define yet.
+-- `wechat-lua new` writes it). It describes exactly the names the host defines; docs/lua-api.md
+-- has the details.
 --
--- API calls that can fail return `result, err`: on failure `nil, wx.Error`.
+-- API and store calls that can fail return `result, err`: on failure `nil, wx.Error`. Wrong
+-- arguments are not `nil, err`: they raise an error at the calling line.
 
 ---@class wx
 wx = {}
@@ -15,8 +16,8 @@ wx = {}
 -- Message kinds
 ------------------------------------------------------------------------------------------
 
----A kind for `wx.on`: a MsgType, `event.<Event>` (lowercase), `event` for every event, or
----`*` for every message.
+---A kind for `wx.on`: a MsgType, `event.<Event>` (lowercase), `event` for every event, `*`
+---for every message, or `late_reply_failed` (see `wx.on`).
 ---@alias wx.Kind
 ---| "text"
 ---| "image"
@@ -51,6 +52,7 @@ wx = {}
 ---| "event.kf_close_session"
 ---| "event.kf_switch_session"
 ---| "*"
+---| "late_reply_failed"
 
 ------------------------------------------------------------------------------------------
 -- Inbound messages
@@ -196,9 +198,24 @@ wx = {}
 
 ---@alias wx.Handler fun(msg: wx.Message): wx.ReplyValue
 
+---What a `late_reply_failed` handler receives first: the user, and the reply and error
+---(also passed as its second and third arguments).
+---@class wx.LateReplyFailure
+---@field openid string The user the late reply was for.
+---@field reply wx.Reply The reply that could not be delivered, as `wx.reply.*` builds it.
+---@field error wx.Error Why customer service refused it (e.g. 45015, 45047).
+
+---Called when a reply that missed WeChat's 5-second deadline could not be delivered later
+---as a customer-service message (refused for good: 45015 the user has not written within 48
+---hours, 45047 quota used up). Handlers run in order until one returns a non-nil value;
+---what they return is not sent.
+---@alias wx.LateReplyFailedHandler fun(ev: wx.LateReplyFailure, reply: wx.Reply, err: wx.Error): any
+
 ---Registers a handler for one kind of message, at the top level of a script. Handlers are
 ---tried in registration order; the first that matches answers. With a filter: on "text" a
 ---Lua pattern on the content (its captures follow `msg`), on events an exact EventKey.
+---`late_reply_failed` handlers take no filter.
+---@overload fun(kind: "late_reply_failed", handler: wx.LateReplyFailedHandler)
 ---@overload fun(kind: wx.Kind, handler: wx.Handler)
 ---@overload fun(kind: "text", pattern: string, handler: fun(msg: wx.Message, ...: string): wx.ReplyValue)
 ---@param kind wx.Kind
@@ -272,7 +289,7 @@ function wx.reply.video(fields) end
 ---@return wx.MusicReply
 function wx.reply.music(fields) end
 
----@param articles wx.Article[]
+---@param articles wx.Article[] 1 to 8.
 ---@return wx.NewsReply
 function wx.reply.news(articles) end
 
@@ -282,10 +299,11 @@ function wx.reply.news(articles) end
 function wx.reply.transfer(kf_account) end
 
 ------------------------------------------------------------------------------------------
--- Logging and time
+-- Logging, time and the store
 ------------------------------------------------------------------------------------------
 
----Script output into the host's log, tagged with file:line. `print` logs at info.
+---Script output into the host's log, tagged with file:line; arguments are joined as `print`
+---does. `print` logs at info.
 wx.log = {}
 
 ---@param ... any
@@ -300,62 +318,177 @@ function wx.log.warn(...) end
 ---@param ... any
 function wx.log.error(...) end
 
----Waits without holding up other messages (inside a handler).
+---Waits without holding up other messages (inside a handler; an error at the top level).
 ---@param seconds number 0 to 3600.
 function wx.sleep(seconds) end
 
+---A value `wx.store` keeps (as JSON).
+---@alias wx.StoreValue string|number|boolean|table
+
+---State shared between messages, workers, instances, reloads and restarts (Lua globals are
+---not). Keys are 1 to 512 bytes. A failing store returns `nil, {errcode = -2, errmsg = "store: ..."}`.
+wx.store = {}
+
+---@param key string
+---@return wx.StoreValue? value nil when missing or expired.
+---@return wx.Error? err
+function wx.store.get(key) end
+
+---@param key string
+---@param value wx.StoreValue? nil deletes the key.
+---@param ttl? number Seconds until the key expires (positive).
+---@return true? ok
+---@return wx.Error? err
+function wx.store.set(key, value, ttl) end
+
+---Adds to an integer atomically (from 0 when missing) and returns the new value.
+---@param key string
+---@param by? integer Default 1.
+---@return integer? value
+---@return wx.Error? err
+function wx.store.incr(key, by) end
+
+---@param key string
+---@return boolean? existed Whether the key existed.
+---@return wx.Error? err
+function wx.store.del(key) end
+
 ------------------------------------------------------------------------------------------
--- WeChat API (planned: being bound now; `wechat-lua check` names any the host lacks)
+-- WeChat API
 ------------------------------------------------------------------------------------------
 
----An API failure: WeChat's errcode and errmsg, or a host-side error (errcode -1).
+---A failure, the `err` of `nil, err`: WeChat's errcode and errmsg, or a host code: -2 network
+---error (or store failure), -3 timeout, -4 answer not JSON, -5 no appid/appsecret
+---configured, -6 HTTP error status.
 ---@class wx.Error
 ---@field errcode integer
 ---@field errmsg string
+---@field retry_after? integer Seconds to wait, when WeChat says to retry later (45066).
+---@field queued? boolean true when a transient failure (busy, rate limit, network) of `wx.kf.send` or `wx.template.send` was kept in the host's outbox: the host retries it, so do not send it again.
 
----A message for customer service or mass sending.
----@alias wx.OutMessage string|wx.TextReply|wx.ImageReply|wx.VoiceReply|wx.VideoReply|wx.MusicReply|wx.NewsReply|{type: "mpnews", media_id: string}|{type: "msgmenu", head_content?: string, list: {id: string, content: string}[], tail_content?: string}|{type: "miniprogrampage", title: string, appid: string, pagepath: string, thumb_media_id: string}
+---A customer-service message: a string (text), a reply table (`wx.reply.text/image/voice/
+---video/music/news`), or one of the customer-service types.
+---@alias wx.KfMessage string|wx.TextReply|wx.ImageReply|wx.VoiceReply|wx.KfVideo|wx.KfMusic|wx.KfNews|wx.KfMpNews|wx.KfMpNewsArticle|wx.KfMsgMenu|wx.KfWxCard|wx.KfMiniProgramPage
+
+---@class wx.KfVideo
+---@field type "video"
+---@field media_id string
+---@field thumb_media_id string Required for customer-service video.
+---@field title? string
+---@field description? string
+
+---@class wx.KfMusic
+---@field type "music"
+---@field music_url string Also accepted as `musicurl`.
+---@field hq_music_url? string Defaults to music_url (also `hqmusicurl`).
+---@field thumb_media_id string
+---@field title? string
+---@field description? string
+
+---@class wx.KfArticle
+---@field title string
+---@field description? string
+---@field url? string
+---@field pic_url? string Sent as `picurl`.
+
+---@class wx.KfNews
+---@field type "news"
+---@field articles wx.KfArticle[] One article.
+
+---@class wx.KfMpNews
+---@field type "mpnews"
+---@field media_id string A news material.
+
+---@class wx.KfMpNewsArticle
+---@field type "mpnewsarticle"
+---@field article_id string A published article.
+
+---@class wx.KfMsgMenu
+---@field type "msgmenu"
+---@field head_content string
+---@field list {id: string|integer, content: string}[] The tap comes back as a text message with `msg.bizmsgmenuid`.
+---@field tail_content string
+
+---@class wx.KfWxCard
+---@field type "wxcard"
+---@field card_id string
+
+---@class wx.KfMiniProgramPage
+---@field type "miniprogrampage"
+---@field title string
+---@field appid string
+---@field pagepath string
+---@field thumb_media_id string
 
 ---Customer-service messages (客服消息): reply later or more than once, within 48 hours of
 ---the user's last message.
 wx.kf = {}
 
+---Sends a customer-service message. A transient failure is kept in the outbox and retried by
+---the host (`err.queued`).
 ---@param openid string
----@param message wx.OutMessage A string is a text message.
----@return boolean? ok true on success
+---@param message wx.KfMessage A string is a text message.
+---@param kf_account? string Send as this agent ("account@id").
+---@return true? ok
 ---@return wx.Error? err
-function wx.kf.send(openid, message) end
+function wx.kf.send(openid, message, kf_account) end
 
 ---Shows or hides "typing..." to the user.
 ---@param openid string
 ---@param on boolean
----@return boolean? ok true on success
+---@return true? ok
 ---@return wx.Error? err
 function wx.kf.typing(openid, on) end
 
 ---@class wx.KfWindow
----@field open boolean Whether customer-service messages can reach the user now.
----@field remaining integer Seconds left in the 48-hour window (0 when closed).
----@field closes_at integer Unix seconds when the window closes.
+---@field open boolean Whether a customer-service message can reach the user now.
+---@field remaining integer Sends left across the open windows (0 when closed).
+---@field closes_at? integer Unix seconds when the last open window closes; nil when closed.
 
----The 48-hour window as the host has seen the user's messages.
+---The customer-service window as the host has seen the user's messages and its own sends,
+---without asking WeChat.
 ---@param openid string
 ---@return wx.KfWindow
 function wx.kf.window(openid) end
+
+---A mass message: a string (text), or a table whose `type` names it.
+---@alias wx.MassMessage string|wx.TextReply|wx.MassMedia|wx.MassImage|wx.MassWxCard
+
+---@class wx.MassMedia
+---@field type "mpnews"|"voice"|"mpvideo"
+---@field media_id string
+
+---@class wx.MassImage
+---@field type "image"
+---@field media_id? string One image (or media_ids).
+---@field media_ids? string[] Up to 8 images.
+---@field recommend? string
+---@field need_open_comment? integer 1 to open comments.
+---@field only_fans_can_comment? integer 1 to let only followers comment.
+
+---@class wx.MassWxCard
+---@field type "wxcard"
+---@field card_id string
 
 ---Mass sending (群发).
 wx.mass = {}
 
 ---@class wx.MassSendArgs
----@field to "all"|integer|string[] Every follower, a tag ID, or a list of OpenIDs (2 to 10000).
----@field message wx.OutMessage
+---@field to {all: true}|{tag_id: integer}|string[] Everyone, followers with a tag (sendall), or a list of OpenIDs (split by 10000).
+---@field message wx.MassMessage
 ---@field send_ignore_reprint? boolean Send even when an article is judged a reprint.
----@field clientmsgid? string Deduplicates retries of one send.
+---@field clientmsgid? string At most 64 bytes; makes the send idempotent (generated when omitted).
 
----@class wx.MassSendResult
+---@class wx.MassSent
 ---@field msg_id integer
----@field msg_data_id? integer Set for article sends.
+---@field msg_data_id? integer Set for mpnews sends.
+---@field clientmsgid string The clientmsgid this call used.
+---@field duplicate boolean true when the clientmsgid was used before and this is the original send.
 
+---@class wx.MassSendResult: wx.MassSent
+---@field sends? wx.MassSent[] For an OpenID list: every call (one unless the list was split).
+
+---The outcome arrives later as `event.masssendjobfinish`.
 ---@param args wx.MassSendArgs
 ---@return wx.MassSendResult? result
 ---@return wx.Error? err
@@ -363,20 +496,20 @@ function wx.mass.send(args) end
 
 ---Sends a mass message to one user to preview it.
 ---@param openid string
----@param message wx.OutMessage
----@return boolean? ok true on success
+---@param message wx.MassMessage
+---@return table? response WeChat's answer (msg_id).
 ---@return wx.Error? err
 function wx.mass.preview(openid, message) end
 
 ---Deletes a sent mass message (an article of it, with article_idx).
 ---@param msg_id integer
----@param article_idx? integer 1-based; all articles when omitted.
----@return boolean? ok true on success
+---@param article_idx? integer 1-based; 0 or omitted deletes all articles.
+---@return true? ok
 ---@return wx.Error? err
 function wx.mass.delete(msg_id, article_idx) end
 
 ---@param msg_id integer
----@return {msg_id: integer, msg_status: string}? status "SEND_SUCCESS", "SENDING", "SEND_FAIL", "DELETE".
+---@return {msg_id: integer, msg_status: string}? status msg_status: "SEND_SUCCESS", "SENDING", "SEND_FAIL", "DELETE".
 ---@return wx.Error? err
 function wx.mass.status(msg_id) end
 
@@ -384,13 +517,15 @@ function wx.mass.status(msg_id) end
 wx.template = {}
 
 ---@class wx.TemplateSendArgs
----@field to string OpenID.
+---@field to string OpenID (also accepted as `touser`).
 ---@field template_id string
 ---@field url? string Opened on tap.
----@field miniprogram? {appid: string, pagepath?: string} Opened on tap instead of url.
----@field data table<string, {value: string, color?: string}> The template's keys.
----@field client_msg_id? string Deduplicates retries.
+---@field miniprogram? {appid: string, pagepath?: string} Opened on tap (wins over url).
+---@field data table<string, string|number|{value: string|number, color?: string}> The template's keys.
+---@field client_msg_id? string Makes the send idempotent.
 
+---Sends a template message; the outcome arrives later as `event.templatesendjobfinish`. A
+---transient failure is kept in the outbox and retried by the host (`err.queued`).
 ---@param args wx.TemplateSendArgs
 ---@return integer? msgid
 ---@return wx.Error? err
@@ -413,7 +548,7 @@ function wx.template.list() end
 wx.user = {}
 
 ---@class wx.UserInfo
----@field subscribe integer 1 when following.
+---@field subscribe integer 1 when following, 0 otherwise (then little else is set).
 ---@field openid string
 ---@field language? string
 ---@field subscribe_time? integer
@@ -421,7 +556,7 @@ wx.user = {}
 ---@field remark? string
 ---@field groupid? integer
 ---@field tagid_list? integer[]
----@field subscribe_scene? string
+---@field subscribe_scene? string e.g. "ADD_SCENE_QR_CODE".
 ---@field qr_scene? integer
 ---@field qr_scene_str? string
 
@@ -431,16 +566,16 @@ wx.user = {}
 ---@return wx.Error? err
 function wx.user.info(openid, lang) end
 
----@param openids string[] At most 100.
----@return wx.UserInfo[]? infos
----@return wx.Error? err
-function wx.user.batchget(openids) end
+---@class wx.FollowerPage
+---@field total integer All followers.
+---@field openids string[] This page: at most 10000.
+---@field next_openid string Pass it for the next page.
 
----One page of follower OpenIDs (10000 at most), from next_openid.
+---One page of follower OpenIDs, from next_openid (the start when omitted).
 ---@param next_openid? string
----@return {total: integer, count: integer, openids: string[], next_openid: string}? page
+---@return wx.FollowerPage? page
 ---@return wx.Error? err
-function wx.user.get(next_openid) end
+function wx.user.list(next_openid) end
 
 ---User tags (标签管理).
 wx.tags = {}
@@ -451,42 +586,44 @@ wx.tags = {}
 ---@field count integer Followers with the tag.
 
 ---@param name string
----@return integer? id
+---@return integer? id The new tag's id.
 ---@return wx.Error? err
 function wx.tags.create(name) end
 
 ---@return wx.Tag[]? tags
 ---@return wx.Error? err
-function wx.tags.get() end
+function wx.tags.list() end
 
 ---@param id integer
 ---@param name string
----@return boolean? ok true on success
+---@return true? ok
 ---@return wx.Error? err
 function wx.tags.update(id, name) end
 
 ---@param id integer
----@return boolean? ok true on success
+---@return true? ok
 ---@return wx.Error? err
 function wx.tags.delete(id) end
 
----@param tagid integer
----@param openids string[] At most 50.
----@return boolean? ok true on success
+---Tags followers (sent 50 OpenIDs per call).
+---@param tag_id integer
+---@param openids string[]
+---@return true? ok
 ---@return wx.Error? err
-function wx.tags.batchtagging(tagid, openids) end
+function wx.tags.tag(tag_id, openids) end
 
----@param tagid integer
----@param openids string[] At most 50.
----@return boolean? ok true on success
+---Removes a tag from followers.
+---@param tag_id integer
+---@param openids string[]
+---@return true? ok
 ---@return wx.Error? err
-function wx.tags.batchuntagging(tagid, openids) end
+function wx.tags.untag(tag_id, openids) end
 
----The tag IDs of one follower.
+---The tag ids of one follower.
 ---@param openid string
----@return integer[]? tagids
+---@return integer[]? tag_ids
 ---@return wx.Error? err
-function wx.tags.getidlist(openid) end
+function wx.tags.of(openid) end
 
 ---The custom menu (自定义菜单).
 wx.menu = {}
@@ -502,26 +639,34 @@ wx.menu = {}
 ---@field article_id? string
 ---@field sub_button? wx.MenuButton[] Up to 5; a button with sub buttons has no type.
 
----@param menu {button: wx.MenuButton[]} Up to 3 buttons.
----@return boolean? ok true on success
+---@param menu {button: wx.MenuButton[]}|wx.MenuButton[] The menu (up to 3 buttons), or just its buttons.
+---@return true? ok
 ---@return wx.Error? err
 function wx.menu.create(menu) end
 
----@return table? menu As WeChat returns it.
+---@return {menu: {button: wx.MenuButton[]}, conditionalmenu?: table[]}? menu As WeChat returns it (errcode 46003 when there is none).
 ---@return wx.Error? err
 function wx.menu.get() end
 
----@return boolean? ok true on success
+---Deletes the menu (conditional menus too).
+---@return true? ok
 ---@return wx.Error? err
 function wx.menu.delete() end
 
----Temporary media (素材管理, kept 3 days).
+---Temporary media (临时素材, kept 3 days).
 wx.media = {}
 
+---@class wx.Media
+---@field media_id string
+---@field type "image"|"voice"|"video"|"thumb"
+---@field created_at integer Unix seconds.
+
+---Uploads a temporary media file. WeChat infers the format from the file name's extension
+---(default media.jpg, media.amr, media.mp4 or thumb.jpg by type).
 ---@param type "image"|"voice"|"video"|"thumb"
----@param bytes string The file's contents.
+---@param bytes string The file's contents (any bytes).
 ---@param filename? string
----@return {type: string, media_id: string, created_at: integer}? media
+---@return wx.Media? media
 ---@return wx.Error? err
 function wx.media.upload(type, bytes, filename) end
 
@@ -529,46 +674,32 @@ function wx.media.upload(type, bytes, filename) end
 wx.qrcode = {}
 
 ---@class wx.QrcodeArgs
----@field scene integer|string Arrives as EventKey `qrscene_<scene>` (subscribe) or `<scene>` (SCAN).
+---@field scene integer|string A positive integer or 1 to 64 characters; arrives as EventKey `qrscene_<scene>` (subscribe) or `<scene>` (scan).
 ---@field expire_seconds? integer Temporary code valid this long (at most 2592000); permanent when omitted.
 
+---@class wx.Qrcode
+---@field ticket string
+---@field url string The code's content, to render yourself.
+---@field expire_seconds? integer nil for a permanent code.
+---@field image_url string The code's image.
+
 ---@param args wx.QrcodeArgs
----@return {ticket: string, url: string, expire_seconds?: integer, image_url: string}? qrcode
+---@return wx.Qrcode? qrcode
 ---@return wx.Error? err
 function wx.qrcode.create(args) end
 
----Any other API: the access_token is added, errcode is turned into `nil, err`.
+---Any other endpoint: the access_token is added, errcode is turned into `nil, err`. Only
+---paths on the API host (starting with "/", no query string) are allowed.
 wx.api = {}
 
----@param path string e.g. "/cgi-bin/user/info"
----@param query? table<string, string|number>
----@return table? response
+---@param path string e.g. "/cgi-bin/get_current_selfmenu_info"
+---@param query? table<string, string|number|boolean>
+---@return table? response WeChat's JSON.
 ---@return wx.Error? err
 function wx.api.get(path, query) end
 
----@param path string
----@param body table Sent as JSON.
----@return table? response
+---@param path string e.g. "/datacube/getusersummary"
+---@param body? table Sent as JSON (`{}` when omitted); tables with keys 1..n become arrays.
+---@return table? response WeChat's JSON.
 ---@return wx.Error? err
 function wx.api.post(path, body) end
-
----State shared between messages, workers and reloads (Lua globals are not).
-wx.store = {}
-
----@param key string
----@return string|number|boolean|table|nil value
-function wx.store.get(key) end
-
----@param key string
----@param value string|number|boolean|table|nil nil deletes.
----@param ttl? number Seconds until the key expires.
-function wx.store.set(key, value, ttl) end
-
----Adds to a number atomically (from 0 when missing) and returns the new value.
----@param key string
----@param by? integer Default 1.
----@return integer
-function wx.store.incr(key, by) end
-
----@param key string
-function wx.store.del(key) end
