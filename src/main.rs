@@ -27,6 +27,24 @@ enum Command {
     Check(CheckArgs),
     /// Scaffold a new bot (scripts, config, editor types) into DIR.
     New(NewArgs),
+    /// Chat with the bot in the terminal, as a WeChat user, against a built-in fake WeChat API.
+    Chat(ChatArgs),
+}
+
+#[derive(Args)]
+struct ChatArgs {
+    /// Scripts: a directory whose entry is main.lua, or one .lua file (default: scripts).
+    #[arg(long, value_name = "DIR|FILE")]
+    scripts: Option<PathBuf>,
+    /// Config file (default: wechat-lua.toml in the working directory, when present).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print the reply XML instead of reading it.
+    #[arg(long)]
+    raw: bool,
+    /// The user's OpenID.
+    #[arg(long = "as", value_name = "OPENID", default_value = wechat_lua::commands::chat::DEFAULT_USER)]
+    user: String,
 }
 
 #[derive(Args)]
@@ -102,6 +120,13 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(&args),
         Command::Check(args) => return check(&args),
         Command::New(args) => new(&args),
+        Command::Chat(args) => wechat_lua::commands::chat::run(wechat_lua::commands::ChatOptions {
+            scripts: args.scripts,
+            config: args.config,
+            raw: args.raw,
+            user: args.user,
+        })
+        .map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
