@@ -41,7 +41,9 @@ fn command(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Command {
 
 /// Runs a chat with `input` piped in; returns its output once it exits.
 fn chat(dir: &Path, args: &[&str], envs: &[(&str, &str)], input: &str) -> Output {
-    let mut child = command(dir, args, envs).spawn().expect("start wechat-lua chat");
+    let mut child = command(dir, args, envs)
+        .spawn()
+        .expect("start wechat-lua chat");
     child
         .stdin
         .take()
@@ -73,7 +75,12 @@ fn the_echo_bot_answers_each_line_through_a_pipe() {
     let dir = tempfile::tempdir().unwrap();
     let input = "hi\n/click MENU\n/scan 42\n/subscribe\n/location 23.1 113.3 Home\n\
                  /link T http://x\n/image\n/voice hello\n/as other\nagain 你好\n/nope\n";
-    let output = chat(dir.path(), &["--scripts", echo().to_str().unwrap()], &[], input);
+    let output = chat(
+        dir.path(),
+        &["--scripts", echo().to_str().unwrap()],
+        &[],
+        input,
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let lines = stdout_lines(&output);
     let fixed = [
@@ -88,8 +95,14 @@ fn the_echo_bot_answers_each_line_through_a_pipe() {
     assert_eq!(lines[..fixed.len()], fixed, "{lines:#?}");
     let rest = &lines[fixed.len()..];
     assert_eq!(rest.len(), 5, "{lines:#?}");
-    assert!(rest[0].starts_with("[image media_id=chat_media_"), "{rest:?}");
-    assert!(rest[1].starts_with("[voice media_id=chat_media_"), "{rest:?}");
+    assert!(
+        rest[0].starts_with("[image media_id=chat_media_"),
+        "{rest:?}"
+    );
+    assert!(
+        rest[1].starts_with("[voice media_id=chat_media_"),
+        "{rest:?}"
+    );
     assert_eq!(rest[2], "(now chatting as other)");
     assert_eq!(rest[3], "again 你好");
     assert!(
@@ -98,7 +111,10 @@ fn the_echo_bot_answers_each_line_through_a_pipe() {
     );
     let err = stderr(&output);
     assert!(err.contains("wechat-lua chat"), "banner on stderr: {err}");
-    assert!(!dir.path().join("data").exists(), "nothing written: no data dir");
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing written: no data dir"
+    );
 }
 
 #[test]
@@ -152,14 +168,23 @@ fn raw_prints_the_reply_xml() {
     let dir = tempfile::tempdir().unwrap();
     let output = chat(
         dir.path(),
-        &["--raw", "--as", "o_raw", "--scripts", echo().to_str().unwrap()],
+        &[
+            "--raw",
+            "--as",
+            "o_raw",
+            "--scripts",
+            echo().to_str().unwrap(),
+        ],
         &[],
         "hi\n",
     );
     assert!(output.status.success(), "{}", stderr(&output));
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.starts_with("<xml>"), "{text}");
-    assert!(text.contains("<ToUserName><![CDATA[o_raw]]></ToUserName>"), "{text}");
+    assert!(
+        text.contains("<ToUserName><![CDATA[o_raw]]></ToUserName>"),
+        "{text}"
+    );
     assert!(text.contains("<Content><![CDATA[hi]]></Content>"), "{text}");
 }
 
@@ -167,7 +192,10 @@ fn raw_prints_the_reply_xml() {
 fn safe_mode_encrypts_both_ways_and_still_chats() {
     let dir = tempfile::tempdir().unwrap();
     let envs = [
-        ("WECHAT_AES_KEY", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"),
+        (
+            "WECHAT_AES_KEY",
+            "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+        ),
         ("WECHAT_APPID", "wxb11529c136998cb6"),
         ("WECHAT_MODE", "safe"),
     ];
@@ -254,7 +282,10 @@ fn script_errors_and_reloads_show_on_stderr() {
     writeln!(stdin, "boom").unwrap();
     assert_eq!(next_out(), "(no reply)");
     let line = wait_err("kaboom");
-    assert!(line.starts_with("[error]") && line.contains("bot.lua:2"), "{line}");
+    assert!(
+        line.starts_with("[error]") && line.contains("bot.lua:2"),
+        "{line}"
+    );
 
     std::fs::write(&script, "wx.on('text', function() return 'two' end)\n").unwrap();
     let line = wait_err("scripts reloaded");

@@ -372,10 +372,7 @@ impl Wire {
         let nonce = format!("{:010}", rand::random::<u32>());
         let token = self.token.expose();
         let mut query = vec![
-            (
-                "signature",
-                signature::sign(&[token, &timestamp, &nonce]),
-            ),
+            ("signature", signature::sign(&[token, &timestamp, &nonce])),
             ("timestamp", timestamp.clone()),
             ("nonce", nonce.clone()),
         ];
@@ -527,10 +524,7 @@ impl Screen {
 
     /// An aside from the chat itself (hints, help, `(no reply)`).
     fn notes<'a>(&self, lines: impl IntoIterator<Item = &'a str>) {
-        let text: String = lines
-            .into_iter()
-            .map(|l| self.dimmed(l) + "\n")
-            .collect();
+        let text: String = lines.into_iter().map(|l| self.dimmed(l) + "\n").collect();
         self.write(&text);
     }
 
@@ -699,7 +693,11 @@ mod tests {
                 handler: None,
             }),
         );
-        assert_eq!(pending.load(Ordering::SeqCst), 1, "not before delivery ends");
+        assert_eq!(
+            pending.load(Ordering::SeqCst),
+            1,
+            "not before delivery ends"
+        );
         finished.await;
         assert_eq!(pending.load(Ordering::SeqCst), 0);
     }

@@ -31,9 +31,16 @@ pub fn describe_reply(body: &str) -> ReplyView {
     let group = |name: &str| fields.get(name).and_then(Field::as_group);
     let msg_type = text(&fields, "MsgType");
     let lines = match msg_type.as_str() {
-        "text" => text(&fields, "Content").lines().map(str::to_string).collect(),
+        "text" => text(&fields, "Content")
+            .lines()
+            .map(str::to_string)
+            .collect(),
         "image" | "voice" => {
-            let tag = if msg_type == "image" { "Image" } else { "Voice" };
+            let tag = if msg_type == "image" {
+                "Image"
+            } else {
+                "Voice"
+            };
             let media_id = group(tag).map(|g| text(g, "MediaId")).unwrap_or_default();
             vec![format!("[{msg_type} media_id={media_id}]")]
         }
@@ -76,12 +83,10 @@ pub fn describe_reply(body: &str) -> ReplyView {
                 lines
             })
             .collect(),
-        "transfer_customer_service" => {
-            match group("TransInfo").and_then(|g| g.text("KfAccount")) {
-                Some(account) => vec![format!("[transferred to customer service {account}]")],
-                None => vec!["[transferred to customer service]".to_string()],
-            }
-        }
+        "transfer_customer_service" => match group("TransInfo").and_then(|g| g.text("KfAccount")) {
+            Some(account) => vec![format!("[transferred to customer service {account}]")],
+            None => vec!["[transferred to customer service]".to_string()],
+        },
         other => vec![format!("[{other} reply] {trimmed}")],
     };
     ReplyView::Lines(lines)
@@ -123,7 +128,8 @@ pub fn describe_call(call: &RecordedCall, user: &str) -> Option<String> {
         return None;
     }
     let body = call.body.clone().unwrap_or(Value::Null);
-    let str_of = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    let str_of =
+        |v: &Value, key: &str| v.get(key).and_then(Value::as_str).unwrap_or("").to_string();
     let to = |touser: &str| {
         if touser.is_empty() || touser == user {
             String::new()
@@ -171,13 +177,19 @@ pub fn describe_call(call: &RecordedCall, user: &str) -> Option<String> {
                 (Some(filter), _) if filter.get("is_to_all") == Some(&Value::Bool(true)) => {
                     " to all".to_string()
                 }
-                (Some(filter), _) => format!(" to tag {}", plain(filter.get("tag_id").unwrap_or(&Value::Null))),
+                (Some(filter), _) => format!(
+                    " to tag {}",
+                    plain(filter.get("tag_id").unwrap_or(&Value::Null))
+                ),
                 (None, Some(Value::Array(users))) => format!(" to {} users", users.len()),
                 (None, Some(one)) => format!(" to {}", plain(one)),
                 (None, None) => String::new(),
             };
             if body.get("msgtype").is_some() {
-                Some(format!("[群发] {action}{audience}: {}", describe_message(&body)))
+                Some(format!(
+                    "[群发] {action}{audience}: {}",
+                    describe_message(&body)
+                ))
             } else {
                 Some(format!("[群发] {action}{audience} {}", compact(&body)))
             }
@@ -198,7 +210,10 @@ pub fn describe_call(call: &RecordedCall, user: &str) -> Option<String> {
                     " [{} {} bytes{}]",
                     part.name,
                     part.data.len(),
-                    part.filename.as_deref().map(|f| format!(" {f}")).unwrap_or_default()
+                    part.filename
+                        .as_deref()
+                        .map(|f| format!(" {f}"))
+                        .unwrap_or_default()
                 ));
             }
             Some(line)
@@ -223,7 +238,9 @@ fn describe_message(body: &Value) -> String {
                         .map(|(i, article)| {
                             let title = article.get("title").map(plain).unwrap_or_default();
                             match article.get("url").map(plain) {
-                                Some(url) if !url.is_empty() => format!("{}. {title} ({url})", i + 1),
+                                Some(url) if !url.is_empty() => {
+                                    format!("{}. {title} ({url})", i + 1)
+                                }
                                 _ => format!("{}. {title}", i + 1),
                             }
                         })
@@ -291,15 +308,21 @@ mod tests {
         assert_eq!(describe_reply("success"), ReplyView::NoReply);
         assert_eq!(describe_reply(""), ReplyView::NoReply);
         assert_eq!(
-            lines(&Reply::Text { content: "a\nb <&>".into() }),
+            lines(&Reply::Text {
+                content: "a\nb <&>".into()
+            }),
             ["a", "b <&>"]
         );
         assert_eq!(
-            lines(&Reply::Image { media_id: "M1".into() }),
+            lines(&Reply::Image {
+                media_id: "M1".into()
+            }),
             ["[image media_id=M1]"]
         );
         assert_eq!(
-            lines(&Reply::Voice { media_id: "V".into() }),
+            lines(&Reply::Voice {
+                media_id: "V".into()
+            }),
             ["[voice media_id=V]"]
         );
         assert_eq!(
@@ -324,7 +347,10 @@ mod tests {
             pic_url: String::new(),
             url: format!("http://x/{title}"),
         };
-        for articles in [vec![article("One", "first")], vec![article("One", "first"), article("Two", "")]] {
+        for articles in [
+            vec![article("One", "first")],
+            vec![article("One", "first"), article("Two", "")],
+        ] {
             let n = articles.len();
             let shown = lines(&Reply::News { articles });
             assert_eq!(shown[..3], ["1. One", "   first", "   http://x/One"]);
@@ -341,7 +367,10 @@ mod tests {
             json!({"touser": "o_u", "msgtype": "text", "text": {"content": "later"}}),
         );
         assert_eq!(describe_call(&kf, "o_u").unwrap(), "[客服] text: later");
-        assert_eq!(describe_call(&kf, "other").unwrap(), "[客服 → o_u] text: later");
+        assert_eq!(
+            describe_call(&kf, "other").unwrap(),
+            "[客服 → o_u] text: later"
+        );
         let tpl = call(
             "/cgi-bin/message/template/send",
             json!({"touser": "o_u", "template_id": "T1", "data": {"name": {"value": "Ann"}}}),
@@ -354,7 +383,10 @@ mod tests {
             "/cgi-bin/message/mass/sendall",
             json!({"filter": {"is_to_all": true}, "msgtype": "text", "text": {"content": "hi all"}}),
         );
-        assert_eq!(describe_call(&mass, "o_u").unwrap(), "[群发] sendall to all: text: hi all");
+        assert_eq!(
+            describe_call(&mass, "o_u").unwrap(),
+            "[群发] sendall to all: text: hi all"
+        );
         let other = call("/cgi-bin/menu/create", json!({"button": []}));
         assert_eq!(
             describe_call(&other, "o_u").unwrap(),
@@ -368,7 +400,10 @@ mod tests {
                 json!({"touser": "o_u", "command": command}),
             )
         };
-        assert_eq!(describe_call(&typing("Typing"), "o_u").unwrap(), "[客服] (typing…)");
+        assert_eq!(
+            describe_call(&typing("Typing"), "o_u").unwrap(),
+            "[客服] (typing…)"
+        );
         assert_eq!(describe_call(&typing("CancelTyping"), "o_u"), None);
     }
 }

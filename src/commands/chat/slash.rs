@@ -271,12 +271,18 @@ mod tests {
     #[test]
     fn events_carry_their_keys_as_wechat_sends_them() {
         let msg = parsed(&sent("/click MENU"));
-        assert_eq!((msg.event(), msg.event_key()), (Some("click"), Some("MENU")));
+        assert_eq!(
+            (msg.event(), msg.event_key()),
+            (Some("click"), Some("MENU"))
+        );
         assert_eq!(msg.msg_id(), None);
         let msg = parsed(&sent("/subscribe 42"));
         assert_eq!(msg.event_key(), Some("qrscene_42"));
         let plain = parsed(&sent("/subscribe"));
-        assert_eq!((plain.event(), plain.event_key()), (Some("subscribe"), None));
+        assert_eq!(
+            (plain.event(), plain.event_key()),
+            (Some("subscribe"), None)
+        );
         let scan = sent("/scan 7").to_xml("u", "a", 1, 5);
         assert!(scan.contains("<Event><![CDATA[SCAN]]></Event>"), "{scan}");
         assert!(scan.contains("<Ticket>"), "{scan}");
@@ -315,7 +321,14 @@ mod tests {
         assert_eq!(parse("/as other"), Input::SwitchUser("other".into()));
         assert_eq!(parse("/help"), Input::Help);
         assert_eq!(parse("/quit"), Input::Quit);
-        for bad in ["/click", "/location x y", "/location 1", "/link onlyurl", "/as", "/as a b"] {
+        for bad in [
+            "/click",
+            "/location x y",
+            "/location 1",
+            "/link onlyurl",
+            "/as",
+            "/as a b",
+        ] {
             assert!(
                 matches!(parse(bad), Input::Hint(ref h) if h.starts_with("usage:")),
                 "{bad}"
