@@ -118,6 +118,62 @@ fn the_echo_bot_answers_each_line_through_a_pipe() {
 }
 
 #[test]
+fn every_reply_kind_and_message_field_reads_naturally() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(
+        dir.path(),
+        "kinds.lua",
+        r#"
+wx.on("text", "^music$", function()
+  return wx.reply.music{ title = "Song", music_url = "http://m", thumb_media_id = "T" }
+end)
+wx.on("text", "^transfer$", function() return wx.reply.transfer() end)
+wx.on("text", "^news$", function()
+  return wx.reply.news{
+    { title = "A", description = "first", url = "http://a" },
+    { title = "B", url = "http://b" },
+  }
+end)
+wx.on("text", "^lines$", function() return "one\ntwo" end)
+wx.on("event.subscribe", function(msg)
+  return "sub " .. (msg.key or "-") .. " " .. (msg.ticket and "ticket" or "-")
+end)
+wx.on("event.view", function(msg) return "view " .. msg.key end)
+wx.on("voice", function(msg) return "heard " .. msg.recognition end)
+wx.on("image", function(msg) return msg.pic_url end)
+wx.on("location", function(msg) return msg.label end)
+"#,
+    );
+    let input = "music\ntransfer\nnews\nlines\n/subscribe 42\n/subscribe\n/view http://v\n\
+                 /voice 你好 world\n/image http://pic\n/location 1 2 Canton Tower\n//slash\n";
+    let output = chat(dir.path(), &["--scripts", &script], &[], input);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout_lines(&output),
+        [
+            "♪ Song",
+            "  url: http://m",
+            "  thumb_media_id=T",
+            "[transferred to customer service]",
+            "1. A",
+            "   first",
+            "   http://a",
+            "2. B",
+            "   http://b",
+            "one",
+            "two",
+            "sub qrscene_42 ticket",
+            "sub - -",
+            "view http://v",
+            "heard 你好 world",
+            "http://pic",
+            "Canton Tower",
+            "(no reply)",
+        ]
+    );
+}
+
+#[test]
 fn unsubscribe_and_unhandled_messages_show_no_reply() {
     let dir = tempfile::tempdir().unwrap();
     let output = chat(
