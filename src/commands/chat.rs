@@ -9,7 +9,7 @@ pub mod slash;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -125,9 +125,10 @@ pub fn chat_config(
 pub fn run(options: ChatOptions) -> Result<(), ChatError> {
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
     let config = chat_config(&options, &env)?;
-    init_logging();
+    let screen = Arc::new(Screen::new());
+    init_logging(screen.clone());
     let runtime = tokio::runtime::Runtime::new()?;
-    let result = runtime.block_on(session(config, options));
+    let result = runtime.block_on(session(config, options, screen));
     // The fake API's server task never ends by itself.
     runtime.shutdown_timeout(Duration::from_millis(200));
     result
@@ -160,7 +161,11 @@ impl LateReplies for CountingLate {
     }
 }
 
-async fn session(mut config: Config, options: ChatOptions) -> Result<(), ChatError> {
+async fn session(
+    mut config: Config,
+    options: ChatOptions,
+    screen: Arc<Screen>,
+) -> Result<(), ChatError> {
     let (fake, base) = FakeWechat::start().await?;
     config.api_base = base;
     let mut host = Host::build(&config, true).await?;
@@ -181,7 +186,6 @@ async fn session(mut config: Config, options: ChatOptions) -> Result<(), ChatErr
         let _ = stopped.await;
     }));
 
-    let screen = Arc::new(Screen::new());
     let user = Arc::new(Mutex::new(options.user.clone()));
     let feed = Arc::new(CallFeed {
         fake,
@@ -216,7 +220,7 @@ async fn session(mut config: Config, options: ChatOptions) -> Result<(), ChatErr
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(POLL).await;
-                feed.flush(&screen, true);
+                feed.flush(&screen);
             }
         })
     };
@@ -236,7 +240,7 @@ async fn session(mut config: Config, options: ChatOptions) -> Result<(), ChatErr
         None => tokio::time::sleep(Duration::from_secs(1)).await,
     }
     poller.abort();
-    feed.flush(&screen, false);
+    feed.flush(&screen);
 
     drop(wire);
     let _ = stop.send(());
@@ -283,6 +287,7 @@ async fn converse(
             screen.end_prompt();
             break;
         };
+        screen.answered();
         match slash::parse(&line) {
             Input::Nothing => {}
             Input::Quit => break,
@@ -298,7 +303,7 @@ async fn converse(
                 let xml = inbound.to_xml(&from, ACCOUNT, create_time, msg_id);
                 let answer = wire.send(&xml).await;
                 // Calls the handler made before answering belong above its reply.
-                feed.flush(screen, false);
+                feed.flush(screen);
                 match answer {
                     Ok(body) if raw => screen.bot(body.trim().lines()),
                     Ok(body) => match render::describe_reply(&body) {
@@ -437,8 +442,8 @@ struct CallFeed {
 }
 
 impl CallFeed {
-    /// Shows the calls not shown yet; `background` is set when the user may be typing.
-    fn flush(&self, screen: &Screen, background: bool) {
+    /// Shows the calls not shown yet.
+    fn flush(&self, screen: &Screen) {
         let mut seen = lock(&self.seen);
         let calls = self.fake.calls();
         let Some(new) = calls.get(*seen..) else {
@@ -453,7 +458,7 @@ impl CallFeed {
             .collect();
         *seen = calls.len();
         if !lines.is_empty() {
-            screen.api(&lines, background);
+            screen.api(&lines);
         }
     }
 }
@@ -466,6 +471,9 @@ struct Screen {
     color: bool,
     /// One writer at a time, so background lines never split a reply.
     out: Mutex<()>,
+    /// The prompt is on screen waiting for a line: output arriving now must clear it first
+    /// and draw it again after.
+    prompting: AtomicBool,
 }
 
 const PROMPT: &str = "you> ";
@@ -477,6 +485,7 @@ impl Screen {
             interactive: std::io::stdin().is_terminal(),
             color: std::io::stdout().is_terminal(),
             out: Mutex::new(()),
+            prompting: AtomicBool::new(false),
         }
     }
 
@@ -491,11 +500,17 @@ impl Screen {
     fn prompt(&self) {
         if self.interactive {
             self.write(PROMPT);
+            self.prompting.store(true, Ordering::SeqCst);
         }
     }
 
+    /// A line was entered: the terminal has moved past the prompt.
+    fn answered(&self) {
+        self.prompting.store(false, Ordering::SeqCst);
+    }
+
     fn end_prompt(&self) {
-        if self.interactive {
+        if self.prompting.swap(false, Ordering::SeqCst) {
             self.write("\n");
         }
     }
@@ -540,10 +555,10 @@ impl Screen {
         }
     }
 
-    /// API calls; arriving in the background, they go above a fresh prompt.
-    fn api(&self, lines: &[String], background: bool) {
+    /// API calls; arriving while the prompt waits, they go above a fresh prompt.
+    fn api(&self, lines: &[String]) {
         let mut text = String::new();
-        let redraw = background && self.interactive;
+        let redraw = self.prompting.load(Ordering::SeqCst);
         if redraw {
             text.push_str("\r\x1b[K");
         }
@@ -557,15 +572,71 @@ impl Screen {
         }
         self.write(&text);
     }
+
+    /// A log line for stderr, above a fresh prompt when one waits.
+    fn log(&self, line: &[u8]) {
+        let _guard = lock(&self.out);
+        let redraw = self.prompting.load(Ordering::SeqCst);
+        let mut stderr = std::io::stderr().lock();
+        if redraw {
+            let _ = stderr.write_all(b"\r\x1b[K");
+        }
+        let _ = stderr.write_all(line);
+        let _ = stderr.flush();
+        if redraw {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(PROMPT.as_bytes());
+            let _ = stdout.flush();
+        }
+    }
+}
+
+/// Where log lines go: through the [`Screen`], so they do not run into the prompt.
+struct LogSink(Arc<Screen>);
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogSink {
+    type Writer = LogLine<'a>;
+
+    fn make_writer(&'a self) -> LogLine<'a> {
+        LogLine {
+            screen: &self.0,
+            buf: Vec::new(),
+        }
+    }
+}
+
+/// One event's text, written out whole when the formatter is done with it.
+struct LogLine<'a> {
+    screen: &'a Screen,
+    buf: Vec<u8>,
+}
+
+impl Write for LogLine<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine<'_> {
+    fn drop(&mut self) {
+        if !self.buf.is_empty() {
+            self.screen.log(&self.buf);
+        }
+    }
 }
 
 /// Logs for a person chatting: warnings and errors (script errors included), script output,
 /// and reloads — concise, on stderr, without the server's request log.
-fn init_logging() {
+fn init_logging(screen: Arc<Screen>) {
     let filter = tracing_subscriber::EnvFilter::new("warn,wechat_lua::script=info,script=info");
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(LogSink(screen))
         .event_format(ChatLogFormat)
         .try_init();
 }
