@@ -229,15 +229,26 @@ async fn session(
     converse(lines, &wire, &screen, &feed, &user, options.raw).await;
 
     // Replies that missed the deadline are still on their way: wait for them.
-    let started = Instant::now();
-    match &pending {
-        Some(pending) => {
-            while pending.load(Ordering::SeqCst) > 0 && started.elapsed() < LATE_WAIT {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+    let wait = async {
+        match &pending {
+            Some(pending) => {
+                let started = Instant::now();
+                let late = pending.load(Ordering::SeqCst);
+                if late > 0 && screen.interactive {
+                    eprintln!("(waiting for {late} late replies; Ctrl-C to leave now)");
+                }
+                while pending.load(Ordering::SeqCst) > 0 && started.elapsed() < LATE_WAIT {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                tokio::time::sleep(SETTLE).await;
             }
-            tokio::time::sleep(SETTLE).await;
+            None => tokio::time::sleep(Duration::from_secs(1)).await,
         }
-        None => tokio::time::sleep(Duration::from_secs(1)).await,
+    };
+    // Once Ctrl-C is caught it no longer ends the process, so the wait must heed it.
+    tokio::select! {
+        _ = wait => {}
+        _ = tokio::signal::ctrl_c(), if screen.interactive => {}
     }
     poller.abort();
     feed.flush(&screen);
@@ -257,10 +268,20 @@ async fn session(
 fn read_lines() -> tokio::sync::mpsc::UnboundedReceiver<String> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match stdin.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    // A stray byte that is not UTF-8 should not end the session.
+                    let line = String::from_utf8_lossy(&buf);
+                    let line = line.trim_end_matches(['\n', '\r']).to_string();
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
             }
         }
     });
