@@ -225,8 +225,20 @@ async fn session(
         })
     };
 
+    // A person at a terminal leaves with Ctrl-C; a permit is kept when it is pressed while a
+    // message is on its way, so it is not lost. Piped sessions keep the default (exit at once).
+    let interrupt = Arc::new(tokio::sync::Notify::new());
+    let interrupts = screen.interactive.then(|| {
+        let interrupt = interrupt.clone();
+        tokio::spawn(async move {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                interrupt.notify_one();
+            }
+        })
+    });
+
     let lines = read_lines();
-    converse(lines, &wire, &screen, &feed, &user, options.raw).await;
+    converse(lines, &wire, &screen, &feed, &user, &interrupt, options.raw).await;
 
     // Replies that missed the deadline are still on their way: wait for them.
     let wait = async {
@@ -235,7 +247,9 @@ async fn session(
                 let started = Instant::now();
                 let late = pending.load(Ordering::SeqCst);
                 if late > 0 && screen.interactive {
-                    eprintln!("(waiting for {late} late replies; Ctrl-C to leave now)");
+                    eprintln!(
+                        "(waiting for late replies still on their way: {late}; Ctrl-C leaves now)"
+                    );
                 }
                 while pending.load(Ordering::SeqCst) > 0 && started.elapsed() < LATE_WAIT {
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -248,9 +262,12 @@ async fn session(
     // Once Ctrl-C is caught it no longer ends the process, so the wait must heed it.
     tokio::select! {
         _ = wait => {}
-        _ = tokio::signal::ctrl_c(), if screen.interactive => {}
+        _ = interrupt.notified() => {}
     }
     poller.abort();
+    if let Some(task) = interrupts {
+        task.abort();
+    }
     feed.flush(&screen);
 
     drop(wire);
@@ -295,6 +312,7 @@ async fn converse(
     screen: &Screen,
     feed: &CallFeed,
     user: &Mutex<String>,
+    interrupt: &tokio::sync::Notify,
     raw: bool,
 ) {
     let clock = Clock::default();
@@ -302,7 +320,7 @@ async fn converse(
         screen.prompt();
         let line = tokio::select! {
             line = lines.recv() => line,
-            _ = tokio::signal::ctrl_c(), if screen.interactive => None,
+            _ = interrupt.notified() => None,
         };
         let Some(line) = line else {
             screen.end_prompt();
