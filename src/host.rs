@@ -41,6 +41,22 @@ pub enum BuildError {
     Api(#[from] crate::api::ApiError),
 }
 
+/// The WeChat API client for the configured account, its access_token kept in `store`;
+/// `None` when no appid and appsecret are configured.
+pub fn api_client(
+    config: &Config,
+    store: &Arc<dyn crate::store::Store>,
+) -> Result<Option<WechatClient>, BuildError> {
+    let (Some(appid), Some(secret)) = (&config.appid, &config.appsecret) else {
+        return Ok(None);
+    };
+    let mut client_config = ClientConfig::new(appid.clone(), secret.expose());
+    client_config.base_url = config.api_base.clone();
+    client_config.token_endpoint = config.token_endpoint;
+    client_config.persistence = Arc::new(StoreTokenPersistence::new(store.clone(), appid));
+    Ok(Some(WechatClient::new(client_config)?))
+}
+
 /// A host ready to serve.
 pub struct Host {
     /// The state the HTTP handlers share.
@@ -58,14 +74,11 @@ impl Host {
     pub async fn build(config: &Config, watch: bool) -> Result<Host, BuildError> {
         let store = crate::store::open(config.store.as_deref(), &config.data).await?;
         let mut services = Services::new(store.clone());
-        if let (Some(appid), Some(secret)) = (&config.appid, &config.appsecret) {
-            let mut client_config = ClientConfig::new(appid.clone(), secret.expose());
-            client_config.base_url = config.api_base.clone();
-            client_config.token_endpoint = config.token_endpoint;
-            client_config.persistence = Arc::new(StoreTokenPersistence::new(store.clone(), appid));
-            services = services.with_api(WechatClient::new(client_config)?);
-        } else {
-            tracing::info!("no appid/appsecret configured: scripts cannot call the WeChat API");
+        match api_client(config, &store)? {
+            Some(client) => services = services.with_api(client),
+            None => {
+                tracing::info!("no appid/appsecret configured: scripts cannot call the WeChat API")
+            }
         }
         let options = RuntimeOptions {
             memory_limit: config.lua_memory_limit,

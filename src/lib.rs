@@ -9,12 +9,14 @@
 //! - [`sandbox`]: a fake WeChat API for tests and local prototyping.
 //! - [`config`]: settings from the TOML file, the environment and flags.
 //! - [`host`]: assembling store, API client, script workers and HTTP state into a host.
+//! - [`metrics`]: counters and histograms for `GET /metrics`.
 //! - [`commands`]: developer commands that need no server (`check`, `new`).
 
 pub mod api;
 pub mod commands;
 pub mod config;
 pub mod host;
+pub mod metrics;
 pub mod protocol;
 pub mod sandbox;
 pub mod script;

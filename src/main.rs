@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use wechat_lua::commands;
 use wechat_lua::config::{Config, LogFormat, Overrides, TokenSource};
 use wechat_lua::host::Host;
 use wechat_lua::server::{self, CALLBACK_PATH};
@@ -27,6 +28,21 @@ enum Command {
     Check(CheckArgs),
     /// Scaffold a new bot (scripts, config, editor types) into DIR.
     New(NewArgs),
+    /// The account's custom menu: push a JSON or TOML file, show it, or delete it.
+    Menu {
+        #[command(subcommand)]
+        action: MenuAction,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Whether an access_token is cached and when it expires (never the token unless --show).
+    Token {
+        /// Print the token itself too.
+        #[arg(long)]
+        show: bool,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
     /// Chat with the bot in the terminal, as a WeChat user, against a built-in fake WeChat API.
     Chat(ChatArgs),
 }
@@ -43,8 +59,22 @@ struct ChatArgs {
     #[arg(long)]
     raw: bool,
     /// The user's OpenID.
-    #[arg(long = "as", value_name = "OPENID", default_value = wechat_lua::commands::chat::DEFAULT_USER)]
+    #[arg(long = "as", value_name = "OPENID", default_value = commands::chat::DEFAULT_USER)]
     user: String,
+}
+
+#[derive(Subcommand)]
+enum MenuAction {
+    /// Create the menu from FILE (JSON, or TOML when it ends in .toml).
+    Push {
+        /// The menu definition, as `menu/create` takes it.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Print the menu WeChat has.
+    Show,
+    /// Delete the menu.
+    Delete,
 }
 
 #[derive(Args)]
@@ -120,7 +150,17 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(&args),
         Command::Check(args) => return check(&args),
         Command::New(args) => new(&args),
-        Command::Chat(args) => wechat_lua::commands::chat::run(wechat_lua::commands::ChatOptions {
+        Command::Menu { action, common } => account(&common, |config| async move {
+            match action {
+                MenuAction::Push { file } => commands::account::menu_push(&config, &file).await,
+                MenuAction::Show => commands::account::menu_show(&config).await,
+                MenuAction::Delete => commands::account::menu_delete(&config).await,
+            }
+        }),
+        Command::Token { show, common } => account(&common, |config| async move {
+            commands::account::token_status(&config, show).await
+        }),
+        Command::Chat(args) => commands::chat::run(commands::ChatOptions {
             scripts: args.scripts,
             config: args.config,
             raw: args.raw,
@@ -166,6 +206,19 @@ fn new(args: &NewArgs) -> anyhow::Result<()> {
         println!("created {}", path.display());
     }
     println!("\n{}", wechat_lua::commands::new::next_steps(&args.dir));
+    Ok(())
+}
+
+/// Runs an account command with the configured account and prints what it returns.
+fn account<F, Fut>(args: &CommonArgs, run: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<String>>,
+{
+    let config = Config::load(&args.overrides())?;
+    init_logging(config.log_format);
+    let output = tokio::runtime::Runtime::new()?.block_on(run(config))?;
+    println!("{output}");
     Ok(())
 }
 

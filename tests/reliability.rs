@@ -53,6 +53,14 @@ fn a_slow_handler_is_answered_success_in_time_and_its_reply_arrives_through_cust
     assert_eq!(body["touser"], "slowuser");
     assert_eq!(body["msgtype"], "text");
     assert_eq!(body["text"]["content"], "late: hello");
+    let (_, metrics) = support::http("GET", &format!("{}/metrics", server.base), "");
+    for name in [
+        "wechat_lua_deadline_fallbacks_total 1",
+        "wechat_lua_api_calls_total{endpoint=\"/cgi-bin/message/custom/send\",errcode=\"0\"} 1",
+        "wechat_lua_token_fetches_total 1",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
+    }
 }
 
 #[test]
@@ -217,5 +225,33 @@ fn a_send_queued_while_the_api_fails_is_delivered_after_a_restart() {
     );
     let body = api.fake.calls_to(KF_SEND)[0].body.clone().unwrap();
     assert_eq!(body["text"]["content"], "queued reply");
+    assert!(server.wait_for_log("queued send delivered", Duration::from_secs(5)));
+}
+
+#[test]
+fn a_kf_send_failing_for_a_transient_reason_is_queued_and_delivered_later() {
+    let api = FakeApi::start();
+    // The client's own bounded backoff takes three tries; all fail, so the send is queued.
+    api.fake.fail_next(KF_SEND, -1, 3);
+    let dir = tempfile::tempdir().unwrap();
+    bot(
+        dir.path(),
+        r#"
+        wx.on("text", function(msg)
+            local ok, err = wx.kf.send(msg.from, "sent later")
+            return tostring(ok) .. "|" .. tostring(err and err.errcode) .. "|" .. tostring(err and err.queued)
+        end)
+        "#,
+    );
+    let env = api.env();
+    let server = Server::start(dir.path(), &[], &env_refs(&env));
+    let (_, xml) = server.post(&text_xml("busyuser", "go", next_id()));
+    assert_eq!(element(&xml, "Content").as_deref(), Some("nil|-1|true"));
+    assert!(
+        api.wait_for_calls(KF_SEND, 4, Duration::from_secs(15)),
+        "retried from the outbox"
+    );
+    let last = api.fake.calls_to(KF_SEND).pop().unwrap().body.unwrap();
+    assert_eq!(last["text"]["content"], "sent later");
     assert!(server.wait_for_log("queued send delivered", Duration::from_secs(5)));
 }

@@ -144,6 +144,19 @@ async fn fresh_random_bytes_each_reply_and_success_stays_plain() {
 }
 
 #[tokio::test]
+async fn an_encrypted_retry_gets_the_same_answer_without_a_second_run() {
+    let router = router("safe");
+    let first = encrypted(&text_xml("retryuser", "once", 31337), false);
+    let (_, a) = post(&router, &first.query, first.body).await;
+    // WeChat's retry carries the same message, encrypted afresh.
+    let retry = encrypted(&text_xml("retryuser", "once", 31337), false);
+    let (_, b) = post(&router, &retry.query, retry.body).await;
+    let (a, b) = (open_envelope(&a), open_envelope(&b));
+    assert_eq!(element(&a, "Content").as_deref(), Some("once"));
+    assert_eq!(a, b, "the same reply XML, encrypted again");
+}
+
+#[tokio::test]
 async fn every_failure_is_a_4xx_that_says_which() {
     let router = router("safe");
     let plain = text_xml("u", "hi", 1);

@@ -282,6 +282,7 @@ async fn a_spinning_handler_is_stopped_and_the_worker_recovers() {
             "main.lua",
             "wx.on(\"text\", \"^spin\", function()\n  while true do end\nend)\n\
              wx.on(\"text\", \"^grow\", function()\n  local t = {}\n  for i = 1, 1e9 do t[i] = string.rep('x', 1024) .. i end\nend)\n\
+             wx.on(\"text\", \"^deep\", function()\n  local function f(n) return f(n + 1) + 1 end\n  return f(1)\nend)\n\
              wx.on(\"text\", function() return 'alive' end)\n",
         )],
         RuntimeOptions { memory_limit: 16 * 1024 * 1024, ..options },
@@ -296,6 +297,15 @@ async fn a_spinning_handler_is_stopped_and_the_worker_recovers() {
         "{err}"
     );
     assert_eq!(reply(&host, &text_xml("u", "next", 2)).await, text("alive"));
+    let err = handle(&host, &text_xml("u", "deep", 5))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("stack overflow") || err.contains("memory"),
+        "{err}"
+    );
+    assert_eq!(reply(&host, &text_xml("u", "next", 6)).await, text("alive"));
     let err = handle(&host, &text_xml("u", "grow", 3))
         .await
         .unwrap_err()

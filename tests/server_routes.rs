@@ -277,3 +277,33 @@ async fn healthz_reports_the_script_generation() {
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["scripts"]["generation"], 1);
 }
+
+#[tokio::test]
+async fn metrics_name_what_happened() {
+    let data = tempfile::tempdir().unwrap();
+    let services = Services::in_memory().unwrap();
+    let echo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/echo.lua");
+    let host = ScriptHost::start(&echo, RuntimeOptions::default(), 1, services.clone()).unwrap();
+    let state = Arc::new(AppState::new(&config(data.path()), host.clone(), &services).unwrap());
+    let router = app(state);
+    let message = text_xml("metrics-user", "count me", 424242);
+    post(&router, &message).await;
+    post(&router, &message).await;
+    post(&router, &event_xml("metrics-user", "CLICK", Some("K"))).await;
+    host.reload().unwrap();
+    let (status, text) = send(&router, "GET", "/metrics", Body::empty()).await;
+    assert_eq!(status, StatusCode::OK);
+    for name in [
+        "wechat_lua_messages_total{type=\"text\"}",
+        "wechat_lua_messages_total{type=\"event.click\"}",
+        "wechat_lua_handler_duration_seconds_bucket",
+        "wechat_lua_replies_total{kind=\"text\"}",
+        "wechat_lua_retries_deduplicated_total",
+        "wechat_lua_reloads_total{outcome=\"ok\"}",
+        "wechat_lua_deadline_fallbacks_total",
+        "wechat_lua_token_fetches_total",
+        "wechat_lua_outbox_depth 0",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+}

@@ -226,6 +226,7 @@ impl Shared {
     }
 
     fn log_outcome<T>(&self, path: &str, r: &Result<T, ApiError>) {
+        crate::metrics::metrics().api_call(path, r.as_ref().map_or_else(ApiError::errcode, |_| 0));
         match r {
             Ok(_) => tracing::debug!(path, "WeChat API call ok"),
             Err(e @ ApiError::Credentials { errcode, hint, .. }) => {

@@ -43,6 +43,13 @@ pub const CLIENTMSGID_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// Why an outbound WeChat API call failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
+    /// The call failed for a transient reason and was kept in the outbox, which retries it
+    /// until it succeeds or fails for good.
+    #[error("{cause} (queued in the outbox for retry)")]
+    Queued {
+        /// The failure that sent it to the outbox.
+        cause: Box<ApiError>,
+    },
     /// WeChat answered with a non-zero errcode.
     #[error("WeChat API error {errcode}: {errmsg}")]
     Api {
@@ -110,6 +117,7 @@ impl ApiError {
     /// config -5, HTTP status -6).
     pub fn errcode(&self) -> i64 {
         match self {
+            ApiError::Queued { cause } => cause.errcode(),
             ApiError::Api { errcode, .. }
             | ApiError::Credentials { errcode, .. }
             | ApiError::RetryLater { errcode, .. } => *errcode,

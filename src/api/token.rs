@@ -431,6 +431,7 @@ impl TokenManager {
             ));
         }
         self.fetches.fetch_add(1, Ordering::SeqCst);
+        crate::metrics::metrics().token_fetch();
         let started = self.clock.now_unix();
         let v = match self.endpoint {
             TokenEndpoint::Stable => {

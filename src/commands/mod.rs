@@ -1,7 +1,9 @@
-//! Developer commands that work on a bot's files without serving it: `check` (load the
-//! scripts, report errors and doubtful names with `file:line`) and `new` (scaffold a bot
-//! from templates built into the binary).
+//! Developer commands beside `serve`: `check` (load the scripts, report errors and doubtful
+//! names with `file:line`), `new` (scaffold a bot from templates built into the binary), and
+//! the account commands `menu` and `token`, and `chat` (talk to the bot in the terminal against
+//! a fake WeChat API).
 
+pub mod account;
 pub mod chat;
 pub mod check;
 pub mod new;

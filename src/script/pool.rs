@@ -159,6 +159,7 @@ impl ScriptHost {
                 Ok(sources)
             });
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        crate::metrics::metrics().reload(attempt.is_ok());
         match attempt {
             Ok(sources) => {
                 let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;

@@ -85,6 +85,7 @@ pub async fn handle_within(
             if let Ok(outcome) = result.try_recv() {
                 return outcome;
             }
+            crate::metrics::metrics().deadline_fallback();
             tracing::warn!(
                 timeout_ms = timeout.as_millis() as u64,
                 "handler missed the reply deadline: answered success, its reply will go out through customer service"

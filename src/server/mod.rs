@@ -37,6 +37,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             get(routes::verify_url).post(routes::callback),
         )
         .route("/healthz", get(routes::healthz))
+        .route("/metrics", get(routes::metrics))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }

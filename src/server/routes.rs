@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use tracing::Instrument;
 
 use super::deadline::handle_within;
 use super::dedup::{Answer, Claim};
@@ -92,46 +93,73 @@ pub async fn callback(
     };
 
     note_window(&state, &msg);
+    let metrics = crate::metrics::metrics();
+    match msg.event() {
+        Some(event) => metrics.message(&format!("event.{event}")),
+        None => metrics.message(msg.msg_type()),
+    }
+    let span = tracing::info_span!(
+        "message",
+        msg_type = msg.msg_type(),
+        event = msg.event().unwrap_or(""),
+        openid = %openid_hash(&msg.from_user),
+        handler = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        duration_us = tracing::field::Empty,
+    );
+    let answer = handle_message(&state, msg).instrument(span).await;
+    Ok(answer_response(&state, answer, crypto, &signed.nonce))
+}
+
+/// Dedup, the handler within the deadline, and rendering: the answer to one message.
+async fn handle_message(state: &Arc<AppState>, msg: InboundMessage) -> Answer {
+    let metrics = crate::metrics::metrics();
+    let span = tracing::Span::current();
     let guard = match state.dedup.claim(&msg.dedup_key()).await {
         Claim::First(guard) => guard,
         Claim::Duplicate(answer) => {
-            tracing::info!(
-                msg_type = msg.msg_type(),
-                "retry of a message already handled: same answer again"
-            );
-            return Ok(answer_response(&state, answer, crypto, &signed.nonce));
+            metrics.retry_deduplicated();
+            span.record("outcome", "retry");
+            tracing::info!("retry of a message already handled: same answer again");
+            return answer;
         }
         Claim::StillRunning => {
-            tracing::info!(
-                msg_type = msg.msg_type(),
-                "retry while the first delivery still runs: success"
-            );
-            return Ok(plain(SUCCESS));
+            metrics.retry_deduplicated();
+            span.record("outcome", "retry-while-running");
+            tracing::info!("retry while the first delivery still runs: success");
+            return None;
         }
     };
 
     let (to, from) = (msg.from_user.clone(), msg.to_user.clone());
-    let msg_type = msg.msg_type().to_string();
     let started = std::time::Instant::now();
     let reply = match handle_within(&state.scripts, &state.late, state.reply_timeout, msg).await {
         Ok(handled) => {
-            tracing::debug!(
-                msg_type,
-                handler = handled.handler.as_deref().unwrap_or("-"),
-                reply = handled.reply.as_ref().map(|r| r.kind()).unwrap_or(SUCCESS),
-                elapsed_us = started.elapsed().as_micros() as u64,
-                "message handled"
-            );
+            span.record("handler", handled.handler.as_deref().unwrap_or("-"));
             handled.reply
         }
         Err(e) => {
-            tracing::error!(msg_type, "script error, answered success: {e}");
+            metrics.script_error();
+            span.record("outcome", "script-error");
+            tracing::error!("script error, answered success: {e}");
             None
         }
     };
+    let elapsed = started.elapsed();
+    metrics.handled(elapsed);
+    let kind = reply.as_ref().map(|r| r.kind()).unwrap_or(SUCCESS);
+    metrics.reply(kind);
+    span.record("duration_us", elapsed.as_micros() as u64);
+    tracing::debug!(reply = kind, "message handled");
     let answer: Answer = reply.map(|reply| Arc::from(reply.render(&to, &from, now_secs())));
     guard.finish(answer.clone()).await;
-    Ok(answer_response(&state, answer, crypto, &signed.nonce))
+    answer
+}
+
+/// A short, stable, non-reversible tag of an OpenID, so logs can follow one user without
+/// holding their identity.
+fn openid_hash(openid: &str) -> String {
+    signature::sign(&["wechat-lua-log", openid])[..12].to_string()
 }
 
 /// Records when the user last interacted, which opens the customer-service window: a message
@@ -164,6 +192,23 @@ fn answer_response(
     let encrypt = crypto.encrypt(&xml);
     let msg_signature = signature::sign(&[state.token.expose(), &now.to_string(), nonce, &encrypt]);
     xml_response(encrypted_envelope(&encrypt, &msg_signature, now, nonce))
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let metrics = crate::metrics::metrics();
+    match state.store.outbox_len().await {
+        Ok(depth) => metrics.set_outbox_depth(depth),
+        Err(e) => tracing::warn!("metrics: cannot read the outbox depth: {e}"),
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics.render(),
+    )
+        .into_response()
 }
 
 /// `GET /healthz`: the host is up; reports the script generation and the last reload error.

@@ -1,6 +1,7 @@
 //! The `wx` table scripts talk to, built from one `register` function per family, and the
 //! restricted standard library they run with.
 
+pub mod api;
 pub mod handlers;
 pub mod log;
 pub mod reply;
@@ -23,6 +24,7 @@ pub fn install(lua: &Lua, sources: Arc<ScriptSources>, services: &Services) -> L
     log::register(lua, &wx)?;
     time::register(lua, &wx)?;
     store::register(lua, &wx, services)?;
+    api::register(lua, &wx, services)?;
     lua.globals().set("wx", &wx)?;
     Ok(wx)
 }

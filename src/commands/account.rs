@@ -1,0 +1,112 @@
+//! Commands that act on the WeChat account through the API: `menu push|show|delete` and
+//! `token` (whether an access_token is cached and until when; the token itself only when
+//! asked with `--show`).
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::api::{CachedToken, TokenPersistence, WechatClient};
+use crate::config::Config;
+use crate::host::api_client;
+use crate::store::token::StoreTokenPersistence;
+
+async fn client(config: &Config) -> anyhow::Result<WechatClient> {
+    let store = crate::store::open(config.store.as_deref(), &config.data).await?;
+    api_client(config, &store)?.ok_or_else(|| {
+        anyhow::anyhow!("no appid/appsecret configured: set WECHAT_APPID and WECHAT_APPSECRET (or appid/appsecret in wechat-lua.toml)")
+    })
+}
+
+/// Reads a menu definition: JSON, or TOML when the file ends in `.toml`.
+pub fn read_menu(path: &Path) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let menu: Value = if path.extension().is_some_and(|e| e == "toml") {
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+    } else {
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+    };
+    let buttons = menu
+        .get("button")
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: a menu needs a `button` list (1 to 3 buttons)",
+                path.display()
+            )
+        })?;
+    if buttons.is_empty() || buttons.len() > 3 {
+        anyhow::bail!(
+            "{}: a menu has 1 to 3 top-level buttons, not {}",
+            path.display(),
+            buttons.len()
+        );
+    }
+    for (i, button) in buttons.iter().enumerate() {
+        let subs = button
+            .get("sub_button")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        if subs > 5 {
+            anyhow::bail!(
+                "{}: button {} has {subs} sub-buttons (at most 5)",
+                path.display(),
+                i + 1
+            );
+        }
+    }
+    Ok(menu)
+}
+
+/// `menu push FILE`.
+pub async fn menu_push(config: &Config, path: &Path) -> anyhow::Result<String> {
+    let menu = read_menu(path)?;
+    client(config).await?.menu().create(&menu).await?;
+    Ok(format!("menu from {} is live", path.display()))
+}
+
+/// `menu show`.
+pub async fn menu_show(config: &Config) -> anyhow::Result<String> {
+    let menu = client(config).await?.menu().get().await?;
+    Ok(serde_json::to_string_pretty(&menu)?)
+}
+
+/// `menu delete`.
+pub async fn menu_delete(config: &Config) -> anyhow::Result<String> {
+    client(config).await?.menu().delete().await?;
+    Ok("menu deleted".into())
+}
+
+/// `token [--show]`: what the store holds, without fetching.
+pub async fn token_status(config: &Config, show: bool) -> anyhow::Result<String> {
+    let appid = config
+        .appid
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("no appid configured: set WECHAT_APPID"))?;
+    let store = crate::store::open(config.store.as_deref(), &config.data).await?;
+    let persistence = StoreTokenPersistence::new(store, appid);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    Ok(match persistence.load().await {
+        Some(CachedToken {
+            access_token,
+            expires_at_unix,
+        }) if expires_at_unix > now => {
+            let mut text = format!(
+                "access_token cached for {appid}: expires at {expires_at_unix} (in {} min)",
+                (expires_at_unix - now) / 60
+            );
+            if show {
+                text.push_str(&format!("\n{access_token}"));
+            }
+            text
+        }
+        Some(_) => format!(
+            "the cached access_token for {appid} has expired; the next API call fetches a new one"
+        ),
+        None => format!("no access_token cached for {appid}; the next API call fetches one"),
+    })
+}

@@ -1,0 +1,186 @@
+//! Counters and histograms of what the host does, exposed at `GET /metrics` in the Prometheus
+//! text format. One process-wide set ([`metrics()`]) so every module records without
+//! threading a handle through; a process is one host.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Every metric of the host.
+pub struct Metrics {
+    registry: Registry,
+    messages: Family<Labels, Counter>,
+    handler_seconds: Histogram,
+    replies: Family<Labels, Counter>,
+    script_errors: Counter,
+    deadline_fallbacks: Counter,
+    retries_deduplicated: Counter,
+    reloads: Family<Labels, Counter>,
+    api_calls: Family<Labels, Counter>,
+    token_fetches: Counter,
+    outbox_depth: Gauge,
+}
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("wechat_lua");
+        let messages = Family::<Labels, Counter>::default();
+        registry.register(
+            "messages",
+            "Messages received, by type (events as event.<name>)",
+            messages.clone(),
+        );
+        // 100 µs to ~13 s: handlers range from table lookups to slow API calls.
+        let handler_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 18));
+        registry.register(
+            "handler_duration_seconds",
+            "Time from dispatch to the handler's reply",
+            handler_seconds.clone(),
+        );
+        let replies = Family::<Labels, Counter>::default();
+        registry.register(
+            "replies",
+            "Passive replies sent, by kind (success for none)",
+            replies.clone(),
+        );
+        let script_errors = Counter::default();
+        registry.register(
+            "script_errors",
+            "Handlers that raised an error or returned a bad reply",
+            script_errors.clone(),
+        );
+        let deadline_fallbacks = Counter::default();
+        registry.register(
+            "deadline_fallbacks",
+            "Handlers that missed the reply deadline (answered success, replied later)",
+            deadline_fallbacks.clone(),
+        );
+        let retries_deduplicated = Counter::default();
+        registry.register(
+            "retries_deduplicated",
+            "WeChat retries answered without running the handler again",
+            retries_deduplicated.clone(),
+        );
+        let reloads = Family::<Labels, Counter>::default();
+        registry.register(
+            "reloads",
+            "Script reloads, by outcome (ok, failed)",
+            reloads.clone(),
+        );
+        let api_calls = Family::<Labels, Counter>::default();
+        registry.register(
+            "api_calls",
+            "WeChat API calls, by endpoint and errcode (0 for success)",
+            api_calls.clone(),
+        );
+        let token_fetches = Counter::default();
+        registry.register(
+            "token_fetches",
+            "access_token fetches",
+            token_fetches.clone(),
+        );
+        let outbox_depth = Gauge::default();
+        registry.register(
+            "outbox_depth",
+            "Sends waiting in the outbox for a retry",
+            outbox_depth.clone(),
+        );
+        Metrics {
+            registry,
+            messages,
+            handler_seconds,
+            replies,
+            script_errors,
+            deadline_fallbacks,
+            retries_deduplicated,
+            reloads,
+            api_calls,
+            token_fetches,
+            outbox_depth,
+        }
+    }
+
+    /// A message arrived (`kind` is the MsgType, or `event.<name>`).
+    pub fn message(&self, kind: &str) {
+        self.messages
+            .get_or_create(&vec![("type", kind.to_string())])
+            .inc();
+    }
+
+    /// A handler finished (or the deadline passed) after `elapsed`.
+    pub fn handled(&self, elapsed: Duration) {
+        self.handler_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// A passive reply of `kind` (or `success`) went out.
+    pub fn reply(&self, kind: &str) {
+        self.replies
+            .get_or_create(&vec![("kind", kind.to_string())])
+            .inc();
+    }
+
+    /// A handler failed.
+    pub fn script_error(&self) {
+        self.script_errors.inc();
+    }
+
+    /// A handler missed the deadline.
+    pub fn deadline_fallback(&self) {
+        self.deadline_fallbacks.inc();
+    }
+
+    /// A retry was answered from the first run.
+    pub fn retry_deduplicated(&self) {
+        self.retries_deduplicated.inc();
+    }
+
+    /// A reload finished.
+    pub fn reload(&self, ok: bool) {
+        let outcome = if ok { "ok" } else { "failed" };
+        self.reloads
+            .get_or_create(&vec![("outcome", outcome.to_string())])
+            .inc();
+    }
+
+    /// An API call finished with `errcode` (0 for success).
+    pub fn api_call(&self, endpoint: &str, errcode: i64) {
+        self.api_calls
+            .get_or_create(&vec![
+                ("endpoint", endpoint.to_string()),
+                ("errcode", errcode.to_string()),
+            ])
+            .inc();
+    }
+
+    /// An access_token was fetched.
+    pub fn token_fetch(&self) {
+        self.token_fetches.inc();
+    }
+
+    /// The outbox holds `depth` sends.
+    pub fn set_outbox_depth(&self, depth: usize) {
+        self.outbox_depth.set(depth as i64);
+    }
+
+    /// Everything in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,290 @@
+//! Shared plumbing of the API bindings: Lua ⇄ JSON, argument checks that raise at the
+//! script's line, and the `nil, err` convention for API failures.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use mlua::serde::{DeserializeOptions, SerializeOptions};
+use mlua::{
+    FromLuaMulti, Function, Lua, LuaSerdeExt, MaybeSend, Result as LuaResult, Table, Value,
+};
+use serde_json::Value as Json;
+
+use super::super::error_at;
+use crate::api::error::ERRCODE_CONFIG;
+use crate::api::{ApiError, WechatClient};
+
+/// What a binding's WeChat call produces: JSON that becomes the Lua result.
+pub type CallResult = Result<Json, ApiError>;
+
+/// `nil, err` with `err.errcode`, `err.errmsg` and, when WeChat asks to wait, `err.retry_after`
+/// (seconds).
+pub fn failure(lua: &Lua, e: &ApiError) -> LuaResult<(Value, Value)> {
+    let err = lua.create_table()?;
+    err.set("errcode", e.errcode())?;
+    err.set("errmsg", e.errmsg())?;
+    match e {
+        ApiError::RetryLater { retry_after, .. } => {
+            err.set("retry_after", retry_after.as_secs())?
+        }
+        // The host keeps retrying it: the script need not (and should not) send it again.
+        ApiError::Queued { .. } => err.set("queued", true)?,
+        _ => {}
+    }
+    Ok((Value::Nil, Value::Table(err)))
+}
+
+/// Keeps a call that failed for a transient reason in the outbox (when there is one), so the
+/// host retries it; the script then sees `err.queued = true`.
+pub async fn queue_if_transient(
+    outbox: Option<&crate::api::outbox::Outbox>,
+    error: ApiError,
+    call: crate::api::outbox::QueuedCall,
+) -> ApiError {
+    match outbox {
+        Some(outbox) if error.is_transient() => match outbox.enqueue(&call, &error).await {
+            Ok(_) => ApiError::Queued {
+                cause: Box::new(error),
+            },
+            Err(store_error) => {
+                tracing::error!("{}: cannot queue for retry ({store_error})", call.purpose);
+                error
+            }
+        },
+        _ => error,
+    }
+}
+
+/// `nil, err` for a host without appid/appsecret, with the errcode `ApiError::Config` uses.
+pub fn not_configured(lua: &Lua, fname: &str) -> LuaResult<(Value, Value)> {
+    let err = lua.create_table()?;
+    err.set("errcode", ERRCODE_CONFIG)?;
+    err.set(
+        "errmsg",
+        format!(
+            "no appid/appsecret configured: {fname} needs the WeChat API (set appid and appsecret in the config)"
+        ),
+    )?;
+    Ok((Value::Nil, Value::Table(err)))
+}
+
+/// JSON as Lua: objects and arrays become tables, `null` becomes `nil` (so `if t.x then`
+/// works), integers stay integers.
+pub fn json_to_lua(lua: &Lua, v: &Json) -> LuaResult<Value> {
+    lua.to_value_with(
+        v,
+        SerializeOptions::new()
+            .serialize_none_to_null(false)
+            .serialize_unit_to_null(false),
+    )
+}
+
+/// A Lua value as JSON for a request body: tables with keys 1..n become arrays, other tables
+/// objects; an empty table is `{}` unless it came from JSON as an array.
+pub fn lua_to_json(lua: &Lua, fname: &str, what: &str, v: Value) -> LuaResult<Json> {
+    if let Value::Function(_) | Value::Thread(_) | Value::UserData(_) = v {
+        return Err(error_at(
+            lua,
+            format!("{fname}: {what} cannot contain a {}", v.type_name()),
+        ));
+    }
+    lua.from_value_with(v, DeserializeOptions::new().detect_mixed_tables(true))
+        .map_err(|e| error_at(lua, format!("{fname}: {what} is not JSON-like: {e}")))
+}
+
+/// A required string argument (numbers are accepted and written in decimal).
+pub fn arg_str(lua: &Lua, fname: &str, what: &str, v: &Value) -> LuaResult<String> {
+    opt_str(lua, fname, what, v)?
+        .ok_or_else(|| error_at(lua, format!("{fname}: {what} is required (a string)")))
+}
+
+/// An optional string argument or field: `nil` is `None`.
+pub fn opt_str(lua: &Lua, fname: &str, what: &str, v: &Value) -> LuaResult<Option<String>> {
+    match v {
+        Value::Nil => Ok(None),
+        Value::String(s) => s
+            .to_str()
+            .map(|s| Some(s.to_string()))
+            .map_err(|_| error_at(lua, format!("{fname}: {what} is not valid UTF-8"))),
+        Value::Integer(i) => Ok(Some(i.to_string())),
+        other => Err(error_at(
+            lua,
+            format!(
+                "{fname}: {what} must be a string, not a {}",
+                other.type_name()
+            ),
+        )),
+    }
+}
+
+/// A required integer argument (a float with an integral value is accepted).
+pub fn arg_int(lua: &Lua, fname: &str, what: &str, v: &Value) -> LuaResult<i64> {
+    opt_int(lua, fname, what, v)?
+        .ok_or_else(|| error_at(lua, format!("{fname}: {what} is required (an integer)")))
+}
+
+/// An optional integer argument or field.
+pub fn opt_int(lua: &Lua, fname: &str, what: &str, v: &Value) -> LuaResult<Option<i64>> {
+    match v {
+        Value::Nil => Ok(None),
+        Value::Integer(i) => Ok(Some(*i)),
+        Value::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => Ok(Some(*n as i64)),
+        Value::String(s) => match s.to_str().ok().and_then(|s| s.trim().parse().ok()) {
+            Some(i) => Ok(Some(i)),
+            None => Err(error_at(lua, format!("{fname}: {what} must be an integer"))),
+        },
+        other => Err(error_at(
+            lua,
+            format!(
+                "{fname}: {what} must be an integer, not a {}",
+                other.type_name()
+            ),
+        )),
+    }
+}
+
+/// An optional boolean (`1`/`0` accepted, as WeChat's own flags are numbers).
+pub fn opt_bool(lua: &Lua, fname: &str, what: &str, v: &Value) -> LuaResult<Option<bool>> {
+    match v {
+        Value::Nil => Ok(None),
+        Value::Boolean(b) => Ok(Some(*b)),
+        Value::Integer(0) => Ok(Some(false)),
+        Value::Integer(1) => Ok(Some(true)),
+        other => Err(error_at(
+            lua,
+            format!(
+                "{fname}: {what} must be a boolean, not a {}",
+                other.type_name()
+            ),
+        )),
+    }
+}
+
+/// A required table argument.
+pub fn arg_table(lua: &Lua, fname: &str, what: &str, v: &Value) -> LuaResult<Table> {
+    match v {
+        Value::Table(t) => Ok(t.clone()),
+        other => Err(error_at(
+            lua,
+            format!(
+                "{fname}: {what} must be a table, not a {}",
+                other.type_name()
+            ),
+        )),
+    }
+}
+
+/// A list of strings (OpenIDs): a non-empty sequence table.
+pub fn arg_str_list(lua: &Lua, fname: &str, what: &str, v: &Value) -> LuaResult<Vec<String>> {
+    let t = arg_table(lua, fname, what, v)?;
+    let mut out = Vec::new();
+    for (i, item) in t.sequence_values::<Value>().enumerate() {
+        out.push(arg_str(lua, fname, &format!("{what}[{}]", i + 1), &item?)?);
+    }
+    if out.is_empty() {
+        return Err(error_at(lua, format!("{fname}: {what} must not be empty")));
+    }
+    Ok(out)
+}
+
+/// Builds a Lua function for one WeChat call: `parse` checks the arguments (raising at the
+/// script's line), then `call` runs against the API; the JSON it returns is the Lua result, an
+/// [`ApiError`] becomes `nil, err`, and without an API every call is `nil, {errcode=-5}`.
+/// The call is an mlua async function, so waiting on WeChat suspends only this script.
+pub fn api_function<A, P, F, G, Fut>(
+    lua: &Lua,
+    api: &Option<WechatClient>,
+    fname: &'static str,
+    parse: F,
+    call: G,
+) -> LuaResult<Function>
+where
+    A: FromLuaMulti + MaybeSend + 'static,
+    P: Send + 'static,
+    F: Fn(&Lua, A) -> LuaResult<P> + Send + Sync + 'static,
+    G: Fn(WechatClient, P) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = CallResult> + Send + 'static,
+{
+    let api = api.clone();
+    let parse = Arc::new(parse);
+    let call = Arc::new(call);
+    lua.create_async_function(move |lua, args: A| {
+        let api = api.clone();
+        let parse = Arc::clone(&parse);
+        let call = Arc::clone(&call);
+        async move {
+            let parsed = parse(&lua, args)?;
+            let Some(api) = api else {
+                return not_configured(&lua, fname);
+            };
+            match call(api, parsed).await {
+                Ok(v) => Ok((json_to_lua(&lua, &v)?, Value::Nil)),
+                Err(e) => failure(&lua, &e),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_round_trips_through_lua() {
+        let lua = Lua::new();
+        let v = json!({"a": [1, 2, {"b": "x"}], "n": null, "f": 1.5, "t": true, "e": []});
+        let l = json_to_lua(&lua, &v).unwrap();
+        let t = match &l {
+            Value::Table(t) => t.clone(),
+            _ => panic!("not a table"),
+        };
+        assert!(t.get::<Value>("n").unwrap().is_nil());
+        assert_eq!(t.get::<Table>("a").unwrap().raw_len(), 3);
+        let back = lua_to_json(&lua, "f", "x", l).unwrap();
+        assert_eq!(
+            back,
+            json!({"a": [1, 2, {"b": "x"}], "f": 1.5, "t": true, "e": []})
+        );
+    }
+
+    #[test]
+    fn lua_tables_become_arrays_or_objects() {
+        let lua = Lua::new();
+        let v: Value = lua
+            .load(r#"return {button = {{type="click", name="A", key="K"}}, n = 3}"#)
+            .eval()
+            .unwrap();
+        assert_eq!(
+            lua_to_json(&lua, "f", "x", v).unwrap(),
+            json!({"button": [{"type": "click", "name": "A", "key": "K"}], "n": 3})
+        );
+        let f: Value = lua.load("return {f = function() end}").eval().unwrap();
+        assert!(lua_to_json(&lua, "f", "x", f).is_err());
+    }
+
+    #[test]
+    fn failures_carry_errcode_errmsg_and_retry_after() {
+        let lua = Lua::new();
+        let e = ApiError::RetryLater {
+            errcode: 45066,
+            errmsg: "too fast".into(),
+            retry_after: std::time::Duration::from_secs(60),
+        };
+        let (nil, err) = failure(&lua, &e).unwrap();
+        assert!(nil.is_nil());
+        let err = match err {
+            Value::Table(t) => t,
+            _ => panic!("not a table"),
+        };
+        assert_eq!(err.get::<i64>("errcode").unwrap(), 45066);
+        assert_eq!(err.get::<String>("errmsg").unwrap(), "too fast");
+        assert_eq!(err.get::<i64>("retry_after").unwrap(), 60);
+        let (_, err) = not_configured(&lua, "wx.kf.send").unwrap();
+        let err = match err {
+            Value::Table(t) => t,
+            _ => panic!("not a table"),
+        };
+        assert_eq!(err.get::<i64>("errcode").unwrap(), -5);
+    }
+}

@@ -1,0 +1,30 @@
+//! The outbound WeChat API from Lua: `wx.kf`, `wx.mass`, `wx.template`, `wx.user`, `wx.tags`,
+//! `wx.menu`, `wx.media`, `wx.qrcode` and the generic `wx.api.get/post`. Every call is an
+//! async function (waiting suspends only the calling script), returns its result as Lua
+//! values, and reports WeChat failures as `nil, err` (see [`convert`]).
+
+pub mod convert;
+pub mod generic;
+pub mod kf;
+pub mod mass;
+pub mod media;
+pub mod menu;
+pub mod qrcode;
+pub mod template;
+pub mod user;
+
+use mlua::{Lua, Result as LuaResult, Table};
+
+use crate::script::services::Services;
+
+/// Adds every API family to `wx`.
+pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
+    kf::register(lua, wx, services)?;
+    mass::register(lua, wx, services)?;
+    template::register(lua, wx, services)?;
+    user::register(lua, wx, services)?;
+    menu::register(lua, wx, services)?;
+    media::register(lua, wx, services)?;
+    qrcode::register(lua, wx, services)?;
+    generic::register(lua, wx, services)
+}
