@@ -1,6 +1,6 @@
 //! `wechat-lua chat` driven through a pipe, as `printf 'hi\n' | wechat-lua chat` would be:
-//! one reply block per input line, API calls marked by kind, safe mode, raw XML, and scripts
-//! that do not load.
+//! one reply block per input line, API calls marked by kind (from handlers and from late
+//! replies), safe mode, raw XML, scripts that do not load, script errors and reloads.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -216,6 +216,60 @@ fn a_late_reply_arrives_through_customer_service() {
         stderr(&output).contains("missed the reply deadline"),
         "{}",
         stderr(&output)
+    );
+}
+
+#[test]
+fn api_calls_from_a_handler_are_marked_by_kind_above_its_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(
+        dir.path(),
+        "api.lua",
+        r#"
+wx.on("text", "^kf$", function(msg)
+  local ok = wx.kf.send(msg.from, "from customer service")
+  local other = wx.kf.send("o_someone", { type = "image", media_id = "MEDIA" })
+  return tostring(ok)
+end)
+wx.on("text", "^tpl$", function(msg)
+  -- The fake knows no template TPL1 (none was added), so WeChat's refusal comes back.
+  local id, err = wx.template.send{ to = msg.from, template_id = "TPL1", data = { name = { value = "Ann" } } }
+  return id and "sent" or ("refused " .. err.errcode)
+end)
+wx.on("text", "^mass$", function()
+  local sent = wx.mass.send{ to = { all = true }, message = "hello all" }
+  return "mass " .. tostring(sent ~= nil)
+end)
+wx.on("text", "^menu$", function()
+  wx.menu.create{ button = { { type = "click", name = "Help", key = "HELP" } } }
+end)
+"#,
+    );
+    let output = chat(
+        dir.path(),
+        &["--scripts", &script],
+        &[],
+        "kf
+tpl
+mass
+menu
+",
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout_lines(&output),
+        [
+            "[客服] text: from customer service",
+            "[客服 → o_someone] image media_id=MEDIA",
+            "true",
+            "[模板] template_id=TPL1 data: name=Ann",
+            "refused 40037",
+            "[群发] sendall to all: text: hello all",
+            "mass true",
+            "[api] POST /cgi-bin/menu/create \
+             {\"button\":[{\"key\":\"HELP\",\"name\":\"Help\",\"type\":\"click\"}]}",
+            "(no reply)",
+        ]
     );
 }
 
