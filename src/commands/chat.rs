@@ -5,11 +5,13 @@
 //! and script errors and reloads as they happen.
 
 pub mod render;
+mod screen;
 pub mod slash;
+mod wire;
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::BufRead;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -17,16 +19,16 @@ use futures::future::BoxFuture;
 
 use crate::config::{Config, ConfigError, Overrides, Secret};
 use crate::host::{BuildError, Host};
-use crate::protocol::crypto::{CryptoError, MessageCrypto};
-use crate::protocol::message::parse_fields;
-use crate::protocol::signature;
+use crate::protocol::crypto::MessageCrypto;
 use crate::sandbox::fake_api::{FakeWechat, FAKE_APPID, FAKE_SECRET};
 use crate::script::runtime::Handled;
 use crate::script::ScriptError;
 use crate::server::deadline::LateReplies;
 use crate::server::{self, CALLBACK_PATH};
 use render::ReplyView;
+use screen::{init_logging, Screen};
 use slash::Input;
+use wire::Wire;
 
 /// The user chatting when `--as` is not given.
 pub const DEFAULT_USER: &str = "o_chat_user";
@@ -83,19 +85,6 @@ pub enum ChatError {
     /// The HTTP client could not be made.
     #[error("HTTP client: {0}")]
     Client(#[from] reqwest::Error),
-}
-
-/// Why one message got no readable answer; shown in place of the reply.
-#[derive(Debug, thiserror::Error)]
-enum SendError {
-    #[error("request failed: {0}")]
-    Http(#[from] reqwest::Error),
-    #[error("the host answered HTTP {status}: {body}")]
-    Status { status: u16, body: String },
-    #[error("unreadable encrypted reply: {0}")]
-    Envelope(String),
-    #[error("encrypted reply does not decrypt: {0}")]
-    Crypto(#[from] CryptoError),
 }
 
 /// The chat's settings: loaded as `serve` loads them, then pointed at the fake WeChat API
@@ -400,77 +389,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The callback as WeChat calls it: signed query, and in safe/compatible mode the message
-/// encrypted with msg_signature and the reply decrypted after checking its signature.
-struct Wire {
-    client: reqwest::Client,
-    url: String,
-    token: Secret,
-    crypto: Option<MessageCrypto>,
-}
-
-impl Wire {
-    /// POSTs one message; returns the reply body in plaintext (`success` or reply XML).
-    async fn send(&self, xml: &str) -> Result<String, SendError> {
-        let timestamp = now_secs().to_string();
-        let nonce = format!("{:010}", rand::random::<u32>());
-        let token = self.token.expose();
-        let mut query = vec![
-            ("signature", signature::sign(&[token, &timestamp, &nonce])),
-            ("timestamp", timestamp.clone()),
-            ("nonce", nonce.clone()),
-        ];
-        let body = match &self.crypto {
-            Some(crypto) => {
-                let encrypt = crypto.encrypt(xml);
-                query.push(("encrypt_type", "aes".into()));
-                query.push((
-                    "msg_signature",
-                    signature::sign(&[token, &timestamp, &nonce, &encrypt]),
-                ));
-                format!(
-                    "<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
-                )
-            }
-            None => xml.to_string(),
-        };
-        let response = self
-            .client
-            .post(&self.url)
-            .query(&query)
-            .body(body)
-            .send()
-            .await?;
-        let status = response.status().as_u16();
-        let text = response.text().await?;
-        if status != 200 {
-            return Err(SendError::Status { status, body: text });
-        }
-        match &self.crypto {
-            Some(crypto) if text.trim() != "success" => self.open_envelope(crypto, &text),
-            _ => Ok(text),
-        }
-    }
-
-    /// Checks the reply envelope's msg_signature and decrypts it, as WeChat does.
-    fn open_envelope(&self, crypto: &MessageCrypto, text: &str) -> Result<String, SendError> {
-        let fields =
-            parse_fields(text.as_bytes()).map_err(|e| SendError::Envelope(e.to_string()))?;
-        let field = |name: &'static str| {
-            fields
-                .text(name)
-                .ok_or_else(|| SendError::Envelope(format!("no {name} in {text}")))
-        };
-        let (encrypt, received) = (field("Encrypt")?, field("MsgSignature")?);
-        let (timestamp, nonce) = (field("TimeStamp")?, field("Nonce")?);
-        let parts = [self.token.expose(), timestamp, nonce, encrypt];
-        if !signature::verify(&parts, received) {
-            return Err(SendError::Envelope("MsgSignature does not match".into()));
-        }
-        Ok(crypto.decrypt(encrypt)?)
-    }
-}
-
 /// Calls recorded by the fake WeChat API, shown once each as they arrive.
 struct CallFeed {
     fake: FakeWechat,
@@ -498,251 +416,6 @@ impl CallFeed {
         *seen = calls.len();
         if !lines.is_empty() {
             screen.api(&lines);
-        }
-    }
-}
-
-/// The terminal: prompts and prefixes when a person is typing, bare lines when piped.
-struct Screen {
-    /// stdin is a terminal: show the prompt and `bot> `.
-    interactive: bool,
-    /// stdout is a terminal: dim the asides.
-    color: bool,
-    /// One writer at a time, so background lines never split a reply.
-    out: Mutex<()>,
-    /// The prompt is on screen waiting for a line: output arriving now must clear it first
-    /// and draw it again after.
-    prompting: AtomicBool,
-}
-
-const PROMPT: &str = "you> ";
-const BOT: &str = "bot> ";
-
-impl Screen {
-    fn new() -> Screen {
-        Screen {
-            interactive: std::io::stdin().is_terminal(),
-            color: std::io::stdout().is_terminal(),
-            out: Mutex::new(()),
-            prompting: AtomicBool::new(false),
-        }
-    }
-
-    fn write(&self, text: &str) {
-        let _guard = lock(&self.out);
-        let mut stdout = std::io::stdout().lock();
-        // A closed stdout (the reader went away) is no reason to stop the bot mid-session.
-        let _ = stdout.write_all(text.as_bytes());
-        let _ = stdout.flush();
-    }
-
-    fn prompt(&self) {
-        if self.interactive {
-            self.write(PROMPT);
-            self.prompting.store(true, Ordering::SeqCst);
-        }
-    }
-
-    /// A line was entered: the terminal has moved past the prompt.
-    fn answered(&self) {
-        self.prompting.store(false, Ordering::SeqCst);
-    }
-
-    fn end_prompt(&self) {
-        if self.prompting.swap(false, Ordering::SeqCst) {
-            self.write("\n");
-        }
-    }
-
-    fn prefix(&self) -> &'static str {
-        if self.interactive {
-            BOT
-        } else {
-            ""
-        }
-    }
-
-    /// The bot's reply, one block.
-    fn bot<'a>(&self, lines: impl IntoIterator<Item = &'a str>) {
-        let mut text = String::new();
-        for line in lines {
-            text.push_str(self.prefix());
-            text.push_str(line);
-            text.push('\n');
-        }
-        if text.is_empty() {
-            text = format!("{}\n", self.prefix());
-        }
-        self.write(&text);
-    }
-
-    /// An aside from the chat itself (hints, help, `(no reply)`).
-    fn notes<'a>(&self, lines: impl IntoIterator<Item = &'a str>) {
-        let text: String = lines.into_iter().map(|l| self.dimmed(l) + "\n").collect();
-        self.write(&text);
-    }
-
-    fn dim(&self, line: &str) {
-        self.write(&format!("{}{}\n", self.prefix(), self.dimmed(line)));
-    }
-
-    fn dimmed(&self, line: &str) -> String {
-        if self.color {
-            format!("\x1b[2m{line}\x1b[0m")
-        } else {
-            line.to_string()
-        }
-    }
-
-    /// API calls; arriving while the prompt waits, they go above a fresh prompt.
-    fn api(&self, lines: &[String]) {
-        let mut text = String::new();
-        let redraw = self.prompting.load(Ordering::SeqCst);
-        if redraw {
-            text.push_str("\r\x1b[K");
-        }
-        for line in lines {
-            text.push_str(self.prefix());
-            text.push_str(line);
-            text.push('\n');
-        }
-        if redraw {
-            text.push_str(PROMPT);
-        }
-        self.write(&text);
-    }
-
-    /// A log line for stderr, above a fresh prompt when one waits.
-    fn log(&self, line: &[u8]) {
-        let _guard = lock(&self.out);
-        let redraw = self.prompting.load(Ordering::SeqCst);
-        let mut stderr = std::io::stderr().lock();
-        if redraw {
-            let _ = stderr.write_all(b"\r\x1b[K");
-        }
-        let _ = stderr.write_all(line);
-        let _ = stderr.flush();
-        if redraw {
-            let mut stdout = std::io::stdout().lock();
-            let _ = stdout.write_all(PROMPT.as_bytes());
-            let _ = stdout.flush();
-        }
-    }
-}
-
-/// Where log lines go: through the [`Screen`], so they do not run into the prompt.
-struct LogSink(Arc<Screen>);
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogSink {
-    type Writer = LogLine<'a>;
-
-    fn make_writer(&'a self) -> LogLine<'a> {
-        LogLine {
-            screen: &self.0,
-            buf: Vec::new(),
-        }
-    }
-}
-
-/// One event's text, written out whole when the formatter is done with it.
-struct LogLine<'a> {
-    screen: &'a Screen,
-    buf: Vec<u8>,
-}
-
-impl Write for LogLine<'_> {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for LogLine<'_> {
-    fn drop(&mut self) {
-        if !self.buf.is_empty() {
-            self.screen.log(&self.buf);
-        }
-    }
-}
-
-/// Logs for a person chatting: warnings and errors (script errors included), script output,
-/// and reloads — concise, on stderr, without the server's request log.
-fn init_logging(screen: Arc<Screen>) {
-    let filter = tracing_subscriber::EnvFilter::new("warn,wechat_lua::script=info,script=info");
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(LogSink(screen))
-        .event_format(ChatLogFormat)
-        .try_init();
-}
-
-/// `[error] message (file:line) key=value`, one line per event.
-struct ChatLogFormat;
-
-impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for ChatLogFormat
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        _ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
-        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> std::fmt::Result {
-        let meta = event.metadata();
-        let level = match *meta.level() {
-            tracing::Level::ERROR => Some("error"),
-            tracing::Level::WARN => Some("warn"),
-            _ => None,
-        };
-        let tag = match (meta.target() == "script", level) {
-            (true, Some(level)) => format!("script {level}"),
-            (true, None) => "script".to_string(),
-            (false, Some(level)) => level.to_string(),
-            (false, None) => "info".to_string(),
-        };
-        let mut fields = LogFields::default();
-        event.record(&mut fields);
-        write!(writer, "[{tag}] {}", fields.message)?;
-        if let Some(at) = fields.at.filter(|at| !at.is_empty()) {
-            write!(writer, " ({at})")?;
-        }
-        for (name, value) in fields.rest {
-            write!(writer, " {name}={value}")?;
-        }
-        writeln!(writer)
-    }
-}
-
-#[derive(Default)]
-struct LogFields {
-    message: String,
-    /// A script's file:line, shown in parentheses.
-    at: Option<String>,
-    rest: Vec<(&'static str, String)>,
-}
-
-impl tracing::field::Visit for LogFields {
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.put(field.name(), value.to_string());
-    }
-
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.put(field.name(), format!("{value:?}"));
-    }
-}
-
-impl LogFields {
-    fn put(&mut self, name: &'static str, value: String) {
-        match name {
-            "message" => self.message = value,
-            "at" => self.at = Some(value),
-            _ => self.rest.push((name, value)),
         }
     }
 }
