@@ -43,6 +43,24 @@ enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Chat with the bot in the terminal, as a WeChat user, against a built-in fake WeChat API.
+    Chat(ChatArgs),
+}
+
+#[derive(Args)]
+struct ChatArgs {
+    /// Scripts: a directory whose entry is main.lua, or one .lua file (default: scripts).
+    #[arg(long, value_name = "DIR|FILE")]
+    scripts: Option<PathBuf>,
+    /// Config file (default: wechat-lua.toml in the working directory, when present).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print the reply XML instead of reading it.
+    #[arg(long)]
+    raw: bool,
+    /// The user's OpenID.
+    #[arg(long = "as", value_name = "OPENID", default_value = commands::chat::DEFAULT_USER)]
+    user: String,
 }
 
 #[derive(Subcommand)]
@@ -142,6 +160,13 @@ fn main() -> ExitCode {
         Command::Token { show, common } => account(&common, |config| async move {
             commands::account::token_status(&config, show).await
         }),
+        Command::Chat(args) => commands::chat::run(commands::ChatOptions {
+            scripts: args.scripts,
+            config: args.config,
+            raw: args.raw,
+            user: args.user,
+        })
+        .map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

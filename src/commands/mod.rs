@@ -1,10 +1,13 @@
 //! Developer commands beside `serve`: `check` (load the scripts, report errors and doubtful
 //! names with `file:line`), `new` (scaffold a bot from templates built into the binary), and
-//! the account commands `menu` and `token`.
+//! the account commands `menu` and `token`, and `chat` (talk to the bot in the terminal against
+//! a fake WeChat API).
 
 pub mod account;
+pub mod chat;
 pub mod check;
 pub mod new;
 
+pub use chat::{ChatError, ChatOptions};
 pub use check::{check, scripts_location, CheckReport, Diagnostic, Severity};
 pub use new::{scaffold, NewError};
