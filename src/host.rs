@@ -11,19 +11,20 @@ use crate::script::{RuntimeOptions, ScriptHost, Services};
 use crate::server::AppState;
 use crate::store::token::StoreTokenPersistence;
 
-/// Why a host could not be built; each names the setting or file at fault.
+/// Why a host could not be built; each names the setting or file at fault. The messages
+/// carry their cause's text themselves (no `source`), so a report shows it once.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// The store could not be opened.
     #[error("store: {0}")]
-    Store(#[from] crate::store::StoreError),
+    Store(crate::store::StoreError),
     /// The scripts did not load (message has file:line).
-    #[error("scripts at {location}: {source}")]
+    #[error("scripts at {location}: {error}")]
     Scripts {
         /// The scripts location.
         location: String,
         /// What went wrong.
-        source: crate::script::ScriptError,
+        error: crate::script::ScriptError,
     },
     /// The scripts cannot be watched for changes.
     #[error("cannot watch {location} for changes: {reason}")]
@@ -35,10 +36,28 @@ pub enum BuildError {
     },
     /// The EncodingAESKey is unusable.
     #[error("encoding_aes_key (WECHAT_AES_KEY): {0}")]
-    AesKey(#[from] crate::protocol::crypto::CryptoError),
+    AesKey(crate::protocol::crypto::CryptoError),
     /// The API client could not be set up.
     #[error("WeChat API client: {0}")]
-    Api(#[from] crate::api::ApiError),
+    Api(crate::api::ApiError),
+}
+
+impl From<crate::store::StoreError> for BuildError {
+    fn from(e: crate::store::StoreError) -> Self {
+        BuildError::Store(e)
+    }
+}
+
+impl From<crate::protocol::crypto::CryptoError> for BuildError {
+    fn from(e: crate::protocol::crypto::CryptoError) -> Self {
+        BuildError::AesKey(e)
+    }
+}
+
+impl From<crate::api::ApiError> for BuildError {
+    fn from(e: crate::api::ApiError) -> Self {
+        BuildError::Api(e)
+    }
 }
 
 /// The WeChat API client for the configured account, its access_token kept in `store`;
@@ -93,11 +112,11 @@ impl Host {
         .await
         .map_err(|e| BuildError::Scripts {
             location: config.scripts.display().to_string(),
-            source: crate::script::ScriptError::Load(format!("loader task failed: {e}")),
+            error: crate::script::ScriptError::Load(format!("loader task failed: {e}")),
         })?
-        .map_err(|source| BuildError::Scripts {
+        .map_err(|error| BuildError::Scripts {
             location: config.scripts.display().to_string(),
-            source,
+            error,
         })?;
         let watcher = if watch {
             Some(

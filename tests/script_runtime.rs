@@ -544,3 +544,28 @@ async fn wx_store_keeps_values_across_workers_and_reloads() {
         "{err}"
     );
 }
+
+#[test]
+fn a_single_file_bot_ignores_broken_scripts_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        &dir,
+        &[
+            ("bot.lua", "wx.on('text', function() return 'ok' end)\n"),
+            ("other.lua", "this is not lua (\n"),
+        ],
+    );
+    let host = ScriptHost::start(
+        &dir.path().join("bot.lua"),
+        RuntimeOptions::default(),
+        1,
+        Services::in_memory().unwrap(),
+    );
+    assert!(host.is_ok(), "{:?}", host.err());
+    // A directory's scripts are all the bot's, so there the broken one is reported.
+    let err = load_error(&[
+        ("main.lua", "wx.on('text', function() return 'ok' end)\n"),
+        ("other.lua", "this is not lua (\n"),
+    ]);
+    assert!(err.contains("other.lua:1"), "{err}");
+}

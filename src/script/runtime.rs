@@ -151,6 +151,11 @@ impl LuaRuntime {
     /// Compiles every script of the set, so a syntax error in a module that is only
     /// `require`d later (inside a handler) still rejects the set now.
     pub fn check_syntax(&self) -> Result<(), ScriptError> {
+        // A single-file bot's folder may hold unrelated scripts (examples/): only a
+        // directory's scripts are all the bot's.
+        if !self.sources.recursive() {
+            return Ok(());
+        }
         let mut names: Vec<&str> = self.sources.files().collect();
         names.sort_unstable();
         for rel in names {
