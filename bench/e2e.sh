@@ -128,6 +128,8 @@ warm_up() {
 
 healthz() { curl -fsS "http://127.0.0.1:$PORT_ECHO/healthz" 2>/dev/null || echo '{}'; }
 
+LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
 # --- 1. the ceiling ----------------------------------------------------------------------
 # Payloads are made just before each server's runs: their timestamp must stay within the
 # server's 10-minute replay window.
@@ -195,7 +197,7 @@ ms() { awk -v us="$1" 'BEGIN { printf "%.3f", us / 1000 }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 {
-  echo "Run $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), server on CPU $SERVER_CPU, wrk on CPU $WRK_CPU, $DURATION per run, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')."
+  echo "Run $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), server on CPU $SERVER_CPU, wrk on CPU $WRK_CPU, $DURATION per run, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), load average at the start $LOAD_AT_START (other work on the machine shares the cores)."
   echo
   echo "| run | conns | req/s | × ceiling | p50 ms | × ceiling | p99 ms | × ceiling | server CPU | bad |"
   echo "|---|---|---|---|---|---|---|---|---|---|"

@@ -71,7 +71,9 @@ fn protocol(c: &mut Criterion) {
 
     let reply = text_reply();
     c.bench_function("render/text", |b| {
-        b.iter(|| black_box(&reply).render(black_box("fromUser"), black_box("toUser"), 1_700_000_000))
+        b.iter(|| {
+            black_box(&reply).render(black_box("fromUser"), black_box("toUser"), 1_700_000_000)
+        })
     });
 
     // What the host itself does for a plaintext message, Lua aside: one target is < 5 µs.

@@ -31,9 +31,7 @@ async fn callback(body: Bytes) -> impl IntoResponse {
 fn listen_addr() -> Result<SocketAddr, String> {
     let mut args = std::env::args().skip(1);
     match (args.next().as_deref(), args.next()) {
-        (Some("--listen"), Some(addr)) => addr
-            .parse()
-            .map_err(|e| format!("--listen {addr}: {e}")),
+        (Some("--listen"), Some(addr)) => addr.parse().map_err(|e| format!("--listen {addr}: {e}")),
         _ => Err("usage: ceiling --listen ADDR".into()),
     }
 }
@@ -49,7 +47,10 @@ fn main() -> ExitCode {
     let served = tokio::runtime::Runtime::new().and_then(|runtime| {
         runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind(addr).await?;
-            eprintln!("ceiling listening on http://{}/wechat", listener.local_addr()?);
+            eprintln!(
+                "ceiling listening on http://{}/wechat",
+                listener.local_addr()?
+            );
             axum::serve(listener, Router::new().route("/wechat", post(callback))).await
         })
     });

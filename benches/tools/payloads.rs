@@ -54,12 +54,15 @@ fn run() -> Result<String, String> {
         "/wechat?signature={}&timestamp={ts}&nonce={NONCE}&openid={FROM_USER}",
         signature::sign(&[&token, &ts, NONCE])
     );
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["plain"] => Ok(format!("{signed}\n")),
         ["safe", count] => {
-            let count: u64 = count
-                .parse()
-                .map_err(|e| format!("COUNT `{count}`: {e}"))?;
+            let count: u64 = count.parse().map_err(|e| format!("COUNT `{count}`: {e}"))?;
             let crypto = MessageCrypto::new(&env("WECHAT_AES_KEY")?, &env("WECHAT_APPID")?)
                 .map_err(|e| format!("WECHAT_AES_KEY: {e}"))?;
             let mut out = String::new();
