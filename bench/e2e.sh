@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# End-to-end benchmark of wechat-lua on loopback, in one command from a clean clone:
+#
+#   bash bench/e2e.sh
+#
+# Builds release, installs wrk if missing, then drives with wrk (bench/signed_text.lua):
+#   1. the ceiling (benches/tools/ceiling.rs: axum answering a constant reply),
+#   2. `wechat-lua serve` with examples/echo.lua in plaintext mode, at 1 and 50 connections,
+#      then again at 50 while the script is rewritten 20 times (reload under load),
+#   3. the same bot in safe mode (encrypted messages), at 1 and 50 connections.
+# The server is pinned to one core and wrk to another. Every figure is also given as a ratio
+# to the ceiling measured in the same run. Takes about two minutes after the build.
+#
+# Settings (environment): DURATION (10s), WARMUP (2s), SERVER_CPU (0), WRK_CPU (1),
+# CONNS (50), OUT (a new /tmp/wechat-lua-e2e.* directory: logs, payloads, results.md).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+SERVER_CPU=${SERVER_CPU:-0}
+WRK_CPU=${WRK_CPU:-1}
+CONNS=${CONNS:-50}
+OUT=${OUT:-$(mktemp -d /tmp/wechat-lua-e2e.XXXXXX)}
+mkdir -p "$OUT"
+PORT_CEILING=${PORT_CEILING:-18080}
+PORT_ECHO=${PORT_ECHO:-18081}
+RELOADS=20
+SAFE_PAYLOADS=4096
+
+# Benchmark-only credentials; the key is WeChat's documented sample EncodingAESKey.
+export WECHAT_TOKEN=benchtoken
+export WECHAT_AES_KEY=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG
+export WECHAT_APPID=wx0123456789abcdef
+export RUST_LOG=${RUST_LOG:-warn}
+
+log() { printf '== %s\n' "$*" >&2; }
+
+# --- tools -------------------------------------------------------------------------------
+if ! command -v wrk >/dev/null; then
+  log "installing wrk"
+  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk >/dev/null
+fi
+if [ "$(nproc)" -lt 2 ]; then
+  log "warning: $(nproc) CPU: server and wrk share it, the figures mean little"
+  WRK_CPU=$SERVER_CPU
+fi
+
+log "building release (wechat-lua, ceiling, payloads)"
+cargo build --release --quiet --bin wechat-lua --example ceiling --example payloads
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET_DIR/release/wechat-lua
+CEILING=$TARGET_DIR/release/examples/ceiling
+PAYLOADS=$TARGET_DIR/release/examples/payloads
+
+# --- helpers -----------------------------------------------------------------------------
+SERVER_PID=
+cleanup() {
+  if [ -n "${RELOADER_PID:-}" ]; then kill "$RELOADER_PID" 2>/dev/null || true; fi
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+wait_for_port() {
+  local port=$1
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      log "server exited; its log:"; cat "$OUT/$SERVER_NAME.log" >&2; exit 1
+    fi
+    sleep 0.1
+  done
+  log "nothing listens on $port after 10 s"; exit 1
+}
+
+# start_server NAME PORT COMMAND...: runs COMMAND pinned to SERVER_CPU, in $OUT (so no
+# wechat-lua.toml of the checkout is picked up).
+start_server() {
+  SERVER_NAME=$1; local port=$2; shift 2
+  (cd "$OUT" && exec taskset -c "$SERVER_CPU" "$@") >"$OUT/$SERVER_NAME.out" 2>"$OUT/$SERVER_NAME.log" &
+  SERVER_PID=$!
+  wait_for_port "$port"
+}
+
+stop_server() {
+  kill "$SERVER_PID"
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
+}
+
+# Peak resident set of the running server, in KiB.
+peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$SERVER_PID/status"; }
+
+# CPU seconds (user + system) the server has used so far.
+server_cpu_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$SERVER_PID/stat"
+}
+
+declare -A R  # R[run.key] = value, from wrk's RESULT line and the CPU accounting
+
+# wrk_run RUN PORT CONNS PAYLOADS [timeline]
+wrk_run() {
+  local run=$1 port=$2 conns=$3 payloads=$4 extra=${5:-}
+  local cpu_before cpu_after started ended
+  cpu_before=$(server_cpu_seconds)
+  started=$(date +%s.%N)
+  taskset -c "$WRK_CPU" wrk -t1 -c"$conns" -d"$DURATION" --timeout 5s \
+    -s "$ROOT/bench/signed_text.lua" "http://127.0.0.1:$port" -- "$payloads" $extra \
+    >"$OUT/wrk-$run.txt" 2>"$OUT/wrk-$run.err"
+  ended=$(date +%s.%N)
+  cpu_after=$(server_cpu_seconds)
+  local line
+  line=$(grep '^RESULT ' "$OUT/wrk-$run.txt") || { log "wrk printed no RESULT:"; cat "$OUT/wrk-$run.txt" "$OUT/wrk-$run.err" >&2; exit 1; }
+  for kv in ${line#RESULT }; do R[$run.${kv%%=*}]=${kv#*=}; done
+  R[$run.server_cpu]=$(awk -v a="$cpu_before" -v b="$cpu_after" -v s="$started" -v e="$ended" \
+    'BEGIN { printf "%.0f", 100 * (b - a) / (e - s) }')
+  R[$run.timeline]=$(grep '^TIMELINE ' "$OUT/wrk-$run.txt" | cut -d' ' -f2- || true)
+  log "$run: ${R[$run.rps]} req/s, p50 ${R[$run.p50_us]} µs, p99 ${R[$run.p99_us]} µs, bad ${R[$run.bad]}, server CPU ${R[$run.server_cpu]}%"
+}
+
+warm_up() {
+  local port=$1 payloads=$2
+  taskset -c "$WRK_CPU" wrk -t1 -c"$CONNS" -d"$WARMUP" -s "$ROOT/bench/signed_text.lua" \
+    "http://127.0.0.1:$port" -- "$payloads" >/dev/null 2>&1
+}
+
+healthz() { curl -fsS "http://127.0.0.1:$PORT_ECHO/healthz" 2>/dev/null || echo '{}'; }
+
+LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- 1. the ceiling ----------------------------------------------------------------------
+# Payloads are made just before each server's runs: their timestamp must stay within the
+# server's 10-minute replay window.
+"$PAYLOADS" plain >"$OUT/plain.payloads"
+log "ceiling"
+start_server ceiling "$PORT_CEILING" "$CEILING" --listen "127.0.0.1:$PORT_CEILING"
+warm_up "$PORT_CEILING" "$OUT/plain.payloads"
+wrk_run ceiling_c1 "$PORT_CEILING" 1 "$OUT/plain.payloads"
+wrk_run ceiling_c$CONNS "$PORT_CEILING" "$CONNS" "$OUT/plain.payloads"
+R[ceiling.rss_kib]=$(peak_rss_kib)
+stop_server
+
+# --- 2. echo bot, plaintext, then reload under load --------------------------------------
+mkdir -p "$OUT/bot" "$OUT/data-plain"
+cp examples/echo.lua "$OUT/bot/echo.lua"
+# The second version differs in what the text handler answers; both are valid.
+sed 's/return msg.content$/return "v2 " .. msg.content/' examples/echo.lua >"$OUT/echo-v2.lua"
+cmp -s examples/echo.lua "$OUT/echo-v2.lua" && { log "echo.lua changed shape: no v2"; exit 1; }
+"$PAYLOADS" plain >"$OUT/plain.payloads"
+log "echo, plaintext"
+start_server echo-plain "$PORT_ECHO" "$BIN" serve --listen "127.0.0.1:$PORT_ECHO" \
+  --scripts "$OUT/bot/echo.lua" --data "$OUT/data-plain"
+warm_up "$PORT_ECHO" "$OUT/plain.payloads"
+wrk_run plain_c1 "$PORT_ECHO" 1 "$OUT/plain.payloads"
+wrk_run plain_c$CONNS "$PORT_ECHO" "$CONNS" "$OUT/plain.payloads"
+R[plain.rss_kib]=$(peak_rss_kib)
+
+log "echo, plaintext, $RELOADS script rewrites during the run"
+duration_s=${DURATION%s}
+interval=$(awk -v d="$duration_s" -v n="$RELOADS" 'BEGIN { printf "%.2f", (d - 1) / (n + 1) }')
+(
+  sleep "$interval"
+  for i in $(seq "$RELOADS"); do
+    # Rewritten in place, as editors do: the watcher may see a half-written file.
+    if [ $((i % 2)) = 1 ]; then cat "$OUT/echo-v2.lua"; else cat "$ROOT/examples/echo.lua"; fi >"$OUT/bot/echo.lua"
+    sleep "$interval"
+  done
+) &
+RELOADER_PID=$!
+wrk_run reload_c$CONNS "$PORT_ECHO" "$CONNS" "$OUT/plain.payloads" timeline
+wait "$RELOADER_PID"; RELOADER_PID=
+sleep 1.5  # the last rewrite settles and reloads
+healthz >"$OUT/healthz-after-reload.json"
+R[reload.rss_kib]=$(peak_rss_kib)
+R[reload.generation]=$(sed -n 's/.*"generation":\([0-9]*\).*/\1/p' "$OUT/healthz-after-reload.json")
+R[reload.failed]=$(sed -n 's/.*"reloads_failed":\([0-9]*\).*/\1/p' "$OUT/healthz-after-reload.json")
+stop_server
+
+# --- 3. echo bot, safe mode --------------------------------------------------------------
+mkdir -p "$OUT/data-safe"
+cp examples/echo.lua "$OUT/bot/echo.lua"
+"$PAYLOADS" safe "$SAFE_PAYLOADS" >"$OUT/safe.payloads"
+log "echo, safe mode"
+WECHAT_MODE=safe start_server echo-safe "$PORT_ECHO" "$BIN" serve --listen "127.0.0.1:$PORT_ECHO" \
+  --scripts "$OUT/bot/echo.lua" --data "$OUT/data-safe"
+warm_up "$PORT_ECHO" "$OUT/safe.payloads"
+wrk_run safe_c1 "$PORT_ECHO" 1 "$OUT/safe.payloads"
+wrk_run safe_c$CONNS "$PORT_ECHO" "$CONNS" "$OUT/safe.payloads"
+R[safe.rss_kib]=$(peak_rss_kib)
+stop_server
+
+# --- report ------------------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+ms() { awk -v us="$1" 'BEGIN { printf "%.3f", us / 1000 }'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+{
+  echo "Run $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), server on CPU $SERVER_CPU, wrk on CPU $WRK_CPU, $DURATION per run, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), load average at the start $LOAD_AT_START (other work on the machine shares the cores)."
+  echo
+  echo "| run | conns | req/s | × ceiling | p50 ms | × ceiling | p99 ms | × ceiling | server CPU | bad |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+  for c in 1 "$CONNS"; do
+    for kind in ceiling plain safe; do
+      run=${kind}_c$c; base=ceiling_c$c
+      printf '| %s | %s | %.0f | %s | %s | %s | %s | %s | %s%% | %s |\n' "$kind" "$c" "${R[$run.rps]}" \
+        "$(ratio "${R[$run.rps]}" "${R[$base.rps]}")" \
+        "$(ms "${R[$run.p50_us]}")" "$(ratio "${R[$run.p50_us]}" "${R[$base.p50_us]}")" \
+        "$(ms "${R[$run.p99_us]}")" "$(ratio "${R[$run.p99_us]}" "${R[$base.p99_us]}")" \
+        "${R[$run.server_cpu]}" "${R[$run.bad]}"
+    done
+  done
+  run=reload_c$CONNS; base=ceiling_c$CONNS
+  printf '| plain + %d reloads | %s | %.0f | %s | %s | %s | %s | %s | %s%% | %s |\n' "$RELOADS" "$CONNS" "${R[$run.rps]}" \
+    "$(ratio "${R[$run.rps]}" "${R[$base.rps]}")" \
+    "$(ms "${R[$run.p50_us]}")" "$(ratio "${R[$run.p50_us]}" "${R[$base.p50_us]}")" \
+    "$(ms "${R[$run.p99_us]}")" "$(ratio "${R[$run.p99_us]}" "${R[$base.p99_us]}")" \
+    "${R[$run.server_cpu]}" "${R[$run.bad]}"
+  echo
+  echo "| server | peak RSS (VmHWM) MiB | × ceiling |"
+  echo "|---|---|---|"
+  for kind in ceiling plain reload safe; do
+    label=$kind; [ "$kind" = reload ] && label="plain, after the reloads"
+    echo "| $label | $(mib "${R[$kind.rss_kib]}") | $(ratio "${R[$kind.rss_kib]}" "${R[ceiling.rss_kib]}") |"
+  done
+  echo
+  # The first and last seconds of the timeline are partial.
+  timeline=$(echo "${R[reload_c$CONNS.timeline]}" | awk '{ for (i = 2; i < NF; i++) printf "%s%s", $i, (i < NF - 1 ? " " : "") }')
+  echo "Reload under load: $RELOADS rewrites (alternating two valid versions), script generation ${R[reload.generation]:-?} after the run (${R[reload.failed]:-?} reloads rejected), ${R[reload_c$CONNS.bad]} non-200 or wrong replies, ${R[reload_c$CONNS.socket_errors]} socket errors."
+  echo "Answers per whole second during the reload run: $timeline (steady run: $(printf '%.0f' "${R[plain_c$CONNS.rps]}")/s)."
+  echo
+  echo "Targets:"
+  verdict() { if awk "BEGIN { exit !($1) }"; then echo "met"; else echo "MISSED"; fi; }
+  plain_ratio=$(ratio "${R[plain_c$CONNS.rps]}" "${R[ceiling_c$CONNS.rps]}")
+  safe_ratio=$(ratio "${R[safe_c$CONNS.rps]}" "${R[ceiling_c$CONNS.rps]}")
+  max_rss=$(printf '%s\n' "${R[plain.rss_kib]}" "${R[reload.rss_kib]}" "${R[safe.rss_kib]}" | sort -n | tail -1)
+  echo "- echo plaintext at $CONNS connections ≥ 0.70 × ceiling: $plain_ratio, $(verdict "$plain_ratio >= 0.70")"
+  echo "- echo plaintext p99 < 2 ms at $CONNS connections: $(ms "${R[plain_c$CONNS.p99_us]}") ms, $(verdict "${R[plain_c$CONNS.p99_us]} < 2000")"
+  echo "- echo safe mode at $CONNS connections ≥ 0.60 × ceiling: $safe_ratio, $(verdict "$safe_ratio >= 0.60")"
+  echo "- peak RSS < 40 MiB: $(mib "$max_rss") MiB, $(verdict "$max_rss < 40 * 1024")"
+  echo "- no bad replies while reloading: ${R[reload_c$CONNS.bad]}, $(verdict "${R[reload_c$CONNS.bad]} + ${R[reload_c$CONNS.socket_errors]} == 0")"
+} | tee "$OUT/results.md"
+
+log "logs, payloads and results.md in $OUT"
+bad_total=0
+for run in ceiling_c1 ceiling_c$CONNS plain_c1 plain_c$CONNS safe_c1 safe_c$CONNS; do
+  bad_total=$((bad_total + R[$run.bad] + R[$run.socket_errors]))
+done
+if [ "$bad_total" != 0 ]; then
+  log "some steady-state requests failed (see $OUT/wrk-*.err): the figures above are not valid"
+  exit 1
+fi

@@ -1,0 +1,111 @@
+-- wrk script for bench/e2e.sh: sends correctly signed WeChat text messages and counts the
+-- answers that are not a reply.
+--
+--   wrk -t1 -c50 -d10s -s bench/signed_text.lua http://127.0.0.1:PORT -- PAYLOADS [timeline]
+--
+-- PAYLOADS is what `payloads` printed (benches/tools/payloads.rs):
+--   * one line, a signed /wechat path: plaintext mode; every request gets a fresh MsgId here.
+--   * lines "PATH<TAB>BODY": safe mode; pre-encrypted messages (each signed with its own
+--     msg_signature, which Lua cannot compute), sent round-robin.
+-- A good answer is a 200 whose body has <Content> (plaintext) or <Encrypt> (safe mode).
+-- With "timeline", answers are also counted per wall-clock second, to show a dip (reload).
+-- done() prints one line "RESULT key=value ..." that e2e.sh parses.
+
+local threads = {}
+
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+
+local TO_USER = "gh_bench00000"
+local FROM_USER = "oBenchUser000000000000000000"
+
+local path, create_time, pool, expect, timeline
+local next_id, sent = 0, 0
+
+function init(args)
+  local file = assert(io.open(args[1], "r"), "cannot open payloads file " .. tostring(args[1]))
+  pool = {}
+  for line in file:lines() do
+    local p, body = line:match("^([^\t]+)\t(.+)$")
+    if p then
+      table.insert(pool, wrk.format("POST", p, { ["Content-Type"] = "text/xml" }, body))
+    elseif line ~= "" then
+      path = line
+    end
+  end
+  file:close()
+  if #pool > 0 then
+    expect = "<Encrypt>"
+  else
+    assert(path, "payloads file is empty")
+    expect = "<Content>"
+    create_time = path:match("timestamp=(%d+)")
+  end
+  timeline = args[2] == "timeline"
+  -- Each wrk thread counts its own MsgIds, in a range of its own.
+  next_id = (id or 0) * 1000000000 + 1
+  bad, good, buckets = 0, 0, {}
+end
+
+function request()
+  sent = sent + 1
+  if #pool > 0 then
+    return pool[(sent - 1) % #pool + 1]
+  end
+  local msg_id = next_id
+  next_id = next_id + 1
+  local body = "<xml><ToUserName><![CDATA[" .. TO_USER .. "]]></ToUserName>"
+    .. "<FromUserName><![CDATA[" .. FROM_USER .. "]]></FromUserName>"
+    .. "<CreateTime>" .. create_time .. "</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+    .. "<Content><![CDATA[hello from wrk " .. msg_id .. "]]></Content>"
+    .. "<MsgId>" .. msg_id .. "</MsgId></xml>"
+  return wrk.format("POST", path, { ["Content-Type"] = "text/xml" }, body)
+end
+
+function response(status, headers, body)
+  if status == 200 and body:find(expect, 1, true) then
+    good = good + 1
+  else
+    bad = bad + 1
+    if bad <= 3 then
+      io.stderr:write("bad answer: " .. status .. " " .. body:sub(1, 200) .. "\n")
+    end
+  end
+  if timeline then
+    local second = os.time()
+    buckets[second] = (buckets[second] or 0) + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local bad_total, good_total, merged = 0, 0, {}
+  for _, thread in ipairs(threads) do
+    bad_total = bad_total + thread:get("bad")
+    good_total = good_total + thread:get("good")
+    for second, n in pairs(thread:get("buckets") or {}) do
+      merged[second] = (merged[second] or 0) + n
+    end
+  end
+  local errors = summary.errors
+  local socket_errors = errors.connect + errors.read + errors.write + errors.timeout
+  io.write(string.format(
+    "RESULT requests=%d seconds=%.3f rps=%.1f p50_us=%d p99_us=%d max_us=%d good=%d bad=%d socket_errors=%d\n",
+    summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
+    latency:percentile(50), latency:percentile(99), latency.max,
+    good_total, bad_total, socket_errors))
+  local seconds = {}
+  for second in pairs(merged) do
+    table.insert(seconds, second)
+  end
+  table.sort(seconds)
+  if #seconds > 0 then
+    local counts = {}
+    for _, second in ipairs(seconds) do
+      table.insert(counts, tostring(merged[second]))
+    end
+    -- The first and last seconds are partial; e2e.sh drops them.
+    io.write("TIMELINE " .. table.concat(counts, " ") .. "\n")
+  end
+end

@@ -1,0 +1,200 @@
+//! Micro benchmarks of one message's path through the host, piece by piece: the signature
+//! check, XML parsing, reply rendering, safe-mode crypto, Lua dispatch (with and without the
+//! hop to a worker thread) and the whole router in process (no TCP).
+//!
+//! `cargo bench --bench micro` (a few minutes at most); `docs/benchmarks.md` says what each
+//! figure means and which targets they are held to. Under `cargo test --all-targets` criterion
+//! runs each routine once, so setup here stays light (one Lua state, one worker).
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::Request;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+use wechat_lua::config::{Secret, SecurityMode};
+use wechat_lua::protocol::crypto::MessageCrypto;
+use wechat_lua::protocol::message::InboundMessage;
+use wechat_lua::protocol::reply::Reply;
+use wechat_lua::protocol::signature;
+use wechat_lua::script::runtime::LuaRuntime;
+use wechat_lua::script::{RuntimeOptions, ScriptHost, ScriptSources};
+use wechat_lua::server::{self, AppState};
+
+const TOKEN: &str = "benchtoken";
+const TIMESTAMP: &str = "1700000000";
+const NONCE: &str = "1234567890";
+/// A valid EncodingAESKey (43 characters), the one from WeChat's own sample.
+const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+const APPID: &str = "wx0123456789abcdef";
+
+/// The typical message: a user's short text.
+const TEXT_XML: &[u8] = include_bytes!("../tests/fixtures/messages/text.xml");
+/// The largest fixture: a mass-send report with nested copyright-check results.
+const LARGE_EVENT_XML: &[u8] =
+    include_bytes!("../tests/fixtures/messages/event_masssendjobfinish.xml");
+
+fn echo_bot() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/echo.lua")
+}
+
+fn text_message() -> InboundMessage {
+    InboundMessage::parse(TEXT_XML).expect("the text fixture parses")
+}
+
+fn text_reply() -> Reply {
+    Reply::Text {
+        content: "this is a test".into(),
+    }
+}
+
+fn protocol(c: &mut Criterion) {
+    let received = signature::sign(&[TOKEN, TIMESTAMP, NONCE]);
+    c.bench_function("signature/verify", |b| {
+        b.iter(|| signature::verify(black_box(&[TOKEN, TIMESTAMP, NONCE]), black_box(&received)))
+    });
+
+    let mut parse = c.benchmark_group("parse");
+    parse.throughput(Throughput::Bytes(TEXT_XML.len() as u64));
+    parse.bench_function("text", |b| {
+        b.iter(|| InboundMessage::parse(black_box(TEXT_XML)))
+    });
+    parse.throughput(Throughput::Bytes(LARGE_EVENT_XML.len() as u64));
+    parse.bench_function("event_masssendjobfinish", |b| {
+        b.iter(|| InboundMessage::parse(black_box(LARGE_EVENT_XML)))
+    });
+    parse.finish();
+
+    let reply = text_reply();
+    c.bench_function("render/text", |b| {
+        b.iter(|| {
+            black_box(&reply).render(black_box("fromUser"), black_box("toUser"), 1_700_000_000)
+        })
+    });
+
+    // What the host itself does for a plaintext message, Lua aside: one target is < 5 µs.
+    c.bench_function("host_overhead/plain_text", |b| {
+        b.iter(|| {
+            let ok = signature::verify(&[TOKEN, TIMESTAMP, black_box(NONCE)], &received);
+            let msg = InboundMessage::parse(black_box(TEXT_XML)).ok();
+            let to = msg.as_ref().map_or("", |m| m.from_user.as_str());
+            let from = msg.as_ref().map_or("", |m| m.to_user.as_str());
+            (ok, reply.render(to, from, 1_700_000_000))
+        })
+    });
+
+    let crypto = MessageCrypto::new(AES_KEY, APPID).expect("the sample key is valid");
+    let inbound = crypto.encrypt(std::str::from_utf8(TEXT_XML).expect("fixture is UTF-8"));
+    let reply_xml = reply.render("fromUser", "toUser", 1_700_000_000);
+    // Safe mode adds, per message: decrypt the request, encrypt the reply, sign it.
+    c.bench_function("crypto/decrypt_encrypt_text", |b| {
+        b.iter(|| {
+            let plain = crypto.decrypt(black_box(&inbound)).ok();
+            let encrypt = crypto.encrypt(black_box(&reply_xml));
+            let msg_signature = signature::sign(&[TOKEN, TIMESTAMP, NONCE, &encrypt]);
+            (plain, msg_signature)
+        })
+    });
+}
+
+fn lua(c: &mut Criterion) {
+    let options = RuntimeOptions::default();
+    let msg = text_message();
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime");
+
+    // Lua alone: one state on this thread, no channel.
+    let sources = Arc::new(ScriptSources::read(&echo_bot()).expect("examples/echo.lua reads"));
+    let runtime = LuaRuntime::load(sources, &options).expect("examples/echo.lua loads");
+    c.bench_function("lua/runtime_handle_text", |b| {
+        b.iter_custom(|iters| {
+            current.block_on(async {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    let handled = runtime.handle(black_box(&msg)).await;
+                    assert!(matches!(handled, Ok(ref h) if h.reply.is_some()));
+                }
+                started.elapsed()
+            })
+        })
+    });
+
+    // The same through `ScriptHost`: the message cloned, sent to the worker thread, answered
+    // over a oneshot. The difference to the one above is the hop.
+    let host = ScriptHost::start(&echo_bot(), options, 1).expect("examples/echo.lua starts");
+    c.bench_function("lua/script_host_handle_text", |b| {
+        b.iter_custom(|iters| {
+            current.block_on(async {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    let handled = host.handle(black_box(msg.clone())).await;
+                    assert!(matches!(handled, Ok(ref h) if h.reply.is_some()));
+                }
+                started.elapsed()
+            })
+        })
+    });
+
+    // The whole router in process: query parsing and the signature extractor, the handler,
+    // the Lua hop, rendering and the response body; everything of a request except TCP and
+    // HTTP/1 framing.
+    let state = Arc::new(AppState {
+        token: Secret::new(TOKEN),
+        mode: SecurityMode::Plain,
+        crypto: None,
+        scripts: host,
+    });
+    let app = server::app(state);
+    let signature = signature::sign(&[TOKEN, &now_secs(), NONCE]);
+    let uri = format!(
+        "{}?signature={signature}&timestamp={}&nonce={NONCE}&openid=fromUser",
+        server::CALLBACK_PATH,
+        now_secs()
+    );
+    c.bench_function("router/plain_text", |b| {
+        b.iter_custom(|iters| {
+            current.block_on(async {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    let request = Request::post(&uri)
+                        .body(Body::from(TEXT_XML))
+                        .expect("a valid request");
+                    let response = app.clone().oneshot(request).await.expect("infallible");
+                    assert!(response.status().is_success());
+                    let body = response.into_body().collect().await.expect("a body");
+                    black_box(body.to_bytes());
+                }
+                started.elapsed()
+            })
+        })
+    });
+}
+
+fn now_secs() -> String {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn quick() -> Criterion {
+    // Short runs: every routine here takes microseconds, so 2 s gives tight intervals.
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(50)
+}
+
+criterion_group! {
+    name = micro;
+    config = quick();
+    targets = protocol, lua
+}
+criterion_main!(micro);

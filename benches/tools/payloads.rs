@@ -1,0 +1,98 @@
+//! Prints the requests `bench/e2e.sh` drives through wrk, signed with the host's own
+//! `protocol` code for a timestamp of now (the server refuses ones more than 10 minutes off).
+//!
+//! - `payloads plain` prints one line: the signed `/wechat?…` path. wrk's Lua builds each body
+//!   itself, with a fresh MsgId, since a plaintext body is not signed.
+//! - `payloads safe COUNT` prints COUNT lines `PATH<TAB>BODY`: distinct encrypted text
+//!   messages, each with its own MsgId and `msg_signature`, which wrk's Lua cannot compute.
+//!
+//! The token, EncodingAESKey and AppID come from `WECHAT_TOKEN`, `WECHAT_AES_KEY` and
+//! `WECHAT_APPID`, as for the server.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use wechat_lua::protocol::crypto::MessageCrypto;
+use wechat_lua::protocol::signature;
+
+/// The nonce of every request; the server does not remember nonces.
+const NONCE: &str = "271828";
+/// The official account's original ID in the generated messages.
+const TO_USER: &str = "gh_bench00000";
+/// The sender's OpenID in the generated messages (28 characters, as real ones).
+const FROM_USER: &str = "oBenchUser000000000000000000";
+/// First MsgId of the encrypted messages; far from the ones wrk's Lua counts up for plaintext.
+const FIRST_MSG_ID: u64 = 9_000_000_000;
+
+/// One text message as WeChat sends it, on one line (the file format is line based).
+fn text_xml(create_time: u64, msg_id: u64) -> String {
+    format!(
+        "<xml><ToUserName><![CDATA[{TO_USER}]]></ToUserName>\
+         <FromUserName><![CDATA[{FROM_USER}]]></FromUserName>\
+         <CreateTime>{create_time}</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+         <Content><![CDATA[hello from wrk {msg_id}]]></Content><MsgId>{msg_id}</MsgId></xml>"
+    )
+}
+
+fn env(name: &str) -> Result<String, String> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("{name} is not set"))
+}
+
+fn run() -> Result<String, String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let token = env("WECHAT_TOKEN")?;
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| format!("clock before 1970: {e}"))?
+        .as_secs();
+    let ts = timestamp.to_string();
+    let signed = format!(
+        "/wechat?signature={}&timestamp={ts}&nonce={NONCE}&openid={FROM_USER}",
+        signature::sign(&[&token, &ts, NONCE])
+    );
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["plain"] => Ok(format!("{signed}\n")),
+        ["safe", count] => {
+            let count: u64 = count.parse().map_err(|e| format!("COUNT `{count}`: {e}"))?;
+            let crypto = MessageCrypto::new(&env("WECHAT_AES_KEY")?, &env("WECHAT_APPID")?)
+                .map_err(|e| format!("WECHAT_AES_KEY: {e}"))?;
+            let mut out = String::new();
+            for msg_id in FIRST_MSG_ID..FIRST_MSG_ID + count {
+                let encrypt = crypto.encrypt(&text_xml(timestamp, msg_id));
+                let msg_signature = signature::sign(&[&token, &ts, NONCE, &encrypt]);
+                out.push_str(&format!(
+                    "{signed}&encrypt_type=aes&msg_signature={msg_signature}\t\
+                     <xml><ToUserName><![CDATA[{TO_USER}]]></ToUserName>\
+                     <Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>\n"
+                ));
+            }
+            Ok(out)
+        }
+        _ => Err("usage: payloads plain | payloads safe COUNT".into()),
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(out) => match std::io::stdout().lock().write_all(out.as_bytes()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("payloads: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("payloads: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
