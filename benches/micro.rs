@@ -16,13 +16,13 @@ use axum::http::Request;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
-use wechat_lua::config::{Secret, SecurityMode};
+use wechat_lua::config::{Config, Overrides};
 use wechat_lua::protocol::crypto::MessageCrypto;
 use wechat_lua::protocol::message::InboundMessage;
 use wechat_lua::protocol::reply::Reply;
 use wechat_lua::protocol::signature;
 use wechat_lua::script::runtime::LuaRuntime;
-use wechat_lua::script::{RuntimeOptions, ScriptHost, ScriptSources};
+use wechat_lua::script::{RuntimeOptions, ScriptHost, ScriptSources, Services};
 use wechat_lua::server::{self, AppState};
 
 const TOKEN: &str = "benchtoken";
@@ -111,7 +111,8 @@ fn lua(c: &mut Criterion) {
 
     // Lua alone: one state on this thread, no channel.
     let sources = Arc::new(ScriptSources::read(&echo_bot()).expect("examples/echo.lua reads"));
-    let runtime = LuaRuntime::load(sources, &options).expect("examples/echo.lua loads");
+    let services = Services::in_memory().expect("an in-memory store");
+    let runtime = LuaRuntime::load(sources, &options, &services).expect("examples/echo.lua loads");
     c.bench_function("lua/runtime_handle_text", |b| {
         b.iter_custom(|iters| {
             current.block_on(async {
@@ -127,7 +128,8 @@ fn lua(c: &mut Criterion) {
 
     // The same through `ScriptHost`: the message cloned, sent to the worker thread, answered
     // over a oneshot. The difference to the one above is the hop.
-    let host = ScriptHost::start(&echo_bot(), options, 1).expect("examples/echo.lua starts");
+    let host = ScriptHost::start(&echo_bot(), options, 1, services.clone())
+        .expect("examples/echo.lua starts");
     c.bench_function("lua/script_host_handle_text", |b| {
         b.iter_custom(|iters| {
             current.block_on(async {
@@ -144,13 +146,18 @@ fn lua(c: &mut Criterion) {
     // The whole router in process: query parsing and the signature extractor, the handler,
     // the Lua hop, rendering and the response body; everything of a request except TCP and
     // HTTP/1 framing.
-    let state = Arc::new(AppState {
-        token: Secret::new(TOKEN),
-        mode: SecurityMode::Plain,
-        crypto: None,
-        scripts: host,
-    });
+    let data = tempfile::tempdir().expect("a scratch data dir");
+    let overrides = Overrides {
+        data: Some(data.path().to_path_buf()),
+        ..Default::default()
+    };
+    let env = [("WECHAT_TOKEN".to_string(), TOKEN.to_string())].into();
+    let config = Config::load_with_env(&overrides, &env).expect("bench config");
+    let state = Arc::new(AppState::new(&config, host, &services).expect("state"));
     let app = server::app(state);
+    // Every request a new message: the same MsgId twice is a retry, answered from memory.
+    let text = std::str::from_utf8(TEXT_XML).expect("utf-8 fixture");
+    let mut msg_id = 0u64;
     let signature = signature::sign(&[TOKEN, &now_secs(), NONCE]);
     let uri = format!(
         "{}?signature={signature}&timestamp={}&nonce={NONCE}&openid=fromUser",
@@ -162,8 +169,10 @@ fn lua(c: &mut Criterion) {
             current.block_on(async {
                 let started = Instant::now();
                 for _ in 0..iters {
+                    msg_id += 1;
+                    let body = text.replace("1234567890123456", &msg_id.to_string());
                     let request = Request::post(&uri)
-                        .body(Body::from(TEXT_XML))
+                        .body(Body::from(body))
                         .expect("a valid request");
                     let response = app.clone().oneshot(request).await.expect("infallible");
                     assert!(response.status().is_success());
