@@ -159,3 +159,36 @@ fn broken_scripts_stop_start_up_with_file_and_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("scripts/main.lua:3"), "{stderr}");
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_with_a_span_per_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/echo.lua");
+    let server = Server::start(
+        dir.path(),
+        &["--scripts", echo.to_str().unwrap(), "--log-format", "json"],
+        &[("WECHAT_TOKEN", TOKEN), ("RUST_LOG", "debug")],
+    );
+    let (status, _) = server.post(&text_xml("jsonuser", "hi", next_msg_id()));
+    assert_eq!(status, 200);
+    assert!(server.wait_for_log("message handled", Duration::from_secs(5)));
+    let lines = server.log.lock().unwrap().clone();
+    let mut handled = None;
+    for line in &lines {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if value["fields"]["message"] == "message handled" {
+            handled = Some(value);
+        }
+    }
+    let handled = handled.expect("a line per handled message");
+    let span = &handled["span"];
+    assert_eq!(span["name"], "message");
+    assert_eq!(span["msg_type"], "text");
+    let openid = span["openid"].as_str().unwrap();
+    assert_eq!(openid.len(), 12, "a short hash");
+    assert!(
+        !lines.iter().any(|l| l.contains("jsonuser")),
+        "the OpenID itself is not logged"
+    );
+}
