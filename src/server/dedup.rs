@@ -10,7 +10,8 @@
 //! instance runs nothing either. With the embedded store only one instance exists, and the
 //! in-memory map alone keeps the hot path free of disk writes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,11 @@ use crate::store::Store;
 /// How long a finished message's answer is kept for late retries (WeChat's last retry comes
 /// about 15 s after the first attempt; a minute leaves room for clock and queue delays).
 pub const KEEP_RESULT: Duration = Duration::from_secs(60);
+/// Most answers remembered here. A minute of answers at a benchmark's rate (tens of thousands
+/// of messages a second) would take hundreds of MiB; past this many, the oldest go first,
+/// so "at least a minute" holds up to about 800 messages a second, far above a real
+/// account's rate, and memory stays near 20 MiB.
+pub const MAX_REMEMBERED: usize = 50_000;
 /// How long a claim in the shared store lives if its instance dies mid-message.
 const CLAIM_TTL: Duration = Duration::from_secs(30);
 /// Poll interval while waiting on another instance's result.
@@ -58,6 +64,8 @@ pub enum Claim {
 pub struct ClaimGuard {
     dedup: Arc<Dedup>,
     key: String,
+    /// `key` hashed, as the table holds it.
+    slot: u64,
     sender: Option<watch::Sender<Option<Answer>>>,
     /// Whether this instance holds the claim in the shared store (and so must answer there).
     owns_shared: bool,
@@ -69,10 +77,7 @@ impl ClaimGuard {
         if let Some(sender) = self.sender.take() {
             let _ = sender.send(Some(answer.clone()));
         }
-        self.dedup.lock().insert(
-            self.key.clone(),
-            Entry::Done(answer.clone(), Instant::now()),
-        );
+        self.dedup.remember(self.slot, answer.clone());
         if let (true, Some(store)) = (self.owns_shared, &self.dedup.shared) {
             let value = format!("{DONE}{}", answer.as_deref().unwrap_or(""));
             if let Err(e) = store
@@ -88,7 +93,7 @@ impl ClaimGuard {
 impl Drop for ClaimGuard {
     fn drop(&mut self) {
         if self.sender.is_some() {
-            self.dedup.lock().remove(&self.key);
+            self.dedup.lock().entries.remove(&self.slot);
             if let (true, Some(store)) = (self.owns_shared, self.dedup.shared.clone()) {
                 let key = dedup_key(&self.key);
                 tokio::spawn(async move {
@@ -99,15 +104,27 @@ impl Drop for ClaimGuard {
     }
 }
 
+/// Messages by the hash of their key (64 bits: a collision among a minute's messages is
+/// vanishingly unlikely, and keys need not be kept), with answers in the order they came so
+/// old ones are dropped in O(1).
+#[derive(Default)]
+struct Table {
+    entries: HashMap<u64, Entry>,
+    answered: VecDeque<(Instant, u64)>,
+}
+
 /// The de-duplication table.
 pub struct Dedup {
-    entries: Mutex<HashMap<String, Entry>>,
+    table: Mutex<Table>,
     /// The store shared with other instances, if any.
     shared: Option<Arc<dyn Store>>,
     /// How long a retry waits for a first run still going.
     wait: Duration,
-    /// When expired entries were last swept.
-    last_sweep: Mutex<Instant>,
+}
+
+/// A fixed hasher, so a key hashes the same way for the life of the process.
+fn slot(key: &str) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
 }
 
 impl Dedup {
@@ -115,42 +132,60 @@ impl Dedup {
     /// `wait` for a first run that is still going.
     pub fn new(shared: Option<Arc<dyn Store>>, wait: Duration) -> Arc<Dedup> {
         Arc::new(Dedup {
-            entries: Mutex::new(HashMap::new()),
+            table: Mutex::new(Table::default()),
             shared,
             wait,
-            last_sweep: Mutex::new(Instant::now()),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records an answer, and forgets answers older than [`KEEP_RESULT`] or beyond
+    /// [`MAX_REMEMBERED`], oldest first.
+    fn remember(&self, slot: u64, answer: Answer) {
+        let now = Instant::now();
+        let mut table = self.lock();
+        table.entries.insert(slot, Entry::Done(answer, now));
+        table.answered.push_back((now, slot));
+        while let Some(&(at, old)) = table.answered.front() {
+            if now.duration_since(at) < KEEP_RESULT && table.answered.len() <= MAX_REMEMBERED {
+                break;
+            }
+            table.answered.pop_front();
+            // Only the answer recorded then: the key may have been claimed again since.
+            if matches!(table.entries.get(&old), Some(Entry::Done(_, when)) if *when == at) {
+                table.entries.remove(&old);
+            }
+        }
     }
 
     /// Claims a message by its key, or returns the answer of the run that claimed it first.
     pub async fn claim(self: &Arc<Self>, key: &str) -> Claim {
-        self.sweep();
+        let slot = slot(key);
         enum Found {
             Answer(Answer),
             Running(watch::Receiver<Option<Answer>>),
             Claimed(watch::Sender<Option<Answer>>),
         }
         let found = {
-            let mut entries = self.lock();
-            match entries.get(key) {
+            let mut table = self.lock();
+            match table.entries.get(&slot) {
                 Some(Entry::Done(answer, at)) if at.elapsed() < KEEP_RESULT => {
                     Found::Answer(answer.clone())
                 }
                 Some(Entry::Running(receiver)) => Found::Running(receiver.clone()),
                 _ => {
                     let (sender, receiver) = watch::channel(None);
-                    entries.insert(key.to_string(), Entry::Running(receiver));
+                    table.entries.insert(slot, Entry::Running(receiver));
                     Found::Claimed(sender)
                 }
             }
         };
         let waiting = match found {
             Found::Answer(answer) => return Claim::Duplicate(answer),
-            Found::Claimed(sender) => return self.claim_shared(key, sender).await,
+            Found::Claimed(sender) => return self.claim_shared(key, slot, sender).await,
             Found::Running(receiver) => Some(receiver),
         };
         let Some(mut receiver) = waiting else {
@@ -171,11 +206,13 @@ impl Dedup {
     async fn claim_shared(
         self: &Arc<Self>,
         key: &str,
+        slot: u64,
         sender: watch::Sender<Option<Answer>>,
     ) -> Claim {
         let mut guard = ClaimGuard {
             dedup: self.clone(),
             key: key.to_string(),
+            slot,
             sender: Some(sender),
             owns_shared: false,
         };
@@ -223,28 +260,67 @@ impl Dedup {
         }
     }
 
-    /// Drops answers older than [`KEEP_RESULT`], at most once a second.
-    fn sweep(&self) {
-        {
-            let mut last = self.last_sweep.lock().unwrap_or_else(|p| p.into_inner());
-            if last.elapsed() < Duration::from_secs(1) {
-                return;
-            }
-            *last = Instant::now();
-        }
-        self.lock().retain(|_, entry| match entry {
-            Entry::Done(_, at) => at.elapsed() < KEEP_RESULT,
-            Entry::Running(_) => true,
-        });
-    }
-
     /// Number of messages remembered (running or answered).
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().entries.len()
     }
 
     /// Whether nothing is remembered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn first(dedup: &Arc<Dedup>, key: &str) -> ClaimGuard {
+        match dedup.claim(key).await {
+            Claim::First(guard) => guard,
+            _ => panic!("{key} should be new"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retry_gets_the_first_answer_and_a_waiting_retry_gets_it_when_ready() {
+        let dedup = Dedup::new(None, Duration::from_secs(2));
+        let guard = first(&dedup, "u|1").await;
+        let waiting = {
+            let dedup = dedup.clone();
+            tokio::spawn(async move { dedup.claim("u|1").await })
+        };
+        tokio::task::yield_now().await;
+        guard.finish(Some(Arc::from("<xml>a</xml>"))).await;
+        assert!(
+            matches!(waiting.await.unwrap(), Claim::Duplicate(Some(a)) if &*a == "<xml>a</xml>")
+        );
+        assert!(matches!(
+            dedup.claim("u|1").await,
+            Claim::Duplicate(Some(_))
+        ));
+        assert!(matches!(dedup.claim("v|1").await, Claim::First(_)));
+    }
+
+    #[tokio::test]
+    async fn a_dropped_claim_lets_the_retry_run() {
+        let dedup = Dedup::new(None, Duration::from_secs(1));
+        drop(first(&dedup, "u|2").await);
+        assert!(matches!(dedup.claim("u|2").await, Claim::First(_)));
+    }
+
+    #[tokio::test]
+    async fn memory_is_bounded_oldest_answers_first() {
+        let dedup = Dedup::new(None, Duration::from_secs(1));
+        for i in 0..MAX_REMEMBERED + 100 {
+            first(&dedup, &format!("u|{i}")).await.finish(None).await;
+        }
+        assert!(dedup.len() <= MAX_REMEMBERED + 1, "{}", dedup.len());
+        assert!(
+            matches!(dedup.claim("u|0").await, Claim::First(_)),
+            "the oldest is forgotten"
+        );
+        let newest = format!("u|{}", MAX_REMEMBERED + 99);
+        assert!(matches!(dedup.claim(&newest).await, Claim::Duplicate(None)));
     }
 }
