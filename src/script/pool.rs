@@ -182,12 +182,11 @@ impl ScriptHost {
             let options = self.options.clone();
             let services = self.services.clone();
             let sources = published.sources.clone();
-            let built = tokio::task::spawn_blocking(move || {
-                LuaRuntime::load(sources, &options, &services)
-            })
-            .await
-            .map_err(|e| ScriptError::Load(format!("cannot build a Lua state: {e}")))
-            .and_then(|r| r);
+            let built =
+                tokio::task::spawn_blocking(move || LuaRuntime::load(sources, &options, &services))
+                    .await
+                    .map_err(|e| ScriptError::Load(format!("cannot build a Lua state: {e}")))
+                    .and_then(|r| r);
             match built {
                 Ok(runtime) => {
                     tracing::debug!(generation = published.generation, "built another Lua state");
@@ -314,11 +313,100 @@ fn build_states(
 ) -> Result<Vec<State>, ScriptError> {
     (0..count)
         .map(|_| {
-            LuaRuntime::load(sources.clone(), options, services)
-                .map(|runtime| State {
-                    generation,
-                    runtime,
-                })
+            LuaRuntime::load(sources.clone(), options, services).map(|runtime| State {
+                generation,
+                runtime,
+            })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::reply::Reply;
+
+    const BOT: &str = r#"
+        wx.on("text", "^wait", function() wx.sleep(0.2) return "waited VERSION" end)
+        wx.on("text", function(msg) return "VERSION " .. msg.content end)
+    "#;
+
+    fn write_bot(dir: &std::path::Path, version: &str) {
+        std::fs::write(dir.join("main.lua"), BOT.replace("VERSION", version)).unwrap();
+    }
+
+    fn text(content: &str, id: u64) -> InboundMessage {
+        InboundMessage::parse(
+            format!(
+                "<xml><ToUserName>bot</ToUserName><FromUserName>u</FromUserName>\
+                 <CreateTime>1</CreateTime><MsgType>text</MsgType>\
+                 <Content>{content}</Content><MsgId>{id}</MsgId></xml>"
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    async fn answer(host: &ScriptHost, content: &str, id: u64) -> String {
+        match host.handle(text(content, id)).await.unwrap().reply {
+            Some(Reply::Text { content }) => content,
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_waiting_handler_keeps_its_state_and_the_next_message_gets_another() {
+        let dir = tempfile::tempdir().unwrap();
+        write_bot(dir.path(), "v1");
+        let host = ScriptHost::start(
+            dir.path(),
+            RuntimeOptions::default(),
+            1,
+            Services::in_memory().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(host.states(), 1);
+        let (waited, quick) = tokio::join!(answer(&host, "wait", 1), async {
+            tokio::task::yield_now().await;
+            answer(&host, "hi", 2).await
+        });
+        assert_eq!((waited.as_str(), quick.as_str()), ("waited v1", "v1 hi"));
+        assert_eq!(
+            host.states(),
+            2,
+            "the waiting handler's state was not shared"
+        );
+        // Both states are idle now and reused: no third one.
+        assert_eq!(answer(&host, "again", 3).await, "v1 again");
+        assert_eq!(host.states(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_state_running_across_a_reload_finishes_and_is_then_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        write_bot(dir.path(), "v1");
+        let host = ScriptHost::start(
+            dir.path(),
+            RuntimeOptions::default(),
+            2,
+            Services::in_memory().unwrap(),
+        )
+        .unwrap();
+        let running = tokio::spawn({
+            let host = host.clone();
+            async move { answer(&host, "wait", 1).await }
+        });
+        // Let the spawned message take its state and start waiting.
+        while host.lock().idle.len() == 2 {
+            tokio::task::yield_now().await;
+        }
+        write_bot(dir.path(), "v2");
+        assert_eq!(host.reload().unwrap(), 2);
+        // Two fresh states plus the one still running the old set.
+        assert_eq!(host.states(), 3);
+        assert_eq!(answer(&host, "hi", 2).await, "v2 hi");
+        assert_eq!(running.await.unwrap(), "waited v1");
+        assert_eq!(host.states(), 2, "the old state was kept after its message");
+        assert_eq!(answer(&host, "wait", 3).await, "waited v2");
+    }
 }

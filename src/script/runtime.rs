@@ -11,7 +11,7 @@ use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Value, V
 
 use super::bindings::handlers::{Filter, Handler, HandlerRegistry, Selector};
 use super::bindings::{self};
-use super::message_table::message_table;
+use super::message_table::{message_table, KeyCache};
 use super::reply_value::{reply_from_lua, reply_to_lua};
 use super::{ScriptError, ScriptSources, Services};
 use crate::protocol::message::InboundMessage;
@@ -70,6 +70,8 @@ pub struct LuaRuntime {
     /// the run-time hook (installed once per state) measures from there.
     resumed: Arc<AtomicU64>,
     base: Instant,
+    /// Interned table keys of this state's message tables.
+    keys: KeyCache,
 }
 
 impl LuaRuntime {
@@ -161,6 +163,7 @@ impl LuaRuntime {
                 registry.warnings.clone(),
             )
         };
+        let keys = KeyCache::new(&lua).map_err(internal)?;
         Ok(LuaRuntime {
             lua,
             handlers,
@@ -170,6 +173,7 @@ impl LuaRuntime {
             sources,
             resumed,
             base,
+            keys,
         })
     }
 
@@ -213,7 +217,8 @@ impl LuaRuntime {
                 handler: None,
             });
         };
-        let table = message_table(&self.lua, msg).map_err(|e| handler_error(handler, &e))?;
+        let table =
+            message_table(&self.lua, &self.keys, msg).map_err(|e| handler_error(handler, &e))?;
         let mut args = Vec::with_capacity(1 + captures.len());
         args.push(Value::Table(table));
         args.extend(captures);
