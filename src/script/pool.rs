@@ -85,6 +85,18 @@ impl Drop for Lease<'_> {
     }
 }
 
+/// A place under [`MAX_STATES`] taken for a state being built.
+struct Reserved<'a>(Option<&'a ScriptHost>);
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        if let Some(host) = self.0.take() {
+            host.lock().alive -= 1;
+            host.returned.notify_one();
+        }
+    }
+}
+
 impl ScriptHost {
     /// Loads the scripts at `location` (validating them once here, so a broken set stops
     /// start-up with its file and line) and builds `workers` Lua states (at least one).
@@ -157,8 +169,6 @@ impl ScriptHost {
         loop {
             let returned = self.returned.notified();
             tokio::pin!(returned);
-            // Registered before looking, so a state given back in between is not missed.
-            returned.as_mut().enable();
             let build = {
                 let mut pool = self.lock();
                 if let Some(state) = pool.idle.pop() {
@@ -171,6 +181,9 @@ impl ScriptHost {
                     pool.alive += 1;
                     Some(pool.published.clone())
                 } else {
+                    // Registered under the pool lock, which `give_back` takes before it
+                    // notifies, so a state given back after this look is not missed.
+                    returned.as_mut().enable();
                     None
                 }
             };
@@ -178,6 +191,8 @@ impl ScriptHost {
                 returned.await;
                 continue;
             };
+            // Gives the reserved place back if the build fails or this message is cancelled.
+            let mut reserved = Reserved(Some(self));
             // A state takes milliseconds to build: off the async worker, as a reload's are.
             let options = self.options.clone();
             let services = self.services.clone();
@@ -189,6 +204,7 @@ impl ScriptHost {
                     .and_then(|r| r);
             match built {
                 Ok(runtime) => {
+                    reserved.0 = None;
                     tracing::debug!(generation = published.generation, "built another Lua state");
                     return Ok(Lease {
                         host: self,
@@ -198,11 +214,7 @@ impl ScriptHost {
                         }),
                     });
                 }
-                Err(e) => {
-                    self.lock().alive -= 1;
-                    self.returned.notify_one();
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         }
     }
