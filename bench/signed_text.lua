@@ -6,7 +6,10 @@
 -- PAYLOADS is what `payloads` printed (benches/tools/payloads.rs):
 --   * one line, a signed /wechat path: plaintext mode; every request gets a fresh MsgId here.
 --   * lines "PATH<TAB>BODY": safe mode; pre-encrypted messages (each signed with its own
---     msg_signature, which Lua cannot compute), sent round-robin.
+--     msg_signature, which Lua cannot compute), each sent once: the host answers a repeated
+--     FromUserName + MsgId from its retry cache, which would measure the cache, not the path.
+--     When they run out the thread stops early and RESULT says exhausted=1: wrk still
+--     divides by the whole duration, so e2e.sh then fails the run (make more payloads).
 -- A good answer is a 200 whose body has <Content> (plaintext) or <Encrypt> (safe mode).
 -- With "timeline", answers are also counted per wall-clock second, to show a dip (reload).
 -- done() prints one line "RESULT key=value ..." that e2e.sh parses.
@@ -46,13 +49,18 @@ function init(args)
   timeline = args[2] == "timeline"
   -- Each wrk thread counts its own MsgIds, in a range of its own.
   next_id = (id or 0) * 1000000000 + 1
-  bad, good, buckets = 0, 0, {}
+  bad, good, buckets, exhausted = 0, 0, {}, 0
 end
 
 function request()
   sent = sent + 1
   if #pool > 0 then
-    return pool[(sent - 1) % #pool + 1]
+    if sent > #pool then
+      exhausted = 1
+      wrk.thread:stop()
+      sent = #pool
+    end
+    return pool[sent]
   end
   local msg_id = next_id
   next_id = next_id + 1
@@ -80,8 +88,9 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local bad_total, good_total, merged = 0, 0, {}
+  local bad_total, good_total, merged, exhausted_any = 0, 0, {}, 0
   for _, thread in ipairs(threads) do
+    exhausted_any = math.max(exhausted_any, thread:get("exhausted") or 0)
     bad_total = bad_total + thread:get("bad")
     good_total = good_total + thread:get("good")
     for second, n in pairs(thread:get("buckets") or {}) do
@@ -91,10 +100,10 @@ function done(summary, latency, requests)
   local errors = summary.errors
   local socket_errors = errors.connect + errors.read + errors.write + errors.timeout
   io.write(string.format(
-    "RESULT requests=%d seconds=%.3f rps=%.1f p50_us=%d p99_us=%d max_us=%d good=%d bad=%d socket_errors=%d\n",
+    "RESULT requests=%d seconds=%.3f rps=%.1f p50_us=%d p99_us=%d max_us=%d good=%d bad=%d socket_errors=%d exhausted=%d\n",
     summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
     latency:percentile(50), latency:percentile(99), latency.max,
-    good_total, bad_total, socket_errors))
+    good_total, bad_total, socket_errors, exhausted_any))
   local seconds = {}
   for second in pairs(merged) do
     table.insert(seconds, second)

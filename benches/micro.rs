@@ -1,6 +1,7 @@
 //! Micro benchmarks of one message's path through the host, piece by piece: the signature
-//! check, XML parsing, reply rendering, safe-mode crypto, Lua dispatch (with and without the
-//! hop to a worker thread) and the whole router in process (no TCP).
+//! check, XML parsing, reply rendering, safe-mode crypto, Lua dispatch (a state alone and
+//! borrowed from `ScriptHost`'s pool), a handler using `wx.store`, and the whole router in
+//! process (no TCP).
 //!
 //! `cargo bench --bench micro` (a few minutes at most); `docs/benchmarks.md` says what each
 //! figure means and which targets they are held to. Under `cargo test --all-targets` criterion
@@ -126,9 +127,9 @@ fn lua(c: &mut Criterion) {
         })
     });
 
-    // The same through `ScriptHost`: the message cloned, sent to the worker thread, answered
-    // over a oneshot. The difference to the one above is the hop.
-    let host = ScriptHost::start(&echo_bot(), options, 1, services.clone())
+    // The same through `ScriptHost`: the message cloned, a state borrowed from the pool and
+    // given back. The difference to the one above is what the pool costs.
+    let host = ScriptHost::start(&echo_bot(), options.clone(), 1, services.clone())
         .expect("examples/echo.lua starts");
     c.bench_function("lua/script_host_handle_text", |b| {
         b.iter_custom(|iters| {
@@ -136,6 +137,29 @@ fn lua(c: &mut Criterion) {
                 let started = Instant::now();
                 for _ in 0..iters {
                     let handled = host.handle(black_box(msg.clone())).await;
+                    assert!(matches!(handled, Ok(ref h) if h.reply.is_some()));
+                }
+                started.elapsed()
+            })
+        })
+    });
+
+    // A handler that counts in `wx.store` (the embedded SQLite store, in memory): what a
+    // store round trip adds to a message.
+    let store_bot = tempfile::tempdir().expect("a scratch scripts dir");
+    std::fs::write(
+        store_bot.path().join("main.lua"),
+        "wx.on('text', function(msg) return 'n=' .. wx.store.incr('bench') end)\n",
+    )
+    .expect("the store bot is written");
+    let store_host = ScriptHost::start(store_bot.path(), options.clone(), 1, services.clone())
+        .expect("the store bot starts");
+    c.bench_function("lua/store_incr_text", |b| {
+        b.iter_custom(|iters| {
+            current.block_on(async {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    let handled = store_host.handle(black_box(msg.clone())).await;
                     assert!(matches!(handled, Ok(ref h) if h.reply.is_some()));
                 }
                 started.elapsed()

@@ -200,7 +200,7 @@ pub struct Config {
     pub reply_timeout: Duration,
     /// Memory cap of each Lua state.
     pub lua_memory_limit: usize,
-    /// Number of Lua worker threads.
+    /// Lua states built at start (the pool builds more while all are busy).
     pub workers: usize,
     /// Log line format.
     pub log_format: LogFormat,

@@ -3,8 +3,9 @@
 //!
 //! - `payloads plain` prints one line: the signed `/wechat?…` path. wrk's Lua builds each body
 //!   itself, with a fresh MsgId, since a plaintext body is not signed.
-//! - `payloads safe COUNT` prints COUNT lines `PATH<TAB>BODY`: distinct encrypted text
-//!   messages, each with its own MsgId and `msg_signature`, which wrk's Lua cannot compute.
+//! - `payloads safe COUNT [FIRST_MSG_ID]` prints COUNT lines `PATH<TAB>BODY`: distinct
+//!   encrypted text messages, each with its own MsgId (counting up from FIRST_MSG_ID) and
+//!   `msg_signature`, which wrk's Lua cannot compute.
 //!
 //! The token, EncodingAESKey and AppID come from `WECHAT_TOKEN`, `WECHAT_AES_KEY` and
 //! `WECHAT_APPID`, as for the server.
@@ -61,12 +62,18 @@ fn run() -> Result<String, String> {
         .as_slice()
     {
         ["plain"] => Ok(format!("{signed}\n")),
-        ["safe", count] => {
+        ["safe", count, rest @ ..] if rest.len() <= 1 => {
             let count: u64 = count.parse().map_err(|e| format!("COUNT `{count}`: {e}"))?;
+            // Each run of e2e.sh takes its own MsgId range: a MsgId seen in an earlier run
+            // within 60 s would be answered from the retry cache without running Lua.
+            let first: u64 = match rest.first() {
+                Some(first) => first.parse().map_err(|e| format!("FIRST `{first}`: {e}"))?,
+                None => FIRST_MSG_ID,
+            };
             let crypto = MessageCrypto::new(&env("WECHAT_AES_KEY")?, &env("WECHAT_APPID")?)
                 .map_err(|e| format!("WECHAT_AES_KEY: {e}"))?;
             let mut out = String::new();
-            for msg_id in FIRST_MSG_ID..FIRST_MSG_ID + count {
+            for msg_id in first..first + count {
                 let encrypt = crypto.encrypt(&text_xml(timestamp, msg_id));
                 let msg_signature = signature::sign(&[&token, &ts, NONCE, &encrypt]);
                 out.push_str(&format!(
@@ -77,7 +84,7 @@ fn run() -> Result<String, String> {
             }
             Ok(out)
         }
-        _ => Err("usage: payloads plain | payloads safe COUNT".into()),
+        _ => Err("usage: payloads plain | payloads safe COUNT [FIRST_MSG_ID]".into()),
     }
 }
 

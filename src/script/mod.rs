@@ -7,12 +7,12 @@
 //! - [`bindings`]: the `wx` table (`wx.on`, `wx.reply`, `wx.log`, …), one file per family.
 //! - [`message_table`]: an inbound message as the Lua table handlers receive.
 //! - [`reply_value`]: a handler's return value as a [`Reply`](crate::protocol::reply::Reply).
-//! - [`pool`]: worker threads, each owning a Lua state; reload swaps states between messages.
+//! - [`pool`]: the Lua states messages borrow; reload swaps states between messages.
 //! - [`services`]: what the host lends scripts (store, API).
 //! - [`reload`]: the file watcher that reloads, debounced, keeping the last good set on failure.
 //!
-//! Lua states are owned by worker threads and replaced whole on reload, so nothing a script
-//! keeps in a Lua global survives a reload or is shared between workers: state shared between
+//! Lua states are pooled and replaced whole on reload, so nothing a script keeps in a Lua
+//! global survives a reload or is shared between states: state shared between
 //! messages goes through the host (`wx.store`).
 
 pub mod bindings;

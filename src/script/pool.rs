@@ -1,39 +1,44 @@
-//! The script workers: threads that each own a Lua state and run many handlers at once on it
-//! (a handler waiting on I/O yields, and the worker takes the next message). A reload publishes
-//! a new snapshot; each worker builds a fresh state from it and uses it for new messages, while
-//! messages already running finish on the state they started with.
+//! The pool of Lua states. A message borrows an idle state, runs its handler on the caller's
+//! own tokio task (no hop to another thread: the hop cost more than Lua itself), and gives the
+//! state back. A handler waiting on I/O keeps its state meanwhile, so when every state is busy
+//! another is built from the current snapshot, up to [`MAX_STATES`]. A reload publishes a new
+//! snapshot with a new generation and replaces the idle states; a state of an older
+//! generation still running a message finishes it and is dropped when it comes back.
 
-use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::Notify;
 
 use super::runtime::{Handled, LateReplyFailure, LuaRuntime};
 use super::{RuntimeOptions, ScriptError, ScriptSources, Services};
 use crate::protocol::message::InboundMessage;
 
-/// How many messages may wait for one worker before senders wait too.
-const QUEUE_DEPTH: usize = 1024;
-
-/// What a worker is asked to run.
-enum Work {
-    /// An inbound message, for the first matching handler.
-    Message(InboundMessage),
-    /// A late reply customer service refused, for the `late_reply_failed` handlers.
-    LateReplyFailed(LateReplyFailure),
-}
-
-struct Job {
-    work: Work,
-    done: oneshot::Sender<Result<Handled, ScriptError>>,
-}
+/// Most Lua states alive at once (each costs a few hundred KiB); beyond it messages wait for a
+/// state to come back.
+pub const MAX_STATES: usize = 256;
 
 /// A published script set: the snapshot and its generation number.
 #[derive(Clone)]
 struct Published {
     generation: u64,
     sources: Arc<ScriptSources>,
+}
+
+/// A Lua state and the generation it was built from.
+struct State {
+    generation: u64,
+    runtime: LuaRuntime,
+}
+
+/// What the pool lock guards.
+struct Pool {
+    /// The set new states are built from; replaced by a reload.
+    published: Published,
+    /// Idle states, all of `published.generation`.
+    idle: Vec<State>,
+    /// States alive (idle, running or being built), of any generation.
+    alive: usize,
 }
 
 /// What the last reload attempt did, for logs, `check` and `/healthz`.
@@ -49,11 +54,13 @@ pub struct ReloadStatus {
     pub last_error: Option<String>,
 }
 
-/// Handle to the script workers; cheap to share behind an `Arc`.
+/// Handle to the pool of Lua states; cheap to share behind an `Arc`.
 pub struct ScriptHost {
-    workers: Vec<mpsc::Sender<Job>>,
-    next: AtomicUsize,
-    publish: watch::Sender<Published>,
+    pool: Mutex<Pool>,
+    /// Woken when a state comes back or is dropped, for messages waiting at [`MAX_STATES`].
+    returned: Notify,
+    /// How many states a reload builds up front.
+    initial: usize,
     generation: AtomicU64,
     location: std::path::PathBuf,
     options: RuntimeOptions,
@@ -63,9 +70,36 @@ pub struct ScriptHost {
     reloading: Mutex<()>,
 }
 
+/// A borrowed state; goes back to the pool when dropped, also if the message's task is
+/// cancelled mid-handler.
+struct Lease<'a> {
+    host: &'a ScriptHost,
+    state: Option<State>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(state) = self.state.take() {
+            self.host.give_back(state);
+        }
+    }
+}
+
+/// A place under [`MAX_STATES`] taken for a state being built.
+struct Reserved<'a>(Option<&'a ScriptHost>);
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        if let Some(host) = self.0.take() {
+            host.lock().alive -= 1;
+            host.returned.notify_one();
+        }
+    }
+}
+
 impl ScriptHost {
     /// Loads the scripts at `location` (validating them once here, so a broken set stops
-    /// start-up with its file and line) and starts `workers` worker threads.
+    /// start-up with its file and line) and builds `workers` Lua states (at least one).
     pub fn start(
         location: &std::path::Path,
         options: RuntimeOptions,
@@ -79,36 +113,19 @@ impl ScriptHost {
             tracing::warn!("{warning}");
         }
         drop(first);
-        let (publish, _) = watch::channel(Published {
-            generation: 1,
-            sources,
-        });
-        let mut senders = Vec::with_capacity(workers);
-        let mut ready = Vec::with_capacity(workers);
-        for index in 0..workers.max(1) {
-            let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-            let published = publish.subscribe();
-            let options = options.clone();
-            let services = services.clone();
-            std::thread::Builder::new()
-                .name(format!("lua-worker-{index}"))
-                .spawn(move || worker(index, rx, published, options, services, ready_tx))
-                .map_err(|e| ScriptError::Load(format!("cannot start a script worker: {e}")))?;
-            senders.push(tx);
-            ready.push(ready_rx);
-        }
-        for ready_rx in ready {
-            match ready_rx.recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Err(ScriptError::Unavailable),
-            }
-        }
+        let initial = workers.clamp(1, MAX_STATES);
+        let idle = build_states(1, &sources, initial, &options, &services)?;
         Ok(Arc::new(ScriptHost {
-            workers: senders,
-            next: AtomicUsize::new(0),
-            publish,
+            pool: Mutex::new(Pool {
+                published: Published {
+                    generation: 1,
+                    sources,
+                },
+                alive: idle.len(),
+                idle,
+            }),
+            returned: Notify::new(),
+            initial,
             generation: AtomicU64::new(1),
             location: location.to_path_buf(),
             options,
@@ -121,9 +138,13 @@ impl ScriptHost {
         }))
     }
 
-    /// Runs the handler for one message on the next worker.
+    /// Runs the handler for one message on an idle Lua state, on the caller's task.
     pub async fn handle(&self, msg: InboundMessage) -> Result<Handled, ScriptError> {
-        self.submit(Work::Message(msg)).await
+        let lease = self.take().await?;
+        match &lease.state {
+            Some(state) => state.runtime.handle(&msg).await,
+            None => Err(ScriptError::Unavailable),
+        }
     }
 
     /// Runs the scripts' `late_reply_failed` handlers for a reply that could not be delivered.
@@ -131,23 +152,95 @@ impl ScriptHost {
         &self,
         failure: LateReplyFailure,
     ) -> Result<Handled, ScriptError> {
-        self.submit(Work::LateReplyFailed(failure)).await
+        let lease = self.take().await?;
+        match &lease.state {
+            Some(state) => state.runtime.late_reply_failed(&failure).await,
+            None => Err(ScriptError::Unavailable),
+        }
     }
 
-    async fn submit(&self, work: Work) -> Result<Handled, ScriptError> {
-        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.workers.len();
-        let (done, result) = oneshot::channel();
-        self.workers[index]
-            .send(Job { work, done })
-            .await
-            .map_err(|_| ScriptError::Unavailable)?;
-        result.await.map_err(|_| ScriptError::Unavailable)?
+    fn lock(&self) -> MutexGuard<'_, Pool> {
+        self.pool.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Re-reads the scripts; if they load, every worker switches to them for new messages.
-    /// If not, the last good set keeps serving and the error (with file:line) is returned.
+    /// An idle state of the current generation, a new one if none is idle, or (at
+    /// [`MAX_STATES`]) the next one given back.
+    async fn take(&self) -> Result<Lease<'_>, ScriptError> {
+        loop {
+            let returned = self.returned.notified();
+            tokio::pin!(returned);
+            let build = {
+                let mut pool = self.lock();
+                if let Some(state) = pool.idle.pop() {
+                    return Ok(Lease {
+                        host: self,
+                        state: Some(state),
+                    });
+                }
+                if pool.alive < MAX_STATES {
+                    pool.alive += 1;
+                    Some(pool.published.clone())
+                } else {
+                    // Registered under the pool lock, which `give_back` takes before it
+                    // notifies, so a state given back after this look is not missed.
+                    returned.as_mut().enable();
+                    None
+                }
+            };
+            let Some(published) = build else {
+                returned.await;
+                continue;
+            };
+            // Gives the reserved place back if the build fails or this message is cancelled.
+            let mut reserved = Reserved(Some(self));
+            // A state takes milliseconds to build: off the async worker, as a reload's are.
+            let options = self.options.clone();
+            let services = self.services.clone();
+            let sources = published.sources.clone();
+            let built =
+                tokio::task::spawn_blocking(move || LuaRuntime::load(sources, &options, &services))
+                    .await
+                    .map_err(|e| ScriptError::Load(format!("cannot build a Lua state: {e}")))
+                    .and_then(|r| r);
+            match built {
+                Ok(runtime) => {
+                    reserved.0 = None;
+                    tracing::debug!(generation = published.generation, "built another Lua state");
+                    return Ok(Lease {
+                        host: self,
+                        state: Some(State {
+                            generation: published.generation,
+                            runtime,
+                        }),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Puts a state back for the next message, or drops it if a reload replaced its set.
+    fn give_back(&self, state: State) {
+        let stale = {
+            let mut pool = self.lock();
+            if state.generation == pool.published.generation {
+                pool.idle.push(state);
+                None
+            } else {
+                pool.alive -= 1;
+                Some(state)
+            }
+        };
+        // Closing a Lua state is not free: outside the lock.
+        drop(stale);
+        self.returned.notify_one();
+    }
+
+    /// Re-reads the scripts; if they load, new messages run on states built from them. If
+    /// not, the last good set keeps serving and the error (with file:line) is returned.
     pub fn reload(&self) -> Result<u64, ScriptError> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let generation = self.generation.load(Ordering::SeqCst) + 1;
         let attempt = ScriptSources::read(&self.location)
             .map(Arc::new)
             .and_then(|sources| {
@@ -156,17 +249,36 @@ impl ScriptHost {
                 for warning in runtime.warnings() {
                     tracing::warn!("{warning}");
                 }
-                Ok(sources)
+                // The new set's states are built here, on the reloading thread, so messages
+                // never wait for a build after a reload.
+                let idle = build_states(
+                    generation,
+                    &sources,
+                    self.initial,
+                    &self.options,
+                    &self.services,
+                )?;
+                Ok((sources, idle))
             });
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         crate::metrics::metrics().reload(attempt.is_ok());
         match attempt {
-            Ok(sources) => {
-                let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-                self.publish.send_replace(Published {
-                    generation,
-                    sources,
-                });
+            Ok((sources, idle)) => {
+                let old = {
+                    let mut pool = self.lock();
+                    pool.published = Published {
+                        generation,
+                        sources,
+                    };
+                    // The stored generation moves under the pool lock, with the states, so
+                    // a message that sees it also finds the new states.
+                    self.generation.store(generation, Ordering::SeqCst);
+                    let old = std::mem::replace(&mut pool.idle, idle);
+                    pool.alive = pool.alive - old.len() + pool.idle.len();
+                    old
+                };
+                drop(old);
+                self.returned.notify_waiters();
                 status.generation = generation;
                 status.reloads_ok += 1;
                 status.last_error = None;
@@ -197,83 +309,116 @@ impl ScriptHost {
     pub fn location(&self) -> &std::path::Path {
         &self.location
     }
+
+    /// Lua states alive now (idle or running), for tests and `/healthz`.
+    pub fn states(&self) -> usize {
+        self.lock().alive
+    }
 }
 
-fn worker(
-    index: usize,
-    mut jobs: mpsc::Receiver<Job>,
-    mut published: watch::Receiver<Published>,
-    options: RuntimeOptions,
-    services: Services,
-    ready: std::sync::mpsc::Sender<Result<(), ScriptError>>,
-) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            let _ = ready.send(Err(ScriptError::Load(format!(
-                "cannot start a worker runtime: {e}"
-            ))));
-            return;
+fn build_states(
+    generation: u64,
+    sources: &Arc<ScriptSources>,
+    count: usize,
+    options: &RuntimeOptions,
+    services: &Services,
+) -> Result<Vec<State>, ScriptError> {
+    (0..count)
+        .map(|_| {
+            LuaRuntime::load(sources.clone(), options, services).map(|runtime| State {
+                generation,
+                runtime,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::reply::Reply;
+
+    const BOT: &str = r#"
+        wx.on("text", "^wait", function() wx.sleep(0.2) return "waited VERSION" end)
+        wx.on("text", function(msg) return "VERSION " .. msg.content end)
+    "#;
+
+    fn write_bot(dir: &std::path::Path, version: &str) {
+        std::fs::write(dir.join("main.lua"), BOT.replace("VERSION", version)).unwrap();
+    }
+
+    fn text(content: &str, id: u64) -> InboundMessage {
+        InboundMessage::parse(
+            format!(
+                "<xml><ToUserName>bot</ToUserName><FromUserName>u</FromUserName>\
+                 <CreateTime>1</CreateTime><MsgType>text</MsgType>\
+                 <Content>{content}</Content><MsgId>{id}</MsgId></xml>"
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    async fn answer(host: &ScriptHost, content: &str, id: u64) -> String {
+        match host.handle(text(content, id)).await.unwrap().reply {
+            Some(Reply::Text { content }) => content,
+            other => panic!("unexpected reply {other:?}"),
         }
-    };
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async move {
-        let first = published.borrow_and_update().clone();
-        let mut current = match LuaRuntime::load(first.sources, &options, &services) {
-            Ok(state) => Rc::new(state),
-            Err(e) => {
-                let _ = ready.send(Err(e));
-                return;
-            }
-        };
-        let mut generation = first.generation;
-        let _ = ready.send(Ok(()));
-        let mut running = tokio::task::JoinSet::new();
-        let mut switch = |current: &mut Rc<LuaRuntime>,
-                          published: &mut watch::Receiver<Published>| {
-            let next = published.borrow_and_update().clone();
-            if next.generation <= generation {
-                return;
-            }
-            match LuaRuntime::load(next.sources, &options, &services) {
-                Ok(state) => {
-                    *current = Rc::new(state);
-                    generation = next.generation;
-                    tracing::debug!(worker = index, generation, "worker switched to new scripts");
-                }
-                Err(e) => tracing::error!(worker = index, "worker kept the previous scripts: {e}"),
-            }
-        };
-        loop {
-            tokio::select! {
-                job = jobs.recv() => {
-                    let Some(job) = job else { break };
-                    // A reload returns only after publishing, so a message sent after it must
-                    // see the new set even if this worker has not noticed the change yet.
-                    if published.has_changed().unwrap_or(false) {
-                        switch(&mut current, &mut published);
-                    }
-                    let state = current.clone();
-                    running.spawn_local(async move {
-                        let result = match &job.work {
-                            Work::Message(msg) => state.handle(msg).await,
-                            Work::LateReplyFailed(failure) => state.late_reply_failed(failure).await,
-                        };
-                        let _ = job.done.send(result);
-                    });
-                }
-                changed = published.changed() => {
-                    if changed.is_ok() {
-                        switch(&mut current, &mut published);
-                    }
-                }
-                Some(_) = running.join_next(), if !running.is_empty() => {}
-            }
+    }
+
+    #[tokio::test]
+    async fn a_waiting_handler_keeps_its_state_and_the_next_message_gets_another() {
+        let dir = tempfile::tempdir().unwrap();
+        write_bot(dir.path(), "v1");
+        let host = ScriptHost::start(
+            dir.path(),
+            RuntimeOptions::default(),
+            1,
+            Services::in_memory().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(host.states(), 1);
+        let (waited, quick) = tokio::join!(answer(&host, "wait", 1), async {
+            tokio::task::yield_now().await;
+            answer(&host, "hi", 2).await
+        });
+        assert_eq!((waited.as_str(), quick.as_str()), ("waited v1", "v1 hi"));
+        assert_eq!(
+            host.states(),
+            2,
+            "the waiting handler's state was not shared"
+        );
+        // Both states are idle now and reused: no third one.
+        assert_eq!(answer(&host, "again", 3).await, "v1 again");
+        assert_eq!(host.states(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_state_running_across_a_reload_finishes_and_is_then_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        write_bot(dir.path(), "v1");
+        let host = ScriptHost::start(
+            dir.path(),
+            RuntimeOptions::default(),
+            2,
+            Services::in_memory().unwrap(),
+        )
+        .unwrap();
+        let running = tokio::spawn({
+            let host = host.clone();
+            async move { answer(&host, "wait", 1).await }
+        });
+        // Let the spawned message take its state and start waiting.
+        while host.lock().idle.len() == 2 {
+            tokio::task::yield_now().await;
         }
-        // The host is shutting down: let the messages in flight finish.
-        while running.join_next().await.is_some() {}
-    });
+        write_bot(dir.path(), "v2");
+        assert_eq!(host.reload().unwrap(), 2);
+        // Two fresh states plus the one still running the old set.
+        assert_eq!(host.states(), 3);
+        assert_eq!(answer(&host, "hi", 2).await, "v2 hi");
+        assert_eq!(running.await.unwrap(), "waited v1");
+        assert_eq!(host.states(), 2, "the old state was kept after its message");
+        assert_eq!(answer(&host, "wait", 3).await, "waited v2");
+    }
 }

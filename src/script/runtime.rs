@@ -2,9 +2,8 @@
 //! first matching handler. A state is built whole from a [`ScriptSources`] snapshot and never
 //! patched: reload builds a new one.
 
-use std::cell::Cell;
 use std::future::Future;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +11,7 @@ use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Value, V
 
 use super::bindings::handlers::{Filter, Handler, HandlerRegistry, Selector};
 use super::bindings::{self};
-use super::message_table::message_table;
+use super::message_table::{message_table, KeyCache};
 use super::reply_value::{reply_from_lua, reply_to_lua};
 use super::{ScriptError, ScriptSources, Services};
 use crate::protocol::message::InboundMessage;
@@ -66,8 +65,13 @@ pub struct LuaRuntime {
     find: Function,
     /// Warnings found while loading (e.g. handlers for unknown kinds).
     warnings: Vec<String>,
-    options: RuntimeOptions,
     sources: Arc<ScriptSources>,
+    /// When the running handler's coroutine was last resumed, in nanoseconds since `base`:
+    /// the run-time hook (installed once per state) measures from there.
+    resumed: Arc<AtomicU64>,
+    base: Instant,
+    /// Interned table keys of this state's message tables.
+    keys: KeyCache,
 }
 
 impl LuaRuntime {
@@ -127,6 +131,28 @@ impl LuaRuntime {
         lua.remove_hook();
         loaded.map_err(|e| ScriptError::Load(describe_error(&e)))?;
 
+        // One hook for every handler coroutine (mlua gives it to the threads it creates or
+        // recycles for `call_async`), rather than a hook closure per message.
+        let base = Instant::now();
+        let resumed = Arc::new(AtomicU64::new(0));
+        let hook_resumed = resumed.clone();
+        lua.set_global_hook(
+            HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
+            move |_, _| {
+                let since = Duration::from_nanos(hook_resumed.load(Ordering::Relaxed));
+                if base.elapsed().saturating_sub(since) > limit {
+                    Err(mlua::Error::RuntimeError(format!(
+                        "handler ran for more than {limit:?} without waiting on anything; stopped"
+                    )))
+                } else {
+                    Ok(VmState::Continue)
+                }
+            },
+        )
+        .map_err(internal)?;
+        // The main thread runs only the host's own calls (pattern filters), not handlers.
+        lua.remove_hook();
+
         let (handlers, warnings) = {
             let mut registry = lua
                 .app_data_mut::<HandlerRegistry>()
@@ -137,14 +163,17 @@ impl LuaRuntime {
                 registry.warnings.clone(),
             )
         };
+        let keys = KeyCache::new(&lua).map_err(internal)?;
         Ok(LuaRuntime {
             lua,
             handlers,
             call,
             find,
             warnings,
-            options: options.clone(),
             sources,
+            resumed,
+            base,
+            keys,
         })
     }
 
@@ -188,7 +217,8 @@ impl LuaRuntime {
                 handler: None,
             });
         };
-        let table = message_table(&self.lua, msg).map_err(|e| handler_error(handler, &e))?;
+        let table =
+            message_table(&self.lua, &self.keys, msg).map_err(|e| handler_error(handler, &e))?;
         let mut args = Vec::with_capacity(1 + captures.len());
         args.push(Value::Table(table));
         args.extend(captures);
@@ -263,30 +293,14 @@ impl LuaRuntime {
         call_args.push_back(Value::Function(handler.func.clone()));
         call_args.extend(args);
 
-        let thread = self.lua.create_thread(self.call.clone()).map_err(fail)?;
-        let resumed = Rc::new(Cell::new(Instant::now()));
-        let limit = self.options.run_limit;
-        let hook_resumed = resumed.clone();
-        thread
-            .set_hook(
-                HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
-                move |_, _| {
-                    if hook_resumed.get().elapsed() > limit {
-                        Err(mlua::Error::RuntimeError(format!(
-                            "handler ran for more than {limit:?} without waiting on anything; stopped"
-                        )))
-                    } else {
-                        Ok(VmState::Continue)
-                    }
-                },
-            )
-            .map_err(fail)?;
-        let mut running = Box::pin(thread.into_async::<MultiValue>(call_args).map_err(fail)?);
+        // `call_async` runs the call in a coroutine from mlua's per-state cache of finished
+        // ones, so a message costs no coroutine creation.
+        let mut running = self.call.call_async::<MultiValue>(call_args);
         // Every poll resumes the coroutine: the run-time limit counts from there, so time
         // spent waiting on I/O is not held against the handler.
         let results = futures::future::poll_fn(|cx| {
-            resumed.set(Instant::now());
-            running.as_mut().poll(cx)
+            self.mark_resumed();
+            std::pin::Pin::new(&mut running).poll(cx)
         })
         .await
         .map_err(fail)?;
@@ -305,6 +319,11 @@ impl LuaRuntime {
                 })
             }
         }
+    }
+
+    fn mark_resumed(&self) {
+        let now = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.resumed.store(now, Ordering::Relaxed);
     }
 
     fn select(&self, msg: &InboundMessage) -> Result<Option<(&Handler, Vec<Value>)>, ScriptError> {
