@@ -25,9 +25,9 @@ use crate::store::Store;
 pub const KEEP_RESULT: Duration = Duration::from_secs(60);
 /// Most answers remembered here. A minute of answers at a benchmark's rate (tens of thousands
 /// of messages a second) would take hundreds of MiB; past this many, the oldest go first,
-/// so "at least a minute" holds up to about 800 messages a second, far above a real
-/// account's rate, and memory stays near 20 MiB.
-pub const MAX_REMEMBERED: usize = 50_000;
+/// so "at least a minute" holds up to 500 messages a second per instance, far above a real
+/// account's rate, and the table stays near 15 MiB.
+pub const MAX_REMEMBERED: usize = 30_000;
 /// How long a claim in the shared store lives if its instance dies mid-message.
 const CLAIM_TTL: Duration = Duration::from_secs(30);
 /// Poll interval while waiting on another instance's result.
