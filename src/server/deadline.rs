@@ -10,7 +10,6 @@ use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 
 use crate::protocol::message::InboundMessage;
-use crate::protocol::reply::Reply;
 use crate::script::runtime::Handled;
 use crate::script::{ScriptError, ScriptHost};
 
@@ -97,9 +96,4 @@ pub async fn handle_within(
             })
         }
     }
-}
-
-/// A reply that can be sent late through customer service (a transfer cannot).
-pub fn deliverable(reply: &Reply) -> bool {
-    !matches!(reply, Reply::TransferCustomerService { .. })
 }

@@ -34,16 +34,6 @@ pub fn lock_key(name: &str) -> String {
     format!("{LOCK}{name}")
 }
 
-/// Claims an inbound message for processing; true for the first claim within `ttl`,
-/// false for WeChat's retries of it, on whichever instance they land.
-pub async fn claim_dedup(
-    store: &dyn Store,
-    message_id: &str,
-    ttl: Duration,
-) -> Result<bool, StoreError> {
-    store.set_nx(&dedup_key(message_id), "1", Some(ttl)).await
-}
-
 /// Tries to take the lock `name` for `holder` (a value unique to the caller) for `ttl`;
 /// true when taken. The TTL frees the lock if its holder dies.
 pub async fn try_lock(
@@ -74,15 +64,6 @@ mod tests {
             }
         }
         assert_eq!(token_key("wx123"), "token:wx123");
-    }
-
-    #[tokio::test]
-    async fn dedup_claims_once() {
-        let store = SqliteStore::open_in_memory().unwrap();
-        let ttl = Duration::from_secs(30);
-        assert!(claim_dedup(&store, "1234567890", ttl).await.unwrap());
-        assert!(!claim_dedup(&store, "1234567890", ttl).await.unwrap());
-        assert!(claim_dedup(&store, "1234567891", ttl).await.unwrap());
     }
 
     #[tokio::test]
