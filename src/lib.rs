@@ -7,12 +7,14 @@
 //! - [`server`]: the HTTP callback (routes, verification, errors, shutdown).
 //! - [`store`]: persistent state (embedded default, Redis).
 //! - [`sandbox`]: a fake WeChat API for tests and local prototyping.
+//! - [`clock`]: Unix seconds and milliseconds, read one way everywhere.
 //! - [`config`]: settings from the TOML file, the environment and flags.
 //! - [`host`]: assembling store, API client, script workers and HTTP state into a host.
 //! - [`metrics`]: counters and histograms for `GET /metrics`.
 //! - [`commands`]: developer commands that need no server (`check`, `new`).
 
 pub mod api;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod host;

@@ -4,7 +4,7 @@
 //! silently: a send that fails for good is logged with its errcode.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -32,13 +32,6 @@ pub struct QueuedCall {
     pub body: Value,
     /// What this send is, for log lines (e.g. `late reply to <openid hash>`).
     pub purpose: String,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 /// Delay before retry number `attempts` (1-based).
@@ -71,7 +64,7 @@ impl Outbox {
     pub async fn enqueue(&self, call: &QueuedCall, error: &ApiError) -> Result<String, StoreError> {
         use rand::distr::{Alphanumeric, SampleString};
         let id = Alphanumeric.sample_string(&mut rand::rng(), 20);
-        let now = now_ms();
+        let now = crate::clock::unix_millis();
         let item = OutboxItem {
             id: id.clone(),
             payload: serde_json::to_string(call).map_err(|e| StoreError::Backend(e.to_string()))?,
@@ -92,7 +85,10 @@ impl Outbox {
 
     /// Sends what is due now; returns how many items it handled.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
-        let items = self.store.outbox_take_due(now_ms(), 32, LEASE).await?;
+        let items = self
+            .store
+            .outbox_take_due(crate::clock::unix_millis(), 32, LEASE)
+            .await?;
         let count = items.len();
         for item in items {
             self.attempt(item).await?;
@@ -125,7 +121,7 @@ impl Outbox {
                 self.store
                     .outbox_retry(
                         &item.id,
-                        now_ms() + delay.as_millis() as i64,
+                        crate::clock::unix_millis() + delay.as_millis() as i64,
                         attempts,
                         &e.to_string(),
                     )

@@ -86,10 +86,7 @@ pub async fn token_status(config: &Config, show: bool) -> anyhow::Result<String>
         .ok_or_else(|| anyhow::anyhow!("no appid configured: set WECHAT_APPID"))?;
     let store = crate::store::open(config.store.as_deref(), &config.data).await?;
     let persistence = StoreTokenPersistence::new(store, appid);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default();
+    let now = crate::clock::unix_secs();
     Ok(match persistence.load().await {
         Some(CachedToken {
             access_token,

@@ -13,7 +13,7 @@ use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 
@@ -354,7 +354,7 @@ struct Clock {
 
 impl Default for Clock {
     fn default() -> Self {
-        let now = now_secs();
+        let now = crate::clock::unix_secs();
         Clock {
             last_time: AtomicI64::new(0),
             next_id: AtomicU64::new(now.unsigned_abs() * 1000 + 1),
@@ -364,7 +364,7 @@ impl Default for Clock {
 
 impl Clock {
     fn next(&self) -> (i64, u64) {
-        let now = now_secs();
+        let now = crate::clock::unix_secs();
         let previous = self
             .last_time
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
@@ -376,13 +376,6 @@ impl Clock {
             self.next_id.fetch_add(1, Ordering::SeqCst),
         )
     }
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

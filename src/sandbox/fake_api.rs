@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -290,13 +290,6 @@ impl FakeWechat {
         s.followers.extend(new.iter().cloned());
         new
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// The documented errmsg for an errcode.
@@ -684,7 +677,7 @@ fn respond(
         "/cgi-bin/media/uploadnews" => match b["articles"].as_array() {
             Some(a) if !a.is_empty() && a.len() <= 8 => {
                 let id = new_media_id(s, "news", None, None, Vec::new());
-                json!({"type": "news", "media_id": id, "created_at": unix_now()})
+                json!({"type": "news", "media_id": id, "created_at": crate::clock::unix_secs()})
             }
             _ => err(47001, s),
         },
@@ -893,7 +886,7 @@ fn respond(
                 } else {
                     "media_id"
                 };
-                json!({"type": kind, key: id, "created_at": unix_now()})
+                json!({"type": kind, key: id, "created_at": crate::clock::unix_secs()})
             } else if kind == "image" {
                 json!({"media_id": id, "url": format!("http://mmbiz.qpic.cn/fake/{id}/0")})
             } else {

@@ -1,7 +1,6 @@
 //! The handlers: URL verification (GET), the message callback (POST) and a health check.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -25,13 +24,6 @@ pub const MAX_CLOCK_SKEW_SECS: i64 = 600;
 
 /// The plain answer that tells WeChat "received, no reply".
 const SUCCESS: &str = "success";
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
 
 /// `GET /wechat`: the console's URL verification; echoes `echostr` when the signature matches.
 /// The echo is plaintext in every mode for Official Accounts.
@@ -57,7 +49,7 @@ pub async fn callback(
     let timestamp: i64 = signed.timestamp.parse().map_err(|_| {
         AppError::BadQuery(format!("timestamp `{}` is not a number", signed.timestamp))
     })?;
-    if (now_secs() - timestamp).abs() > MAX_CLOCK_SKEW_SECS {
+    if (crate::clock::unix_secs() - timestamp).abs() > MAX_CLOCK_SKEW_SECS {
         return Err(AppError::StaleTimestamp(timestamp));
     }
     let body = body?;
@@ -151,7 +143,8 @@ async fn handle_message(state: &Arc<AppState>, msg: InboundMessage) -> Answer {
     metrics.reply(kind);
     span.record("duration_us", elapsed.as_micros() as u64);
     tracing::debug!(reply = kind, "message handled");
-    let answer: Answer = reply.map(|reply| Arc::from(reply.render(&to, &from, now_secs())));
+    let answer: Answer =
+        reply.map(|reply| Arc::from(reply.render(&to, &from, crate::clock::unix_secs())));
     guard.finish(answer.clone()).await;
     answer
 }
@@ -167,9 +160,9 @@ fn openid_hash(openid: &str) -> String {
 fn note_window(state: &AppState, msg: &InboundMessage) {
     let window = &state.services.kf_window;
     match msg.event() {
-        None => window.note_message(&msg.from_user, now_secs()),
+        None => window.note_message(&msg.from_user, crate::clock::unix_secs()),
         Some("click" | "subscribe" | "scan" | "view" | "scancode_push" | "scancode_waitmsg") => {
-            window.note_event(&msg.from_user, now_secs())
+            window.note_event(&msg.from_user, crate::clock::unix_secs())
         }
         Some(_) => {}
     }
@@ -188,7 +181,7 @@ fn answer_response(
     let Some(crypto) = crypto else {
         return xml_response(xml.to_string());
     };
-    let now = now_secs();
+    let now = crate::clock::unix_secs();
     let encrypt = crypto.encrypt(&xml);
     let msg_signature = signature::sign(&[state.token.expose(), &now.to_string(), nonce, &encrypt]);
     xml_response(encrypted_envelope(&encrypt, &msg_signature, now, nonce))

@@ -14,7 +14,7 @@ pub mod token;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -173,10 +173,7 @@ pub async fn open(spec: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>,
 
 /// Milliseconds since the Unix epoch on this host's clock (TTL bookkeeping).
 pub(crate) fn now_unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    crate::clock::unix_millis()
 }
 
 /// A TTL in whole milliseconds, at least 1 so that a zero TTL means "already gone"

@@ -57,10 +57,7 @@ impl TokenPersistence for StoreTokenPersistence {
 
     fn save(&self, token: &CachedToken) -> BoxFuture<'_, ()> {
         let value = format!("{}:{}", token.expires_at_unix, token.access_token);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or_default();
+        let now = crate::clock::unix_secs();
         let ttl = Duration::from_secs((token.expires_at_unix - now).max(1) as u64);
         Box::pin(async move {
             if let Err(e) = self

@@ -6,7 +6,7 @@ use crate::protocol::crypto::{CryptoError, MessageCrypto};
 use crate::protocol::message::parse_fields;
 use crate::protocol::signature;
 
-use super::{now_secs, ACCOUNT};
+use super::ACCOUNT;
 
 /// Why one message got no readable answer; shown in place of the reply.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,7 @@ pub(super) struct Wire {
 impl Wire {
     /// POSTs one message; returns the reply body in plaintext (`success` or reply XML).
     pub(super) async fn send(&self, xml: &str) -> Result<String, SendError> {
-        let timestamp = now_secs().to_string();
+        let timestamp = crate::clock::unix_secs().to_string();
         let nonce = format!("{:010}", rand::random::<u32>());
         let token = self.token.expose();
         let mut query = vec![

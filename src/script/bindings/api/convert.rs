@@ -161,6 +161,25 @@ pub fn opt_bool(lua: &Lua, fname: &str, what: &str, v: &Value) -> LuaResult<Opti
 }
 
 /// A required table argument.
+/// A message table's `type` and its other fields as a JSON object (without `type`), the
+/// shape both customer-service and mass messages are built from.
+pub fn typed_fields(
+    lua: &Lua,
+    fname: &str,
+    v: &Value,
+) -> LuaResult<(String, serde_json::Map<String, Json>)> {
+    let t = arg_table(lua, fname, "message (a string or a message table)", v)?;
+    let kind = arg_str(lua, fname, "message.type", &t.raw_get::<Value>("type")?)?;
+    let Json::Object(mut fields) = lua_to_json(lua, fname, "message", Value::Table(t))? else {
+        return Err(error_at(
+            lua,
+            format!("{fname}: message must be a table of fields"),
+        ));
+    };
+    fields.remove("type");
+    Ok((kind, fields))
+}
+
 pub fn arg_table(lua: &Lua, fname: &str, what: &str, v: &Value) -> LuaResult<Table> {
     match v {
         Value::Table(t) => Ok(t.clone()),

@@ -1,26 +1,14 @@
 //! `wx.kf.send/typing/window`: customer-service messages (客服消息), which reach a user who
 //! wrote or clicked recently (48 hours for messages); the window is tracked locally.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use mlua::{Lua, Result as LuaResult, Table, Value};
 use serde_json::{json, Value as Json};
 
-use super::convert::{
-    api_function, arg_str, arg_table, lua_to_json, opt_bool, opt_str, queue_if_transient,
-};
+use super::convert::{api_function, arg_str, opt_bool, opt_str, queue_if_transient, typed_fields};
 use crate::api::outbox::QueuedCall;
 use crate::api::KfMessage;
 use crate::script::bindings::error_at;
 use crate::script::services::Services;
-
-/// Seconds since the epoch, the clock the window tracker counts in.
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 /// A customer-service message from a string (text) or a table whose `type` names it; reply
 /// tables (`wx.reply.*`) are accepted with their field spellings (`pic_url`, `music_url`).
@@ -28,22 +16,14 @@ pub fn kf_message(lua: &Lua, fname: &str, v: &Value) -> LuaResult<KfMessage> {
     if let Value::String(_) = v {
         return Ok(KfMessage::text(arg_str(lua, fname, "message", v)?));
     }
-    let t = arg_table(lua, fname, "message (a string or a message table)", v)?;
-    let kind = arg_str(lua, fname, "message.type", &t.raw_get::<Value>("type")?)?;
+    let (kind, mut fields) = typed_fields(lua, fname, v)?;
     if matches!(kind.as_str(), "transfer_customer_service" | "transfer") {
         return Err(error_at(
             lua,
             format!("{fname}: a transfer is a passive reply, not a customer-service message"),
         ));
     }
-    let mut payload = lua_to_json(lua, fname, "message", Value::Table(t))?;
-    let Some(o) = payload.as_object_mut() else {
-        return Err(error_at(
-            lua,
-            format!("{fname}: message must be a table of fields"),
-        ));
-    };
-    o.remove("type");
+    let o = &mut fields;
     match kind.as_str() {
         "music" => {
             rename(o, "music_url", "musicurl");
@@ -74,7 +54,7 @@ pub fn kf_message(lua: &Lua, fname: &str, v: &Value) -> LuaResult<KfMessage> {
         }
         _ => {}
     }
-    KfMessage::from_json(&json!({"msgtype": kind, kind.as_str(): payload}))
+    KfMessage::from_json(&json!({"msgtype": kind, kind.as_str(): fields}))
         .map_err(|e| error_at(lua, format!("{fname}: {}", e.errmsg())))
 }
 
@@ -114,7 +94,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
                         .await
                     {
                         Ok(()) => {
-                            window.note_sent(&openid, unix_now());
+                            window.note_sent(&openid, crate::clock::unix_secs());
                             Ok(Json::Bool(true))
                         }
                         Err(e) => Err(queue_if_transient(
@@ -156,7 +136,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         "window",
         lua.create_function(move |lua, openid: Value| {
             let openid = arg_str(lua, "wx.kf.window", "openid", &openid)?;
-            let w = tracker.window(&openid, unix_now());
+            let w = tracker.window(&openid, crate::clock::unix_secs());
             let out = lua.create_table()?;
             out.set("open", w.open)?;
             out.set("remaining", w.remaining)?;

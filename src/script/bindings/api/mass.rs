@@ -5,8 +5,8 @@ use mlua::{Lua, Result as LuaResult, Table, Value};
 use serde_json::{json, Value as Json};
 
 use super::convert::{
-    api_function, arg_int, arg_str, arg_str_list, arg_table, lua_to_json, opt_bool, opt_int,
-    opt_str,
+    api_function, arg_int, arg_str, arg_str_list, arg_table, opt_bool, opt_int, opt_str,
+    typed_fields,
 };
 use crate::api::mass::{MassMessage, MassOptions, MassSent, MassTarget};
 use crate::script::bindings::error_at;
@@ -28,16 +28,8 @@ pub fn mass_message(lua: &Lua, fname: &str, v: &Value) -> LuaResult<MassMessage>
             content: arg_str(lua, fname, "message", v)?,
         });
     }
-    let t = arg_table(lua, fname, "message (a string or a message table)", v)?;
-    let kind = arg_str(lua, fname, "message.type", &t.raw_get::<Value>("type")?)?;
-    let mut payload = lua_to_json(lua, fname, "message", Value::Table(t))?;
-    let Some(o) = payload.as_object_mut() else {
-        return Err(error_at(
-            lua,
-            format!("{fname}: message must be a table of fields"),
-        ));
-    };
-    o.remove("type");
+    let (kind, mut fields) = typed_fields(lua, fname, v)?;
+    let o = &mut fields;
     // Images are keyed `images` with a list; `media_id` alone is the common one-image case.
     let key = match kind.as_str() {
         "image" => {
@@ -56,7 +48,7 @@ pub fn mass_message(lua: &Lua, fname: &str, v: &Value) -> LuaResult<MassMessage>
             ))
         }
     };
-    serde_json::from_value(json!({ key: payload }))
+    serde_json::from_value(json!({ key: fields }))
         .map_err(|e| error_at(lua, format!("{fname}: invalid {kind} message: {e}")))
 }
 
