@@ -136,6 +136,8 @@ pub struct FileConfig {
     data: Option<PathBuf>,
     store: Option<String>,
     reply_timeout: Option<f64>,
+    handler_time_budget: Option<f64>,
+    shutdown_grace: Option<f64>,
     lua_memory_limit_mb: Option<usize>,
     workers: Option<usize>,
     log_format: Option<LogFormat>,
@@ -198,12 +200,48 @@ pub struct Config {
     pub store: Option<String>,
     /// How long a handler may take before `success` is sent for it.
     pub reply_timeout: Duration,
+    /// The most one handler run may take in all, waiting included (late replies included);
+    /// past it the handler is cancelled.
+    pub handler_time_budget: Duration,
+    /// How long a graceful shutdown waits for requests in flight before the process exits.
+    pub shutdown_grace: Duration,
     /// Memory cap of each Lua state.
     pub lua_memory_limit: usize,
     /// Lua states built at start (the pool builds more while all are busy).
     pub workers: usize,
     /// Log line format.
     pub log_format: LogFormat,
+}
+
+/// The default of [`Config::shutdown_grace`].
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A duration setting in seconds: the environment's text wins over the file's number; it
+/// must lie within `range` (inclusive).
+fn seconds_setting(
+    setting: &'static str,
+    env: Option<String>,
+    file: Option<f64>,
+    default: Duration,
+    range: (f64, f64),
+) -> Result<Duration, ConfigError> {
+    let secs = match env {
+        Some(v) => v.parse::<f64>().map_err(|_| ConfigError::Invalid {
+            setting,
+            reason: format!("`{v}` is not a number of seconds"),
+        })?,
+        None => match file {
+            Some(secs) => secs,
+            None => return Ok(default),
+        },
+    };
+    if !(range.0..=range.1).contains(&secs) {
+        return Err(ConfigError::Invalid {
+            setting,
+            reason: format!("{secs} s is outside [{}, {}]", range.0, range.1),
+        });
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// The longest reply timeout allowed: WeChat gives up at 5 s and the reply needs time to travel.
@@ -320,6 +358,20 @@ impl Config {
                 })
             }
         };
+        let handler_time_budget = seconds_setting(
+            "handler_time_budget",
+            var("WECHAT_HANDLER_TIME_BUDGET"),
+            file.handler_time_budget,
+            crate::script::runtime::DEFAULT_TIME_BUDGET,
+            (1.0, 3600.0),
+        )?;
+        let shutdown_grace = seconds_setting(
+            "shutdown_grace",
+            var("WECHAT_SHUTDOWN_GRACE"),
+            file.shutdown_grace,
+            DEFAULT_SHUTDOWN_GRACE,
+            (0.0, 600.0),
+        )?;
         let lua_memory_limit = file.lua_memory_limit_mb.unwrap_or(64) * 1024 * 1024;
         if lua_memory_limit < 1024 * 1024 {
             return Err(ConfigError::Invalid {
@@ -373,6 +425,8 @@ impl Config {
             data,
             store,
             reply_timeout,
+            handler_time_budget,
+            shutdown_grace,
             lua_memory_limit,
             workers,
             log_format,

@@ -102,6 +102,7 @@ impl Host {
         let options = RuntimeOptions {
             memory_limit: config.lua_memory_limit,
             run_limit: config.reply_timeout,
+            time_budget: config.handler_time_budget,
         };
         let location = config.scripts.clone();
         let workers = config.workers;

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use wechat_lua::commands;
@@ -244,10 +245,39 @@ fn serve(args: &CommonArgs) -> anyhow::Result<()> {
             scripts = %config.scripts.display(),
             "listening on http://{addr}{CALLBACK_PATH}"
         );
-        server::run(listener, host.state.clone(), server::shutdown_signal()).await?;
-        host.shutdown().await;
+        // Requests in flight get `shutdown_grace` after the signal; then the process exits
+        // whatever scripts are doing.
+        let (signalled, on_signal) = tokio::sync::oneshot::channel();
+        let shutdown = async move {
+            server::shutdown_signal().await;
+            let _ = signalled.send(());
+        };
+        let grace = config.shutdown_grace;
+        let grace_over = async move {
+            if on_signal.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            served = server::run(listener, host.state.clone(), shutdown) => served?,
+            _ = grace_over => tracing::warn!(
+                grace_s = grace.as_secs_f64(),
+                "shutdown grace period over with requests still in flight: exiting"
+            ),
+        }
+        if tokio::time::timeout(grace.max(Duration::from_secs(1)), host.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the outbox worker did not stop in time: exiting");
+        }
         Ok::<_, anyhow::Error>(())
     })?;
+    // Tasks still running (late handlers) are cancelled at their next yield; a handler always
+    // reaches one within a time slice, so this returns promptly.
+    runtime.shutdown_timeout(Duration::from_secs(1));
     tracing::info!("stopped");
     Ok(())
 }

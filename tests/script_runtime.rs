@@ -569,3 +569,185 @@ fn a_single_file_bot_ignores_broken_scripts_beside_it() {
     ]);
     assert!(err.contains("other.lua:1"), "{err}");
 }
+
+/// Handlers that catch the run-limit error (with `pcall`, `xpcall`, an error handler that
+/// loops, a coroutine or a bare `coroutine.yield()` loop) are still stopped, and their state
+/// is discarded rather than lent again.
+#[tokio::test]
+async fn a_handler_cannot_catch_or_outlast_the_run_limit() {
+    let options = RuntimeOptions {
+        run_limit: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let (_d, host) = host_with(
+        &[(
+            "main.lua",
+            r#"
+wx.on("text", "^pcall", function()
+  while true do pcall(function() while true do end end) end
+end)
+wx.on("text", "^xpcall", function()
+  while true do
+    xpcall(function() while true do end end, function() while true do end end)
+  end
+end)
+wx.on("text", "^nested", function()
+  while true do
+    pcall(pcall, pcall, function() while true do pcall(error) end end)
+  end
+end)
+wx.on("text", "^wrap", function()
+  while true do
+    pcall(coroutine.wrap(function() while true do end end))
+  end
+end)
+wx.on("text", "^yield", function()
+  while true do coroutine.yield() end
+end)
+wx.on("text", "^sort", function()
+  local t = {}
+  for i = 1, 100 do t[i] = i end
+  while true do
+    pcall(table.sort, t, function(a, b) while true do end end)
+  end
+end)
+wx.on("text", function() return "alive" end)
+"#,
+        )],
+        options,
+        1,
+    );
+    for (i, kind) in ["pcall", "xpcall", "nested", "wrap", "yield", "sort"]
+        .into_iter()
+        .enumerate()
+    {
+        let xml = text_xml("u", kind, 10 + i as u64);
+        let run = handle(&host, &xml);
+        let err = tokio::time::timeout(Duration::from_secs(20), run)
+            .await
+            .unwrap_or_else(|_| panic!("the `{kind}` handler was never stopped"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("stopped"), "{kind}: {err}");
+        // The stopped state was dropped; the next message runs on a fresh one.
+        assert_eq!(
+            host.states(),
+            0,
+            "{kind}: a stopped state went back to the pool"
+        );
+        assert_eq!(
+            reply(&host, &text_xml("u", "next", 100 + i as u64)).await,
+            text("alive")
+        );
+        assert_eq!(host.states(), 1);
+    }
+}
+
+/// The scripts' top level cannot catch its limit either: loading stops instead of hanging.
+#[test]
+fn a_top_level_that_catches_the_run_limit_still_fails_to_load() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        &dir,
+        &[(
+            "main.lua",
+            "while true do pcall(function() while true do end end) end\n",
+        )],
+    );
+    let options = RuntimeOptions {
+        run_limit: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let (done, result) = std::sync::mpsc::channel();
+    let path = dir.path().to_path_buf();
+    std::thread::spawn(move || {
+        let loaded = ScriptHost::start(&path, options, 1, Services::in_memory().unwrap());
+        let _ = done.send(loaded.err().map(|e| e.to_string()));
+    });
+    let err = result
+        .recv_timeout(Duration::from_secs(20))
+        .expect("loading never stopped")
+        .expect("the script loaded");
+    assert!(
+        err.contains("top level") && err.contains("stopped"),
+        "{err}"
+    );
+}
+
+/// A handler that waits for ever is cancelled at its total time budget (paused time), and
+/// its state is not reused.
+#[tokio::test(start_paused = true)]
+async fn a_handler_over_its_total_time_budget_is_cancelled() {
+    let options = RuntimeOptions {
+        time_budget: Duration::from_secs(30),
+        ..Default::default()
+    };
+    let (_d, host) = host_with(
+        &[(
+            "main.lua",
+            r#"
+wx.on("text", "^wait", function()
+  while true do pcall(wx.sleep, 20) end
+end)
+wx.on("text", function() return "alive" end)
+"#,
+        )],
+        options,
+        1,
+    );
+    let err = handle(&host, &text_xml("u", "wait", 1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("total time budget"), "{err}");
+    assert_eq!(host.states(), 0);
+    assert_eq!(reply(&host, &text_xml("u", "next", 2)).await, text("alive"));
+}
+
+/// A spinning handler yields its worker every time slice: on a single-threaded runtime a
+/// timer task still runs while the handler spins, long before the handler is stopped.
+#[tokio::test(flavor = "current_thread")]
+async fn a_spinning_handler_does_not_hold_the_worker() {
+    let options = RuntimeOptions {
+        run_limit: Duration::from_secs(3),
+        ..Default::default()
+    };
+    let (_d, host) = host_with(
+        &[(
+            "main.lua",
+            "wx.on(\"text\", function() while true do end end)\n",
+        )],
+        options,
+        1,
+    );
+    let (order_tx, mut order) = tokio::sync::mpsc::unbounded_channel();
+    let spin = {
+        let order_tx = order_tx.clone();
+        async move {
+            let result = handle(&host, &text_xml("u", "spin", 1)).await;
+            let _ = order_tx.send("handler stopped");
+            result
+        }
+    };
+    let timer = async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let _ = order_tx.send("timer ran");
+    };
+    let (result, ()) = tokio::join!(spin, timer);
+    assert!(result.unwrap_err().to_string().contains("stopped"));
+    assert_eq!(order.recv().await, Some("timer ran"));
+    assert_eq!(order.recv().await, Some("handler stopped"));
+}
+
+/// `__gc` finalizers run with hooks off, out of every limit: scripts cannot register one.
+#[tokio::test]
+async fn scripts_cannot_register_gc_finalizers() {
+    let (_d, host) = host(
+        "wx.on(\"text\", function()\n  setmetatable({}, {__gc = function() while true do end end})\nend)\n",
+    );
+    let err = handle(&host, &text_xml("u", "x", 1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("main.lua:2") && err.contains("__gc"), "{err}");
+}

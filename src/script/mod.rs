@@ -7,6 +7,7 @@
 //! - [`bindings`]: the `wx` table (`wx.on`, `wx.reply`, `wx.log`, …), one file per family.
 //! - [`message_table`]: an inbound message as the Lua table handlers receive.
 //! - [`reply_value`]: a handler's return value as a [`Reply`](crate::protocol::reply::Reply).
+//! - [`run_limit`]: the hook that stops runaway handlers for good and slices long runs.
 //! - [`pool`]: the Lua states messages borrow; reload swaps states between messages.
 //! - [`services`]: what the host lends scripts (store, API).
 //! - [`reload`]: the file watcher that reloads, debounced, keeping the last good set on failure.
@@ -21,6 +22,7 @@ pub mod message_table;
 pub mod pool;
 pub mod reload;
 pub mod reply_value;
+pub mod run_limit;
 pub mod runtime;
 pub mod services;
 pub mod sources;

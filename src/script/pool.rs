@@ -219,11 +219,15 @@ impl ScriptHost {
         }
     }
 
-    /// Puts a state back for the next message, or drops it if a reload replaced its set.
+    /// Puts a state back for the next message, or drops it if a reload replaced its set or a
+    /// run on it went over a limit (its coroutine may have been cut anywhere).
     fn give_back(&self, state: State) {
+        if state.runtime.is_stopped() {
+            tracing::warn!("a Lua state whose handler was stopped is discarded; the next message gets a fresh one");
+        }
         let stale = {
             let mut pool = self.lock();
-            if state.generation == pool.published.generation {
+            if state.generation == pool.published.generation && !state.runtime.is_stopped() {
                 pool.idle.push(state);
                 None
             } else {

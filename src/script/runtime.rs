@@ -2,17 +2,16 @@
 //! first matching handler. A state is built whole from a [`ScriptSources`] snapshot and never
 //! patched: reload builds a new one.
 
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Value, VmState};
+use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Value};
 
 use super::bindings::handlers::{Filter, Handler, HandlerRegistry, Selector};
 use super::bindings::{self};
 use super::message_table::{message_table, KeyCache};
 use super::reply_value::{reply_from_lua, reply_to_lua};
+use super::run_limit::{self, RunClock, StopReason};
 use super::{ScriptError, ScriptSources, Services};
 use crate::protocol::message::InboundMessage;
 use crate::protocol::reply::Reply;
@@ -25,6 +24,9 @@ pub struct RuntimeOptions {
     /// How long Lua may run without yielding (a handler waiting on I/O yields) before it is
     /// stopped; also bounds the top level of a script while loading.
     pub run_limit: Duration,
+    /// The most one handler run may take in all, waiting included (a late reply can take
+    /// long, but not for ever); past it the handler is cancelled and its state discarded.
+    pub time_budget: Duration,
 }
 
 impl Default for RuntimeOptions {
@@ -32,13 +34,13 @@ impl Default for RuntimeOptions {
         RuntimeOptions {
             memory_limit: 64 * 1024 * 1024,
             run_limit: Duration::from_millis(4500),
+            time_budget: DEFAULT_TIME_BUDGET,
         }
     }
 }
 
-/// How often (in VM instructions) the run-time limit is checked: rare enough to cost little,
-/// often enough to stop a spinning loop within microseconds of its limit.
-const HOOK_INSTRUCTIONS: u32 = 10_000;
+/// The default of [`RuntimeOptions::time_budget`].
+pub const DEFAULT_TIME_BUDGET: Duration = Duration::from_secs(180);
 
 /// Wraps a handler call in `xpcall` with a traceback builder as the message handler.
 const CALL_WRAPPER: &str = r#"
@@ -66,10 +68,11 @@ pub struct LuaRuntime {
     /// Warnings found while loading (e.g. handlers for unknown kinds).
     warnings: Vec<String>,
     sources: Arc<ScriptSources>,
-    /// When the running handler's coroutine was last resumed, in nanoseconds since `base`:
-    /// the run-time hook (installed once per state) measures from there.
-    resumed: Arc<AtomicU64>,
-    base: Instant,
+    /// What the state's hook measures the running handler by; also says whether a run went
+    /// over a limit, after which the state is not used again.
+    clock: Arc<RunClock>,
+    /// The most a handler run may take in all, waiting included.
+    time_budget: Duration,
     /// Interned table keys of this state's message tables.
     keys: KeyCache,
 }
@@ -107,51 +110,19 @@ impl LuaRuntime {
             .call((traceback,))
             .map_err(internal)?;
 
-        // The top level must finish: a loop there would hang a reload forever.
-        let started = Instant::now();
-        let limit = options.run_limit;
-        lua.set_hook(
-            HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
-            move |_, _| {
-                if started.elapsed() > limit {
-                    Err(mlua::Error::RuntimeError(format!(
-                        "the script's top level ran for more than {limit:?}; stopped"
-                    )))
-                } else {
-                    Ok(VmState::Continue)
-                }
-            },
-        )
-        .map_err(internal)?;
+        // One hook for the state: on the main thread it bounds the top level while loading
+        // (a loop there would hang a reload forever); mlua gives it to every coroutine it
+        // creates for handlers, rather than a hook closure per message.
+        let clock = RunClock::new(options.run_limit);
+        run_limit::install(&lua, &clock).map_err(internal)?;
         // Memory is capped only after the host's own setup, which is small and bounded.
         lua.set_memory_limit(options.memory_limit)
             .map_err(internal)?;
         let loaded = bindings::stdlib::compile(&lua, &sources, sources.entry())
             .and_then(|entry| entry.call::<()>(()));
-        lua.remove_hook();
-        loaded.map_err(|e| ScriptError::Load(describe_error(&e)))?;
-
-        // One hook for every handler coroutine (mlua gives it to the threads it creates or
-        // recycles for `call_async`), rather than a hook closure per message.
-        let base = Instant::now();
-        let resumed = Arc::new(AtomicU64::new(0));
-        let hook_resumed = resumed.clone();
-        lua.set_global_hook(
-            HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
-            move |_, _| {
-                let since = Duration::from_nanos(hook_resumed.load(Ordering::Relaxed));
-                if base.elapsed().saturating_sub(since) > limit {
-                    Err(mlua::Error::RuntimeError(format!(
-                        "handler ran for more than {limit:?} without waiting on anything; stopped"
-                    )))
-                } else {
-                    Ok(VmState::Continue)
-                }
-            },
-        )
-        .map_err(internal)?;
         // The main thread runs only the host's own calls (pattern filters), not handlers.
         lua.remove_hook();
+        loaded.map_err(|e| ScriptError::Load(describe_error(&e)))?;
 
         let (handlers, warnings) = {
             let mut registry = lua
@@ -171,8 +142,8 @@ impl LuaRuntime {
             find,
             warnings,
             sources,
-            resumed,
-            base,
+            clock,
+            time_budget: options.time_budget,
             keys,
         })
     }
@@ -285,25 +256,46 @@ impl LuaRuntime {
         })
     }
 
-    /// Runs one handler in its own coroutine, with the traceback wrapper and the run-time
-    /// limit, and returns its first return value.
+    /// Whether a run on this state went over a limit: such a state is discarded, never
+    /// lent again.
+    pub fn is_stopped(&self) -> bool {
+        self.clock.is_stopped()
+    }
+
+    /// Runs one handler in its own coroutine, with the traceback wrapper, the run limit, time
+    /// slices and the total time budget, and returns its first return value.
     async fn run(&self, handler: &Handler, args: Vec<Value>) -> Result<Value, ScriptError> {
         let fail = |e: mlua::Error| handler_error(handler, &e);
+        if self.is_stopped() {
+            return Err(ScriptError::Unavailable);
+        }
         let mut call_args = MultiValue::with_capacity(1 + args.len());
         call_args.push_back(Value::Function(handler.func.clone()));
         call_args.extend(args);
 
-        // `call_async` runs the call in a coroutine from mlua's per-state cache of finished
-        // ones, so a message costs no coroutine creation.
-        let mut running = self.call.call_async::<MultiValue>(call_args);
-        // Every poll resumes the coroutine: the run-time limit counts from there, so time
-        // spent waiting on I/O is not held against the handler.
-        let results = futures::future::poll_fn(|cx| {
-            self.mark_resumed();
-            std::pin::Pin::new(&mut running).poll(cx)
-        })
-        .await
-        .map_err(fail)?;
+        // The hook yields only the handler's own coroutine for a time slice, so its thread
+        // is known to the clock.
+        let thread = self.lua.create_thread(self.call.clone()).map_err(fail)?;
+        self.clock.start(thread.to_pointer());
+        let running = thread.into_async::<MultiValue>(call_args).map_err(fail)?;
+        let outcome =
+            tokio::time::timeout(self.time_budget, run_limit::drive(&self.clock, running)).await;
+        self.clock.finish();
+        let results = match outcome {
+            Ok(results) => results.map_err(fail)?,
+            Err(_) => {
+                // Cancelled while waiting (or sliced): whatever it holds, the state is not
+                // used again, and dropping the coroutine closes it with the hook raising.
+                self.clock.stop(StopReason::Wall);
+                return Err(ScriptError::Handler {
+                    handler: handler.origin.clone(),
+                    message: format!(
+                        "handler took more than its total time budget of {:?}; cancelled",
+                        self.time_budget
+                    ),
+                });
+            }
+        };
 
         let mut results = results.into_iter();
         match results.next() {
@@ -319,11 +311,6 @@ impl LuaRuntime {
                 })
             }
         }
-    }
-
-    fn mark_resumed(&self) {
-        let now = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.resumed.store(now, Ordering::Relaxed);
     }
 
     fn select(&self, msg: &InboundMessage) -> Result<Option<(&Handler, Vec<Value>)>, ScriptError> {
