@@ -596,6 +596,38 @@ async fn documented_lists_reach_lua_as_arrays_whatever_their_count() {
 }
 
 #[tokio::test]
+async fn wx_store_refuses_nan_and_infinity_at_the_script_line() {
+    let (_d, host) = host(
+        r#"
+        wx.on("text", function(msg)
+            local ok1, err1 = pcall(wx.store.set, "n", 0/0)
+            local ok2, err2 = pcall(wx.store.set, "t", {score = {1, 1/0}})
+            assert(wx.store.set("empty", {}))
+            local empty = wx.store.get("empty")
+            return tostring(ok1) .. "|" .. tostring(err1) .. "|" .. tostring(ok2) .. "|" .. tostring(err2)
+                .. "|" .. tostring(wx.store.get("n")) .. "|" .. tostring(wx.store.get("t"))
+                .. "|" .. type(empty) .. ":" .. tostring(next(empty))
+        end)
+        "#,
+    );
+    let Some(Reply::Text { content }) = reply(&host, &text_xml("u", "x", 1)).await else {
+        panic!()
+    };
+    let parts: Vec<&str> = content.split('|').collect();
+    assert_eq!(parts[0], "false", "{content}");
+    assert!(
+        parts[1].contains("main.lua:3: wx.store.set") && parts[1].contains("NaN"),
+        "{content}"
+    );
+    assert_eq!(parts[2], "false", "{content}");
+    assert!(
+        parts[3].contains("inf") && parts[3].contains(".score[2]"),
+        "{content}"
+    );
+    assert_eq!(&parts[4..], ["nil", "nil", "table:nil"], "nothing stored");
+}
+
+#[tokio::test]
 async fn wx_store_keeps_values_across_workers_and_reloads() {
     let (dir, host) = host_with(
         &[(
