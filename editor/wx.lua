@@ -114,6 +114,8 @@ wx = {}
 ---@field copyright_check_result? wx.CopyrightCheckResult CopyrightCheckResult (MASSSENDJOBFINISH).
 ---@field article_url_result? wx.ArticleUrlResult ArticleUrlResult (MASSSENDJOBFINISH).
 ---@field publish_event_info? wx.PublishEventInfo PublishEventInfo (PUBLISHJOBFINISH).
+---@field chosen_beacon? wx.Beacon ChosenBeacon (ShakearoundUserShake).
+---@field around_beacons? wx.AroundBeacons AroundBeacons (ShakearoundUserShake).
 ---@field subscribe_msg_popup_event? wx.SubscribeMsgEvent SubscribeMsgPopupEvent.
 ---@field subscribe_msg_change_event? wx.SubscribeMsgEvent SubscribeMsgChangeEvent.
 ---@field subscribe_msg_sent_event? wx.SubscribeMsgEvent SubscribeMsgSentEvent.
@@ -128,7 +130,7 @@ wx = {}
 
 ---@class wx.SendPicsInfo
 ---@field count string Count of pictures.
----@field pic_list wx.Pic[] PicList.
+---@field pic_list wx.Pic[] PicList (always a list, {} when empty).
 
 ---@class wx.Pic
 ---@field pic_md5_sum string PicMd5Sum.
@@ -142,7 +144,7 @@ wx = {}
 
 ---@class wx.CopyrightCheckResult
 ---@field count string Count.
----@field result_list wx.CopyrightCheckItem[] ResultList.
+---@field result_list wx.CopyrightCheckItem[] ResultList (always a list, {} when empty).
 ---@field check_state string CheckState: 1 checking, 2 passed, 3 failed.
 
 ---@class wx.CopyrightCheckItem
@@ -157,7 +159,7 @@ wx = {}
 
 ---@class wx.ArticleUrlResult
 ---@field count string Count.
----@field result_list wx.ArticleUrlItem[] ResultList.
+---@field result_list wx.ArticleUrlItem[] ResultList (always a list, {} when empty).
 
 ---@class wx.ArticleUrlItem
 ---@field article_idx string ArticleIdx.
@@ -168,17 +170,27 @@ wx = {}
 ---@field publish_status string publish_status: 0 published, others failed.
 ---@field article_id? string article_id.
 ---@field article_detail? wx.PublishArticleDetail article_detail.
+---@field fail_idx string[] fail_idx: indexes of the articles that failed (always a list, {} when none).
 
 ---@class wx.PublishArticleDetail
 ---@field count string count.
----@field item wx.PublishArticle[] item.
+---@field item wx.PublishArticle[] item (always a list, {} when none).
 
 ---@class wx.PublishArticle
 ---@field idx string idx.
 ---@field article_url string article_url.
 
+---@class wx.Beacon
+---@field uuid string Uuid.
+---@field major string Major.
+---@field minor string Minor.
+---@field distance string Distance in metres.
+
+---@class wx.AroundBeacons
+---@field around_beacon wx.Beacon[] AroundBeacon (always a list, {} when none).
+
 ---@class wx.SubscribeMsgEvent
----@field list wx.SubscribeMsgItem[] List (always a list, even of one).
+---@field list wx.SubscribeMsgItem[] List (always a list, even of one; {} when none).
 
 ---@class wx.SubscribeMsgItem
 ---@field template_id string TemplateId.

@@ -395,6 +395,57 @@ async fn every_family_round_trips() {
 }
 
 #[tokio::test]
+async fn api_post_sends_an_empty_table_as_an_object_and_refuses_nan() {
+    let s = setup(&format!(
+        r#"{OK}
+wx.on("text", "^empty$", function(msg)
+    ok(wx.api.post("/cgi-bin/message/mass/speed/get", {{}}))
+    ok(wx.api.post("/cgi-bin/message/mass/speed/get", {{filter = {{}}, tag_ids = {{1, 2}}, mixed = {{1, x = 2}}}}))
+    return "sent"
+end)
+wx.on("text", "^nan$", function(msg)
+    local ok_call, err = pcall(wx.api.post, "/cgi-bin/message/mass/speed/get", {{speed = 0/0}})
+    local ok_inf, err_inf = pcall(wx.api.post, "/cgi-bin/message/mass/speed/get", {{list = {{1, -1/0}}}})
+    return tostring(ok_call) .. "|" .. tostring(err) .. "|" .. tostring(ok_inf) .. "|" .. tostring(err_inf)
+end)
+"#
+    ))
+    .await;
+    let path = "/cgi-bin/message/mass/speed/get";
+    assert_eq!(ask(&s.host, "u", "empty").await, "sent");
+    let bodies: Vec<_> = s
+        .fake
+        .calls_to(path)
+        .into_iter()
+        .map(|c| c.body.expect("a JSON body"))
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            json!({}),
+            json!({"filter": {}, "tag_ids": [1, 2], "mixed": {"1": 1, "x": 2}})
+        ]
+    );
+
+    s.fake.clear_calls();
+    let answer = ask(&s.host, "u", "nan").await;
+    let parts: Vec<&str> = answer.split('|').collect();
+    assert_eq!(parts[0], "false", "{answer}");
+    assert!(
+        parts[1].contains("main.lua:")
+            && parts[1].contains("wx.api.post")
+            && parts[1].contains("NaN"),
+        "{answer}"
+    );
+    assert_eq!(parts[2], "false", "{answer}");
+    assert!(
+        parts[3].contains("-inf") && parts[3].contains("[2]"),
+        "{answer}"
+    );
+    assert!(s.fake.calls_to(path).is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
 async fn argument_mistakes_raise_at_the_script_line() {
     let s = setup(
         r#"wx.on('text', 'url', function(msg)

@@ -324,6 +324,48 @@ fn publishjobfinish_article_detail() {
 }
 
 #[test]
+fn publishjobfinish_failed_lists_every_fail_idx_and_no_article() {
+    let m = load("event_publishjobfinish_failed");
+    let info = group(&m.fields, "PublishEventInfo");
+    assert_eq!(info.text("publish_status"), Some("2"));
+    let failed: Vec<_> = list(info, "fail_idx")
+        .iter()
+        .map(|f| f.as_text().unwrap())
+        .collect();
+    assert_eq!(failed, ["1", "2"]);
+    // And the successful sample carries an empty fail_idx list, not none.
+    let ok = load("event_publishjobfinish");
+    assert!(list(group(&ok.fields, "PublishEventInfo"), "fail_idx").is_empty());
+}
+
+#[test]
+fn shakearound_user_shake_lists_every_beacon() {
+    let m = load("event_shakearound_user_shake");
+    assert_eq!(m.event(), Some("shakearoundusershake"));
+    let chosen = group(&m.fields, "ChosenBeacon");
+    assert_eq!(chosen.text("Distance"), Some("0.057"));
+    let around = list(group(&m.fields, "AroundBeacons"), "AroundBeacon");
+    assert_eq!(around.len(), 2);
+    assert_eq!(item(&around[1]).text("Distance"), Some("15.013"));
+    assert_eq!(item(&around[0]).text("Uuid"), Some("uuid"));
+}
+
+#[test]
+fn stray_text_and_whitespace_around_values_as_real_senders_write_them() {
+    let m = load("text_stray_text");
+    assert_eq!(m.to_user, "gh_e136c6e50636");
+    assert_eq!(m.from_user, "oMgHVjngRipVsoxg6TuX3vz6glDg");
+    assert_eq!(m.create_time, 1408090502);
+    assert_eq!(m.msg_id(), Some("6046355574112289314"));
+    assert_eq!(
+        m.content(),
+        Some("  two spaces either side  "),
+        "CDATA kept"
+    );
+    assert_eq!(m.fields.len(), 6, "the stray lines are not fields");
+}
+
+#[test]
 fn subscribe_msg_popup_keeps_every_list() {
     let m = load("event_subscribe_msg_popup_event");
     assert_eq!(m.kind, MsgType::Event(EventType::SubscribeMsgPopupEvent));
@@ -409,7 +451,7 @@ fn every_fixture_parses_and_agrees_with_parse_fields() {
         assert_eq!(m.fields.text("ToUserName"), Some(m.to_user.as_str()));
         count += 1;
     }
-    assert_eq!(count, 35, "one fixture per documented sample");
+    assert_eq!(count, 38, "one fixture per documented sample");
 }
 
 fn fixtures() -> Vec<Vec<u8>> {

@@ -157,7 +157,9 @@ async fn an_encrypted_retry_gets_the_same_answer_without_a_second_run() {
 }
 
 #[tokio::test]
-async fn every_failure_is_a_4xx_that_says_which() {
+async fn refusals_before_msg_signature_say_which() {
+    // Before msg_signature passes, the caller proved nothing, and the reasons only concern
+    // what they sent themselves, so they are named.
     let router = router("safe");
     let plain = text_xml("u", "hi", 1);
     let (status, body) = post(&router, &support::signed_query(), plain.clone()).await;
@@ -173,41 +175,129 @@ async fn every_failure_is_a_4xx_that_says_which() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(body.contains("msg_signature"), "{body}");
 
-    // Bodies whose Encrypt is broken, each signed correctly so decryption is reached.
-    let ts = now().to_string();
-    let other_app = MessageCrypto::new(AES_KEY, "wxsomeoneelse")
-        .unwrap()
-        .encrypt(&plain);
-    let cases = [
-        ("not base64 !!", "base64"),
-        ("QUJD", "length"),
-        (other_app.as_str(), "appid"),
-        ("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "padding"),
-    ];
-    for (encrypt, says) in cases {
-        let q = format!(
-            "signature={}&timestamp={ts}&nonce=n&encrypt_type=aes&msg_signature={}",
-            sign(&[TOKEN, &ts, "n"]),
-            sign(&[TOKEN, &ts, "n", encrypt])
-        );
-        let body = format!(
-            "<xml><ToUserName>gh</ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
-        );
-        let (status, text) = post(&router, &q, body).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{says}: {text}");
-        assert!(text.to_lowercase().contains(says), "{says}: {text}");
-    }
     let no_encrypt = encrypted(&plain, false);
-    let (status, _) = post(&router, &no_encrypt.query, plain.clone()).await;
+    let (status, body) = post(&router, &no_encrypt.query, plain.clone()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("Encrypt"), "{body}");
     let missing = good
         .query
         .split("&msg_signature")
         .next()
         .unwrap()
         .to_string();
-    let (status, _) = post(&router, &missing, good.body).await;
+    let (status, body) = post(&router, &missing, good.body).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("msg_signature"), "{body}");
+}
+
+/// AES-CBC-encrypts block-aligned bytes with the sample key, to forge plaintexts that no
+/// honest sender produces (bad padding, lying length field, invalid UTF-8).
+fn forge(mut plain: Vec<u8>) -> String {
+    use aes::cipher::{BlockEncryptMut, KeyIvInit};
+    use base64::Engine as _;
+    assert_eq!(plain.len() % 16, 0);
+    use base64::engine::{general_purpose, GeneralPurpose};
+    // The console key's last character carries trailing bits a strict decoder refuses.
+    let lenient = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        general_purpose::PAD.with_decode_allow_trailing_bits(true),
+    );
+    let key = lenient.decode(format!("{AES_KEY}=")).unwrap();
+    let mut cipher = cbc::Encryptor::<aes::Aes256>::new_from_slices(&key, &key[..16]).unwrap();
+    for block in plain.chunks_exact_mut(16) {
+        cipher.encrypt_block_mut(block.into());
+    }
+    base64::engine::general_purpose::STANDARD.encode(&plain)
+}
+
+/// Random prefix, length field, message and appid, as WeChat frames a plaintext (unpadded).
+fn framed(msg: &[u8], len_field: u32, appid: &[u8]) -> Vec<u8> {
+    let mut v = vec![7u8; 16];
+    v.extend_from_slice(&len_field.to_be_bytes());
+    v.extend_from_slice(msg);
+    v.extend_from_slice(appid);
+    v
+}
+
+/// PKCS#7 to 32 bytes with `pad_byte` in every pad position.
+fn padded(mut v: Vec<u8>, pad_byte: Option<u8>) -> Vec<u8> {
+    let pad = 32 - v.len() % 32;
+    v.resize(v.len() + pad, pad_byte.unwrap_or(pad as u8));
+    v
+}
+
+/// A safe-mode request carrying `encrypt`, signed correctly, so decryption is reached.
+fn signed_envelope(encrypt: &str) -> (String, String) {
+    let ts = now().to_string();
+    let query = format!(
+        "signature={}&timestamp={ts}&nonce=n&encrypt_type=aes&msg_signature={}",
+        sign(&[TOKEN, &ts, "n"]),
+        sign(&[TOKEN, &ts, "n", encrypt])
+    );
+    let body =
+        format!("<xml><ToUserName>gh</ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>");
+    (query, body)
+}
+
+#[tokio::test]
+async fn every_failure_after_msg_signature_is_one_answer() {
+    // With the token alone anyone can sign any ciphertext; if the answers differed by reason
+    // they would be a padding oracle on captured messages (CBC without a MAC).
+    let msg = text_xml("u", "hi", 1);
+    let appid = APPID.as_bytes();
+    let cases: Vec<(&str, String)> = vec![
+        ("bad base64", "not base64 !!".into()),
+        ("bad block length", "QUJD".into()),
+        (
+            "bad padding",
+            forge(padded(
+                framed(msg.as_bytes(), msg.len() as u32, appid),
+                Some(0),
+            )),
+        ),
+        (
+            "length field past the end",
+            forge(padded(
+                framed(msg.as_bytes(), msg.len() as u32 + 40, appid),
+                None,
+            )),
+        ),
+        (
+            "another appid",
+            MessageCrypto::new(AES_KEY, "wxsomeoneelse")
+                .unwrap()
+                .encrypt(&msg),
+        ),
+        (
+            "invalid UTF-8",
+            forge(padded(framed(&[0xff, 0xfe, 0xfd], 3, appid), None)),
+        ),
+        ("plaintext not XML", crypto().encrypt("hello, not xml")),
+        (
+            "XML but no message",
+            crypto().encrypt("<xml><Anything>1</Anything></xml>"),
+        ),
+    ];
+    for mode in ["safe", "compatible"] {
+        let router = router(mode);
+        let mut answers = Vec::new();
+        for (why, encrypt) in &cases {
+            let (query, body) = signed_envelope(encrypt);
+            let (status, text) = post(&router, &query, body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{mode}, {why}: {text}");
+            answers.push((why, status, text));
+        }
+        let (_, status, text) = &answers[0];
+        for (why, s, t) in &answers {
+            assert_eq!((s, t), (status, text), "{mode}: {why} answers differently");
+        }
+        for word in ["padding", "appid", "length", "base64", "UTF", "XML"] {
+            assert!(!text.contains(word), "the answer names a reason: {text}");
+        }
+        // The honest message still goes through.
+        let (query, body) = signed_envelope(&crypto().encrypt(&msg));
+        assert_eq!(post(&router, &query, body).await.0, StatusCode::OK);
+    }
 }
 
 #[tokio::test]

@@ -476,6 +476,158 @@ async fn nested_elements_reach_lua_as_tables_and_arrays() {
 }
 
 #[tokio::test]
+async fn documented_lists_reach_lua_as_arrays_whatever_their_count() {
+    // The handler follows a dotted path (sent in EventKey) and reports the value's shape: a
+    // sequence with no other keys, and how long it is.
+    let (_d, host) = host(
+        r#"
+        local function shape(v)
+            if type(v) ~= "table" then return type(v) .. ":" .. tostring(v) end
+            local n = 0
+            for _ in pairs(v) do n = n + 1 end
+            if n ~= #v then return "table with keys" end
+            return "array:" .. #v
+        end
+        wx.on("event", function(msg)
+            local v = msg
+            for name in msg.key:gmatch("[^.]+") do v = v[name] end
+            return shape(v)
+        end)
+        wx.on("text", function(msg)
+            return msg.from .. "|" .. msg.to .. "|" .. msg.from_user_name .. "|" .. msg.content .. "|" .. msg.id
+        end)
+        "#,
+    );
+    // (event, path in Lua, the XML around the items, one item)
+    let cases = [
+        (
+            "pic_photo_or_album",
+            "send_pics_info.pic_list",
+            "<SendPicsInfo><Count>N</Count><PicList>ITEMS</PicList></SendPicsInfo>",
+            "<item><PicMd5Sum><![CDATA[m]]></PicMd5Sum></item>",
+        ),
+        (
+            "MASSSENDJOBFINISH",
+            "copyright_check_result.result_list",
+            "<CopyrightCheckResult><Count>N</Count><ResultList>ITEMS</ResultList></CopyrightCheckResult>",
+            "<item><ArticleIdx>1</ArticleIdx></item>",
+        ),
+        (
+            "MASSSENDJOBFINISH",
+            "article_url_result.result_list",
+            "<ArticleUrlResult><Count>N</Count><ResultList>ITEMS</ResultList></ArticleUrlResult>",
+            "<item><ArticleIdx>1</ArticleIdx><ArticleUrl>u</ArticleUrl></item>",
+        ),
+        (
+            "PUBLISHJOBFINISH",
+            "publish_event_info.fail_idx",
+            "<PublishEventInfo><publish_status>2</publish_status>ITEMS</PublishEventInfo>",
+            "<fail_idx>1</fail_idx>",
+        ),
+        (
+            "PUBLISHJOBFINISH",
+            "publish_event_info.article_detail.item",
+            "<PublishEventInfo><article_detail><count>N</count>ITEMS</article_detail></PublishEventInfo>",
+            "<item><idx>1</idx><article_url>u</article_url></item>",
+        ),
+        (
+            "ShakearoundUserShake",
+            "around_beacons.around_beacon",
+            "<AroundBeacons>ITEMS</AroundBeacons>",
+            "<AroundBeacon><Uuid>u</Uuid><Distance>1.5</Distance></AroundBeacon>",
+        ),
+        (
+            "subscribe_msg_change_event",
+            "subscribe_msg_change_event.list",
+            "<SubscribeMsgChangeEvent>ITEMS</SubscribeMsgChangeEvent>",
+            "<List><TemplateId>t</TemplateId></List>",
+        ),
+    ];
+    for (event, path, wrapper, item) in cases {
+        for n in 0..=2 {
+            let body = wrapper
+                .replace("ITEMS", &item.repeat(n))
+                .replace('N', &n.to_string());
+            let xml = format!(
+                "<xml><ToUserName>gh</ToUserName><FromUserName>u</FromUserName>\
+                 <CreateTime>1</CreateTime><MsgType>event</MsgType><Event>{event}</Event>\
+                 <EventKey>{path}</EventKey>{body}</xml>"
+            );
+            assert_eq!(
+                reply(&host, &xml).await,
+                text(&format!("array:{n}")),
+                "{path} with {n}"
+            );
+        }
+    }
+    // The documentation's samples, as WeChat sends them.
+    for (file, path, n) in [
+        (
+            "event_shakearound_user_shake.xml",
+            "around_beacons.around_beacon",
+            2,
+        ),
+        (
+            "event_publishjobfinish_failed.xml",
+            "publish_event_info.fail_idx",
+            2,
+        ),
+        (
+            "event_publishjobfinish.xml",
+            "publish_event_info.fail_idx",
+            0,
+        ),
+    ] {
+        let xml = fixture(file).replace(
+            "<CreateTime>",
+            &format!("<EventKey>{path}</EventKey><CreateTime>"),
+        );
+        assert_eq!(
+            reply(&host, &xml).await,
+            text(&format!("array:{n}")),
+            "{file}"
+        );
+    }
+    // Stray text is ignored, whitespace outside CDATA trimmed, CDATA kept byte for byte.
+    assert_eq!(
+        reply(&host, &fixture("text_stray_text.xml")).await,
+        text("oMgHVjngRipVsoxg6TuX3vz6glDg|gh_e136c6e50636|oMgHVjngRipVsoxg6TuX3vz6glDg|  two spaces either side  |6046355574112289314")
+    );
+}
+
+#[tokio::test]
+async fn wx_store_refuses_nan_and_infinity_at_the_script_line() {
+    let (_d, host) = host(
+        r#"
+        wx.on("text", function(msg)
+            local ok1, err1 = pcall(wx.store.set, "n", 0/0)
+            local ok2, err2 = pcall(wx.store.set, "t", {score = {1, 1/0}})
+            assert(wx.store.set("empty", {}))
+            local empty = wx.store.get("empty")
+            return tostring(ok1) .. "|" .. tostring(err1) .. "|" .. tostring(ok2) .. "|" .. tostring(err2)
+                .. "|" .. tostring(wx.store.get("n")) .. "|" .. tostring(wx.store.get("t"))
+                .. "|" .. type(empty) .. ":" .. tostring(next(empty))
+        end)
+        "#,
+    );
+    let Some(Reply::Text { content }) = reply(&host, &text_xml("u", "x", 1)).await else {
+        panic!()
+    };
+    let parts: Vec<&str> = content.split('|').collect();
+    assert_eq!(parts[0], "false", "{content}");
+    assert!(
+        parts[1].contains("main.lua:3: wx.store.set") && parts[1].contains("NaN"),
+        "{content}"
+    );
+    assert_eq!(parts[2], "false", "{content}");
+    assert!(
+        parts[3].contains("inf") && parts[3].contains(".score[2]"),
+        "{content}"
+    );
+    assert_eq!(&parts[4..], ["nil", "nil", "table:nil"], "nothing stored");
+}
+
+#[tokio::test]
 async fn wx_store_keeps_values_across_workers_and_reloads() {
     let (dir, host) = host_with(
         &[(

@@ -7,9 +7,12 @@
 //! message length + message + appid, PKCS#7-padded to a multiple of **32** bytes.
 //!
 //! Decryption is strict: every pad byte, the length field and the appid are checked, each
-//! failure with its own error. The caller must check `msg_signature` (see
-//! [`crate::protocol::signature`]) *before* decrypting, so a stranger cannot use the distinct
-//! errors as a padding oracle.
+//! failure with its own error, for the log. The checks on decrypted bytes run in full without
+//! a data-dependent early return (constant-time padding and appid comparison, `subtle`), so a
+//! timer learns nothing about which failed. The caller must check `msg_signature` (see
+//! [`crate::protocol::signature`]) *before* decrypting, and must not show the distinct errors
+//! to the sender: anyone with the token can sign a ciphertext, so distinct answers would be a
+//! padding oracle (the server answers them all alike, see `server::error::SealedError`).
 
 use aes::Aes256;
 use base64::alphabet;
@@ -18,6 +21,9 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use cbc::cipher::generic_array::GenericArray;
 use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
+use subtle::{
+    Choice, ConditionallySelectable, ConstantTimeEq, ConstantTimeGreater, ConstantTimeLess,
+};
 
 use super::reply::push_cdata;
 
@@ -102,6 +108,11 @@ impl MessageCrypto {
     }
 
     /// Decrypts the `Encrypt` element's text and returns the inner XML, refusing a message for another appid.
+    ///
+    /// Only the base64 and length checks, which depend on nothing but the public ciphertext,
+    /// return early. Everything that depends on the decrypted bytes (padding, length field,
+    /// appid, UTF-8) is computed in full, without a data-dependent early return, and decided
+    /// once at the end; the error says which check failed, for the log only.
     pub fn decrypt(&self, encrypt: &str) -> Result<String, CryptoError> {
         let mut data = LENIENT.decode(encrypt).map_err(|_| CryptoError::Base64)?;
         if data.is_empty() || data.len() % BLOCK != 0 {
@@ -112,23 +123,47 @@ impl MessageCrypto {
             cipher.decrypt_block_mut(GenericArray::from_mut_slice(block));
         }
 
-        let content_len = unpad(&data)?;
-        let content = data.get(..content_len).ok_or(CryptoError::Padding)?;
-        let len_field = content
+        let (pad_ok, content_len) = unpad(&data);
+        // The length field sits at 16..20; a 16-byte ciphertext has none (public: its length).
+        let len_field = data
             .get(BLOCK..HEADER)
             .and_then(|b| <[u8; 4]>::try_from(b).ok())
-            .ok_or(CryptoError::LengthField)?;
-        let msg_end = usize::try_from(u32::from_be_bytes(len_field))
-            .ok()
-            .and_then(|len| len.checked_add(HEADER))
-            .filter(|&end| end <= content.len())
-            .ok_or(CryptoError::LengthField)?;
-        if content.get(msg_end..) != Some(self.appid.as_bytes()) {
-            return Err(CryptoError::AppIdMismatch);
-        }
+            .unwrap_or_default();
+        let content_len = content_len as u64;
+        let msg_end = u64::from(u32::from_be_bytes(len_field)) + HEADER as u64;
+        let len_ok = !(HEADER as u64).ct_gt(&content_len) & !msg_end.ct_gt(&content_len);
+        // The appid must fill exactly the bytes from the message's end to the padding.
+        let appid = self.appid.as_bytes();
+        let tail_len = content_len.wrapping_sub(msg_end);
+        let appid_len_ok = tail_len.ct_eq(&(appid.len() as u64));
+        // Compared where the appid must end (the padding's start), whatever the length field
+        // said, so the comparison always touches the same number of bytes.
+        let appid_start = (content_len as usize).saturating_sub(appid.len());
+        let appid_bytes_ok = data
+            .get(appid_start..appid_start + appid.len())
+            .map_or(Choice::from(0), |tail| tail.ct_eq(appid));
+        let appid_ok = appid_len_ok & appid_bytes_ok;
+        // UTF-8 is checked on the message region even when an earlier check failed.
+        let msg_start = HEADER.min(appid_start);
+        let utf8_ok = std::str::from_utf8(&data[msg_start..appid_start]).is_ok();
 
+        let failure = if !bool::from(pad_ok) {
+            Some(CryptoError::Padding)
+        } else if !bool::from(len_ok) {
+            Some(CryptoError::LengthField)
+        } else if !bool::from(appid_ok) {
+            Some(CryptoError::AppIdMismatch)
+        } else if !utf8_ok {
+            Some(CryptoError::Utf8)
+        } else {
+            None
+        };
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        // All checks passed, so the message is exactly HEADER..appid_start, checked UTF-8.
         // Reuse the decryption buffer for the message instead of copying it out.
-        data.truncate(msg_end);
+        data.truncate(appid_start);
         data.drain(..HEADER);
         String::from_utf8(data).map_err(|_| CryptoError::Utf8)
     }
@@ -179,18 +214,21 @@ impl MessageCrypto {
     }
 }
 
-/// Length of `data` without its PKCS#7 padding of 1..=32 bytes, every pad byte checked.
-fn unpad(data: &[u8]) -> Result<usize, CryptoError> {
-    let pad = usize::from(*data.last().ok_or(CryptoError::Padding)?);
-    if pad == 0 || pad > PAD_BLOCK || pad > data.len() {
-        return Err(CryptoError::Padding);
+/// Whether `data` ends in valid PKCS#7 padding of 1..=32 bytes, and its length without it
+/// (all of `data` when the padding is bad). Constant time in the pad byte: the last 32 bytes
+/// are all looked at whatever the last byte claims.
+fn unpad(data: &[u8]) -> (Choice, usize) {
+    let n = data.len();
+    let pad = data.last().copied().unwrap_or(0);
+    let pad_len = u64::from(pad);
+    let mut ok = !pad.ct_eq(&0) & !pad.ct_gt(&(PAD_BLOCK as u8)) & !pad_len.ct_gt(&(n as u64));
+    for (i, &byte) in data.iter().rev().take(PAD_BLOCK).enumerate() {
+        // Position i from the end is inside the padding when i < pad.
+        let inside = (i as u8).ct_lt(&pad);
+        ok &= !inside | byte.ct_eq(&pad);
     }
-    let content_len = data.len() - pad;
-    let padding = data.get(content_len..).ok_or(CryptoError::Padding)?;
-    if padding.iter().any(|&b| usize::from(b) != pad) {
-        return Err(CryptoError::Padding);
-    }
-    Ok(content_len)
+    let stripped = u64::conditional_select(&(n as u64), &(n as u64).wrapping_sub(pad_len), ok);
+    (ok, stripped as usize)
 }
 
 /// Builds the encrypted reply envelope `<xml><Encrypt/><MsgSignature/><TimeStamp/><Nonce/></xml>` (TimeStamp in seconds).

@@ -1,6 +1,8 @@
 //! An inbound message as the table handlers receive: short names (`type`, `event`, `from`,
 //! `to`, `time`, `id`, `content`, `key`) plus every element under its snake_case name, nested
 //! elements as tables and `<item>` lists as arrays, so nothing WeChat sends is out of reach.
+//! Every [`Field::List`] becomes an array, an empty one included, so the lists WeChat
+//! documents (which the parser always makes Lists) are arrays whatever their count.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

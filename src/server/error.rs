@@ -7,6 +7,20 @@ use axum::response::{IntoResponse, Response};
 use crate::protocol::crypto::CryptoError;
 use crate::protocol::message::ParseError;
 
+/// The one answer to a signed encrypted message that cannot be read, whatever the reason.
+pub const UNREADABLE_SEALED: &str = "encrypted message could not be read";
+
+/// Why a signed encrypted message could not be read. Logged, never sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SealedError {
+    /// Base64, block length, padding, length field, appid or UTF-8.
+    #[error(transparent)]
+    Decrypt(#[from] CryptoError),
+    /// The decrypted plaintext is not a WeChat message.
+    #[error("decrypted plaintext: {0}")]
+    Xml(#[from] ParseError),
+}
+
 /// A request the host refuses.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -34,9 +48,11 @@ pub enum AppError {
     /// An encrypted body has no `Encrypt` element.
     #[error("encrypted request without an Encrypt element")]
     NoEncrypt,
-    /// The encrypted message could not be decrypted.
-    #[error("cannot decrypt message: {0}")]
-    Decrypt(#[from] CryptoError),
+    /// A safe-mode message whose msg_signature matched but which could not be read. Every
+    /// such failure answers with the same status and body ([`UNREADABLE_SEALED`]); the reason
+    /// is for the log only, so a token holder learns nothing about the plaintext from it.
+    #[error("encrypted message could not be read: {0}")]
+    Sealed(#[from] SealedError),
     /// Safe mode and the request is not encrypted.
     #[error("safe mode accepts only encrypted messages")]
     PlaintextRefused,
@@ -53,7 +69,7 @@ impl AppError {
             | AppError::BadQuery(_)
             | AppError::BadXml(_)
             | AppError::NoEncrypt
-            | AppError::Decrypt(_)
+            | AppError::Sealed(_)
             | AppError::NoKey => StatusCode::BAD_REQUEST,
             AppError::BadSignature
             | AppError::BadMsgSignature
@@ -73,6 +89,7 @@ impl IntoResponse for AppError {
                 .canonical_reason()
                 .unwrap_or("bad request")
                 .to_string(),
+            AppError::Sealed(_) => UNREADABLE_SEALED.to_string(),
             other => other.to_string(),
         };
         (status, reason).into_response()

@@ -12,6 +12,7 @@ use tracing::Instrument;
 
 use super::deadline::handle_within;
 use super::dedup::{Answer, Claim};
+use super::error::SealedError;
 use super::verify::Signed;
 use super::{AppError, AppState};
 use crate::config::SecurityMode;
@@ -75,8 +76,12 @@ pub async fn callback(
         ) {
             return Err(AppError::BadMsgSignature);
         }
-        let xml = crypto.decrypt(encrypt)?;
-        (InboundMessage::parse(xml.as_bytes())?, Some(crypto))
+        // From here on every failure is one answer (AppError::Sealed); the reason is logged.
+        let msg = crypto
+            .decrypt(encrypt)
+            .map_err(SealedError::from)
+            .and_then(|xml| InboundMessage::parse(xml.as_bytes()).map_err(SealedError::from))?;
+        (msg, Some(crypto))
     } else {
         if state.mode == SecurityMode::Safe {
             return Err(AppError::PlaintextRefused);

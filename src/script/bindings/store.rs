@@ -1,11 +1,13 @@
 //! `wx.store.get/set/incr/del`: script data kept by the host (the embedded store or Redis), so
 //! it is shared by every worker and instance and survives reloads and restarts. Values are
-//! strings, numbers, booleans or tables of them (stored as JSON).
+//! strings, numbers, booleans or tables of them (stored as JSON, converted as `wx.api` bodies
+//! are; NaN and ±infinity are refused, since JSON cannot hold them).
 
 use std::time::Duration;
 
 use mlua::{Lua, LuaSerdeExt, Result as LuaResult, Table, Value};
 
+use super::api::convert::lua_to_json;
 use super::error_at;
 use crate::script::services::Services;
 use crate::store::{script_data, StoreError};
@@ -58,18 +60,9 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
             let s = s.clone();
             async move {
                 check_key(&lua, "set", &key)?;
-                let json: serde_json::Value = match &value {
-                    Value::Function(_) | Value::Thread(_) | Value::UserData(_) | Value::LightUserData(_) => {
-                        return Err(error_at(
-                            &lua,
-                            format!(
-                                "wx.store.set: values are strings, numbers, booleans or tables of them, not a {}",
-                                value.type_name()
-                            ),
-                        ))
-                    }
-                    _ => lua.from_value(value).map_err(|e| error_at(&lua, format!("wx.store.set: {e}")))?,
-                };
+                // Refuses what JSON cannot hold (NaN, ±inf, functions, ...) at the script's line
+                // instead of storing `null` and answering true.
+                let json = lua_to_json(&lua, "wx.store.set", "the value", value)?;
                 let ttl = match ttl {
                     None => None,
                     Some(secs) if secs > 0.0 && secs.is_finite() => Some(Duration::from_secs_f64(secs)),
