@@ -60,6 +60,7 @@ impl AppState {
             dedup: Dedup::new(
                 config.store_is_shared().then(|| store.clone()),
                 config.reply_timeout,
+                config.retry_cache_bytes,
             ),
             store,
             reply_timeout: config.reply_timeout,
