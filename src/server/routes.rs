@@ -85,11 +85,7 @@ pub async fn callback(
     };
 
     note_window(&state, &msg);
-    let metrics = crate::metrics::metrics();
-    match msg.event() {
-        Some(event) => metrics.message(&format!("event.{event}")),
-        None => metrics.message(msg.msg_type()),
-    }
+    crate::metrics::metrics().message(&msg);
     let span = tracing::info_span!(
         "message",
         msg_type = msg.msg_type(),
