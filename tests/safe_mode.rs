@@ -60,7 +60,7 @@ struct Encrypted {
 fn encrypted(plain_xml: &str, compatible: bool) -> Encrypted {
     let encrypt = crypto().encrypt(plain_xml);
     let ts = now().to_string();
-    let nonce = "1320562132";
+    let nonce = &support::fresh_nonce();
     let signature = sign(&[TOKEN, &ts, nonce]);
     let msg_signature = sign(&[TOKEN, &ts, nonce, &encrypt]);
     let query = format!(
@@ -185,10 +185,11 @@ async fn every_failure_is_a_4xx_that_says_which() {
         ("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "padding"),
     ];
     for (encrypt, says) in cases {
+        let n = support::fresh_nonce();
         let q = format!(
-            "signature={}&timestamp={ts}&nonce=n&encrypt_type=aes&msg_signature={}",
-            sign(&[TOKEN, &ts, "n"]),
-            sign(&[TOKEN, &ts, "n", encrypt])
+            "signature={}&timestamp={ts}&nonce={n}&encrypt_type=aes&msg_signature={}",
+            sign(&[TOKEN, &ts, &n]),
+            sign(&[TOKEN, &ts, &n, encrypt])
         );
         let body = format!(
             "<xml><ToUserName>gh</ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
@@ -200,6 +201,7 @@ async fn every_failure_is_a_4xx_that_says_which() {
     let no_encrypt = encrypted(&plain, false);
     let (status, _) = post(&router, &no_encrypt.query, plain.clone()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    let good = encrypted(&plain, false);
     let missing = good
         .query
         .split("&msg_signature")
