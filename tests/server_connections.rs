@@ -179,9 +179,13 @@ async fn a_half_sent_body_is_answered_408_after_the_body_timeout() {
         "answered after {waited:?}"
     );
 
-    // A whole body in time is answered as usual.
+    // A whole body in time is answered as usual (a new delivery: a new signed query).
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
-    let request = format!("{head}{body}");
+    let request = format!(
+        "POST /wechat?{} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+        signed_query(),
+        body.len()
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     let answer = read_response(&mut stream).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
