@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use crate::api::TokenEndpoint;
+pub use crate::server::connection::ConnectionLimits;
 
 /// Default WeChat API host.
 pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
@@ -141,6 +142,11 @@ pub struct FileConfig {
     lua_memory_limit_mb: Option<usize>,
     workers: Option<usize>,
     log_format: Option<LogFormat>,
+    header_timeout: Option<f64>,
+    body_timeout: Option<f64>,
+    idle_timeout: Option<f64>,
+    max_connections: Option<usize>,
+    retry_cache_mb: Option<usize>,
 }
 
 /// Command-line overrides (the flags of `serve` and friends).
@@ -211,38 +217,17 @@ pub struct Config {
     pub workers: usize,
     /// Log line format.
     pub log_format: LogFormat,
+    /// Connection deadlines and the cap on open connections.
+    pub connections: ConnectionLimits,
+    /// Most bytes of answers the retry cache keeps.
+    pub retry_cache_bytes: usize,
 }
 
 /// The default of [`Config::shutdown_grace`].
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// A duration setting in seconds: the environment's text wins over the file's number; it
-/// must lie within `range` (inclusive).
-fn seconds_setting(
-    setting: &'static str,
-    env: Option<String>,
-    file: Option<f64>,
-    default: Duration,
-    range: (f64, f64),
-) -> Result<Duration, ConfigError> {
-    let secs = match env {
-        Some(v) => v.parse::<f64>().map_err(|_| ConfigError::Invalid {
-            setting,
-            reason: format!("`{v}` is not a number of seconds"),
-        })?,
-        None => match file {
-            Some(secs) => secs,
-            None => return Ok(default),
-        },
-    };
-    if !(range.0..=range.1).contains(&secs) {
-        return Err(ConfigError::Invalid {
-            setting,
-            reason: format!("{secs} s is outside [{}, {}]", range.0, range.1),
-        });
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
+/// Default of `retry_cache_mb`: answers kept for WeChat's retries, at most this many MiB.
+pub const DEFAULT_RETRY_CACHE_MB: usize = 32;
 
 /// The longest reply timeout allowed: WeChat gives up at 5 s and the reply needs time to travel.
 pub const MAX_REPLY_TIMEOUT: Duration = Duration::from_millis(4800);
@@ -358,19 +343,17 @@ impl Config {
                 })
             }
         };
-        let handler_time_budget = seconds_setting(
+        let handler_time_budget = seconds(
             "handler_time_budget",
             var("WECHAT_HANDLER_TIME_BUDGET"),
             file.handler_time_budget,
             crate::script::runtime::DEFAULT_TIME_BUDGET,
-            (1.0, 3600.0),
         )?;
-        let shutdown_grace = seconds_setting(
+        let shutdown_grace = seconds(
             "shutdown_grace",
             var("WECHAT_SHUTDOWN_GRACE"),
             file.shutdown_grace,
             DEFAULT_SHUTDOWN_GRACE,
-            (0.0, 600.0),
         )?;
         let lua_memory_limit = file.lua_memory_limit_mb.unwrap_or(64) * 1024 * 1024;
         if lua_memory_limit < 1024 * 1024 {
@@ -391,6 +374,39 @@ impl Config {
             });
         }
         let log_format = overrides.log_format.or(file.log_format).unwrap_or_default();
+        let defaults = ConnectionLimits::default();
+        let connections = ConnectionLimits {
+            header_timeout: seconds(
+                "header_timeout",
+                var("WECHAT_HEADER_TIMEOUT"),
+                file.header_timeout,
+                defaults.header_timeout,
+            )?,
+            body_timeout: seconds(
+                "body_timeout",
+                var("WECHAT_BODY_TIMEOUT"),
+                file.body_timeout,
+                defaults.body_timeout,
+            )?,
+            idle_timeout: seconds(
+                "idle_timeout",
+                var("WECHAT_IDLE_TIMEOUT"),
+                file.idle_timeout,
+                defaults.idle_timeout,
+            )?,
+            max_connections: count(
+                "max_connections",
+                var("WECHAT_MAX_CONNECTIONS"),
+                file.max_connections,
+                defaults.max_connections,
+            )?,
+        };
+        let retry_cache_mb = count(
+            "retry_cache_mb",
+            var("WECHAT_RETRY_CACHE_MB"),
+            file.retry_cache_mb,
+            DEFAULT_RETRY_CACHE_MB,
+        )?;
 
         let (token, token_source) = match token {
             Some(token) if !token.expose().is_empty() => {
@@ -430,8 +446,63 @@ impl Config {
             lua_memory_limit,
             workers,
             log_format,
+            connections,
+            retry_cache_bytes: retry_cache_mb.saturating_mul(1024 * 1024),
         })
     }
+}
+
+/// A positive number of seconds from the environment (`env`, text) or the file; `default`
+/// when neither sets it.
+fn seconds(
+    setting: &'static str,
+    env: Option<String>,
+    file: Option<f64>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let secs = match env {
+        Some(v) => v.parse::<f64>().map_err(|_| ConfigError::Invalid {
+            setting,
+            reason: format!("`{v}` is not a number of seconds"),
+        })?,
+        None => match file {
+            Some(secs) => secs,
+            None => return Ok(default),
+        },
+    };
+    // A day is far beyond any sensible deadline and keeps `Duration` arithmetic safe.
+    if secs > 0.0 && secs <= 86_400.0 {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(ConfigError::Invalid {
+            setting,
+            reason: format!("{secs} s is outside (0, 86400]"),
+        })
+    }
+}
+
+/// A count of at least 1 from the environment (`env`, text) or the file; `default` when
+/// neither sets it.
+fn count(
+    setting: &'static str,
+    env: Option<String>,
+    file: Option<usize>,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    let n = match env {
+        Some(v) => v.parse::<usize>().map_err(|_| ConfigError::Invalid {
+            setting,
+            reason: format!("`{v}` is not a whole number"),
+        })?,
+        None => file.unwrap_or(default),
+    };
+    if n == 0 {
+        return Err(ConfigError::Invalid {
+            setting,
+            reason: "must be at least 1".into(),
+        });
+    }
+    Ok(n)
 }
 
 impl Config {
@@ -598,6 +669,42 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_default_and_come_from_file_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::load_with_env(&with_data(dir.path()), &env(&[])).unwrap();
+        assert_eq!(config.connections, ConnectionLimits::default());
+        assert_eq!(config.connections.header_timeout, Duration::from_secs(10));
+        assert_eq!(config.connections.max_connections, 10_000);
+        assert_eq!(config.retry_cache_bytes, 32 * 1024 * 1024);
+
+        let file_path = dir.path().join("c.toml");
+        std::fs::write(
+            &file_path,
+            "header_timeout = 5\nbody_timeout = 7.5\nidle_timeout = 20\nmax_connections = 100\nretry_cache_mb = 8\n",
+        )
+        .unwrap();
+        let mut overrides = with_data(dir.path());
+        overrides.config = Some(file_path);
+        let config = Config::load_with_env(&overrides, &env(&[])).unwrap();
+        assert_eq!(config.connections.header_timeout, Duration::from_secs(5));
+        assert_eq!(config.connections.body_timeout, Duration::from_millis(7500));
+        assert_eq!(config.connections.idle_timeout, Duration::from_secs(20));
+        assert_eq!(config.connections.max_connections, 100);
+        assert_eq!(config.retry_cache_bytes, 8 * 1024 * 1024);
+
+        let e = env(&[
+            ("WECHAT_IDLE_TIMEOUT", "0.25"),
+            ("WECHAT_MAX_CONNECTIONS", "3"),
+            ("WECHAT_RETRY_CACHE_MB", "1"),
+        ]);
+        let config = Config::load_with_env(&overrides, &e).unwrap();
+        assert_eq!(config.connections.idle_timeout, Duration::from_millis(250));
+        assert_eq!(config.connections.header_timeout, Duration::from_secs(5));
+        assert_eq!(config.connections.max_connections, 3);
+        assert_eq!(config.retry_cache_bytes, 1024 * 1024);
+    }
+
+    #[test]
     fn bad_values_are_refused_with_the_setting_named() {
         let dir = tempfile::tempdir().unwrap();
         let o = with_data(dir.path());
@@ -606,6 +713,11 @@ mod tests {
             ("WECHAT_REPLY_TIMEOUT", "6", "reply_timeout"),
             ("WECHAT_MODE", "secret", "mode"),
             ("WECHAT_API_BASE", "ftp://x", "api_base"),
+            ("WECHAT_IDLE_TIMEOUT", "0", "idle_timeout"),
+            ("WECHAT_HEADER_TIMEOUT", "soon", "header_timeout"),
+            ("WECHAT_BODY_TIMEOUT", "-1", "body_timeout"),
+            ("WECHAT_MAX_CONNECTIONS", "0", "max_connections"),
+            ("WECHAT_RETRY_CACHE_MB", "lots", "retry_cache_mb"),
         ];
         for (var, value, setting) in cases {
             let err = Config::load_with_env(&o, &env(&[(var, value)]))

@@ -9,6 +9,7 @@
 //! - [`sandbox`]: a fake WeChat API for tests and local prototyping.
 //! - [`clock`]: Unix seconds and milliseconds, read one way everywhere.
 //! - [`config`]: settings from the TOML file, the environment and flags.
+//! - [`logging`]: log lines that text from scripts or requests cannot forge or bloat.
 //! - [`host`]: assembling store, API client, script workers and HTTP state into a host.
 //! - [`metrics`]: counters and histograms for `GET /metrics`.
 //! - [`commands`]: developer commands that need no server (`check`, `new`).
@@ -18,6 +19,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod host;
+pub mod logging;
 pub mod metrics;
 pub mod protocol;
 pub mod sandbox;

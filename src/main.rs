@@ -133,12 +133,21 @@ impl CommonArgs {
     }
 }
 
+/// Logs to stderr, one event a line: control characters escaped and long lines cut
+/// ([`wechat_lua::logging`]), colours only on a terminal.
 fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = format == LogFormat::Text && std::io::stderr().is_terminal();
+    let writer = wechat_lua::logging::SafeLines {
+        json: format == LogFormat::Json,
+        keep_ansi: ansi,
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi)
+        .with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -1,6 +1,9 @@
 //! Counters and histograms of what the host does, exposed at `GET /metrics` in the Prometheus
 //! text format. One process-wide set ([`metrics()`]) so every module records without
 //! threading a handle through; a process is one host.
+//!
+//! Label values come from closed sets the host defines, never from what a request carries:
+//! each distinct value is a new series kept for the life of the process.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -11,6 +14,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+use crate::protocol::message::{EventType, InboundMessage, MsgType};
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -27,6 +32,18 @@ pub struct Metrics {
     api_calls: Family<Labels, Counter>,
     token_fetches: Counter,
     outbox_depth: Gauge,
+}
+
+/// The `type` label of a message: its MsgType, or `event.<Event>`, when the host knows it by
+/// name; `other` and `event.other` for the rest, whatever the sender wrote.
+pub fn message_label(msg: &InboundMessage) -> String {
+    match &msg.kind {
+        MsgType::Other(_) => "other".to_string(),
+        MsgType::Event(_) if msg.event().is_none() => "event".to_string(),
+        MsgType::Event(EventType::Other(_)) => "event.other".to_string(),
+        MsgType::Event(event) => format!("event.{}", event.as_str()),
+        known => known.as_str().to_string(),
+    }
 }
 
 /// The process's metrics.
@@ -114,10 +131,10 @@ impl Metrics {
         }
     }
 
-    /// A message arrived (`kind` is the MsgType, or `event.<name>`).
-    pub fn message(&self, kind: &str) {
+    /// A message arrived; counted under [`message_label`].
+    pub fn message(&self, msg: &InboundMessage) {
         self.messages
-            .get_or_create(&vec![("type", kind.to_string())])
+            .get_or_create(&vec![("type", message_label(msg))])
             .inc();
     }
 
@@ -182,5 +199,38 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(msg_type: &str, event: Option<&str>) -> InboundMessage {
+        let event = event
+            .map(|e| format!("<Event><![CDATA[{e}]]></Event>"))
+            .unwrap_or_default();
+        let xml = format!(
+            "<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName>\
+             <CreateTime>1</CreateTime><MsgType><![CDATA[{msg_type}]]></MsgType>{event}</xml>"
+        );
+        InboundMessage::parse(xml.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn message_labels_are_known_names_or_other() {
+        assert_eq!(message_label(&parsed("text", None)), "text");
+        assert_eq!(message_label(&parsed("TEXT", None)), "text");
+        assert_eq!(message_label(&parsed("x-made-up-9f3a", None)), "other");
+        assert_eq!(
+            message_label(&parsed("event", Some("subscribe"))),
+            "event.subscribe"
+        );
+        assert_eq!(message_label(&parsed("event", Some("SCAN"))), "event.scan");
+        assert_eq!(
+            message_label(&parsed("event", Some("x-made-up-9f3a"))),
+            "event.other"
+        );
+        assert_eq!(message_label(&parsed("event", None)), "event");
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis_support::RedisServer;
-use support::{element, env_refs, text_xml, FakeApi, Server};
+use support::{element, env_refs, signed_query, text_xml, FakeApi, Server};
 
 fn next_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(50_000);
@@ -91,6 +91,17 @@ fn a_retry_on_the_other_instance_runs_nothing() {
     );
     let (_, total) = pair.b.post(&text_xml("user1", "total", next_id()));
     assert_eq!(element(&total, "Content").as_deref(), Some("2"));
+
+    // A signed query used on one instance is a replay on the other.
+    let query = signed_query();
+    let (status, _) = pair
+        .a
+        .post_with_query(&query, &text_xml("user1", "once", next_id()));
+    assert_eq!(status, 200);
+    let (status, _) = pair
+        .b
+        .post_with_query(&query, &text_xml("user1", "replayed", next_id()));
+    assert_eq!(status, 403, "replayed on the other instance");
 }
 
 #[test]

@@ -60,7 +60,7 @@ struct Encrypted {
 fn encrypted(plain_xml: &str, compatible: bool) -> Encrypted {
     let encrypt = crypto().encrypt(plain_xml);
     let ts = now().to_string();
-    let nonce = "1320562132";
+    let nonce = &support::fresh_nonce();
     let signature = sign(&[TOKEN, &ts, nonce]);
     let msg_signature = sign(&[TOKEN, &ts, nonce, &encrypt]);
     let query = format!(
@@ -179,6 +179,7 @@ async fn refusals_before_msg_signature_say_which() {
     let (status, body) = post(&router, &no_encrypt.query, plain.clone()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("Encrypt"), "{body}");
+    let good = encrypted(&plain, false);
     let missing = good
         .query
         .split("&msg_signature")

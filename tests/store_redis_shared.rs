@@ -93,6 +93,21 @@ async fn set_nx_from_two_hosts_has_one_winner() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_signed_query_used_on_one_host_is_refused_on_the_other_until_its_ttl() {
+    use wechat_lua::store::keys::{claim_once, replay_key};
+    let server = RedisServer::start();
+    let hosts = two_hosts(&server).await;
+    let key = replay_key("0123456789abcdef0123456789abcdef01234567");
+    let ttl = Duration::from_millis(300);
+    assert!(claim_once(hosts[0].as_ref(), &key, ttl).await.unwrap());
+    assert!(!claim_once(hosts[1].as_ref(), &key, ttl).await.unwrap());
+    assert!(!claim_once(hosts[0].as_ref(), &key, ttl).await.unwrap());
+    // Redis expires it (SET NX PX): memory stays bounded by the window.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(claim_once(hosts[1].as_ref(), &key, ttl).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn outbox_item_taken_by_one_host_is_not_taken_by_the_other() {
     let server = RedisServer::start();
     let [a, b] = two_hosts(&server).await;

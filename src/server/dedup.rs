@@ -28,6 +28,9 @@ pub const KEEP_RESULT: Duration = Duration::from_secs(60);
 /// so "at least a minute" holds up to 500 messages a second per instance, far above a real
 /// account's rate, and the table stays near 15 MiB.
 pub const MAX_REMEMBERED: usize = 30_000;
+/// Default cap on the bytes of answers remembered here: 150 replies of 1 MiB would otherwise
+/// hold 150 MiB for a minute. Past it, the oldest go first.
+pub const DEFAULT_MAX_BYTES: usize = 32 * 1024 * 1024;
 /// How long a claim in the shared store lives if its instance dies mid-message.
 const CLAIM_TTL: Duration = Duration::from_secs(30);
 /// Poll interval while waiting on another instance's result.
@@ -110,7 +113,11 @@ impl Drop for ClaimGuard {
 #[derive(Default)]
 struct Table {
     entries: HashMap<u64, Entry>,
-    answered: VecDeque<(Instant, u64)>,
+    /// When each answer came, its slot and its size in bytes.
+    answered: VecDeque<(Instant, u64, usize)>,
+    /// Sum of the sizes in `answered`. An answer replaced before its turn to go stays counted
+    /// until then, so this may overstate what is held, never understate it.
+    answered_bytes: usize,
 }
 
 /// The de-duplication table.
@@ -120,6 +127,8 @@ pub struct Dedup {
     shared: Option<Arc<dyn Store>>,
     /// How long a retry waits for a first run still going.
     wait: Duration,
+    /// Most bytes of answers remembered.
+    max_bytes: usize,
 }
 
 /// A fixed hasher, so a key hashes the same way for the life of the process.
@@ -129,12 +138,14 @@ fn slot(key: &str) -> u64 {
 
 impl Dedup {
     /// A table; `shared` is the store when several instances share it. A retry waits at most
-    /// `wait` for a first run that is still going.
-    pub fn new(shared: Option<Arc<dyn Store>>, wait: Duration) -> Arc<Dedup> {
+    /// `wait` for a first run that is still going. Answers beyond `max_bytes` in total are
+    /// forgotten, oldest first.
+    pub fn new(shared: Option<Arc<dyn Store>>, wait: Duration, max_bytes: usize) -> Arc<Dedup> {
         Arc::new(Dedup {
             table: Mutex::new(Table::default()),
             shared,
             wait,
+            max_bytes,
         })
     }
 
@@ -142,18 +153,25 @@ impl Dedup {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records an answer, and forgets answers older than [`KEEP_RESULT`] or beyond
-    /// [`MAX_REMEMBERED`], oldest first.
+    /// Records an answer, and forgets answers older than [`KEEP_RESULT`], beyond
+    /// [`MAX_REMEMBERED`] or beyond the byte cap, oldest first (an answer larger than the
+    /// whole cap is not kept at all).
     fn remember(&self, slot: u64, answer: Answer) {
         let now = Instant::now();
+        let size = answer.as_deref().map_or(0, str::len);
         let mut table = self.lock();
         table.entries.insert(slot, Entry::Done(answer, now));
-        table.answered.push_back((now, slot));
-        while let Some(&(at, old)) = table.answered.front() {
-            if now.duration_since(at) < KEEP_RESULT && table.answered.len() <= MAX_REMEMBERED {
+        table.answered.push_back((now, slot, size));
+        table.answered_bytes += size;
+        while let Some(&(at, old, old_size)) = table.answered.front() {
+            if now.duration_since(at) < KEEP_RESULT
+                && table.answered.len() <= MAX_REMEMBERED
+                && table.answered_bytes <= self.max_bytes
+            {
                 break;
             }
             table.answered.pop_front();
+            table.answered_bytes -= old_size;
             // Only the answer recorded then: the key may have been claimed again since.
             if matches!(table.entries.get(&old), Some(Entry::Done(_, when)) if *when == at) {
                 table.entries.remove(&old);
@@ -284,7 +302,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_retry_gets_the_first_answer_and_a_waiting_retry_gets_it_when_ready() {
-        let dedup = Dedup::new(None, Duration::from_secs(2));
+        let dedup = Dedup::new(None, Duration::from_secs(2), DEFAULT_MAX_BYTES);
         let guard = first(&dedup, "u|1").await;
         let waiting = {
             let dedup = dedup.clone();
@@ -304,14 +322,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_claim_lets_the_retry_run() {
-        let dedup = Dedup::new(None, Duration::from_secs(1));
+        let dedup = Dedup::new(None, Duration::from_secs(1), DEFAULT_MAX_BYTES);
         drop(first(&dedup, "u|2").await);
         assert!(matches!(dedup.claim("u|2").await, Claim::First(_)));
     }
 
     #[tokio::test]
     async fn memory_is_bounded_oldest_answers_first() {
-        let dedup = Dedup::new(None, Duration::from_secs(1));
+        let dedup = Dedup::new(None, Duration::from_secs(1), DEFAULT_MAX_BYTES);
         for i in 0..MAX_REMEMBERED + 100 {
             first(&dedup, &format!("u|{i}")).await.finish(None).await;
         }
@@ -322,5 +340,40 @@ mod tests {
         );
         let newest = format!("u|{}", MAX_REMEMBERED + 99);
         assert!(matches!(dedup.claim(&newest).await, Claim::Duplicate(None)));
+    }
+
+    #[tokio::test]
+    async fn answers_are_bounded_by_bytes_oldest_first() {
+        let max_bytes = 10 * 1024;
+        let dedup = Dedup::new(None, Duration::from_secs(1), max_bytes);
+        let answer: Answer = Some(Arc::from("x".repeat(1024)));
+        for i in 0..25 {
+            first(&dedup, &format!("u|{i}"))
+                .await
+                .finish(answer.clone())
+                .await;
+        }
+        assert_eq!(dedup.len(), 10, "ten answers of 1 KiB fit in 10 KiB");
+        assert!(dedup.lock().answered_bytes <= max_bytes);
+        assert!(
+            matches!(dedup.claim("u|14").await, Claim::First(_)),
+            "older ones are forgotten"
+        );
+        for i in 15..25 {
+            assert!(
+                matches!(
+                    dedup.claim(&format!("u|{i}")).await,
+                    Claim::Duplicate(Some(_))
+                ),
+                "u|{i} is among the newest"
+            );
+        }
+        // One answer larger than the whole cap is not kept.
+        first(&dedup, "big")
+            .await
+            .finish(Some(Arc::from("y".repeat(max_bytes + 1))))
+            .await;
+        assert!(matches!(dedup.claim("big").await, Claim::First(_)));
+        assert!(dedup.lock().answered_bytes <= max_bytes);
     }
 }

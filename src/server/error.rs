@@ -39,6 +39,9 @@ pub enum AppError {
     /// The timestamp is too far from now (a replayed or forged request).
     #[error("timestamp {0} is more than 10 minutes from now")]
     StaleTimestamp(i64),
+    /// A signed query used before (a replayed request; WeChat's own retries carry new nonces).
+    #[error("signed query already used (replay)")]
+    Replayed,
     /// The body could not be read (too large, or the connection failed).
     #[error("request body: {0}")]
     Body(#[from] axum::extract::rejection::BytesRejection),
@@ -74,6 +77,7 @@ impl AppError {
             AppError::BadSignature
             | AppError::BadMsgSignature
             | AppError::StaleTimestamp(_)
+            | AppError::Replayed
             | AppError::PlaintextRefused => StatusCode::FORBIDDEN,
             AppError::Body(rejection) => rejection.status(),
         }

@@ -1,10 +1,14 @@
 //! The HTTP side: the `/wechat` callback (URL verification and messages), request checks,
 //! the mapping of errors to responses, and graceful shutdown.
 //!
+//! [`connection`] owns sockets: the accept loop, the connection cap and the deadlines on idle,
+//! slow heads and slow bodies.
+//!
 //! One message flows: [`verify`] (signature, in an extractor no handler can skip) →
 //! [`routes::callback`] (replay guard, body, decrypt, parse) → the script workers → reply
 //! rendering (and encryption) → HTTP.
 
+pub mod connection;
 pub mod deadline;
 pub mod dedup;
 pub mod error;
@@ -17,6 +21,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
@@ -39,18 +44,23 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/healthz", get(routes::healthz))
         .route("/metrics", get(routes::metrics))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            connection::body_deadline,
+        ))
         .with_state(state)
 }
 
-/// Serves until `shutdown` completes, then stops accepting and lets requests in flight finish.
+/// Serves until `shutdown` completes, then stops accepting, lets requests in flight finish and
+/// returns once every connection has closed. Connections are bounded by the state's
+/// [`ConnectionLimits`](connection::ConnectionLimits).
 pub async fn run(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = state.limits;
+    connection::serve(listener, app(state), limits, shutdown).await
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -19,9 +19,7 @@ use crate::config::SecurityMode;
 use crate::protocol::crypto::{encrypted_envelope, MessageCrypto};
 use crate::protocol::message::{parse_fields, InboundMessage};
 use crate::protocol::signature;
-
-/// How far a request's timestamp may be from now before it is taken for a replay.
-pub const MAX_CLOCK_SKEW_SECS: i64 = 600;
+use crate::script::error::public_summary;
 
 /// The plain answer that tells WeChat "received, no reply".
 const SUCCESS: &str = "success";
@@ -47,12 +45,6 @@ pub async fn callback(
     signed: Signed,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
-    let timestamp: i64 = signed.timestamp.parse().map_err(|_| {
-        AppError::BadQuery(format!("timestamp `{}` is not a number", signed.timestamp))
-    })?;
-    if (crate::clock::unix_secs() - timestamp).abs() > MAX_CLOCK_SKEW_SECS {
-        return Err(AppError::StaleTimestamp(timestamp));
-    }
     let body = body?;
     let encrypted = signed.query.encrypt_type.as_deref() == Some("aes");
     let (msg, crypto) = if encrypted {
@@ -90,11 +82,7 @@ pub async fn callback(
     };
 
     note_window(&state, &msg);
-    let metrics = crate::metrics::metrics();
-    match msg.event() {
-        Some(event) => metrics.message(&format!("event.{event}")),
-        None => metrics.message(msg.msg_type()),
-    }
+    crate::metrics::metrics().message(&msg);
     let span = tracing::info_span!(
         "message",
         msg_type = msg.msg_type(),
@@ -209,7 +197,9 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-/// `GET /healthz`: the host is up; reports the script generation and the last reload error.
+/// `GET /healthz`: the host is up; reports the script generation and where the last reload
+/// failed (file and line relative to the scripts directory; the error itself is only logged,
+/// as it may quote the script's source).
 pub async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     let status = state.scripts.status();
     Json(serde_json::json!({
@@ -218,7 +208,9 @@ pub async fn healthz(State(state): State<Arc<AppState>>) -> Response {
             "generation": status.generation,
             "reloads_ok": status.reloads_ok,
             "reloads_failed": status.reloads_failed,
-            "last_error": status.last_error,
+            "last_error": status
+                .last_error
+                .map(|e| public_summary(&e, state.scripts.location())),
         }
     }))
     .into_response()

@@ -8,6 +8,7 @@ use crate::protocol::crypto::{CryptoError, MessageCrypto};
 use crate::script::{ScriptHost, Services};
 use crate::store::Store;
 
+use super::connection::ConnectionLimits;
 use super::deadline::{LateReplies, LogLateReplies};
 use super::dedup::Dedup;
 use super::late::KfLateReplies;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub late: Arc<dyn LateReplies>,
     /// The host services scripts use (store, API, customer-service windows).
     pub services: Services,
+    /// Deadlines and the cap on connections.
+    pub limits: ConnectionLimits,
 }
 
 impl AppState {
@@ -57,6 +60,7 @@ impl AppState {
             dedup: Dedup::new(
                 config.store_is_shared().then(|| store.clone()),
                 config.reply_timeout,
+                config.retry_cache_bytes,
             ),
             store,
             reply_timeout: config.reply_timeout,
@@ -69,6 +73,7 @@ impl AppState {
                 _ => Arc::new(LogLateReplies),
             },
             services: services.clone(),
+            limits: config.connections,
         })
     }
 }

@@ -1,7 +1,14 @@
 //! The signature check as an extractor: a handler that takes [`Signed`] cannot run for a
-//! request that is not signed with our token.
+//! request that is not signed with our token, whose timestamp is more than
+//! [`MAX_CLOCK_SKEW_SECS`] from now, or whose signed query was already used.
+//!
+//! A used query is remembered in the store (so on every instance sharing it) until its
+//! timestamp leaves the window, after which the window alone refuses it. WeChat signs each
+//! delivery, retries included, with a new nonce, so only a replay is refused; a retry goes on
+//! to the retry cache ([`super::dedup`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
@@ -9,6 +16,10 @@ use serde::Deserialize;
 
 use super::{AppError, AppState};
 use crate::protocol::signature;
+use crate::store::keys::{claim_once, replay_key};
+
+/// How far a request's timestamp may be from now before it is taken for a replay.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 600;
 
 /// The query WeChat adds to every callback.
 #[derive(Debug, Default, Deserialize)]
@@ -29,7 +40,7 @@ pub struct CallbackQuery {
     pub msg_signature: Option<String>,
 }
 
-/// A request whose `signature` matched.
+/// A request whose `signature` matched, recent and not seen before.
 #[derive(Debug)]
 pub struct Signed {
     /// The verified timestamp, as sent.
@@ -64,6 +75,22 @@ impl FromRequestParts<Arc<AppState>> for Signed {
             .ok_or(AppError::MissingParameter("nonce"))?;
         if !signature::verify(&[state.token.expose(), &timestamp, &nonce], received) {
             return Err(AppError::BadSignature);
+        }
+        let sent_at: i64 = timestamp
+            .parse()
+            .map_err(|_| AppError::BadQuery(format!("timestamp `{timestamp}` is not a number")))?;
+        let now = crate::clock::unix_secs();
+        if (now - sent_at).abs() > MAX_CLOCK_SKEW_SECS {
+            return Err(AppError::StaleTimestamp(sent_at));
+        }
+        // Remembered until the timestamp leaves the window (a second past, for rounding).
+        let remember = Duration::from_secs((sent_at + MAX_CLOCK_SKEW_SECS - now + 1) as u64);
+        match claim_once(state.store.as_ref(), &replay_key(received), remember).await {
+            Ok(true) => {}
+            Ok(false) => return Err(AppError::Replayed),
+            // Refusing every message while the store is down would lose them all; a replay
+            // still needs the token-signed query of a message sent in the last 10 minutes.
+            Err(e) => tracing::warn!("replay check skipped, store unavailable: {e}"),
         }
         Ok(Signed {
             timestamp,

@@ -1,5 +1,5 @@
 //! Key namespaces of the store, in one place, and the small typed operations on them
-//! that the rest of the host shares: dedup claims and the refresh lock.
+//! that the rest of the host shares: dedup claims, replay memory and the refresh lock.
 
 use std::time::Duration;
 
@@ -13,6 +13,8 @@ pub const DEDUP: &str = "dedup:";
 pub const TOKEN: &str = "token:";
 /// Cross-instance locks (e.g. the access_token refresh).
 pub const LOCK: &str = "lock:";
+/// Signed callback queries already used (replay memory).
+pub const REPLAY: &str = "replay:";
 
 /// Key of a script's value named `name`.
 pub fn data_key(name: &str) -> String {
@@ -32,6 +34,19 @@ pub fn token_key(appid: &str) -> String {
 /// Key of the lock named `name`.
 pub fn lock_key(name: &str) -> String {
     format!("{LOCK}{name}")
+}
+
+/// Key remembering one use of a signed callback query, by its (verified, lowercase hex)
+/// signature: the sha1 of token, timestamp and nonce, so every (timestamp, nonce) pair that
+/// signs the same is one key.
+pub fn replay_key(signature: &str) -> String {
+    format!("{REPLAY}{signature}")
+}
+
+/// Records `key` as used for `ttl`; true the first time, false while an earlier use is
+/// remembered (on every instance sharing the store).
+pub async fn claim_once(store: &dyn Store, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+    store.set_nx(key, "1", Some(ttl)).await
 }
 
 /// Tries to take the lock `name` for `holder` (a value unique to the caller) for `ttl`;
@@ -57,13 +72,38 @@ mod tests {
 
     #[test]
     fn namespaces_are_distinct() {
-        let all = [data_key("x"), dedup_key("x"), token_key("x"), lock_key("x")];
+        let all = [
+            data_key("x"),
+            dedup_key("x"),
+            token_key("x"),
+            lock_key("x"),
+            replay_key("x"),
+        ];
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {
                 assert_ne!(a, b);
             }
         }
         assert_eq!(token_key("wx123"), "token:wx123");
+    }
+
+    #[tokio::test]
+    async fn a_claim_holds_once_until_its_ttl() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let key = replay_key("abc");
+        assert!(claim_once(&store, &key, Duration::from_millis(200))
+            .await
+            .unwrap());
+        assert!(!claim_once(&store, &key, Duration::from_millis(200))
+            .await
+            .unwrap());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(
+            claim_once(&store, &key, Duration::from_millis(200))
+                .await
+                .unwrap(),
+            "forgotten after its ttl"
+        );
     }
 
     #[tokio::test]

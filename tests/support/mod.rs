@@ -40,9 +40,17 @@ pub fn signed_query_at(token: &str, timestamp: i64, nonce: &str) -> String {
     )
 }
 
-/// A signed query for [`TOKEN`] now.
+/// A nonce not used before in this process, as WeChat picks a new one for every delivery
+/// (the host refuses a signed query it has seen).
+pub fn fresh_nonce() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}{n}", std::process::id())
+}
+
+/// A signed query for [`TOKEN`] now, with a fresh nonce.
 pub fn signed_query() -> String {
-    signed_query_at(TOKEN, now(), "nonce42")
+    signed_query_at(TOKEN, now(), &fresh_nonce())
 }
 
 /// A text message from `from`.
