@@ -17,10 +17,8 @@ use super::token::{
     TokenStatus,
 };
 
-/// The production API host.
+/// The production API host; `config` reads any other (`api_base`, `WECHAT_API_BASE`).
 pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
-/// Environment variable overriding the API host (tests and the simulator point it at the fake).
-pub const API_BASE_ENV: &str = "WECHAT_API_BASE";
 /// Beijing time offset: WeChat daily quotas reset at midnight UTC+8.
 const BEIJING_OFFSET_SECS: i64 = 8 * 3600;
 
@@ -79,16 +77,12 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// Defaults for an appid/secret pair; the base URL comes from `WECHAT_API_BASE` if set.
+    /// Defaults for an appid/secret pair, talking to [`DEFAULT_API_BASE`].
     pub fn new(appid: impl Into<String>, secret: impl Into<String>) -> ClientConfig {
-        let base_url = std::env::var(API_BASE_ENV)
-            .ok()
-            .filter(|s| !s.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_API_BASE.to_string());
         ClientConfig {
             appid: appid.into(),
             secret: secret.into(),
-            base_url,
+            base_url: DEFAULT_API_BASE.to_string(),
             token_endpoint: TokenEndpoint::Stable,
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),

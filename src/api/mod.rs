@@ -20,7 +20,9 @@ pub mod template;
 pub mod token;
 pub mod user;
 
-pub use client::{ClientConfig, RawResponse, RetryPolicy, UploadPart, WechatClient};
+pub use client::{
+    ClientConfig, RawResponse, RetryPolicy, UploadPart, WechatClient, DEFAULT_API_BASE,
+};
 pub use error::ApiError;
 pub use kf::KfMessage;
 pub use kf_window::{KfWindow, KfWindowTracker};

@@ -93,17 +93,14 @@ pub fn chat_config(
     options: &ChatOptions,
     env: &std::collections::HashMap<String, String>,
 ) -> Result<Config, ConfigError> {
-    let mut env = env.clone();
-    // Without a configured token `Config` would generate one and write it to data/token.
-    if env.get("WECHAT_TOKEN").is_none_or(|t| t.is_empty()) {
-        env.insert("WECHAT_TOKEN".into(), CHAT_TOKEN.into());
-    }
     let overrides = Overrides {
         config: options.config.clone(),
         scripts: options.scripts.clone(),
         ..Overrides::default()
     };
-    let mut config = Config::load_with_env(&overrides, &env)?;
+    let mut config = Config::load_with_env(&overrides, env)?;
+    // A chat needs no generated token kept in the data directory: any token signs its calls.
+    config.token.get_or_insert_with(|| Secret::new(CHAT_TOKEN));
     config.appid = Some(FAKE_APPID.to_string());
     config.appsecret = Some(Secret::new(FAKE_SECRET));
     config.store = Some(CHAT_STORE.to_string());
@@ -190,7 +187,7 @@ async fn session(
     let wire = Wire {
         client: reqwest::Client::builder().no_proxy().build()?,
         url,
-        token: config.token.clone(),
+        token: host.state.token.clone(),
         crypto,
     };
     eprintln!(
@@ -432,7 +429,7 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         let config = chat_config(&ChatOptions::default(), &env).unwrap();
-        assert_eq!(config.token.expose(), CHAT_TOKEN);
+        assert_eq!(config.token.as_ref().unwrap().expose(), CHAT_TOKEN);
         assert_eq!(config.appid.as_deref(), Some(FAKE_APPID));
         assert_eq!(config.appsecret.as_ref().unwrap().expose(), FAKE_SECRET);
         assert_eq!(config.store.as_deref(), Some(CHAT_STORE));
@@ -441,7 +438,7 @@ mod tests {
         let mut env = env;
         env.insert("WECHAT_TOKEN".into(), "mine123".into());
         let config = chat_config(&ChatOptions::default(), &env).unwrap();
-        assert_eq!(config.token.expose(), "mine123");
+        assert_eq!(config.token.as_ref().unwrap().expose(), "mine123");
     }
 
     #[test]
