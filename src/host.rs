@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
+use crate::api::token_store::StoreTokenPersistence;
 use crate::api::{ClientConfig, WechatClient};
 use crate::config::Config;
 use crate::script::reload::ReloadWatcher;
 use crate::script::{RuntimeOptions, ScriptHost, Services};
 use crate::server::AppState;
-use crate::store::token::StoreTokenPersistence;
 
 /// Why a host could not be built; each names the setting or file at fault. The messages
 /// carry their cause's text themselves (no `source`), so a report shows it once.

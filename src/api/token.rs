@@ -10,8 +10,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::json;
 
-use super::client::{Shared, Wire};
-use super::error::{is_backoff_errcode, ApiError};
+use super::error::ApiError;
+use super::transport::{RetryPolicy, Transport, Wire};
 
 /// Seconds before expiry at which a cached token is treated as expired (clock skew, latency).
 const EXPIRY_SKEW_SECS: i64 = 30;
@@ -168,9 +168,30 @@ pub struct TokenStatus {
     pub fetches: u64,
 }
 
+/// The account's credentials, which only the token manager uses.
+pub(crate) struct Credentials {
+    /// 开发者ID (AppID).
+    pub(crate) appid: String,
+    /// 开发者密码 (AppSecret); never logged.
+    pub(crate) secret: String,
+}
+
+/// How a [`TokenManager`] fetches and keeps tokens (taken from the client's config).
+pub(crate) struct TokenSettings {
+    pub(crate) creds: Credentials,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) endpoint: TokenEndpoint,
+    pub(crate) refresh_ahead: Duration,
+    pub(crate) persistence: Arc<dyn TokenPersistence>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
 /// The token cache shared by every clone of a `WechatClient`.
 pub(crate) struct TokenManager {
-    shared: Arc<Shared>,
+    transport: Arc<Transport>,
+    creds: Credentials,
+    /// Backoff while the token endpoint says busy (-1/45011), as for every other call.
+    retry: RetryPolicy,
     endpoint: TokenEndpoint,
     refresh_ahead: Duration,
     persistence: Arc<dyn TokenPersistence>,
@@ -192,19 +213,15 @@ pub(crate) struct TokenManager {
 }
 
 impl TokenManager {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        endpoint: TokenEndpoint,
-        refresh_ahead: Duration,
-        persistence: Arc<dyn TokenPersistence>,
-        clock: Arc<dyn Clock>,
-    ) -> TokenManager {
+    pub(crate) fn new(transport: Arc<Transport>, settings: TokenSettings) -> TokenManager {
         TokenManager {
-            shared,
-            endpoint,
-            refresh_ahead,
-            persistence,
-            clock,
+            transport,
+            creds: settings.creds,
+            retry: settings.retry,
+            endpoint: settings.endpoint,
+            refresh_ahead: settings.refresh_ahead,
+            persistence: settings.persistence,
+            clock: settings.clock,
             cache: Mutex::new(None),
             last_rejected: Mutex::new(None),
             fetch_lock: tokio::sync::Mutex::new(()),
@@ -215,6 +232,11 @@ impl TokenManager {
             fetch_gen: AtomicU64::new(0),
             last_error: Mutex::new(None),
         }
+    }
+
+    /// The AppID tokens are fetched for.
+    pub(crate) fn appid(&self) -> &str {
+        &self.creds.appid
     }
 
     pub(crate) fn now_unix(&self) -> i64 {
@@ -405,23 +427,23 @@ impl TokenManager {
 
     /// `fetch_once`, retried with the client's backoff while WeChat says busy (-1/45011).
     async fn fetch_with_backoff(&self, force_refresh: bool) -> Result<CachedToken, ApiError> {
-        let policy = self.shared.retry;
         let mut attempt = 0;
         loop {
             match self.fetch_once(force_refresh).await {
-                Err(e @ ApiError::Api { .. })
-                    if is_backoff_errcode(e.errcode()) && attempt + 1 < policy.attempts =>
-                {
-                    tokio::time::sleep(policy.delay(attempt)).await;
-                    attempt += 1;
-                }
-                r => return r,
+                Err(e) => match self.retry.retry_after_busy(&e, attempt) {
+                    Some(delay) => {
+                        tokio::time::sleep(delay).await;
+                        attempt += 1;
+                    }
+                    None => return Err(e),
+                },
+                ok => return ok,
             }
         }
     }
 
     async fn fetch_once(&self, force_refresh: bool) -> Result<CachedToken, ApiError> {
-        let cfg = &self.shared.creds;
+        let cfg = &self.creds;
         if cfg.appid.is_empty() || cfg.secret.is_empty() {
             return Err(ApiError::Config(
                 "no appid/secret configured; cannot fetch an access_token".into(),
@@ -438,7 +460,7 @@ impl TokenManager {
                     "secret": cfg.secret,
                     "force_refresh": force_refresh,
                 });
-                self.shared
+                self.transport
                     .send_json(
                         reqwest::Method::POST,
                         "/cgi-bin/stable_token",
@@ -453,7 +475,7 @@ impl TokenManager {
                     ("appid", cfg.appid.as_str()),
                     ("secret", cfg.secret.as_str()),
                 ];
-                self.shared
+                self.transport
                     .send_json(
                         reqwest::Method::GET,
                         "/cgi-bin/token",
