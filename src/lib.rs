@@ -6,7 +6,8 @@
 //! - [`script`]: the Lua runtime, the `wx` bindings, handler dispatch and hot reload.
 //! - [`server`]: the HTTP callback (routes, verification, errors, shutdown).
 //! - [`store`]: persistent state (embedded default, Redis).
-//! - [`sandbox`]: a fake WeChat API for tests and local prototyping.
+//! - [`fake_wechat`]: a fake WeChat API, one file per family as in [`api`], for tests, `chat`
+//!   and local prototyping.
 //! - [`clock`]: Unix seconds and milliseconds, read one way everywhere.
 //! - [`config`]: settings from the TOML file, the environment and flags.
 //! - [`host`]: assembling store, API client, script workers and HTTP state into a host.
@@ -17,10 +18,10 @@ pub mod api;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod fake_wechat;
 pub mod host;
 pub mod metrics;
 pub mod protocol;
-pub mod sandbox;
 pub mod script;
 pub mod server;
 pub mod store;

@@ -10,8 +10,8 @@ use wechat_lua::api::media::{MediaFile, MediaType};
 use wechat_lua::api::qrcode::Scene;
 use wechat_lua::api::template::TemplateMessage;
 use wechat_lua::api::{ClientConfig, RetryPolicy, WechatClient};
-use wechat_lua::sandbox::fake_api::RecordedCall;
-use wechat_lua::sandbox::FakeWechat;
+use wechat_lua::fake_wechat::FakeWechat;
+use wechat_lua::fake_wechat::RecordedCall;
 
 async fn setup() -> (FakeWechat, WechatClient) {
     let (fake, base) = FakeWechat::start().await.unwrap();

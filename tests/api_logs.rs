@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use wechat_lua::api::kf::KfMessage;
 use wechat_lua::api::{ApiError, ClientConfig, RetryPolicy, WechatClient};
-use wechat_lua::sandbox::FakeWechat;
+use wechat_lua::fake_wechat::FakeWechat;
 
 const SEND: &str = "/cgi-bin/message/custom/send";
 

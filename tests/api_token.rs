@@ -8,7 +8,7 @@ use futures::future::join_all;
 use wechat_lua::api::kf::KfMessage;
 use wechat_lua::api::token::{ManualClock, MemoryPersistence};
 use wechat_lua::api::{ClientConfig, RetryPolicy, TokenEndpoint, WechatClient};
-use wechat_lua::sandbox::FakeWechat;
+use wechat_lua::fake_wechat::FakeWechat;
 
 const SEND: &str = "/cgi-bin/message/custom/send";
 
@@ -164,7 +164,9 @@ async fn rejected_token_causes_one_refetch_and_one_retry() {
     assert_eq!(last.body.unwrap()["force_refresh"], true);
 }
 
-#[tokio::test]
+/// On paused time (the fake's delays run on tokio's clock), so the slow call's wait costs
+/// nothing and its arrival at the fake is awaited instead of guessed with a sleep.
+#[tokio::test(start_paused = true)]
 async fn stale_failure_never_drops_a_newer_token() {
     let (fake, client) = setup_with(|_| {}).await;
     send(&client).await.unwrap();
@@ -174,7 +176,9 @@ async fn stale_failure_never_drops_a_newer_token() {
         let c = client.clone();
         tokio::spawn(async move { c.user().info("oUSER", "zh_CN").await })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    while fake.calls_to("/cgi-bin/user/info").is_empty() {
+        tokio::task::yield_now().await;
+    }
     // ...meanwhile the token is revoked and a fast call replaces it.
     fake.invalidate_token();
     send(&client).await.unwrap();

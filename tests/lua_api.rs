@@ -12,10 +12,10 @@ use serde_json::json;
 use support::text_xml;
 use tempfile::TempDir;
 use wechat_lua::api::{ClientConfig, RetryPolicy, WechatClient};
+use wechat_lua::fake_wechat::FakeWechat;
+use wechat_lua::fake_wechat::RecordedCall;
 use wechat_lua::protocol::message::InboundMessage;
 use wechat_lua::protocol::reply::Reply;
-use wechat_lua::sandbox::fake_api::RecordedCall;
-use wechat_lua::sandbox::FakeWechat;
 use wechat_lua::script::runtime::Handled;
 use wechat_lua::script::{RuntimeOptions, ScriptError, ScriptHost, Services};
 

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 
 use crate::config::{Config, ConfigError, Overrides, Secret};
+use crate::fake_wechat::{FakeWechat, FAKE_APPID, FAKE_SECRET};
 use crate::host::{BuildError, Host};
 use crate::protocol::crypto::MessageCrypto;
-use crate::sandbox::fake_api::{FakeWechat, FAKE_APPID, FAKE_SECRET};
 use crate::script::runtime::Handled;
 use crate::script::ScriptError;
 use crate::server::deadline::LateReplies;
