@@ -9,6 +9,7 @@
 //! - [`fake_wechat`]: a fake WeChat API, one file per family as in [`api`], for tests, `chat`
 //!   and local prototyping.
 //! - [`clock`]: Unix seconds and milliseconds, read one way everywhere.
+//! - [`sync`]: the one way a std `Mutex` is locked (poison recovered).
 //! - [`config`]: settings from the TOML file, the environment and flags.
 //! - [`host`]: assembling store, API client, script workers and HTTP state into a host.
 //! - [`metrics`]: counters and histograms for `GET /metrics`.
@@ -25,3 +26,4 @@ pub mod protocol;
 pub mod script;
 pub mod server;
 pub mod store;
+pub mod sync;

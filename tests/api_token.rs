@@ -1,32 +1,16 @@
 //! access_token lifecycle against the fake WeChat API over loopback: single flight,
 //! refresh ahead, invalidation after 40001, stale failures, force_refresh, persistence.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use wechat_lua::api::kf::KfMessage;
+use support::fake::{send, setup_with, SEND};
 use wechat_lua::api::token::{ManualClock, MemoryPersistence};
-use wechat_lua::api::{ClientConfig, RetryPolicy, TokenEndpoint, WechatClient};
+use wechat_lua::api::{ClientConfig, TokenEndpoint, WechatClient};
 use wechat_lua::fake_wechat::FakeWechat;
-
-const SEND: &str = "/cgi-bin/message/custom/send";
-
-async fn setup_with(f: impl FnOnce(&mut ClientConfig)) -> (FakeWechat, WechatClient) {
-    let (fake, base) = FakeWechat::start().await.unwrap();
-    let mut cfg = ClientConfig::new(fake.appid(), fake.secret()).with_base_url(base);
-    cfg.retry = RetryPolicy {
-        attempts: 3,
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(40),
-    };
-    f(&mut cfg);
-    (fake, WechatClient::new(cfg).unwrap())
-}
-
-async fn send(c: &WechatClient) -> Result<(), wechat_lua::api::ApiError> {
-    c.kf().send("oUSER", &KfMessage::text("hi")).await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_callers_cause_one_fetch() {

@@ -18,6 +18,7 @@ use super::token::{
     TokenPersistence, TokenSettings, TokenStatus,
 };
 use super::transport::{interpret_json, RetryPolicy, Transport, UploadPart, Wire};
+use crate::sync::lock;
 
 /// The production API host; `config` reads any other (`api_base`, `WECHAT_API_BASE`).
 pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
@@ -290,9 +291,7 @@ impl WechatClient {
                 }
                 Err(e @ ApiError::QuotaExhausted { .. }) => {
                     let until = next_quota_reset(self.inner.tokens.now_unix());
-                    if let Ok(mut m) = self.inner.quota_stopped.lock() {
-                        m.insert(path.to_string(), until);
-                    }
+                    lock(&self.inner.quota_stopped).insert(path.to_string(), until);
                     tracing::error!(path, until, "daily quota for this API is exhausted; not calling it again until the quota resets");
                     return Err(e);
                 }
@@ -303,9 +302,7 @@ impl WechatClient {
 
     fn check_quota(&self, path: &str) -> Result<(), ApiError> {
         let now = self.inner.tokens.now_unix();
-        let Ok(mut m) = self.inner.quota_stopped.lock() else {
-            return Ok(());
-        };
+        let mut m = lock(&self.inner.quota_stopped);
         match m.get(path) {
             Some(&until) if now < until => Err(ApiError::QuotaExhausted {
                 errmsg: format!(

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::transport::{RetryPolicy, Transport, Wire};
+use crate::sync::lock;
 
 /// Seconds before expiry at which a cached token is treated as expired (clock skew, latency).
 const EXPIRY_SKEW_SECS: i64 = 30;
@@ -76,13 +77,11 @@ pub struct MemoryPersistence {
 
 impl TokenPersistence for MemoryPersistence {
     fn load(&self) -> BoxFuture<'_, Option<CachedToken>> {
-        let t = self.slot.lock().map(|g| g.clone()).unwrap_or(None);
+        let t = lock(&self.slot).clone();
         Box::pin(async move { t })
     }
     fn save(&self, token: &CachedToken) -> BoxFuture<'_, ()> {
-        if let Ok(mut g) = self.slot.lock() {
-            *g = Some(token.clone());
-        }
+        *lock(&self.slot) = Some(token.clone());
         Box::pin(async {})
     }
 }
@@ -244,13 +243,11 @@ impl TokenManager {
     }
 
     fn cached(&self) -> Option<CachedToken> {
-        self.cache.lock().map(|g| g.clone()).unwrap_or(None)
+        lock(&self.cache).clone()
     }
 
     fn set_cached(&self, t: Option<CachedToken>) {
-        if let Ok(mut g) = self.cache.lock() {
-            *g = t;
-        }
+        *lock(&self.cache) = t;
     }
 
     /// Cached token status for the CLI.
@@ -310,7 +307,7 @@ impl TokenManager {
         if self.fetch_gen.load(Ordering::SeqCst) != seen_gen {
             // A fetch finished while we queued and left no token: share its failure
             // instead of hammering WeChat once per waiting caller.
-            if let Some(e) = self.last_error.lock().map(|g| g.clone()).unwrap_or(None) {
+            if let Some(e) = lock(&self.last_error).clone() {
                 return Err(e);
             }
         }
@@ -321,14 +318,11 @@ impl TokenManager {
     /// Drop `failed` after WeChat rejected it — but only if it is still the cached one, so a
     /// late failure of an old token never throws away a newer token.
     pub(crate) fn invalidate(&self, failed: &str) {
-        if let Ok(mut g) = self.cache.lock() {
-            if g.as_ref().is_some_and(|t| t.access_token == failed) {
-                *g = None;
-                if let Ok(mut r) = self.last_rejected.lock() {
-                    *r = Some(failed.to_string());
-                }
-                tracing::info!("access_token rejected by WeChat; fetching a new one");
-            }
+        let mut cached = lock(&self.cache);
+        if cached.as_ref().is_some_and(|t| t.access_token == failed) {
+            *cached = None;
+            *lock(&self.last_rejected) = Some(failed.to_string());
+            tracing::info!("access_token rejected by WeChat; fetching a new one");
         }
     }
 
@@ -373,15 +367,13 @@ impl TokenManager {
     /// Fetch from WeChat and record the outcome; the caller holds `fetch_lock`.
     async fn fetch_locked(&self) -> Result<CachedToken, ApiError> {
         let r = self.fetch_and_store().await;
-        if let Ok(mut g) = self.last_error.lock() {
-            *g = r.as_ref().err().cloned();
-        }
+        *lock(&self.last_error) = r.as_ref().err().cloned();
         self.fetch_gen.fetch_add(1, Ordering::SeqCst);
         r
     }
 
     async fn fetch_and_store(&self) -> Result<CachedToken, ApiError> {
-        let rejected = self.last_rejected.lock().map(|g| g.clone()).unwrap_or(None);
+        let rejected = lock(&self.last_rejected).clone();
         let current = self.cached().map(|t| t.access_token);
         // With several instances on one store, one fetches and the others read its token.
         let waited_since = std::time::Instant::now();

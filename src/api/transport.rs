@@ -13,6 +13,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use super::error::{self, ApiError};
+use crate::sync::lock;
 
 /// `first`, doubled for each retry after the first (`retry` is 0-based), never above `max`.
 pub fn backoff(first: Duration, max: Duration, retry: u32) -> Duration {
@@ -181,12 +182,7 @@ impl Transport {
         match r {
             Ok(_) => tracing::debug!(path, "WeChat API call ok"),
             Err(e @ ApiError::Credentials { errcode, hint, .. }) => {
-                let first = self
-                    .logged_fatal
-                    .lock()
-                    .map(|mut s| s.insert(*errcode))
-                    .unwrap_or(true);
-                if first {
+                if lock(&self.logged_fatal).insert(*errcode) {
                     tracing::error!(path, errcode, hint = %hint, "{e}");
                 } else {
                     tracing::debug!(path, errcode, "credentials still rejected");

@@ -12,7 +12,7 @@ mod wire;
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -25,6 +25,7 @@ use crate::script::runtime::Handled;
 use crate::script::ScriptError;
 use crate::server::deadline::LateReplies;
 use crate::server::{self, CALLBACK_PATH};
+use crate::sync::lock;
 use render::ReplyView;
 use screen::{init_logging, Screen};
 use slash::Input;
@@ -373,10 +374,6 @@ impl Clock {
             self.next_id.fetch_add(1, Ordering::SeqCst),
         )
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Calls recorded by the fake WeChat API, shown once each as they arrive.

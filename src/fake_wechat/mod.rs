@@ -120,7 +120,7 @@ impl FakeWechat {
 
     fn lock(&self) -> MutexGuard<'_, FakeState> {
         // A panicking test thread must not wedge every later call.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// The AppID this fake accepts.

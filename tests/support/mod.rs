@@ -2,6 +2,8 @@
 //! started on a free port.
 #![allow(dead_code)]
 
+pub mod fake;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
