@@ -3,6 +3,10 @@
 //! Precedence, lowest first: built-in defaults, the TOML file, `WECHAT_*` environment
 //! variables, flags. Secrets (token, AppSecret, EncodingAESKey) are held in [`Secret`],
 //! whose `Debug` never shows the value, so a config can be logged safely.
+//!
+//! Loading only reads: it never writes a file, so `check`, `token` and `menu` leave the data
+//! directory alone. The one write, a generated token, happens when `serve` asks for
+//! [`Config::serving_token`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,10 +17,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use crate::api::TokenEndpoint;
+use crate::api::DEFAULT_API_BASE;
 pub use crate::server::connection::ConnectionLimits;
 
-/// Default WeChat API host.
-pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
 /// Default address `serve` listens on.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// The file read from the working directory when `--config` is not given.
@@ -180,10 +183,9 @@ pub enum TokenSource {
 /// The settings in effect.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The token shared with the WeChat console (服务器配置 → Token).
-    pub token: Secret,
-    /// How `token` was obtained.
-    pub token_source: TokenSource,
+    /// The token shared with the WeChat console (服务器配置 → Token), when one is configured;
+    /// `serve` falls back to [`Config::serving_token`].
+    pub token: Option<Secret>,
     /// The account's AppID.
     pub appid: Option<String>,
     /// The account's AppSecret, for the access_token.
@@ -244,18 +246,23 @@ impl Config {
         overrides: &Overrides,
         env: &HashMap<String, String>,
     ) -> Result<Config, ConfigError> {
-        let file = match &overrides.config {
-            Some(path) => read_file(path)?,
-            None => {
-                let path = Path::new(DEFAULT_CONFIG_FILE);
-                if path.exists() {
-                    read_file(path)?
-                } else {
-                    FileConfig::default()
-                }
-            }
-        };
-        Self::merge(file, overrides, env)
+        Self::merge(chosen_file(overrides)?, overrides, env)
+    }
+
+    /// Only where the scripts are, as [`Config::load_with_env`] would find them, without
+    /// judging the other settings: what `check` needs.
+    pub fn scripts_location(
+        overrides: &Overrides,
+        env: &HashMap<String, String>,
+    ) -> Result<PathBuf, ConfigError> {
+        let file = chosen_file(overrides)?;
+        Ok(scripts_setting(overrides, env, file.scripts))
+    }
+
+    /// The `scripts` setting of the config file at `path`, if it has one (a bot directory's
+    /// own `wechat-lua.toml`, for `check DIR`).
+    pub fn scripts_in_file(path: &Path) -> Result<Option<PathBuf>, ConfigError> {
+        Ok(read_file(path)?.scripts)
     }
 
     fn merge(
@@ -305,12 +312,7 @@ impl Config {
             setting: "listen",
             reason: format!("`{listen_text}` is not an address like 127.0.0.1:8080"),
         })?;
-        let scripts = overrides
-            .scripts
-            .clone()
-            .or_else(|| var("WECHAT_SCRIPTS").map(PathBuf::from))
-            .or(file.scripts)
-            .unwrap_or_else(|| PathBuf::from("scripts"));
+        let scripts = scripts_setting(overrides, env, file.scripts);
         let data = overrides
             .data
             .clone()
@@ -408,17 +410,16 @@ impl Config {
             DEFAULT_RETRY_CACHE_MB,
         )?;
 
-        let (token, token_source) = match token {
+        let token = match token {
             Some(token) if !token.expose().is_empty() => {
                 validate_token(token.expose())?;
-                (token, TokenSource::Configured)
+                Some(token)
             }
-            _ => stored_or_generated_token(&data)?,
+            _ => None,
         };
 
         Ok(Config {
             token,
-            token_source,
             appid,
             appsecret,
             encoding_aes_key,
@@ -513,6 +514,49 @@ impl Config {
             .as_deref()
             .is_some_and(|s| s.starts_with("redis://") || s.starts_with("rediss://"))
     }
+
+    /// The token `serve` signs callbacks with: the configured one; else the one an earlier
+    /// start generated and kept in the data directory; else a new one, kept there (readable
+    /// by its owner only). The only place settings write a file.
+    pub fn serving_token(&self) -> Result<(Secret, TokenSource), ConfigError> {
+        match &self.token {
+            Some(token) => Ok((token.clone(), TokenSource::Configured)),
+            None => stored_or_generated_token(&self.data),
+        }
+    }
+}
+
+/// The config file named by `--config`, else `wechat-lua.toml` when present, else none.
+fn chosen_file(overrides: &Overrides) -> Result<FileConfig, ConfigError> {
+    match &overrides.config {
+        Some(path) => read_file(path),
+        None => {
+            let path = Path::new(DEFAULT_CONFIG_FILE);
+            if path.exists() {
+                read_file(path)
+            } else {
+                Ok(FileConfig::default())
+            }
+        }
+    }
+}
+
+/// The scripts location: flag, then `WECHAT_SCRIPTS`, then the file, then `scripts`.
+fn scripts_setting(
+    overrides: &Overrides,
+    env: &HashMap<String, String>,
+    from_file: Option<PathBuf>,
+) -> PathBuf {
+    overrides
+        .scripts
+        .clone()
+        .or_else(|| {
+            env.get("WECHAT_SCRIPTS")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .or(from_file)
+        .unwrap_or_else(|| PathBuf::from("scripts"))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -607,7 +651,7 @@ mod tests {
         let mut overrides = with_data(dir.path());
         overrides.config = Some(file_path);
         let config = Config::load_with_env(&overrides, &env(&[])).unwrap();
-        assert_eq!(config.token.expose(), "fromfile");
+        assert_eq!(config.token.as_ref().unwrap().expose(), "fromfile");
         assert_eq!(config.appid.as_deref(), Some("wxfile"));
         assert_eq!(config.listen.port(), 9000);
 
@@ -616,9 +660,9 @@ mod tests {
             ("WECHAT_LISTEN", "127.0.0.1:9001"),
         ]);
         let config = Config::load_with_env(&overrides, &e).unwrap();
-        assert_eq!(config.token.expose(), "fromenv");
+        assert_eq!(config.token.as_ref().unwrap().expose(), "fromenv");
         assert_eq!(config.listen.port(), 9001);
-        assert_eq!(config.token_source, TokenSource::Configured);
+        assert_eq!(config.serving_token().unwrap().1, TokenSource::Configured);
 
         overrides.listen = Some("127.0.0.1:9002".into());
         let config = Config::load_with_env(&overrides, &e).unwrap();
@@ -644,12 +688,33 @@ mod tests {
     fn generated_token_is_kept_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
         let overrides = with_data(&dir.path().join("data"));
-        let first = Config::load_with_env(&overrides, &env(&[])).unwrap();
-        assert_eq!(first.token_source, TokenSource::Generated);
-        assert_eq!(first.token.expose().len(), 32);
-        let second = Config::load_with_env(&overrides, &env(&[])).unwrap();
-        assert_eq!(second.token_source, TokenSource::Stored);
-        assert_eq!(first.token, second.token);
+        let config = Config::load_with_env(&overrides, &env(&[])).unwrap();
+        let (first, source) = config.serving_token().unwrap();
+        assert_eq!(source, TokenSource::Generated);
+        assert_eq!(first.expose().len(), 32);
+        let config = Config::load_with_env(&overrides, &env(&[])).unwrap();
+        let (second, source) = config.serving_token().unwrap();
+        assert_eq!(source, TokenSource::Stored);
+        assert_eq!(first, second);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let path = dir.path().join("data").join(TOKEN_FILE);
+            let mode = std::fs::metadata(path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn loading_writes_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let config = Config::load_with_env(&with_data(&data), &env(&[])).unwrap();
+        assert!(config.token.is_none(), "no token is configured");
+        assert!(!data.exists(), "loading created {}", data.display());
+        let location = Config::scripts_location(&with_data(&data), &env(&[])).unwrap();
+        assert_eq!(location, PathBuf::from("scripts"));
+        assert!(!data.exists());
     }
 
     #[test]

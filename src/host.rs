@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
+use crate::api::token_store::StoreTokenPersistence;
 use crate::api::{ClientConfig, WechatClient};
 use crate::config::Config;
 use crate::script::reload::ReloadWatcher;
 use crate::script::{RuntimeOptions, ScriptHost, Services};
 use crate::server::AppState;
-use crate::store::token::StoreTokenPersistence;
 
 /// Why a host could not be built; each names the setting or file at fault. The messages
 /// carry their cause's text themselves (no `source`), so a report shows it once.
@@ -37,6 +37,9 @@ pub enum BuildError {
     /// The EncodingAESKey is unusable.
     #[error("encoding_aes_key (WECHAT_AES_KEY): {0}")]
     AesKey(crate::protocol::crypto::CryptoError),
+    /// No token was configured and none was generated.
+    #[error("{0}")]
+    NoToken(crate::server::state::StateError),
     /// The API client could not be set up.
     #[error("WeChat API client: {0}")]
     Api(crate::api::ApiError),
@@ -51,6 +54,15 @@ impl From<crate::store::StoreError> for BuildError {
 impl From<crate::protocol::crypto::CryptoError> for BuildError {
     fn from(e: crate::protocol::crypto::CryptoError) -> Self {
         BuildError::AesKey(e)
+    }
+}
+
+impl From<crate::server::state::StateError> for BuildError {
+    fn from(e: crate::server::state::StateError) -> Self {
+        match e {
+            crate::server::state::StateError::Crypto(e) => BuildError::AesKey(e),
+            no_token => BuildError::NoToken(no_token),
+        }
     }
 }
 

@@ -6,8 +6,10 @@
 //! - [`script`]: the Lua runtime, the `wx` bindings, handler dispatch and hot reload.
 //! - [`server`]: the HTTP callback (routes, verification, errors, shutdown).
 //! - [`store`]: persistent state (embedded default, Redis).
-//! - [`sandbox`]: a fake WeChat API for tests and local prototyping.
+//! - [`fake_wechat`]: a fake WeChat API, one file per family as in [`api`], for tests, `chat`
+//!   and local prototyping.
 //! - [`clock`]: Unix seconds and milliseconds, read one way everywhere.
+//! - [`sync`]: the one way a std `Mutex` is locked (poison recovered).
 //! - [`config`]: settings from the TOML file, the environment and flags.
 //! - [`logging`]: log lines that text from scripts or requests cannot forge or bloat.
 //! - [`host`]: assembling store, API client, script workers and HTTP state into a host.
@@ -18,11 +20,12 @@ pub mod api;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod fake_wechat;
 pub mod host;
 pub mod logging;
 pub mod metrics;
 pub mod protocol;
-pub mod sandbox;
 pub mod script;
 pub mod server;
 pub mod store;
+pub mod sync;

@@ -192,7 +192,11 @@ fn check(args: &CheckArgs) -> ExitCode {
         Some(path) => path.clone(),
         None => {
             let env: std::collections::HashMap<String, String> = std::env::vars().collect();
-            match wechat_lua::commands::scripts_location(args.config.as_deref(), &env) {
+            let overrides = Overrides {
+                config: args.config.clone(),
+                ..Overrides::default()
+            };
+            match Config::scripts_location(&overrides, &env) {
                 Ok(location) => location,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -233,17 +237,19 @@ where
 }
 
 fn serve(args: &CommonArgs) -> anyhow::Result<()> {
-    let config = Config::load(&args.overrides())?;
+    let mut config = Config::load(&args.overrides())?;
     init_logging(config.log_format);
-    if config.token_source == TokenSource::Generated {
+    let (token, source) = config.serving_token()?;
+    if source == TokenSource::Generated {
         println!(
             "No token was configured, so one was generated and kept in {}:\n\n    Token: {}\n\n\
              Paste it into 公众号后台 → 设置与开发 → 基本配置 → 服务器配置 (Token), with URL \
              http://<your public host>{CALLBACK_PATH}. Set WECHAT_TOKEN to use your own instead.\n",
             config.data.join(wechat_lua::config::TOKEN_FILE).display(),
-            config.token.expose()
+            token.expose()
         );
     }
+    config.token = Some(token);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let host = Host::build(&config, true).await?;

@@ -2,36 +2,17 @@
 //! no retry for the documented permanent errors, credentials errors, quota stop,
 //! 45065 as success, 45066 as retry-later, timeouts.
 
+mod support;
+
 use std::time::Duration;
 
 use serde_json::json;
-use wechat_lua::api::kf::KfMessage;
+use support::fake::{config, send, setup, SEND};
 use wechat_lua::api::mass::{MassMessage, MassOptions};
-use wechat_lua::api::{ApiError, ClientConfig, RetryPolicy, WechatClient};
-use wechat_lua::sandbox::FakeWechat;
+use wechat_lua::api::{ApiError, ClientConfig, WechatClient};
+use wechat_lua::fake_wechat::FakeWechat;
 
-const SEND: &str = "/cgi-bin/message/custom/send";
 const MASS: &str = "/cgi-bin/message/mass/send";
-
-fn config(fake: &FakeWechat, base: &str) -> ClientConfig {
-    let mut cfg = ClientConfig::new(fake.appid(), fake.secret()).with_base_url(base);
-    cfg.retry = RetryPolicy {
-        attempts: 3,
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(40),
-    };
-    cfg
-}
-
-async fn setup() -> (FakeWechat, WechatClient) {
-    let (fake, base) = FakeWechat::start().await.unwrap();
-    let client = WechatClient::new(config(&fake, &base)).unwrap();
-    (fake, client)
-}
-
-async fn send(c: &WechatClient) -> Result<(), ApiError> {
-    c.kf().send("oUSER", &KfMessage::text("hi")).await
-}
 
 #[tokio::test]
 async fn system_busy_is_retried_then_succeeds() {

@@ -1,34 +1,16 @@
 //! Each API family's request shape (as recorded by the fake) and response handling.
 
-use std::time::Duration;
+mod support;
 
 use bytes::Bytes;
 use serde_json::json;
+use support::fake::{last, setup};
 use wechat_lua::api::kf::{KfArticle, KfMessage};
 use wechat_lua::api::mass::{MassMessage, MassOptions, MassTarget};
 use wechat_lua::api::media::{MediaFile, MediaType};
 use wechat_lua::api::qrcode::Scene;
 use wechat_lua::api::template::TemplateMessage;
-use wechat_lua::api::{ClientConfig, RetryPolicy, WechatClient};
-use wechat_lua::sandbox::fake_api::RecordedCall;
-use wechat_lua::sandbox::FakeWechat;
-
-async fn setup() -> (FakeWechat, WechatClient) {
-    let (fake, base) = FakeWechat::start().await.unwrap();
-    let mut cfg = ClientConfig::new(fake.appid(), fake.secret()).with_base_url(base);
-    cfg.retry = RetryPolicy {
-        attempts: 3,
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(40),
-    };
-    (fake.clone(), WechatClient::new(cfg).unwrap())
-}
-
-fn last(fake: &FakeWechat, path: &str) -> RecordedCall {
-    fake.calls_to(path)
-        .pop()
-        .unwrap_or_else(|| panic!("no call to {path}"))
-}
+use wechat_lua::fake_wechat::FakeWechat;
 
 #[tokio::test]
 async fn kf_send_and_typing() {

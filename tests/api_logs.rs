@@ -2,31 +2,12 @@
 //! credentials problem is logged once. Alone in its binary because tracing's callsite
 //! cache makes thread-local subscribers unreliable while other tests run in parallel.
 
+mod support;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use wechat_lua::api::kf::KfMessage;
-use wechat_lua::api::{ApiError, ClientConfig, RetryPolicy, WechatClient};
-use wechat_lua::sandbox::FakeWechat;
-
-const SEND: &str = "/cgi-bin/message/custom/send";
-
-async fn setup() -> (FakeWechat, WechatClient) {
-    let (fake, base) = FakeWechat::start().await.unwrap();
-    let mut cfg = ClientConfig::new(fake.appid(), fake.secret()).with_base_url(base);
-    cfg.retry = RetryPolicy {
-        attempts: 3,
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(40),
-    };
-    let client = WechatClient::new(cfg).unwrap();
-    (fake, client)
-}
-
-async fn send(c: &WechatClient) -> Result<(), ApiError> {
-    c.kf().send("oUSER", &KfMessage::text("hi")).await
-}
+use support::fake::{send, setup, SEND};
 
 /// A `MakeWriter` collecting log output.
 #[derive(Clone, Default)]

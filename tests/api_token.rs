@@ -1,32 +1,16 @@
 //! access_token lifecycle against the fake WeChat API over loopback: single flight,
 //! refresh ahead, invalidation after 40001, stale failures, force_refresh, persistence.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use wechat_lua::api::kf::KfMessage;
+use support::fake::{send, setup_with, SEND};
 use wechat_lua::api::token::{ManualClock, MemoryPersistence};
-use wechat_lua::api::{ClientConfig, RetryPolicy, TokenEndpoint, WechatClient};
-use wechat_lua::sandbox::FakeWechat;
-
-const SEND: &str = "/cgi-bin/message/custom/send";
-
-async fn setup_with(f: impl FnOnce(&mut ClientConfig)) -> (FakeWechat, WechatClient) {
-    let (fake, base) = FakeWechat::start().await.unwrap();
-    let mut cfg = ClientConfig::new(fake.appid(), fake.secret()).with_base_url(base);
-    cfg.retry = RetryPolicy {
-        attempts: 3,
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(40),
-    };
-    f(&mut cfg);
-    (fake, WechatClient::new(cfg).unwrap())
-}
-
-async fn send(c: &WechatClient) -> Result<(), wechat_lua::api::ApiError> {
-    c.kf().send("oUSER", &KfMessage::text("hi")).await
-}
+use wechat_lua::api::{ClientConfig, TokenEndpoint, WechatClient};
+use wechat_lua::fake_wechat::FakeWechat;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_callers_cause_one_fetch() {
@@ -164,7 +148,9 @@ async fn rejected_token_causes_one_refetch_and_one_retry() {
     assert_eq!(last.body.unwrap()["force_refresh"], true);
 }
 
-#[tokio::test]
+/// On paused time (the fake's delays run on tokio's clock), so the slow call's wait costs
+/// nothing and its arrival at the fake is awaited instead of guessed with a sleep.
+#[tokio::test(start_paused = true)]
 async fn stale_failure_never_drops_a_newer_token() {
     let (fake, client) = setup_with(|_| {}).await;
     send(&client).await.unwrap();
@@ -174,7 +160,9 @@ async fn stale_failure_never_drops_a_newer_token() {
         let c = client.clone();
         tokio::spawn(async move { c.user().info("oUSER", "zh_CN").await })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    while fake.calls_to("/cgi-bin/user/info").is_empty() {
+        tokio::task::yield_now().await;
+    }
     // ...meanwhile the token is revoked and a fast call replaces it.
     fake.invalidate_token();
     send(&client).await.unwrap();

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use support::{event_xml, text_xml};
 use wechat_lua::api::{ClientConfig, WechatClient};
+use wechat_lua::fake_wechat::FakeWechat;
 use wechat_lua::protocol::message::InboundMessage;
 use wechat_lua::protocol::reply::Reply;
-use wechat_lua::sandbox::FakeWechat;
 use wechat_lua::script::{RuntimeOptions, ScriptHost, Services};
 
 static MSG_ID: AtomicU64 = AtomicU64::new(1);

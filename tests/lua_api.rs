@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
+use support::fake::{last, setup as fake_client};
 use support::text_xml;
 use tempfile::TempDir;
-use wechat_lua::api::{ClientConfig, RetryPolicy, WechatClient};
+use wechat_lua::api::WechatClient;
+use wechat_lua::fake_wechat::FakeWechat;
 use wechat_lua::protocol::message::InboundMessage;
 use wechat_lua::protocol::reply::Reply;
-use wechat_lua::sandbox::fake_api::RecordedCall;
-use wechat_lua::sandbox::FakeWechat;
 use wechat_lua::script::runtime::Handled;
 use wechat_lua::script::{RuntimeOptions, ScriptError, ScriptHost, Services};
 
@@ -28,17 +28,6 @@ struct Setup {
     services: Services,
     host: Arc<ScriptHost>,
     _dir: TempDir,
-}
-
-async fn fake_client() -> (FakeWechat, WechatClient) {
-    let (fake, base) = FakeWechat::start().await.unwrap();
-    let mut cfg = ClientConfig::new(fake.appid(), fake.secret()).with_base_url(base);
-    cfg.retry = RetryPolicy {
-        attempts: 3,
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(40),
-    };
-    (fake, WechatClient::new(cfg).unwrap())
 }
 
 fn start_host(main: &str, services: Services) -> (TempDir, Arc<ScriptHost>) {
@@ -77,12 +66,6 @@ async fn ask(host: &ScriptHost, from: &str, content: &str) -> String {
         }) => content,
         other => panic!("{content}: unexpected {other:?}"),
     }
-}
-
-fn last(fake: &FakeWechat, path: &str) -> RecordedCall {
-    fake.calls_to(path)
-        .pop()
-        .unwrap_or_else(|| panic!("no call to {path}"))
 }
 
 fn body(fake: &FakeWechat, path: &str) -> serde_json::Value {

@@ -5,6 +5,10 @@ use serde_json::{json, Value};
 
 use super::client::WechatClient;
 use super::error::ApiError;
+use super::outbox::QueuedCall;
+
+/// The endpoint that sends a customer-service message.
+pub const SEND_PATH: &str = "/cgi-bin/message/custom/send";
 
 /// One article of a `news` customer-service message (at most 1 per message on WeChat today).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,6 +218,21 @@ impl KfMessage {
         v
     }
 
+    /// The `message/custom/send` of this message to `touser`, as the outbox keeps it for a
+    /// retry; `purpose` names the send in log lines.
+    pub fn queued_send(
+        &self,
+        touser: &str,
+        kf_account: Option<&str>,
+        purpose: impl Into<String>,
+    ) -> QueuedCall {
+        QueuedCall {
+            path: SEND_PATH.into(),
+            body: self.to_request(touser, kf_account),
+            purpose: purpose.into(),
+        }
+    }
+
     /// Parse the documented JSON (`{"msgtype": "text", "text": {...}}`), e.g. from a script.
     pub fn from_json(v: &Value) -> Result<KfMessage, ApiError> {
         let msgtype = v
@@ -254,10 +273,7 @@ impl Kf<'_> {
         kf_account: Option<&str>,
     ) -> Result<(), ApiError> {
         let body = msg.to_request(touser, kf_account);
-        self.client
-            .post("/cgi-bin/message/custom/send", &body)
-            .await
-            .map(drop)
+        self.client.post(SEND_PATH, &body).await.map(drop)
     }
 
     /// `message/custom/typing`: show (`true`) or hide the "typing…" indicator.
@@ -276,6 +292,15 @@ impl Kf<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queued_send_is_the_send_itself() {
+        let msg = KfMessage::text("hi");
+        let call = msg.queued_send("oUSER", Some("a@kf"), "late text reply");
+        assert_eq!(call.path, "/cgi-bin/message/custom/send");
+        assert_eq!(call.body, msg.to_request("oUSER", Some("a@kf")));
+        assert_eq!(call.purpose, "late text reply");
+    }
 
     #[test]
     fn text_serialises_as_documented() {

@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::sync::lock;
+
 /// How long the window opened by a user's message lasts.
 pub const MESSAGE_WINDOW_SECS: i64 = 48 * 3600;
 /// Sends allowed in a message window.
@@ -100,9 +102,7 @@ impl KfWindowTracker {
     /// Count one send at `at`; returns false (and counts nothing) when no window is open.
     /// The window closing soonest is used first so the long one lasts.
     pub fn note_sent(&self, openid: &str, at: i64) -> bool {
-        let Ok(mut map) = self.entries.lock() else {
-            return false;
-        };
+        let mut map = lock(&self.entries);
         let Some(e) = map.get_mut(openid) else {
             return false;
         };
@@ -129,9 +129,7 @@ impl KfWindowTracker {
             remaining: 0,
             closes_at: None,
         };
-        let Ok(map) = self.entries.lock() else {
-            return closed;
-        };
+        let map = lock(&self.entries);
         let Some(e) = map.get(openid) else {
             return closed;
         };
@@ -150,7 +148,7 @@ impl KfWindowTracker {
 
     /// Users currently remembered.
     pub fn len(&self) -> usize {
-        self.entries.lock().map(|m| m.len()).unwrap_or(0)
+        lock(&self.entries).len()
     }
 
     /// Whether no user is remembered.
@@ -159,9 +157,7 @@ impl KfWindowTracker {
     }
 
     fn open(&self, openid: &str, at: i64, secs: i64, quota: u32, message: bool) {
-        let Ok(mut map) = self.entries.lock() else {
-            return;
-        };
+        let mut map = lock(&self.entries);
         if !map.contains_key(openid) && map.len() >= self.capacity {
             evict(&mut map, at, self.capacity);
         }

@@ -3,8 +3,9 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::client::{RawResponse, UploadPart, WechatClient};
+use super::client::{RawResponse, WechatClient};
 use super::error::ApiError;
+use super::transport::UploadPart;
 
 /// Media types WeChat accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

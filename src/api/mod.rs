@@ -18,10 +18,13 @@ pub mod qrcode;
 pub mod tags;
 pub mod template;
 pub mod token;
+pub mod token_store;
+pub mod transport;
 pub mod user;
 
-pub use client::{ClientConfig, RawResponse, RetryPolicy, UploadPart, WechatClient};
+pub use client::{ClientConfig, RawResponse, WechatClient, DEFAULT_API_BASE};
 pub use error::ApiError;
 pub use kf::KfMessage;
 pub use kf_window::{KfWindow, KfWindowTracker};
 pub use token::{CachedToken, TokenEndpoint, TokenPersistence, TokenStatus};
+pub use transport::{RetryPolicy, UploadPart};

@@ -36,10 +36,7 @@ pub struct QueuedCall {
 
 /// Delay before retry number `attempts` (1-based).
 pub fn backoff(attempts: u32) -> Duration {
-    let factor = 1u32
-        .checked_shl(attempts.saturating_sub(1))
-        .unwrap_or(u32::MAX);
-    FIRST_DELAY.saturating_mul(factor).min(MAX_DELAY)
+    super::transport::backoff(FIRST_DELAY, MAX_DELAY, attempts.saturating_sub(1))
 }
 
 /// The durable queue of sends to retry, and its worker.

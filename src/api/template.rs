@@ -7,6 +7,10 @@ use serde_json::{json, Value};
 
 use super::client::WechatClient;
 use super::error::ApiError;
+use super::outbox::QueuedCall;
+
+/// The endpoint that sends a template message.
+pub const SEND_PATH: &str = "/cgi-bin/message/template/send";
 
 /// One `data` entry of a template message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +75,15 @@ impl TemplateMessage {
             },
         );
         self
+    }
+
+    /// The `message/template/send` of this message, as the outbox keeps it for a retry.
+    pub fn queued_send(&self, purpose: impl Into<String>) -> QueuedCall {
+        QueuedCall {
+            path: SEND_PATH.into(),
+            body: serde_json::to_value(self).unwrap_or_default(),
+            purpose: purpose.into(),
+        }
     }
 }
 
@@ -154,10 +167,7 @@ impl Template<'_> {
     pub async fn send(&self, msg: &TemplateMessage) -> Result<i64, ApiError> {
         let body = serde_json::to_value(msg)
             .map_err(|e| ApiError::Config(format!("unserialisable template message: {e}")))?;
-        let v = self
-            .client
-            .post("/cgi-bin/message/template/send", &body)
-            .await?;
+        let v = self.client.post(SEND_PATH, &body).await?;
         v["msgid"]
             .as_i64()
             .or_else(|| v["msgid"].as_str().and_then(|s| s.parse().ok()))

@@ -10,8 +10,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::json;
 
-use super::client::{Shared, Wire};
-use super::error::{is_backoff_errcode, ApiError};
+use super::error::ApiError;
+use super::transport::{RetryPolicy, Transport, Wire};
+use crate::sync::lock;
 
 /// Seconds before expiry at which a cached token is treated as expired (clock skew, latency).
 const EXPIRY_SKEW_SECS: i64 = 30;
@@ -76,13 +77,11 @@ pub struct MemoryPersistence {
 
 impl TokenPersistence for MemoryPersistence {
     fn load(&self) -> BoxFuture<'_, Option<CachedToken>> {
-        let t = self.slot.lock().map(|g| g.clone()).unwrap_or(None);
+        let t = lock(&self.slot).clone();
         Box::pin(async move { t })
     }
     fn save(&self, token: &CachedToken) -> BoxFuture<'_, ()> {
-        if let Ok(mut g) = self.slot.lock() {
-            *g = Some(token.clone());
-        }
+        *lock(&self.slot) = Some(token.clone());
         Box::pin(async {})
     }
 }
@@ -168,9 +167,30 @@ pub struct TokenStatus {
     pub fetches: u64,
 }
 
+/// The account's credentials, which only the token manager uses.
+pub(crate) struct Credentials {
+    /// 开发者ID (AppID).
+    pub(crate) appid: String,
+    /// 开发者密码 (AppSecret); never logged.
+    pub(crate) secret: String,
+}
+
+/// How a [`TokenManager`] fetches and keeps tokens (taken from the client's config).
+pub(crate) struct TokenSettings {
+    pub(crate) creds: Credentials,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) endpoint: TokenEndpoint,
+    pub(crate) refresh_ahead: Duration,
+    pub(crate) persistence: Arc<dyn TokenPersistence>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
 /// The token cache shared by every clone of a `WechatClient`.
 pub(crate) struct TokenManager {
-    shared: Arc<Shared>,
+    transport: Arc<Transport>,
+    creds: Credentials,
+    /// Backoff while the token endpoint says busy (-1/45011), as for every other call.
+    retry: RetryPolicy,
     endpoint: TokenEndpoint,
     refresh_ahead: Duration,
     persistence: Arc<dyn TokenPersistence>,
@@ -192,19 +212,15 @@ pub(crate) struct TokenManager {
 }
 
 impl TokenManager {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        endpoint: TokenEndpoint,
-        refresh_ahead: Duration,
-        persistence: Arc<dyn TokenPersistence>,
-        clock: Arc<dyn Clock>,
-    ) -> TokenManager {
+    pub(crate) fn new(transport: Arc<Transport>, settings: TokenSettings) -> TokenManager {
         TokenManager {
-            shared,
-            endpoint,
-            refresh_ahead,
-            persistence,
-            clock,
+            transport,
+            creds: settings.creds,
+            retry: settings.retry,
+            endpoint: settings.endpoint,
+            refresh_ahead: settings.refresh_ahead,
+            persistence: settings.persistence,
+            clock: settings.clock,
             cache: Mutex::new(None),
             last_rejected: Mutex::new(None),
             fetch_lock: tokio::sync::Mutex::new(()),
@@ -217,18 +233,21 @@ impl TokenManager {
         }
     }
 
+    /// The AppID tokens are fetched for.
+    pub(crate) fn appid(&self) -> &str {
+        &self.creds.appid
+    }
+
     pub(crate) fn now_unix(&self) -> i64 {
         self.clock.now_unix()
     }
 
     fn cached(&self) -> Option<CachedToken> {
-        self.cache.lock().map(|g| g.clone()).unwrap_or(None)
+        lock(&self.cache).clone()
     }
 
     fn set_cached(&self, t: Option<CachedToken>) {
-        if let Ok(mut g) = self.cache.lock() {
-            *g = t;
-        }
+        *lock(&self.cache) = t;
     }
 
     /// Cached token status for the CLI.
@@ -288,7 +307,7 @@ impl TokenManager {
         if self.fetch_gen.load(Ordering::SeqCst) != seen_gen {
             // A fetch finished while we queued and left no token: share its failure
             // instead of hammering WeChat once per waiting caller.
-            if let Some(e) = self.last_error.lock().map(|g| g.clone()).unwrap_or(None) {
+            if let Some(e) = lock(&self.last_error).clone() {
                 return Err(e);
             }
         }
@@ -299,14 +318,11 @@ impl TokenManager {
     /// Drop `failed` after WeChat rejected it — but only if it is still the cached one, so a
     /// late failure of an old token never throws away a newer token.
     pub(crate) fn invalidate(&self, failed: &str) {
-        if let Ok(mut g) = self.cache.lock() {
-            if g.as_ref().is_some_and(|t| t.access_token == failed) {
-                *g = None;
-                if let Ok(mut r) = self.last_rejected.lock() {
-                    *r = Some(failed.to_string());
-                }
-                tracing::info!("access_token rejected by WeChat; fetching a new one");
-            }
+        let mut cached = lock(&self.cache);
+        if cached.as_ref().is_some_and(|t| t.access_token == failed) {
+            *cached = None;
+            *lock(&self.last_rejected) = Some(failed.to_string());
+            tracing::info!("access_token rejected by WeChat; fetching a new one");
         }
     }
 
@@ -351,15 +367,13 @@ impl TokenManager {
     /// Fetch from WeChat and record the outcome; the caller holds `fetch_lock`.
     async fn fetch_locked(&self) -> Result<CachedToken, ApiError> {
         let r = self.fetch_and_store().await;
-        if let Ok(mut g) = self.last_error.lock() {
-            *g = r.as_ref().err().cloned();
-        }
+        *lock(&self.last_error) = r.as_ref().err().cloned();
         self.fetch_gen.fetch_add(1, Ordering::SeqCst);
         r
     }
 
     async fn fetch_and_store(&self) -> Result<CachedToken, ApiError> {
-        let rejected = self.last_rejected.lock().map(|g| g.clone()).unwrap_or(None);
+        let rejected = lock(&self.last_rejected).clone();
         let current = self.cached().map(|t| t.access_token);
         // With several instances on one store, one fetches and the others read its token.
         let waited_since = std::time::Instant::now();
@@ -405,23 +419,23 @@ impl TokenManager {
 
     /// `fetch_once`, retried with the client's backoff while WeChat says busy (-1/45011).
     async fn fetch_with_backoff(&self, force_refresh: bool) -> Result<CachedToken, ApiError> {
-        let policy = self.shared.retry;
         let mut attempt = 0;
         loop {
             match self.fetch_once(force_refresh).await {
-                Err(e @ ApiError::Api { .. })
-                    if is_backoff_errcode(e.errcode()) && attempt + 1 < policy.attempts =>
-                {
-                    tokio::time::sleep(policy.delay(attempt)).await;
-                    attempt += 1;
-                }
-                r => return r,
+                Err(e) => match self.retry.retry_after_busy(&e, attempt) {
+                    Some(delay) => {
+                        tokio::time::sleep(delay).await;
+                        attempt += 1;
+                    }
+                    None => return Err(e),
+                },
+                ok => return ok,
             }
         }
     }
 
     async fn fetch_once(&self, force_refresh: bool) -> Result<CachedToken, ApiError> {
-        let cfg = &self.shared.creds;
+        let cfg = &self.creds;
         if cfg.appid.is_empty() || cfg.secret.is_empty() {
             return Err(ApiError::Config(
                 "no appid/secret configured; cannot fetch an access_token".into(),
@@ -438,7 +452,7 @@ impl TokenManager {
                     "secret": cfg.secret,
                     "force_refresh": force_refresh,
                 });
-                self.shared
+                self.transport
                     .send_json(
                         reqwest::Method::POST,
                         "/cgi-bin/stable_token",
@@ -453,7 +467,7 @@ impl TokenManager {
                     ("appid", cfg.appid.as_str()),
                     ("secret", cfg.secret.as_str()),
                 ];
-                self.shared
+                self.transport
                     .send_json(
                         reqwest::Method::GET,
                         "/cgi-bin/token",

@@ -6,10 +6,10 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::api::token_store::StoreTokenPersistence;
 use crate::api::{CachedToken, TokenPersistence, WechatClient};
 use crate::config::Config;
 use crate::host::api_client;
-use crate::store::token::StoreTokenPersistence;
 
 async fn client(config: &Config) -> anyhow::Result<WechatClient> {
     let store = crate::store::open(config.store.as_deref(), &config.data).await?;

@@ -12,19 +12,20 @@ mod wire;
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 
 use crate::config::{Config, ConfigError, Overrides, Secret};
+use crate::fake_wechat::{FakeWechat, FAKE_APPID, FAKE_SECRET};
 use crate::host::{BuildError, Host};
 use crate::protocol::crypto::MessageCrypto;
-use crate::sandbox::fake_api::{FakeWechat, FAKE_APPID, FAKE_SECRET};
 use crate::script::runtime::Handled;
 use crate::script::ScriptError;
 use crate::server::deadline::LateReplies;
 use crate::server::{self, CALLBACK_PATH};
+use crate::sync::lock;
 use render::ReplyView;
 use screen::{init_logging, Screen};
 use slash::Input;
@@ -93,17 +94,14 @@ pub fn chat_config(
     options: &ChatOptions,
     env: &std::collections::HashMap<String, String>,
 ) -> Result<Config, ConfigError> {
-    let mut env = env.clone();
-    // Without a configured token `Config` would generate one and write it to data/token.
-    if env.get("WECHAT_TOKEN").is_none_or(|t| t.is_empty()) {
-        env.insert("WECHAT_TOKEN".into(), CHAT_TOKEN.into());
-    }
     let overrides = Overrides {
         config: options.config.clone(),
         scripts: options.scripts.clone(),
         ..Overrides::default()
     };
-    let mut config = Config::load_with_env(&overrides, &env)?;
+    let mut config = Config::load_with_env(&overrides, env)?;
+    // A chat needs no generated token kept in the data directory: any token signs its calls.
+    config.token.get_or_insert_with(|| Secret::new(CHAT_TOKEN));
     config.appid = Some(FAKE_APPID.to_string());
     config.appsecret = Some(Secret::new(FAKE_SECRET));
     config.store = Some(CHAT_STORE.to_string());
@@ -190,7 +188,7 @@ async fn session(
     let wire = Wire {
         client: reqwest::Client::builder().no_proxy().build()?,
         url,
-        token: config.token.clone(),
+        token: host.state.token.clone(),
         crypto,
     };
     eprintln!(
@@ -378,10 +376,6 @@ impl Clock {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// Calls recorded by the fake WeChat API, shown once each as they arrive.
 struct CallFeed {
     fake: FakeWechat,
@@ -432,7 +426,7 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         let config = chat_config(&ChatOptions::default(), &env).unwrap();
-        assert_eq!(config.token.expose(), CHAT_TOKEN);
+        assert_eq!(config.token.as_ref().unwrap().expose(), CHAT_TOKEN);
         assert_eq!(config.appid.as_deref(), Some(FAKE_APPID));
         assert_eq!(config.appsecret.as_ref().unwrap().expose(), FAKE_SECRET);
         assert_eq!(config.store.as_deref(), Some(CHAT_STORE));
@@ -441,7 +435,7 @@ mod tests {
         let mut env = env;
         env.insert("WECHAT_TOKEN".into(), "mine123".into());
         let config = chat_config(&ChatOptions::default(), &env).unwrap();
-        assert_eq!(config.token.expose(), "mine123");
+        assert_eq!(config.token.as_ref().unwrap().expose(), "mine123");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use mlua::{Lua, Table, Value};
 
-use crate::config::DEFAULT_CONFIG_FILE;
+use crate::config::{Config, DEFAULT_CONFIG_FILE};
 use crate::script::bindings::handlers::{EVENT_KINDS, MESSAGE_KINDS};
 use crate::script::runtime::LuaRuntime;
 use crate::script::sources::ENTRY_FILE;
@@ -125,43 +125,6 @@ impl fmt::Display for CheckReport {
     }
 }
 
-/// Where `check` looks when no location is given, as `serve` would: `WECHAT_SCRIPTS`, else
-/// `scripts` in the config file (`config`, or `wechat-lua.toml` when present), else `scripts`.
-/// Reads nothing else, so a check never generates a token or touches the data directory.
-pub fn scripts_location(
-    config: Option<&Path>,
-    env: &HashMap<String, String>,
-) -> Result<PathBuf, String> {
-    if let Some(scripts) = env.get("WECHAT_SCRIPTS").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(scripts));
-    }
-    let file = match config {
-        Some(path) => Some(path.to_path_buf()),
-        None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
-    };
-    match file {
-        Some(file) => Ok(configured_scripts(&file)?.unwrap_or_else(|| PathBuf::from("scripts"))),
-        None => Ok(PathBuf::from("scripts")),
-    }
-}
-
-/// The `scripts` setting of a config file, if it has one.
-fn configured_scripts(file: &Path) -> Result<Option<PathBuf>, String> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| format!("cannot read config file {}: {e}", file.display()))?;
-    let table: toml::Table =
-        toml::from_str(&text).map_err(|e| format!("config file {}: {e}", file.display()))?;
-    match table.get("scripts") {
-        None => Ok(None),
-        Some(toml::Value::String(s)) => Ok(Some(PathBuf::from(s))),
-        Some(other) => Err(format!(
-            "config file {}: `scripts` must be a path string, not {}",
-            file.display(),
-            other.type_str()
-        )),
-    }
-}
-
 /// A bot directory (as `new` makes: `wechat-lua.toml` and `scripts/`, no `main.lua` of its
 /// own) stands for its scripts, so `wechat-lua check mybot` does what one expects.
 fn resolve_bot_dir(location: &Path) -> Result<PathBuf, String> {
@@ -170,7 +133,7 @@ fn resolve_bot_dir(location: &Path) -> Result<PathBuf, String> {
     }
     let config = location.join(DEFAULT_CONFIG_FILE);
     if config.is_file() {
-        if let Some(scripts) = configured_scripts(&config)? {
+        if let Some(scripts) = Config::scripts_in_file(&config).map_err(|e| e.to_string())? {
             return Ok(if scripts.is_absolute() {
                 scripts
             } else {

@@ -9,5 +9,5 @@ pub mod check;
 pub mod new;
 
 pub use chat::{ChatError, ChatOptions};
-pub use check::{check, scripts_location, CheckReport, Diagnostic, Severity};
+pub use check::{check, CheckReport, Diagnostic, Severity};
 pub use new::{scaffold, NewError};

@@ -74,7 +74,7 @@ impl KeyCache {
 pub fn message_table(lua: &Lua, keys: &KeyCache, msg: &InboundMessage) -> LuaResult<Table> {
     let t = lua.create_table_with_capacity(0, msg.fields.0.len() + 8)?;
     {
-        let mut names = keys.names.lock().unwrap_or_else(|p| p.into_inner());
+        let mut names = crate::sync::lock(&keys.names);
         fill_fields(lua, keys, &mut names, &t, &msg.fields)?;
     }
     let short = &keys.short;

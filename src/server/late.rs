@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use super::deadline::LateReplies;
-use crate::api::outbox::{Outbox, QueuedCall};
+use crate::api::outbox::Outbox;
 use crate::api::{KfMessage, WechatClient};
 use crate::script::runtime::{Handled, LateReplyFailure};
 use crate::script::{ScriptError, ScriptHost};
@@ -79,11 +79,8 @@ impl LateReplies for KfLateReplies {
                     "late reply delivered through customer service"
                 ),
                 Err(e) if e.is_transient() => {
-                    let call = QueuedCall {
-                        path: "/cgi-bin/message/custom/send".into(),
-                        body: message.to_request(&openid, None),
-                        purpose: format!("late {} reply", reply.kind()),
-                    };
+                    let call =
+                        message.queued_send(&openid, None, format!("late {} reply", reply.kind()));
                     if let Err(store_error) = outbox.enqueue(&call, &e).await {
                         tracing::error!(
                             "late reply lost: cannot queue it ({store_error}) after {e}"

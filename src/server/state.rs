@@ -13,6 +13,17 @@ use super::deadline::{LateReplies, LogLateReplies};
 use super::dedup::Dedup;
 use super::late::KfLateReplies;
 
+/// Why the handlers' state cannot be built from the settings.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Callbacks cannot be verified without a token.
+    #[error("no token to verify callbacks with: set `token` (WECHAT_TOKEN), or let `serve` generate one")]
+    NoToken,
+    /// The EncodingAESKey is unusable.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+}
+
 /// Shared state of the HTTP handlers.
 pub struct AppState {
     /// The token shared with the WeChat console; signs every callback.
@@ -38,12 +49,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Builds the state from the settings; an unusable EncodingAESKey stops start-up here.
+    /// Builds the state from the settings; a missing token or an unusable EncodingAESKey
+    /// stops start-up here.
     pub fn new(
         config: &Config,
         scripts: Arc<ScriptHost>,
         services: &Services,
-    ) -> Result<AppState, CryptoError> {
+    ) -> Result<AppState, StateError> {
+        let token = config.token.clone().ok_or(StateError::NoToken)?;
         let store = services.store.clone();
         let crypto = match (&config.encoding_aes_key, config.mode) {
             (Some(key), mode) if mode != SecurityMode::Plain => Some(MessageCrypto::new(
@@ -53,7 +66,7 @@ impl AppState {
             _ => None,
         };
         Ok(AppState {
-            token: config.token.clone(),
+            token,
             mode: config.mode,
             crypto,
             scripts: scripts.clone(),

@@ -2,7 +2,7 @@
 //! SQLite backend (the default, one file in the data directory) and a Redis backend
 //! (several host instances behind a load balancer).
 //!
-//! It holds the access_token and its refresh lock, de-duplication records of
+//! It holds the access_token and its refresh lock (written by `api::token_store`), de-duplication records of
 //! WeChat's retries, Lua scripts' data (`wx.store.*`) and an outbox of sends to retry.
 //! Key namespaces live in [`keys`]; script values are encoded by [`script_data`].
 
@@ -10,7 +10,6 @@ pub mod keys;
 pub mod redis;
 pub mod script_data;
 pub mod sqlite;
-pub mod token;
 
 use std::path::Path;
 use std::sync::Arc;

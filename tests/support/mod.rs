@@ -2,6 +2,8 @@
 //! started on a free port.
 #![allow(dead_code)]
 
+pub mod fake;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -219,7 +221,7 @@ pub fn http(method: &str, url: &str, body: &str) -> (u16, String) {
 /// tests (driving the real binary) can use it.
 pub struct FakeApi {
     /// The fake, for recorded calls and failure injection.
-    pub fake: wechat_lua::sandbox::fake_api::FakeWechat,
+    pub fake: wechat_lua::fake_wechat::FakeWechat,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
     _runtime: tokio::runtime::Runtime,
@@ -234,7 +236,7 @@ impl FakeApi {
             .build()
             .unwrap();
         let (fake, base) = runtime
-            .block_on(wechat_lua::sandbox::fake_api::FakeWechat::start())
+            .block_on(wechat_lua::fake_wechat::FakeWechat::start())
             .unwrap();
         FakeApi {
             fake,
@@ -249,11 +251,11 @@ impl FakeApi {
             ("WECHAT_TOKEN", TOKEN.to_string()),
             (
                 "WECHAT_APPID",
-                wechat_lua::sandbox::fake_api::FAKE_APPID.to_string(),
+                wechat_lua::fake_wechat::FAKE_APPID.to_string(),
             ),
             (
                 "WECHAT_APPSECRET",
-                wechat_lua::sandbox::fake_api::FAKE_SECRET.to_string(),
+                wechat_lua::fake_wechat::FAKE_SECRET.to_string(),
             ),
             ("WECHAT_API_BASE", self.base.clone()),
         ]

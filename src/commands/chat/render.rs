@@ -5,8 +5,8 @@
 
 use serde_json::Value;
 
+use crate::fake_wechat::RecordedCall;
 use crate::protocol::message::{parse_fields, Field, Fields};
-use crate::sandbox::fake_api::RecordedCall;
 
 /// What a callback answer shows as.
 #[derive(Debug, Clone, PartialEq)]

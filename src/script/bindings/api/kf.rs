@@ -5,7 +5,6 @@ use mlua::{Lua, Result as LuaResult, Table, Value};
 use serde_json::{json, Value as Json};
 
 use super::convert::{api_function, arg_str, opt_bool, opt_str, queue_if_transient, typed_fields};
-use crate::api::outbox::QueuedCall;
 use crate::api::KfMessage;
 use crate::script::bindings::error_at;
 use crate::script::services::Services;
@@ -100,11 +99,11 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
                         Err(e) => Err(queue_if_transient(
                             outbox.as_deref(),
                             e,
-                            QueuedCall {
-                                path: "/cgi-bin/message/custom/send".into(),
-                                body: message.to_request(&openid, account.as_deref()),
-                                purpose: format!("wx.kf.send {}", message.msgtype()),
-                            },
+                            message.queued_send(
+                                &openid,
+                                account.as_deref(),
+                                format!("wx.kf.send {}", message.msgtype()),
+                            ),
                         )
                         .await),
                     }

@@ -5,7 +5,6 @@ use serde_json::Value as Json;
 
 use super::convert::queue_if_transient;
 use super::convert::{api_function, arg_str, arg_table, opt_str};
-use crate::api::outbox::QueuedCall;
 use crate::api::template::{TemplateMessage, TemplateMiniProgram, TemplateValue};
 use crate::script::bindings::error_at;
 use crate::script::services::Services;
@@ -94,11 +93,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
                     match api.template().send(&msg).await {
                         Ok(msgid) => Ok(Json::from(msgid)),
                         Err(e) => {
-                            let call = QueuedCall {
-                                path: "/cgi-bin/message/template/send".into(),
-                                body: serde_json::to_value(&msg).unwrap_or_default(),
-                                purpose: "wx.template.send".into(),
-                            };
+                            let call = msg.queued_send(SEND);
                             Err(queue_if_transient(outbox.as_deref(), e, call).await)
                         }
                     }

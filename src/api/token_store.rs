@@ -1,14 +1,15 @@
 //! The access_token kept in the store, so a restart does not spend one of the account's 2000
-//! daily fetches, and a lock so that with a shared store exactly one instance fetches.
+//! daily fetches, and a lock so that with a shared store exactly one instance fetches. It
+//! lives beside the token manager, so that `store` depends on nothing above it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use super::keys::{token_key, try_lock, unlock};
-use super::Store;
-use crate::api::{CachedToken, TokenPersistence};
+use super::token::{CachedToken, TokenPersistence};
+use crate::store::keys::{token_key, try_lock, unlock};
+use crate::store::Store;
 
 /// How long a fetch lock lives if its holder dies mid-fetch.
 const FETCH_LOCK_TTL: Duration = Duration::from_secs(30);

@@ -1,0 +1,226 @@
+//! A fake WeChat API server (api.weixin.qq.com) for tests, `chat` and local prototyping,
+//! laid out like [`crate::api`]: one file per API family, each adding its endpoints as axum
+//! routes, over the shared state and request pipeline of [`state`].
+//!
+//! It answers the endpoints the [`crate::api`] module uses with the JSON shapes and errcodes
+//! of the WeChat documentation, issues access_tokens with `expires_in`, records every call
+//! (method, path, query without the access_token, JSON body or multipart parts), and can be
+//! told to misbehave: fail the next N calls of a path with an errcode, invalidate or expire
+//! tokens, or answer slowly.
+//!
+//! Token semantics follow the documentation: `GET /cgi-bin/token` issues a new token on every
+//! call (the previous one stays valid for 5 more minutes); `POST /cgi-bin/stable_token` in
+//! normal mode hands back the current token until less than 5 minutes remain, and with
+//! `force_refresh: true` always issues a new one and revokes the previous one. Calls with no
+//! token get 41001, an unknown or invalidated token 40001, an expired token 42001. Unknown
+//! paths get HTTP 404 with errcode 40066 ("invalid url"). Token lifetimes are measured on
+//! tokio's clock, so a test with paused time can let tokens expire without waiting.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use wechat_lua::fake_wechat::FakeWechat;
+//! let (fake, base_url) = FakeWechat::start().await?;
+//! fake.fail_next("/cgi-bin/message/custom/send", -1, 1);
+//! // point a WechatClient at base_url with fake.appid() / fake.secret() ...
+//! # Ok(()) }
+//! ```
+
+mod kf;
+mod mass;
+mod media;
+mod menu;
+mod qrcode;
+mod state;
+mod tags;
+mod template;
+mod token;
+mod user;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::middleware;
+use axum::Router;
+use tokio::time::Instant;
+
+use state::FakeState;
+pub use state::{RecordedCall, RecordedPart};
+
+/// AppID the fake accepts by default.
+pub const FAKE_APPID: &str = "wx0000000000fake01";
+/// AppSecret the fake accepts by default.
+pub const FAKE_SECRET: &str = "fakesecret0000000000000000000000";
+/// How long an issued token lives by default (as on WeChat).
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(7200);
+
+/// Handle on a running (or routable) fake WeChat API; clones share state.
+#[derive(Debug, Clone)]
+pub struct FakeWechat {
+    state: Arc<Mutex<FakeState>>,
+}
+
+impl Default for FakeWechat {
+    fn default() -> Self {
+        FakeWechat::new(FAKE_APPID, FAKE_SECRET)
+    }
+}
+
+impl FakeWechat {
+    /// A fake that accepts the given credentials.
+    pub fn new(appid: &str, secret: &str) -> FakeWechat {
+        FakeWechat {
+            state: Arc::new(Mutex::new(FakeState::new(appid, secret))),
+        }
+    }
+
+    /// Start a fake with the default credentials on `127.0.0.1:0`; returns it and its base URL.
+    pub async fn start() -> std::io::Result<(FakeWechat, String)> {
+        let fake = FakeWechat::default();
+        let base = fake.serve("127.0.0.1:0").await?;
+        Ok((fake, base))
+    }
+
+    /// Serve this fake on `addr` in a background task; returns the base URL (`http://ip:port`).
+    pub async fn serve(&self, addr: &str) -> std::io::Result<String> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let app = self.router();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("fake WeChat API stopped: {e}");
+            }
+        });
+        Ok(format!("http://{local}"))
+    }
+
+    /// The fake as an axum `Router`, for in-process tests. Every call is recorded (and delayed
+    /// or failed when told to); every endpoint but the two token endpoints wants a valid
+    /// access_token; a path no family routes answers 40066.
+    pub fn router(&self) -> Router {
+        let with_token = Router::new()
+            .merge(kf::routes())
+            .merge(mass::routes())
+            .merge(template::routes())
+            .merge(media::routes())
+            .merge(menu::routes())
+            .merge(user::routes())
+            .merge(tags::routes())
+            .merge(qrcode::routes())
+            .route_layer(middleware::from_fn_with_state(
+                self.clone(),
+                state::require_token,
+            ));
+        Router::new()
+            .merge(token::routes())
+            .merge(with_token)
+            .fallback(state::unknown_path)
+            .layer(middleware::from_fn_with_state(self.clone(), state::record))
+            .with_state(self.clone())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FakeState> {
+        // A panicking test thread must not wedge every later call.
+        crate::sync::lock(&self.state)
+    }
+
+    /// The AppID this fake accepts.
+    pub fn appid(&self) -> String {
+        self.lock().appid.clone()
+    }
+
+    /// The AppSecret this fake accepts.
+    pub fn secret(&self) -> String {
+        self.lock().secret.clone()
+    }
+
+    /// Every call received so far, oldest first.
+    pub fn calls(&self) -> Vec<RecordedCall> {
+        self.lock().calls.clone()
+    }
+
+    /// The calls received for one path.
+    pub fn calls_to(&self, path: &str) -> Vec<RecordedCall> {
+        self.lock()
+            .calls
+            .iter()
+            .filter(|c| c.path == path)
+            .cloned()
+            .collect()
+    }
+
+    /// Forget the recorded calls.
+    pub fn clear_calls(&self) {
+        self.lock().calls.clear();
+    }
+
+    /// How many tokens were handed out (`/cgi-bin/token` and `/cgi-bin/stable_token` calls that succeeded).
+    pub fn token_fetches(&self) -> u64 {
+        self.lock().token_fetches
+    }
+
+    /// The token most recently issued.
+    pub fn current_token(&self) -> Option<String> {
+        self.lock().current.clone()
+    }
+
+    /// Answer the next `n` calls of `path` with `errcode` (and its documented errmsg).
+    pub fn fail_next(&self, path: &str, errcode: i64, n: u32) {
+        self.lock().fail.insert(path.to_string(), (errcode, n));
+    }
+
+    /// Wait `dur` before answering each call of `path`.
+    pub fn delay(&self, path: &str, dur: Duration) {
+        self.lock().delays.insert(path.to_string(), dur);
+    }
+
+    /// Reject every token issued so far with 40001; the next fetch of any kind issues a new one.
+    pub fn invalidate_token(&self) {
+        for t in self.lock().tokens.values_mut() {
+            t.revoked = true;
+        }
+    }
+
+    /// Reject the current token with 40001, but let stable_token's normal mode keep handing it
+    /// back (only `force_refresh: true` gets a new one) — the case the client must detect.
+    pub fn invalidate_token_sticky(&self) {
+        let mut s = self.lock();
+        if let Some(cur) = s.current.clone() {
+            if let Some(t) = s.tokens.get_mut(&cur) {
+                t.revoked = true;
+                t.sticky = true;
+            }
+        }
+    }
+
+    /// Make every token issued so far expired (calls get 42001).
+    pub fn expire_tokens(&self) {
+        let now = Instant::now();
+        for t in self.lock().tokens.values_mut() {
+            t.expires = now;
+        }
+    }
+
+    /// Lifetime (`expires_in`) of tokens issued from now on.
+    pub fn set_token_ttl(&self, ttl: Duration) {
+        self.lock().token_ttl = ttl;
+    }
+
+    /// The caller IP reported in 40164 errmsgs.
+    pub fn set_caller_ip(&self, ip: &str) {
+        self.lock().caller_ip = ip.to_string();
+    }
+
+    /// Add `n` followers (for `user/get` and `user/info`); returns their OpenIDs.
+    pub fn add_followers(&self, n: usize) -> Vec<String> {
+        let mut s = self.lock();
+        let start = s.followers.len();
+        let new: Vec<String> = (start..start + n)
+            .map(|i| format!("oFAKE{i:023}"))
+            .collect();
+        s.followers.extend(new.iter().cloned());
+        new
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,419 @@
+//! What the fake's families share: the account's state, the documented errmsgs, and the
+//! request pipeline every call goes through — recorded, delayed or failed on request
+//! ([`record`]), refused without a valid access_token ([`require_token`]), or answered 40066
+//! when no family routes its path ([`unknown_path`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use super::{menu, FakeWechat, DEFAULT_TOKEN_TTL};
+
+/// The largest request body the fake reads: axum's default body limit, which the fake has
+/// always had.
+const MAX_BODY: usize = 2 * 1024 * 1024;
+
+/// One call the fake received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedCall {
+    /// HTTP method.
+    pub method: String,
+    /// Path, e.g. `/cgi-bin/message/custom/send`.
+    pub path: String,
+    /// Query parameters in order, with `access_token` removed (and `secret` masked).
+    pub query: Vec<(String, String)>,
+    /// The JSON body, when there was one.
+    pub body: Option<Value>,
+    /// The multipart parts, when the body was multipart.
+    pub parts: Vec<RecordedPart>,
+}
+
+impl RecordedCall {
+    /// A query parameter's value.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One part of a recorded multipart body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedPart {
+    /// Form field name.
+    pub name: String,
+    /// File name, when sent.
+    pub filename: Option<String>,
+    /// Content type, when sent.
+    pub content_type: Option<String>,
+    /// The bytes.
+    pub data: Vec<u8>,
+}
+
+/// An issued access_token.
+#[derive(Debug, Clone)]
+pub(super) struct TokenRec {
+    /// When WeChat stops accepting it (tokio's clock, so tests can pause time).
+    pub(super) expires: Instant,
+    pub(super) revoked: bool,
+    /// Invalidated, yet stable_token's normal mode still returns it (force_refresh needed).
+    pub(super) sticky: bool,
+}
+
+/// An uploaded file, as `media/get` hands it back.
+#[derive(Debug, Clone)]
+pub(super) struct StoredMedia {
+    pub(super) kind: String,
+    pub(super) filename: Option<String>,
+    pub(super) content_type: Option<String>,
+    pub(super) data: Vec<u8>,
+}
+
+/// The fake account: credentials, tokens, what each family keeps, the recorded calls and
+/// the misbehaviour it was told to show.
+#[derive(Debug)]
+pub(super) struct FakeState {
+    pub(super) appid: String,
+    pub(super) secret: String,
+    pub(super) caller_ip: String,
+    pub(super) token_ttl: Duration,
+    pub(super) tokens: HashMap<String, TokenRec>,
+    pub(super) current: Option<String>,
+    pub(super) token_fetches: u64,
+    /// Grows with every call and every id handed out; ids and `rid`s are made from it.
+    pub(super) serial: u64,
+    pub(super) calls: Vec<RecordedCall>,
+    pub(super) fail: HashMap<String, (i64, u32)>,
+    pub(super) delays: HashMap<String, Duration>,
+    pub(super) clientmsgids: HashMap<String, i64>,
+    pub(super) mass_speed: i64,
+    pub(super) menu: Option<Value>,
+    pub(super) industry: Option<(String, String)>,
+    pub(super) templates: Vec<Value>,
+    pub(super) tags: BTreeMap<i64, String>,
+    pub(super) user_tags: HashMap<String, Vec<i64>>,
+    pub(super) followers: Vec<String>,
+    pub(super) media: HashMap<String, StoredMedia>,
+}
+
+impl FakeState {
+    pub(super) fn new(appid: &str, secret: &str) -> FakeState {
+        FakeState {
+            appid: appid.to_string(),
+            secret: secret.to_string(),
+            caller_ip: "203.0.113.7".into(),
+            token_ttl: DEFAULT_TOKEN_TTL,
+            tokens: HashMap::new(),
+            current: None,
+            token_fetches: 0,
+            serial: 1_000_000,
+            calls: Vec::new(),
+            fail: HashMap::new(),
+            delays: HashMap::new(),
+            clientmsgids: HashMap::new(),
+            mass_speed: 0,
+            menu: None,
+            industry: None,
+            templates: Vec::new(),
+            tags: BTreeMap::new(),
+            user_tags: HashMap::new(),
+            followers: Vec::new(),
+            media: HashMap::new(),
+        }
+    }
+
+    /// WeChat's error answer for `code`, with a request id as WeChat appends one.
+    pub(super) fn err(&self, code: i64) -> Value {
+        json!({"errcode": code, "errmsg": format!("{} rid: {:x}", errmsg_for(code, &self.caller_ip), self.serial)})
+    }
+
+    /// The next serial number, for ids.
+    pub(super) fn next_serial(&mut self) -> u64 {
+        self.serial += 1;
+        self.serial
+    }
+}
+
+/// WeChat's answer to a call that worked and returns nothing else.
+pub(super) fn ok() -> Value {
+    json!({"errcode": 0, "errmsg": "ok"})
+}
+
+/// The documented errmsg for an errcode.
+pub(super) fn errmsg_for(code: i64, caller_ip: &str) -> String {
+    let m = match code {
+        -1 => "system error",
+        40001 => "invalid credential, access_token is invalid or not latest",
+        40002 => "invalid grant_type",
+        40003 => "invalid openid",
+        40004 => "invalid media type",
+        40007 => "invalid media_id",
+        40008 => "invalid message type",
+        40013 => "invalid appid",
+        40014 => "invalid access_token",
+        40016 => "invalid button size",
+        40037 => "invalid template_id",
+        40066 => "invalid url",
+        40125 => "invalid appsecret",
+        40130 => "invalid openid list size, at least two openid",
+        40164 => {
+            return format!("invalid ip {caller_ip} ipv6 ::ffff:{caller_ip}, not in whitelist")
+        }
+        41001 => "access_token missing",
+        41005 => "media data missing",
+        42001 => "access_token expired",
+        43004 => "require subscribe",
+        44002 => "empty post data",
+        45009 => "reach max api daily quota limit",
+        45011 => "api minute-quota reach limit  mustslower  retry next minute",
+        45015 => "response out of time limit or subscription is canceled",
+        45047 => "out of response count limit",
+        45065 => "clientmsgid exist",
+        45066 => "clientmsgid retry too fast, please retry after 1 minute",
+        45157 => "invalid tag name",
+        45159 => "invalid tag id",
+        46003 => "menu no exist",
+        46004 => "user not exist",
+        47001 => "data format error",
+        _ => "fake error",
+    };
+    m.to_string()
+}
+
+/// The body of a call as the pipeline read it, for the handlers after it.
+#[derive(Debug, Clone, Default)]
+struct Received {
+    /// The JSON body, when the body was JSON.
+    json: Option<Value>,
+    /// The parts, when the body was multipart.
+    parts: Vec<RecordedPart>,
+    /// Whether any body came (WeChat answers 44002 to a POST without one).
+    had_body: bool,
+}
+
+/// The call's JSON body, `null` when there was none or it was not JSON (each endpoint
+/// answers that with its own errcode, as WeChat does).
+pub(super) struct JsonBody(pub(super) Value);
+
+impl<S: Send + Sync> FromRequestParts<S> for JsonBody {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let received = parts.extensions.get::<Arc<Received>>();
+        Ok(JsonBody(
+            received.and_then(|r| r.json.clone()).unwrap_or(Value::Null),
+        ))
+    }
+}
+
+/// The call's multipart parts (none unless the body was multipart).
+pub(super) struct Uploaded(pub(super) Vec<RecordedPart>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Uploaded {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let received = parts.extensions.get::<Arc<Received>>();
+        Ok(Uploaded(
+            received.map(|r| r.parts.clone()).unwrap_or_default(),
+        ))
+    }
+}
+
+/// Every call, routed or not: recorded (without the access_token, the secret masked),
+/// delayed and failed as the test asked, then handed on with its body read.
+pub(super) async fn record(
+    State(fake): State<FakeWechat>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut head, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let Query(query) =
+        Query::<Vec<(String, String)>>::try_from_uri(&head.uri).unwrap_or(Query(Vec::new()));
+    let content_type = head
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let parts = if content_type.starts_with("multipart/form-data") {
+        parse_multipart(content_type, &body)
+    } else {
+        Vec::new()
+    };
+    let json_body: Option<Value> = if parts.is_empty() && !body.is_empty() {
+        serde_json::from_slice(&body).ok()
+    } else {
+        None
+    };
+    let path = head.uri.path().to_string();
+    let delay = {
+        let mut s = fake.lock();
+        s.serial += 1;
+        let recorded_query = query
+            .into_iter()
+            .filter(|(k, _)| k != "access_token")
+            .map(|(k, v)| {
+                let v = if k == "secret" { "<secret>".into() } else { v };
+                (k, v)
+            })
+            .collect();
+        let mut recorded_body = json_body.clone();
+        if let Some(Value::Object(o)) = recorded_body.as_mut() {
+            if o.contains_key("secret") {
+                o.insert("secret".into(), Value::from("<secret>"));
+            }
+        }
+        s.calls.push(RecordedCall {
+            method: head.method.to_string(),
+            path: path.clone(),
+            query: recorded_query,
+            body: recorded_body,
+            parts: parts.clone(),
+        });
+        s.delays.get(&path).copied()
+    };
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    {
+        let mut s = fake.lock();
+        if let Some((code, n)) = s.fail.get_mut(&path) {
+            if *n > 0 {
+                *n -= 1;
+                let code = *code;
+                return Json(s.err(code)).into_response();
+            }
+        }
+    }
+    head.extensions.insert(Arc::new(Received {
+        json: json_body,
+        parts,
+        had_body: !body.is_empty(),
+    }));
+    next.run(Request::from_parts(head, Body::empty())).await
+}
+
+/// The `access_token` query parameter every endpoint but the token endpoints wants.
+#[derive(serde::Deserialize)]
+pub(super) struct AccessToken {
+    access_token: Option<String>,
+}
+
+/// Refuses a call without a valid access_token (41001, 40001, 42001), and a POST without a
+/// body (44002) except to `menu/delete`, which takes none.
+pub(super) async fn require_token(
+    State(fake): State<FakeWechat>,
+    Query(AccessToken { access_token }): Query<AccessToken>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let had_body = request
+        .extensions()
+        .get::<Arc<Received>>()
+        .is_some_and(|r| r.had_body);
+    let refusal = {
+        let s = fake.lock();
+        match access_token.filter(|t| !t.is_empty()) {
+            None => Some(41001),
+            Some(token) => match s.tokens.get(&token) {
+                None => Some(40001),
+                Some(t) if t.revoked => Some(40001),
+                Some(t) if t.expires <= Instant::now() => Some(42001),
+                Some(_) => None,
+            },
+        }
+        .or_else(|| {
+            let needs_body =
+                request.method() == Method::POST && request.uri().path() != menu::DELETE;
+            (needs_body && !had_body).then_some(44002)
+        })
+        .map(|code| s.err(code))
+    };
+    match refusal {
+        Some(answer) => Json(answer).into_response(),
+        None => next.run(request).await,
+    }
+}
+
+/// A path no family routes: HTTP 404 with errcode 40066, as WeChat answers.
+pub(super) async fn unknown_path(State(fake): State<FakeWechat>) -> Response {
+    let answer = fake.lock().err(40066);
+    (StatusCode::NOT_FOUND, Json(answer)).into_response()
+}
+
+/// The parts of a multipart body.
+pub(super) fn parse_multipart(content_type: &str, body: &[u8]) -> Vec<RecordedPart> {
+    let Some(boundary) = content_type
+        .split(';')
+        .filter_map(|p| p.trim().strip_prefix("boundary="))
+        .next()
+    else {
+        return Vec::new();
+    };
+    let delim = format!("--{}", boundary.trim_matches('"')).into_bytes();
+    let mut parts = Vec::new();
+    let mut pos = match find(body, &delim, 0) {
+        Some(p) => p + delim.len(),
+        None => return parts,
+    };
+    while let Some(next) = find(body, &delim, pos) {
+        let chunk = &body[pos..next];
+        pos = next + delim.len();
+        let chunk = chunk.strip_prefix(b"\r\n").unwrap_or(chunk);
+        let chunk = chunk.strip_suffix(b"\r\n").unwrap_or(chunk);
+        let Some(split) = find(chunk, b"\r\n\r\n", 0) else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&chunk[..split]);
+        let data = chunk[split + 4..].to_vec();
+        let mut part = RecordedPart {
+            name: String::new(),
+            filename: None,
+            content_type: None,
+            data,
+        };
+        for line in head.lines() {
+            let lower = line.to_ascii_lowercase();
+            if lower.starts_with("content-disposition:") {
+                part.name = disposition_param(line, "name").unwrap_or_default();
+                part.filename = disposition_param(line, "filename");
+            } else if lower.starts_with("content-type:") {
+                part.content_type = line.split_once(':').map(|(_, v)| v.trim().to_string());
+            }
+        }
+        parts.push(part);
+    }
+    parts
+}
+
+fn disposition_param(line: &str, key: &str) -> Option<String> {
+    line.split(';').find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if from > hay.len() {
+        return None;
+    }
+    hay[from..]
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}

@@ -1,0 +1,98 @@
+//! The fake's template-message endpoints (`template/*`, `message/template/send`), as
+//! [`crate::api::template`] calls them.
+
+use axum::extract::State;
+use axum::routing::any;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::state::{ok, JsonBody};
+use super::FakeWechat;
+
+pub(super) fn routes() -> Router<FakeWechat> {
+    Router::new()
+        .route("/cgi-bin/template/api_set_industry", any(set_industry))
+        .route("/cgi-bin/template/get_industry", any(get_industry))
+        .route("/cgi-bin/template/api_add_template", any(add_template))
+        .route(
+            "/cgi-bin/template/get_all_private_template",
+            any(all_private_templates),
+        )
+        .route(
+            "/cgi-bin/template/del_private_template",
+            any(del_private_template),
+        )
+        .route("/cgi-bin/message/template/send", any(send))
+}
+
+async fn set_industry(State(fake): State<FakeWechat>, JsonBody(b): JsonBody) -> Json<Value> {
+    let mut s = fake.lock();
+    Json(
+        match (b["industry_id1"].as_str(), b["industry_id2"].as_str()) {
+            (Some(a), Some(c)) => {
+                s.industry = Some((a.to_string(), c.to_string()));
+                ok()
+            }
+            _ => s.err(47001),
+        },
+    )
+}
+
+async fn get_industry(State(fake): State<FakeWechat>) -> Json<Value> {
+    let (a, c) = fake.lock().industry.clone().unwrap_or_default();
+    Json(json!({
+        "primary_industry": {"first_class": "IT科技", "second_class": format!("industry {a}")},
+        "secondary_industry": {"first_class": "IT科技", "second_class": format!("industry {c}")}
+    }))
+}
+
+async fn add_template(State(fake): State<FakeWechat>, JsonBody(b): JsonBody) -> Json<Value> {
+    let mut s = fake.lock();
+    Json(match b["template_id_short"].as_str() {
+        Some(short) if !short.is_empty() => {
+            let id = format!("tpl{}{}", short, s.next_serial());
+            s.templates.push(json!({
+                "template_id": id, "title": format!("template {short}"),
+                "primary_industry": "IT科技", "deputy_industry": "互联网|电子商务",
+                "content": "{{first.DATA}}\n{{keyword1.DATA}}\n{{remark.DATA}}", "example": ""
+            }));
+            json!({"errcode": 0, "errmsg": "ok", "template_id": id})
+        }
+        _ => s.err(47001),
+    })
+}
+
+async fn all_private_templates(State(fake): State<FakeWechat>) -> Json<Value> {
+    Json(json!({"template_list": fake.lock().templates}))
+}
+
+async fn del_private_template(
+    State(fake): State<FakeWechat>,
+    JsonBody(b): JsonBody,
+) -> Json<Value> {
+    let mut s = fake.lock();
+    let before = s.templates.len();
+    s.templates.retain(|t| t["template_id"] != b["template_id"]);
+    Json(if s.templates.len() < before {
+        ok()
+    } else {
+        s.err(40037)
+    })
+}
+
+async fn send(State(fake): State<FakeWechat>, JsonBody(b): JsonBody) -> Json<Value> {
+    let mut s = fake.lock();
+    let known = s
+        .templates
+        .iter()
+        .any(|t| t["template_id"] == b["template_id"]);
+    Json(if b["touser"].as_str().is_none_or(str::is_empty) {
+        s.err(40003)
+    } else if !known {
+        s.err(40037)
+    } else if !b["data"].is_object() {
+        s.err(47001)
+    } else {
+        json!({"errcode": 0, "errmsg": "ok", "msgid": s.next_serial()})
+    })
+}
