@@ -32,6 +32,10 @@ RELOADS=20
 # duration times these rates; raise them if a run reports exhausted=1.
 SAFE_MAX_RPS_C1=${SAFE_MAX_RPS_C1:-30000}
 SAFE_MAX_RPS=${SAFE_MAX_RPS:-120000}
+# Plaintext paths are signed once each too (the host refuses a signed query it has seen):
+# each run gets its duration times these rates.
+PLAIN_MAX_RPS_C1=${PLAIN_MAX_RPS_C1:-60000}
+PLAIN_MAX_RPS=${PLAIN_MAX_RPS:-250000}
 
 # Benchmark-only credentials; the key is WeChat's documented sample EncodingAESKey.
 export WECHAT_TOKEN=benchtoken
@@ -126,7 +130,7 @@ wrk_run() {
   line=$(grep '^RESULT ' "$OUT/wrk-$run.txt") || { log "wrk printed no RESULT:"; cat "$OUT/wrk-$run.txt" "$OUT/wrk-$run.err" >&2; exit 1; }
   for kv in ${line#RESULT }; do R[$run.${kv%%=*}]=${kv#*=}; done
   if [ "${R[$run.exhausted]:-0}" != 0 ]; then
-    log "$run ran out of distinct payloads: its rate is understated; raise SAFE_MAX_RPS"
+    log "$run ran out of distinct payloads: its rate is understated; raise SAFE_MAX_RPS or PLAIN_MAX_RPS"
     exit 1
   fi
   # Over wrk's own measured seconds, not the wall time: wrk first loads its payloads (seconds
@@ -143,6 +147,22 @@ warm_up() {
     "http://127.0.0.1:$port" -- "$payloads" >/dev/null 2>&1
 }
 
+# plain_payloads FILE RPS SECONDS: signed paths for one run, in a nonce range of their own.
+NEXT_NONCE=1
+plain_payloads() {
+  local count=$(($2 * $3))
+  "$PAYLOADS" plain "$count" "$NEXT_NONCE" >"$1"
+  NEXT_NONCE=$((NEXT_NONCE + count))
+}
+# make_plain PREFIX: the four plaintext payload files of one server (warm-up, 1 connection,
+# $CONNS connections, the reload run).
+make_plain() {
+  plain_payloads "$OUT/$1-warmup.payloads" "$PLAIN_MAX_RPS" "$(seconds "$WARMUP")"
+  plain_payloads "$OUT/$1-c1.payloads" "$PLAIN_MAX_RPS_C1" "$(seconds "$DURATION")"
+  plain_payloads "$OUT/$1-c$CONNS.payloads" "$PLAIN_MAX_RPS" "$(seconds "$DURATION")"
+  plain_payloads "$OUT/$1-reload.payloads" "$PLAIN_MAX_RPS" "$(seconds "$DURATION")"
+}
+
 healthz() { curl -fsS "http://127.0.0.1:$PORT_ECHO/healthz" 2>/dev/null || echo '{}'; }
 
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -150,12 +170,12 @@ LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 # --- 1. the ceiling ----------------------------------------------------------------------
 # Payloads are made just before each server's runs: their timestamp must stay within the
 # server's 10-minute replay window.
-"$PAYLOADS" plain >"$OUT/plain.payloads"
+make_plain ceiling
 log "ceiling"
 start_server ceiling "$PORT_CEILING" "$CEILING" --listen "127.0.0.1:$PORT_CEILING"
-warm_up "$PORT_CEILING" "$OUT/plain.payloads"
-wrk_run ceiling_c1 "$PORT_CEILING" 1 "$OUT/plain.payloads"
-wrk_run ceiling_c$CONNS "$PORT_CEILING" "$CONNS" "$OUT/plain.payloads"
+warm_up "$PORT_CEILING" "$OUT/ceiling-warmup.payloads"
+wrk_run ceiling_c1 "$PORT_CEILING" 1 "$OUT/ceiling-c1.payloads"
+wrk_run ceiling_c$CONNS "$PORT_CEILING" "$CONNS" "$OUT/ceiling-c$CONNS.payloads"
 R[ceiling.rss_kib]=$(peak_rss_kib)
 stop_server
 
@@ -165,13 +185,13 @@ cp examples/echo.lua "$OUT/bot/echo.lua"
 # The second version differs in what the text handler answers; both are valid.
 sed 's/return msg.content$/return "v2 " .. msg.content/' examples/echo.lua >"$OUT/echo-v2.lua"
 cmp -s examples/echo.lua "$OUT/echo-v2.lua" && { log "echo.lua changed shape: no v2"; exit 1; }
-"$PAYLOADS" plain >"$OUT/plain.payloads"
+make_plain plain
 log "echo, plaintext"
 start_server echo-plain "$PORT_ECHO" "$BIN" serve --listen "127.0.0.1:$PORT_ECHO" \
   --scripts "$OUT/bot/echo.lua" --data "$OUT/data-plain"
-warm_up "$PORT_ECHO" "$OUT/plain.payloads"
-wrk_run plain_c1 "$PORT_ECHO" 1 "$OUT/plain.payloads"
-wrk_run plain_c$CONNS "$PORT_ECHO" "$CONNS" "$OUT/plain.payloads"
+warm_up "$PORT_ECHO" "$OUT/plain-warmup.payloads"
+wrk_run plain_c1 "$PORT_ECHO" 1 "$OUT/plain-c1.payloads"
+wrk_run plain_c$CONNS "$PORT_ECHO" "$CONNS" "$OUT/plain-c$CONNS.payloads"
 R[plain.rss_kib]=$(peak_rss_kib)
 
 log "echo, plaintext, $RELOADS script rewrites during the run"
@@ -186,7 +206,7 @@ interval=$(awk -v d="$duration_s" -v n="$RELOADS" 'BEGIN { printf "%.2f", (d - 1
   done
 ) &
 RELOADER_PID=$!
-wrk_run reload_c$CONNS "$PORT_ECHO" "$CONNS" "$OUT/plain.payloads" timeline
+wrk_run reload_c$CONNS "$PORT_ECHO" "$CONNS" "$OUT/plain-reload.payloads" timeline
 wait "$RELOADER_PID"; RELOADER_PID=
 sleep 1.5  # the last rewrite settles and reloads
 healthz >"$OUT/healthz-after-reload.json"

@@ -4,7 +4,9 @@
 --   wrk -t1 -c50 -d10s -s bench/signed_text.lua http://127.0.0.1:PORT -- PAYLOADS [timeline]
 --
 -- PAYLOADS is what `payloads` printed (benches/tools/payloads.rs):
---   * one line, a signed /wechat path: plaintext mode; every request gets a fresh MsgId here.
+--   * lines of signed /wechat paths, each with its own nonce: plaintext mode; each path is
+--     sent once (the host refuses a signed query it has seen) and every request gets a fresh
+--     MsgId here.
 --   * lines "PATH<TAB>BODY": safe mode; pre-encrypted messages (each signed with its own
 --     msg_signature, which Lua cannot compute), each sent once: the host answers a repeated
 --     FromUserName + MsgId from its retry cache, which would measure the cache, not the path.
@@ -24,27 +26,27 @@ end
 local TO_USER = "gh_bench00000"
 local FROM_USER = "oBenchUser000000000000000000"
 
-local path, create_time, pool, expect, timeline
+local paths, create_time, pool, expect, timeline
 local next_id, sent = 0, 0
 
 function init(args)
   local file = assert(io.open(args[1], "r"), "cannot open payloads file " .. tostring(args[1]))
-  pool = {}
+  pool, paths = {}, {}
   for line in file:lines() do
     local p, body = line:match("^([^\t]+)\t(.+)$")
     if p then
       table.insert(pool, wrk.format("POST", p, { ["Content-Type"] = "text/xml" }, body))
     elseif line ~= "" then
-      path = line
+      table.insert(paths, line)
     end
   end
   file:close()
   if #pool > 0 then
     expect = "<Encrypt>"
   else
-    assert(path, "payloads file is empty")
+    assert(#paths > 0, "payloads file is empty")
     expect = "<Content>"
-    create_time = path:match("timestamp=(%d+)")
+    create_time = paths[1]:match("timestamp=(%d+)")
   end
   timeline = args[2] == "timeline"
   -- Each wrk thread counts its own MsgIds, in a range of its own.
@@ -54,12 +56,13 @@ end
 
 function request()
   sent = sent + 1
+  local supply = #pool > 0 and #pool or #paths
+  if sent > supply then
+    exhausted = 1
+    wrk.thread:stop()
+    sent = supply
+  end
   if #pool > 0 then
-    if sent > #pool then
-      exhausted = 1
-      wrk.thread:stop()
-      sent = #pool
-    end
     return pool[sent]
   end
   local msg_id = next_id
@@ -69,7 +72,7 @@ function request()
     .. "<CreateTime>" .. create_time .. "</CreateTime><MsgType><![CDATA[text]]></MsgType>"
     .. "<Content><![CDATA[hello from wrk " .. msg_id .. "]]></Content>"
     .. "<MsgId>" .. msg_id .. "</MsgId></xml>"
-  return wrk.format("POST", path, { ["Content-Type"] = "text/xml" }, body)
+  return wrk.format("POST", paths[sent], { ["Content-Type"] = "text/xml" }, body)
 end
 
 function response(status, headers, body)

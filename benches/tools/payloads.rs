@@ -1,11 +1,15 @@
 //! Prints the requests `bench/e2e.sh` drives through wrk, signed with the host's own
 //! `protocol` code for a timestamp of now (the server refuses ones more than 10 minutes off).
 //!
-//! - `payloads plain` prints one line: the signed `/wechat?…` path. wrk's Lua builds each body
-//!   itself, with a fresh MsgId, since a plaintext body is not signed.
+//! The server refuses a signed query it has seen before (replay guard), as WeChat never sends
+//! one twice: every request gets its own nonce, so every path printed here is good once.
+//!
+//! - `payloads plain COUNT FIRST_NONCE` prints COUNT lines, each a signed `/wechat?…` path
+//!   with its own nonce (counting up from FIRST_NONCE). wrk's Lua builds each body itself,
+//!   with a fresh MsgId, since a plaintext body is not signed.
 //! - `payloads safe COUNT [FIRST_MSG_ID]` prints COUNT lines `PATH<TAB>BODY`: distinct
-//!   encrypted text messages, each with its own MsgId (counting up from FIRST_MSG_ID) and
-//!   `msg_signature`, which wrk's Lua cannot compute.
+//!   encrypted text messages, each with its own MsgId (counting up from FIRST_MSG_ID, which is
+//!   also its nonce) and `msg_signature`, which wrk's Lua cannot compute.
 //!
 //! The token, EncodingAESKey and AppID come from `WECHAT_TOKEN`, `WECHAT_AES_KEY` and
 //! `WECHAT_APPID`, as for the server.
@@ -17,10 +21,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use wechat_lua::protocol::crypto::MessageCrypto;
 use wechat_lua::protocol::signature;
 
-/// The nonce of every request. The server now refuses a signed query it has already seen
-/// (replay memory), so a path printed here is good for one request only: e2e.sh must be
-/// changed to sign each request with its own nonce before its figures mean anything again.
-const NONCE: &str = "271828";
 /// The official account's original ID in the generated messages.
 const TO_USER: &str = "gh_bench00000";
 /// The sender's OpenID in the generated messages (28 characters, as real ones).
@@ -53,40 +53,55 @@ fn run() -> Result<String, String> {
         .map_err(|e| format!("clock before 1970: {e}"))?
         .as_secs();
     let ts = timestamp.to_string();
-    let signed = format!(
-        "/wechat?signature={}&timestamp={ts}&nonce={NONCE}&openid={FROM_USER}",
-        signature::sign(&[&token, &ts, NONCE])
-    );
+    let signed = |nonce: &str| {
+        format!(
+            "/wechat?signature={}&timestamp={ts}&nonce={nonce}&openid={FROM_USER}",
+            signature::sign(&[&token, &ts, nonce])
+        )
+    };
+    let number = |what: &str, text: &str| -> Result<u64, String> {
+        text.parse().map_err(|e| format!("{what} `{text}`: {e}"))
+    };
     match args
         .iter()
         .map(String::as_str)
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["plain"] => Ok(format!("{signed}\n")),
+        ["plain", count, first] => {
+            let (count, first) = (number("COUNT", count)?, number("FIRST_NONCE", first)?);
+            let mut out = String::with_capacity(count as usize * 120);
+            for nonce in first..first + count {
+                out.push_str(&signed(&nonce.to_string()));
+                out.push('\n');
+            }
+            Ok(out)
+        }
         ["safe", count, rest @ ..] if rest.len() <= 1 => {
-            let count: u64 = count.parse().map_err(|e| format!("COUNT `{count}`: {e}"))?;
+            let count = number("COUNT", count)?;
             // Each run of e2e.sh takes its own MsgId range: a MsgId seen in an earlier run
             // within 60 s would be answered from the retry cache without running Lua.
-            let first: u64 = match rest.first() {
-                Some(first) => first.parse().map_err(|e| format!("FIRST `{first}`: {e}"))?,
+            let first = match rest.first() {
+                Some(first) => number("FIRST", first)?,
                 None => FIRST_MSG_ID,
             };
             let crypto = MessageCrypto::new(&env("WECHAT_AES_KEY")?, &env("WECHAT_APPID")?)
                 .map_err(|e| format!("WECHAT_AES_KEY: {e}"))?;
             let mut out = String::new();
             for msg_id in first..first + count {
+                let nonce = msg_id.to_string();
                 let encrypt = crypto.encrypt(&text_xml(timestamp, msg_id));
-                let msg_signature = signature::sign(&[&token, &ts, NONCE, &encrypt]);
+                let msg_signature = signature::sign(&[&token, &ts, &nonce, &encrypt]);
                 out.push_str(&format!(
-                    "{signed}&encrypt_type=aes&msg_signature={msg_signature}\t\
+                    "{}&encrypt_type=aes&msg_signature={msg_signature}\t\
                      <xml><ToUserName><![CDATA[{TO_USER}]]></ToUserName>\
-                     <Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>\n"
+                     <Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>\n",
+                    signed(&nonce)
                 ));
             }
             Ok(out)
         }
-        _ => Err("usage: payloads plain | payloads safe COUNT [FIRST_MSG_ID]".into()),
+        _ => Err("usage: payloads plain COUNT FIRST_NONCE | payloads safe COUNT [FIRST_MSG_ID]".into()),
     }
 }
 
