@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Value, VmState};
 
 use super::bindings::handlers::{Filter, Handler, HandlerRegistry, Selector};
-use super::bindings::{self};
+use super::bindings::{self, pattern};
 use super::message_table::{message_table, KeyCache};
 use super::reply_value::{reply_from_lua, reply_to_lua};
 use super::{ScriptError, ScriptSources, Services};
@@ -61,8 +61,6 @@ pub struct LuaRuntime {
     handlers: Vec<Handler>,
     /// `xpcall` wrapper that adds a traceback to handler errors.
     call: Function,
-    /// The original `string.find`, captured before user code could replace it.
-    find: Function,
     /// Warnings found while loading (e.g. handlers for unknown kinds).
     warnings: Vec<String>,
     sources: Arc<ScriptSources>,
@@ -93,11 +91,6 @@ impl LuaRuntime {
         )
         .map_err(internal)?;
         bindings::install(&lua, sources.clone(), services).map_err(internal)?;
-        let find: Function = lua
-            .globals()
-            .get::<mlua::Table>("string")
-            .and_then(|s| s.get("find"))
-            .map_err(internal)?;
         let traceback = lua
             .create_function(|lua, err: Value| Ok(with_traceback(lua, &err)))
             .map_err(internal)?;
@@ -168,7 +161,6 @@ impl LuaRuntime {
             lua,
             handlers,
             call,
-            find,
             warnings,
             sources,
             resumed,
@@ -339,17 +331,23 @@ impl LuaRuntime {
                     }
                 }
                 Some(Filter::Pattern(pattern)) => {
-                    let content = msg.content().unwrap_or("");
-                    let found: MultiValue =
-                        self.find.call((content, pattern.clone())).map_err(|e| {
-                            ScriptError::Handler {
-                                handler: handler.origin.clone(),
-                                message: format!("bad pattern: {}", describe_error(&e)),
-                            }
-                        })?;
-                    if matches!(found.front(), Some(Value::Integer(_))) {
-                        // string.find returns start, end, then the captures.
-                        return Ok(Some((handler, found.into_iter().skip(2).collect())));
+                    // The budgeted matcher, called directly: no Lua call, and a costly
+                    // pattern stops at its step budget like a malformed one.
+                    let content = msg.content().unwrap_or("").as_bytes();
+                    let found = pattern::find(content, &pattern.as_bytes(), 1).map_err(|e| {
+                        ScriptError::Handler {
+                            handler: handler.origin.clone(),
+                            message: format!("bad pattern: {e}"),
+                        }
+                    })?;
+                    if let Some(found) = found {
+                        let captures = found
+                            .captures
+                            .iter()
+                            .map(|c| pattern::capture_value(&self.lua, content, c))
+                            .collect::<mlua::Result<Vec<Value>>>()
+                            .map_err(|e| handler_error(handler, &e))?;
+                        return Ok(Some((handler, captures)));
                     }
                 }
             }
