@@ -20,8 +20,10 @@ use mlua::{
 };
 
 /// Steps one call may take (one `gmatch` iterator counts as one call for its whole loop).
-/// About 40 ms of matching in a release build (see the module tests for the measurement),
-/// while a `gsub` of a simple pattern over 1 MiB takes about 3 million steps.
+/// The worst cases measured (`^(.-)(.-)!$` on 40 KB) reach it after 60–95 ms of CPU in a
+/// release build on a 2-core machine under a load of 7, so a few tens of ms when idle; a
+/// `gsub` of a simple pattern over 1 MiB takes 1.2–1.9 million steps (see
+/// `ordinary_work_is_far_inside_the_budget`).
 pub const STEP_BUDGET: u64 = 10_000_000;
 
 /// `LUA_MAXCAPTURES`.
