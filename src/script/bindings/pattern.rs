@@ -902,7 +902,7 @@ fn lua_gsub(lua: &Lua, args: &MultiValue, pcall: &Function) -> Outcome<MultiValu
     let anchor = pat.first() == Some(&b'^');
     let pat = if anchor { &pat[1..] } else { &pat[..] };
     let mut ms = MatchState::new(&src, pat, STEP_BUDGET);
-    let mut out: Vec<u8> = Vec::new();
+    let mut out = Buffer::new(lua);
     let mut changed = false;
     let mut count: i64 = 0;
     let mut s = 0usize;
@@ -917,7 +917,7 @@ fn lua_gsub(lua: &Lua, args: &MultiValue, pcall: &Function) -> Outcome<MultiValu
                 last_match = Some(e);
             }
             _ if s < src.len() => {
-                out.push(src[s]);
+                out.push_byte(src[s])?;
                 s += 1;
             }
             _ => break,
@@ -927,8 +927,8 @@ fn lua_gsub(lua: &Lua, args: &MultiValue, pcall: &Function) -> Outcome<MultiValu
         }
     }
     let result = if changed {
-        out.extend_from_slice(&src[s..]);
-        Value::String(lua.create_string(&out)?)
+        out.push(&src[s..])?;
+        Value::String(out.finish()?)
     } else {
         Value::String(subject_value.clone())
     };
@@ -939,7 +939,7 @@ fn lua_gsub(lua: &Lua, args: &MultiValue, pcall: &Function) -> Outcome<MultiValu
 fn add_value(
     lua: &Lua,
     ms: &MatchState,
-    out: &mut Vec<u8>,
+    out: &mut Buffer,
     s: usize,
     e: usize,
     replacement: &Replacement,
@@ -961,9 +961,7 @@ fn add_value(
                 call.push_back(capture_value(lua, ms.src, &capture)?);
             }
             // Through `pcall`, so an error the function raises reaches the caller unchanged.
-            let mut results = pcall.call::<MultiValue>(call)?.into_iter();
-            let ok = matches!(results.next(), Some(Value::Boolean(true)));
-            let first = results.next().unwrap_or(Value::Nil);
+            let (ok, first) = pcall.call::<(bool, Value)>(call)?;
             if !ok {
                 return Err(Raise::Value(first));
             }
@@ -972,17 +970,17 @@ fn add_value(
     };
     match value {
         Value::Nil | Value::Boolean(false) => {
-            out.extend_from_slice(&ms.src[s..e]); // keep the original text
+            out.push(&ms.src[s..e])?; // keep the original text
             Ok(false)
         }
         Value::String(text) => {
-            out.extend_from_slice(&text.as_bytes());
+            out.push(&text.as_bytes())?;
             Ok(true)
         }
         v @ (Value::Integer(_) | Value::Number(_)) => {
             let text = lua.coerce_string(v)?;
             if let Some(text) = text {
-                out.extend_from_slice(&text.as_bytes());
+                out.push(&text.as_bytes())?;
             }
             Ok(true)
         }
@@ -994,35 +992,93 @@ fn add_value(
 }
 
 /// `add_s`: a replacement string with `%0`–`%9` and `%%`.
-fn add_text(
-    ms: &MatchState,
-    out: &mut Vec<u8>,
-    s: usize,
-    e: usize,
-    text: &[u8],
-) -> Result<(), PatternError> {
+fn add_text(ms: &MatchState, out: &mut Buffer, s: usize, e: usize, text: &[u8]) -> Outcome<()> {
     let mut rest = text;
     while let Some(at) = rest.iter().position(|&b| b == ESC) {
-        out.extend_from_slice(&rest[..at]);
+        out.push(&rest[..at])?;
         // C reads the string's terminating NUL after a final '%'.
         let next = rest.get(at + 1).copied().unwrap_or(0);
         match next {
-            ESC => out.push(ESC),
-            b'0' => out.extend_from_slice(&ms.src[s..e]),
+            ESC => out.push_byte(ESC)?,
+            b'0' => out.push(&ms.src[s..e])?,
             b'1'..=b'9' => match ms.get_capture(usize::from(next - b'1'), s, e)? {
-                Capture::Text(start, end) => out.extend_from_slice(&ms.src[start..end]),
-                Capture::Position(position) => {
-                    out.extend_from_slice(position.to_string().as_bytes())
-                }
+                Capture::Text(start, end) => out.push(&ms.src[start..end])?,
+                Capture::Position(position) => out.push(position.to_string().as_bytes())?,
             },
             _ => {
-                return Err(malformed("invalid use of '%' in replacement string"));
+                return Err(malformed("invalid use of '%' in replacement string").into());
             }
         }
         rest = &rest[(at + 2).min(rest.len())..];
     }
-    out.extend_from_slice(rest);
+    out.push(rest)?;
     Ok(())
+}
+
+/// How many bytes [`Buffer`] gathers before moving them into a Lua string.
+const BUFFER_FLUSH: usize = 64 * 1024;
+
+/// `luaL_Buffer` for `gsub`'s result: the text moves into Lua strings as it grows, so it
+/// counts against the state's memory limit as in C, instead of growing without bound on
+/// the Rust heap (a replacement such as `("%0"):rep(1e5)` multiplies the subject).
+struct Buffer<'l> {
+    lua: &'l Lua,
+    parts: Vec<LuaString>,
+    pending: Vec<u8>,
+}
+
+impl<'l> Buffer<'l> {
+    fn new(lua: &'l Lua) -> Self {
+        Buffer {
+            lua,
+            parts: Vec::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    fn push_byte(&mut self, byte: u8) -> LuaResult<()> {
+        self.pending.push(byte);
+        if self.pending.len() >= BUFFER_FLUSH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> LuaResult<()> {
+        if self.pending.len() + bytes.len() < BUFFER_FLUSH {
+            self.pending.extend_from_slice(bytes);
+            return Ok(());
+        }
+        for chunk in bytes.chunks(BUFFER_FLUSH) {
+            self.pending.extend_from_slice(chunk);
+            if self.pending.len() >= BUFFER_FLUSH {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> LuaResult<()> {
+        self.parts.push(self.lua.create_string(&self.pending)?);
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// The whole text as one Lua string. Its parts already fit the memory limit, which so
+    /// bounds the one copy made here.
+    fn finish(self) -> LuaResult<LuaString> {
+        if self.parts.is_empty() {
+            return self.lua.create_string(&self.pending);
+        }
+        let total = self.parts.iter().map(|p| p.as_bytes().len()).sum::<usize>();
+        let mut all = Vec::with_capacity(total + self.pending.len());
+        for part in &self.parts {
+            all.extend_from_slice(&part.as_bytes());
+        }
+        all.extend_from_slice(&self.pending);
+        drop(self.parts);
+        self.lua.create_string(&all)
+    }
 }
 
 #[cfg(test)]
@@ -1387,6 +1443,36 @@ mod tests {
         eprintln!("^(.-)%s*$: {used} steps over 64 KiB");
         assert!(used > 64 * 1024, "the whole text was scanned");
         assert!(used < STEP_BUDGET / 20, "{used}");
+    }
+
+    /// The result of `gsub` counts against the memory limit as it grows, as in C, rather
+    /// than growing on the Rust heap until the end.
+    #[test]
+    fn gsub_results_count_against_the_memory_limit() {
+        let lua = Lua::new();
+        install(&lua).unwrap();
+        lua.set_memory_limit(16 * 1024 * 1024).unwrap();
+        let err = lua
+            .load("return (('x'):rep(1000):gsub('x', ('%0'):rep(20000)))")
+            .exec()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("memory"), "{err}");
+        // It stops as the limit is reached, not after building the whole text (200 MB).
+        let calls: i64 = lua
+            .load(
+                "collectgarbage() local big, calls = ('y'):rep(1000000), 0
+                 pcall(string.gsub, ('x'):rep(200), 'x', function() calls = calls + 1 return big end)
+                 return calls",
+            )
+            .eval()
+            .unwrap();
+        assert!(calls < 20, "{calls}");
+        let (len, count): (i64, i64) = lua
+            .load("collectgarbage() local s, n = ('xy'):rep(100000):gsub('x', ('%0'):rep(20)) return #s, n")
+            .eval()
+            .unwrap();
+        assert_eq!((len, count), (2_100_000, 100_000));
     }
 
     #[test]
