@@ -330,16 +330,17 @@ impl LuaRuntime {
                         return Ok(Some((handler, Vec::new())));
                     }
                 }
-                Some(Filter::Pattern(pattern)) => {
+                Some(Filter::Pattern(text_pattern)) => {
                     // The budgeted matcher, called directly: no Lua call, and a costly
                     // pattern stops at its step budget like a malformed one.
                     let content = msg.content().unwrap_or("").as_bytes();
-                    let found = pattern::find(content, &pattern.as_bytes(), 1).map_err(|e| {
-                        ScriptError::Handler {
-                            handler: handler.origin.clone(),
-                            message: format!("bad pattern: {e}"),
-                        }
-                    })?;
+                    let found =
+                        pattern::find(content, &text_pattern.as_bytes(), 1).map_err(|e| {
+                            ScriptError::Handler {
+                                handler: handler.origin.clone(),
+                                message: format!("bad pattern: {e}"),
+                            }
+                        })?;
                     if let Some(found) = found {
                         let captures = found
                             .captures
