@@ -8,7 +8,7 @@ use std::time::Duration;
 use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Value};
 
 use super::bindings::handlers::{Filter, Handler, HandlerRegistry, Selector};
-use super::bindings::{self};
+use super::bindings::{self, pattern};
 use super::message_table::{message_table, KeyCache};
 use super::reply_value::{reply_from_lua, reply_to_lua};
 use super::run_limit::{self, RunClock, StopReason};
@@ -63,8 +63,6 @@ pub struct LuaRuntime {
     handlers: Vec<Handler>,
     /// `xpcall` wrapper that adds a traceback to handler errors.
     call: Function,
-    /// The original `string.find`, captured before user code could replace it.
-    find: Function,
     /// Warnings found while loading (e.g. handlers for unknown kinds).
     warnings: Vec<String>,
     sources: Arc<ScriptSources>,
@@ -96,11 +94,6 @@ impl LuaRuntime {
         )
         .map_err(internal)?;
         bindings::install(&lua, sources.clone(), services).map_err(internal)?;
-        let find: Function = lua
-            .globals()
-            .get::<mlua::Table>("string")
-            .and_then(|s| s.get("find"))
-            .map_err(internal)?;
         let traceback = lua
             .create_function(|lua, err: Value| Ok(with_traceback(lua, &err)))
             .map_err(internal)?;
@@ -139,7 +132,6 @@ impl LuaRuntime {
             lua,
             handlers,
             call,
-            find,
             warnings,
             sources,
             clock,
@@ -325,18 +317,25 @@ impl LuaRuntime {
                         return Ok(Some((handler, Vec::new())));
                     }
                 }
-                Some(Filter::Pattern(pattern)) => {
-                    let content = msg.content().unwrap_or("");
-                    let found: MultiValue =
-                        self.find.call((content, pattern.clone())).map_err(|e| {
+                Some(Filter::Pattern(text_pattern)) => {
+                    // The budgeted matcher, called directly: no Lua call, and a costly
+                    // pattern stops at its step budget like a malformed one.
+                    let content = msg.content().unwrap_or("").as_bytes();
+                    let found =
+                        pattern::find(content, &text_pattern.as_bytes(), 1).map_err(|e| {
                             ScriptError::Handler {
                                 handler: handler.origin.clone(),
-                                message: format!("bad pattern: {}", describe_error(&e)),
+                                message: format!("bad pattern: {e}"),
                             }
                         })?;
-                    if matches!(found.front(), Some(Value::Integer(_))) {
-                        // string.find returns start, end, then the captures.
-                        return Ok(Some((handler, found.into_iter().skip(2).collect())));
+                    if let Some(found) = found {
+                        let captures = found
+                            .captures
+                            .iter()
+                            .map(|c| pattern::capture_value(&self.lua, content, c))
+                            .collect::<mlua::Result<Vec<Value>>>()
+                            .map_err(|e| handler_error(handler, &e))?;
+                        return Ok(Some((handler, captures)));
                     }
                 }
             }

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod handlers;
 pub mod log;
+pub mod pattern;
 pub mod reply;
 pub mod stdlib;
 pub mod store;

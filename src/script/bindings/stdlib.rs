@@ -1,6 +1,7 @@
 //! The standard library scripts get: `string`, `table`, `math`, `utf8`, `coroutine`, the
 //! harmless part of `os`, and `require`/`dofile`/`loadfile` that read only from the scripts
-//! snapshot. No `io`, no `debug`, no `package` loaders, no binary chunks.
+//! snapshot, with the pattern functions of `string` replaced by budgeted ones
+//! ([`super::pattern`]). No `io`, no `debug`, no `package` loaders, no binary chunks.
 
 use std::sync::Arc;
 
@@ -16,6 +17,8 @@ const LOADED_KEY: &str = "wechat_lua.loaded";
 
 /// Restricts the globals and installs the snapshot-backed loaders.
 pub fn install(lua: &Lua, sources: Arc<ScriptSources>) -> LuaResult<()> {
+    // Pattern matching with a step budget, since the C matcher is out of the run limit's reach.
+    super::pattern::install(lua)?;
     let globals = lua.globals();
     let os: Table = globals.get("os")?;
     let safe_os = lua.create_table()?;
