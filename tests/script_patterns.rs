@@ -111,3 +111,30 @@ async fn string_pattern_functions_work_in_scripts_as_in_lua() {
         "{err}"
     );
 }
+
+/// A loop of budget-sized matches caught with `pcall` meets the run limit: each call checks
+/// it as it starts, so the loop cannot run many budgets between two hook checks.
+#[tokio::test]
+async fn a_loop_of_costly_matches_is_stopped_at_the_run_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("main.lua"),
+        "local s = ('a'):rep(40000)\n\
+         wx.on(\"text\", function()\n  \
+           for i = 1, 1e6 do pcall(string.find, s, '^(.-)(.-)!$') end\n\
+         end)\n",
+    )
+    .unwrap();
+    let options = RuntimeOptions {
+        run_limit: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let host = ScriptHost::start(dir.path(), options, 1, Services::in_memory().unwrap()).unwrap();
+    let xml = text_xml("u", "x", 1);
+    let err = tokio::time::timeout(std::time::Duration::from_secs(20), handle(&host, &xml))
+        .await
+        .expect("the loop was not stopped")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("stopped"), "{err}");
+}

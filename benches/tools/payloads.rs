@@ -101,7 +101,9 @@ fn run() -> Result<String, String> {
             }
             Ok(out)
         }
-        _ => Err("usage: payloads plain COUNT FIRST_NONCE | payloads safe COUNT [FIRST_MSG_ID]".into()),
+        _ => Err(
+            "usage: payloads plain COUNT FIRST_NONCE | payloads safe COUNT [FIRST_MSG_ID]".into(),
+        ),
     }
 }
 

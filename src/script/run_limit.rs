@@ -125,6 +125,27 @@ impl RunClock {
         self.stopped.store(true, Ordering::SeqCst);
     }
 
+    /// Whether the running handler (or the loading top level) is still within its limit;
+    /// stops it, and says so, when not. For host functions that work without reaching the
+    /// hook (the pattern functions).
+    pub fn check(&self) -> mlua::Result<()> {
+        if !self.is_stopped() {
+            let running = self
+                .now()
+                .saturating_sub(self.running_since.load(Ordering::Relaxed));
+            if running <= self.limit.as_nanos() as u64 {
+                return Ok(());
+            }
+            let reason = if self.handler_thread.load(Ordering::Relaxed) != 0 {
+                StopReason::Cpu
+            } else {
+                StopReason::Load
+            };
+            self.stop_at(reason, String::new());
+        }
+        Err(self.stopped_error())
+    }
+
     /// Whether a run of this state went over a limit.
     pub fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::SeqCst)
@@ -274,6 +295,7 @@ pub fn install(lua: &Lua, clock: &Arc<RunClock>) -> mlua::Result<()> {
     lua.load(GUARDS)
         .set_name("=wechat-lua")
         .call::<()>(stopped)?;
+    lua.set_app_data(clock.clone());
     let clock = clock.clone();
     lua.set_global_hook(
         HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),

@@ -14,10 +14,13 @@
 //! functions on generated patterns.
 
 use std::ffi::{c_int, c_void};
+use std::sync::Arc;
 
 use mlua::{
     ffi, Function, LightUserData, Lua, LuaString, MultiValue, Result as LuaResult, Table, Value,
 };
+
+use crate::script::run_limit::RunClock;
 
 /// Steps one call may take (one `gmatch` iterator counts as one call for its whole loop).
 /// The worst cases measured (`^(.-)(.-)!$` on 40 KB) reach it after 60–95 ms of CPU in a
@@ -785,6 +788,17 @@ fn truthy(value: Option<&Value>) -> bool {
     !matches!(value, None | Some(Value::Nil | Value::Boolean(false)))
 }
 
+/// The run limit, checked as each call starts: the instruction hook runs only every few
+/// thousand instructions, and a loop of budget-sized calls (`pcall(string.find, …)`) would
+/// otherwise run for many budgets before it; so a call made past the limit, or after the run
+/// was stopped, raises at once.
+fn within_run_limit(lua: &Lua) -> Outcome<()> {
+    if let Some(clock) = lua.app_data_ref::<Arc<RunClock>>() {
+        clock.check()?;
+    }
+    Ok(())
+}
+
 /// A capture as a Lua value: a string, or an integer for a position capture.
 pub fn capture_value(lua: &Lua, subject: &[u8], capture: &Capture) -> LuaResult<Value> {
     Ok(match *capture {
@@ -794,6 +808,7 @@ pub fn capture_value(lua: &Lua, subject: &[u8], capture: &Capture) -> LuaResult<
 }
 
 fn lua_find(lua: &Lua, args: &MultiValue, search: Search, name: &str) -> Outcome<MultiValue> {
+    within_run_limit(lua)?;
     let subject = check_string(lua, args, 1, name)?;
     let pattern = check_string(lua, args, 2, name)?;
     let init = opt_integer(lua, args, 3, name, 1)?;
@@ -827,6 +842,7 @@ fn lua_gmatch(lua: &Lua, args: &MultiValue) -> Outcome<MultiValue> {
     let mut remaining = STEP_BUDGET;
     let next = lua.create_function_mut(move |lua, ()| {
         let outcome = (|| -> Outcome<MultiValue> {
+            within_run_limit(lua)?;
             let (src, pat) = (subject.as_bytes(), pattern.as_bytes());
             let mut ms = MatchState::new(&src, &pat, STEP_BUDGET);
             ms.remaining = remaining;
@@ -877,6 +893,7 @@ enum Replacement {
 }
 
 fn lua_gsub(lua: &Lua, args: &MultiValue, pcall: &Function) -> Outcome<MultiValue> {
+    within_run_limit(lua)?;
     let subject_value = check_string(lua, args, 1, "gsub")?;
     let pattern = check_string(lua, args, 2, "gsub")?;
     let src = subject_value.as_bytes();
