@@ -192,3 +192,45 @@ fn json_logs_are_one_object_per_line_with_a_span_per_message() {
         "the OpenID itself is not logged"
     );
 }
+
+/// SIGTERM ends the process within `shutdown_grace` even while handlers spin (and catch their
+/// run-limit error with `pcall`): before, such handlers kept the process alive for ever.
+#[test]
+fn sigterm_exits_within_the_grace_period_while_handlers_spin() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = dir.path().join("spin.lua");
+    std::fs::write(
+        &bot,
+        "wx.on(\"text\", function() while true do pcall(function() while true do end end) end end)\n",
+    )
+    .unwrap();
+    let mut server = Server::start(
+        dir.path(),
+        &["--scripts", bot.to_str().unwrap()],
+        &[
+            ("WECHAT_TOKEN", TOKEN),
+            ("WECHAT_SHUTDOWN_GRACE", "1"),
+            ("WECHAT_REPLY_TIMEOUT", "4.8"),
+        ],
+    );
+    let base = server.base.clone();
+    for id in 0..2 {
+        let url = format!("{base}/wechat?{}", support::signed_query());
+        std::thread::spawn(move || {
+            let _ = http("POST", &url, &text_xml("u", "spin", 500 + id));
+        });
+    }
+    // Let both handlers start spinning.
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let status = server
+        .terminate_within(Duration::from_secs(10))
+        .expect("still running 10 s after SIGTERM");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        // Without the grace period it would wait for the answers at the reply deadline.
+        started.elapsed() < Duration::from_millis(3500),
+        "exit took {:?} with a 1 s grace period",
+        started.elapsed()
+    );
+}
