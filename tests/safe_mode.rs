@@ -230,10 +230,12 @@ fn padded(mut v: Vec<u8>, pad_byte: Option<u8>) -> Vec<u8> {
 /// A safe-mode request carrying `encrypt`, signed correctly, so decryption is reached.
 fn signed_envelope(encrypt: &str) -> (String, String) {
     let ts = now().to_string();
+    // A fresh nonce per request, as WeChat sends: a signed query is single-use.
+    let n = support::fresh_nonce();
     let query = format!(
-        "signature={}&timestamp={ts}&nonce=n&encrypt_type=aes&msg_signature={}",
-        sign(&[TOKEN, &ts, "n"]),
-        sign(&[TOKEN, &ts, "n", encrypt])
+        "signature={}&timestamp={ts}&nonce={n}&encrypt_type=aes&msg_signature={}",
+        sign(&[TOKEN, &ts, &n]),
+        sign(&[TOKEN, &ts, &n, encrypt])
     );
     let body =
         format!("<xml><ToUserName>gh</ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>");
