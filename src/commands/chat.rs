@@ -21,6 +21,7 @@ use crate::config::{Config, ConfigError, Overrides, Secret};
 use crate::fake_wechat::{FakeWechat, FAKE_APPID, FAKE_SECRET};
 use crate::host::{BuildError, Host};
 use crate::protocol::crypto::MessageCrypto;
+use crate::protocol::envelope::Envelope;
 use crate::script::runtime::Handled;
 use crate::script::ScriptError;
 use crate::server::deadline::LateReplies;
@@ -179,23 +180,25 @@ async fn session(
         seen: Mutex::new(0),
         user: user.clone(),
     });
-    let crypto = match &config.encoding_aes_key {
-        Some(key) if config.mode != crate::config::SecurityMode::Plain => {
-            Some(MessageCrypto::new(key.expose(), FAKE_APPID).map_err(BuildError::from)?)
-        }
+    let token = host.state.token.clone();
+    let envelope = match &config.encoding_aes_key {
+        Some(key) if config.mode != crate::config::SecurityMode::Plain => Some(Envelope::new(
+            token.expose(),
+            MessageCrypto::new(key.expose(), FAKE_APPID).map_err(BuildError::from)?,
+        )),
         _ => None,
     };
     let wire = Wire {
         client: reqwest::Client::builder().no_proxy().build()?,
         url,
-        token: host.state.token.clone(),
-        crypto,
+        token,
+        envelope,
     };
     eprintln!(
         "wechat-lua chat: {} as {}{} — /help lists commands, /quit leaves",
         config.scripts.display(),
         options.user,
-        if wire.crypto.is_some() {
+        if wire.envelope.is_some() {
             ", messages encrypted (encrypt_type=aes)"
         } else {
             ""

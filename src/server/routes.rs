@@ -12,12 +12,11 @@ use tracing::Instrument;
 
 use super::deadline::handle_within;
 use super::dedup::{Answer, Claim};
-use super::error::SealedError;
 use super::verify::Signed;
 use super::{AppError, AppState};
 use crate::config::SecurityMode;
-use crate::protocol::crypto::{encrypted_envelope, MessageCrypto};
-use crate::protocol::message::{parse_fields, InboundMessage};
+use crate::protocol::envelope::Envelope;
+use crate::protocol::message::InboundMessage;
 use crate::protocol::signature;
 use crate::script::error::public_summary;
 
@@ -47,33 +46,15 @@ pub async fn callback(
 ) -> Result<Response, AppError> {
     let body = body?;
     let encrypted = signed.query.encrypt_type.as_deref() == Some("aes");
-    let (msg, crypto) = if encrypted {
-        let crypto = state.crypto.as_ref().ok_or(AppError::NoKey)?;
-        let fields = parse_fields(&body)?;
-        let encrypt = fields.text("Encrypt").ok_or(AppError::NoEncrypt)?;
-        let received = signed
-            .query
-            .msg_signature
-            .as_deref()
-            .ok_or(AppError::MissingParameter("msg_signature"))?;
-        // Checked before decrypting, so nobody unsigned learns anything from decrypt errors.
-        if !signature::verify(
-            &[
-                state.token.expose(),
-                &signed.timestamp,
-                &signed.nonce,
-                encrypt,
-            ],
-            received,
-        ) {
-            return Err(AppError::BadMsgSignature);
-        }
-        // From here on every failure is one answer (AppError::Sealed); the reason is logged.
-        let msg = crypto
-            .decrypt(encrypt)
-            .map_err(SealedError::from)
-            .and_then(|xml| InboundMessage::parse(xml.as_bytes()).map_err(SealedError::from))?;
-        (msg, Some(crypto))
+    let (msg, envelope) = if encrypted {
+        let envelope = state.envelope.as_deref().ok_or(AppError::NoKey)?;
+        let msg = envelope.open_request(
+            &body,
+            &signed.timestamp,
+            &signed.nonce,
+            signed.query.msg_signature.as_deref(),
+        )?;
+        (msg, Some(envelope))
     } else {
         if state.mode == SecurityMode::Safe {
             return Err(AppError::PlaintextRefused);
@@ -93,7 +74,7 @@ pub async fn callback(
         duration_us = tracing::field::Empty,
     );
     let answer = handle_message(&state, msg).instrument(span).await;
-    Ok(answer_response(&state, answer, crypto, &signed.nonce))
+    Ok(answer_response(answer, envelope, &signed.nonce))
 }
 
 /// Dedup, the handler within the deadline, and rendering: the answer to one message.
@@ -161,23 +142,15 @@ fn note_window(state: &AppState, msg: &InboundMessage) {
     }
 }
 
-/// The HTTP answer: `success`, the reply XML, or the reply encrypted in its envelope.
-fn answer_response(
-    state: &AppState,
-    answer: Answer,
-    crypto: Option<&MessageCrypto>,
-    nonce: &str,
-) -> Response {
+/// The HTTP answer: `success`, the reply XML, or the reply sealed in its envelope.
+fn answer_response(answer: Answer, envelope: Option<&Envelope>, nonce: &str) -> Response {
     let Some(xml) = answer else {
         return plain(SUCCESS);
     };
-    let Some(crypto) = crypto else {
+    let Some(envelope) = envelope else {
         return xml_response(xml.to_string());
     };
-    let now = crate::clock::unix_secs();
-    let encrypt = crypto.encrypt(&xml);
-    let msg_signature = signature::sign(&[state.token.expose(), &now.to_string(), nonce, &encrypt]);
-    xml_response(encrypted_envelope(&encrypt, &msg_signature, now, nonce))
+    xml_response(envelope.seal_reply(&xml, crate::clock::unix_secs(), nonce))
 }
 
 /// `GET /metrics`: Prometheus text format.

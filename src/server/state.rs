@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::config::{Config, Secret, SecurityMode};
 use crate::protocol::crypto::{CryptoError, MessageCrypto};
+use crate::protocol::envelope::Envelope;
 use crate::script::{ScriptHost, Services};
 use crate::store::Store;
 
@@ -30,8 +31,8 @@ pub struct AppState {
     pub token: Secret,
     /// Plaintext, compatible or safe mode.
     pub mode: SecurityMode,
-    /// Message encryption, present unless the mode is plain.
-    pub crypto: Option<MessageCrypto>,
+    /// The encrypted envelope (token and EncodingAESKey), present unless the mode is plain.
+    pub envelope: Option<Arc<Envelope>>,
     /// The script workers.
     pub scripts: Arc<ScriptHost>,
     /// Persistent state (dedup records, script data, outbox).
@@ -58,17 +59,17 @@ impl AppState {
     ) -> Result<AppState, StateError> {
         let token = config.token.clone().ok_or(StateError::NoToken)?;
         let store = services.store.clone();
-        let crypto = match (&config.encoding_aes_key, config.mode) {
-            (Some(key), mode) if mode != SecurityMode::Plain => Some(MessageCrypto::new(
-                key.expose(),
-                config.appid.as_deref().unwrap_or_default(),
-            )?),
+        let envelope = match (&config.encoding_aes_key, config.mode) {
+            (Some(key), mode) if mode != SecurityMode::Plain => Some(Arc::new(Envelope::new(
+                token.expose(),
+                MessageCrypto::new(key.expose(), config.appid.as_deref().unwrap_or_default())?,
+            ))),
             _ => None,
         };
         Ok(AppState {
             token,
             mode: config.mode,
-            crypto,
+            envelope,
             scripts: scripts.clone(),
             dedup: Dedup::new(
                 config.store_is_shared().then(|| store.clone()),
