@@ -1,10 +1,14 @@
 //! wechat-lua: a host for WeChat Official Account (公众号) bots written in Lua.
 //!
 //! # Layout
-//! - [`protocol`]: pure WeChat wire formats (signature, crypto, inbound XML, reply XML). No I/O.
+//! - [`protocol`]: pure WeChat wire formats (signature, crypto, the encrypted envelope, inbound
+//!   XML, reply XML). No I/O.
 //! - [`api`]: the outbound WeChat API (access_token lifecycle, one module per API family).
 //! - [`script`]: the Lua runtime, the `wx` bindings, handler dispatch and hot reload.
-//! - [`server`]: the HTTP callback (routes, verification, errors, shutdown).
+//! - [`dispatch`]: one message to one answer: retry dedup, the reply deadline, late replies,
+//!   the customer-service window note and metrics. Knows no HTTP.
+//! - [`server`]: HTTP only: the router, the extractors that check and open requests, errors
+//!   as responses, connections and shutdown.
 //! - [`store`]: persistent state (embedded default, Redis).
 //! - [`fake_wechat`]: a fake WeChat API, one file per family as in [`api`], for tests, `chat`
 //!   and local prototyping.
@@ -20,6 +24,7 @@ pub mod api;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod dispatch;
 pub mod fake_wechat;
 pub mod host;
 pub mod logging;

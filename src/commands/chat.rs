@@ -18,13 +18,13 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 
 use crate::config::{Config, ConfigError, Overrides, Secret};
+use crate::dispatch::LateReplies;
 use crate::fake_wechat::{FakeWechat, FAKE_APPID, FAKE_SECRET};
 use crate::host::{BuildError, Host};
 use crate::protocol::crypto::MessageCrypto;
 use crate::protocol::envelope::Envelope;
-use crate::script::runtime::Handled;
+use crate::script::runtime::{Handled, LateReplyFailure};
 use crate::script::ScriptError;
-use crate::server::deadline::LateReplies;
 use crate::server::{self, CALLBACK_PATH};
 use crate::sync::lock;
 use render::ReplyView;
@@ -139,12 +139,13 @@ impl LateReplies for CountingLate {
         &self,
         openid: &str,
         result: Result<Handled, ScriptError>,
-    ) -> BoxFuture<'static, ()> {
+    ) -> BoxFuture<'static, Option<LateReplyFailure>> {
         let delivery = self.inner.finished(openid, result);
         let pending = self.pending.clone();
         Box::pin(async move {
-            delivery.await;
+            let failure = delivery.await;
             pending.fetch_sub(1, Ordering::SeqCst);
+            failure
         })
     }
 }
@@ -159,14 +160,18 @@ async fn session(
     let mut host = Host::build(&config, true).await?;
     // Only the host holds its state before serving starts, so the late-reply sink can be
     // wrapped; if that ever changes, the end of input falls back to a fixed wait.
-    let pending = Arc::get_mut(&mut host.state).map(|state| {
-        let pending = Arc::new(AtomicI64::new(0));
-        state.late = Arc::new(CountingLate {
-            inner: state.late.clone(),
-            pending: pending.clone(),
+    let pending = Arc::get_mut(&mut host.state)
+        .and_then(|state| Arc::get_mut(&mut state.dispatcher))
+        .map(|dispatcher| {
+            let pending = Arc::new(AtomicI64::new(0));
+            dispatcher.wrap_late_replies(|inner| {
+                Arc::new(CountingLate {
+                    inner,
+                    pending: pending.clone(),
+                })
+            });
+            pending
         });
-        pending
-    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}{CALLBACK_PATH}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -454,7 +459,7 @@ mod tests {
     async fn counting_late_replies_settles_to_zero() {
         let pending = Arc::new(AtomicI64::new(0));
         let late = CountingLate {
-            inner: Arc::new(crate::server::deadline::LogLateReplies),
+            inner: Arc::new(crate::dispatch::LogLateReplies),
             pending: pending.clone(),
         };
         late.started("o").await;
