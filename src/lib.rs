@@ -16,7 +16,8 @@
 //! - [`sync`]: the one way a std `Mutex` is locked (poison recovered).
 //! - [`config`]: settings from the TOML file, the environment and flags.
 //! - [`logging`]: log lines that text from scripts or requests cannot forge or bloat.
-//! - [`host`]: assembling store, API client, script workers and HTTP state into a host.
+//! - [`host`]: assembling store, API client, Lua pool, dispatcher and HTTP state into a host,
+//!   through a builder that takes what differs (store, API base, late-reply sink).
 //! - [`metrics`]: counters and histograms for `GET /metrics`.
 //! - [`commands`]: developer commands that need no server (`check`, `new`).
 

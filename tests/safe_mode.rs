@@ -15,7 +15,7 @@ use wechat_lua::config::{Config, Overrides};
 use wechat_lua::protocol::crypto::MessageCrypto;
 use wechat_lua::protocol::message::{parse_fields, InboundMessage};
 use wechat_lua::protocol::reply::{Article, Reply};
-use wechat_lua::script::{RuntimeOptions, ScriptHost, Services};
+use wechat_lua::script::{LuaPool, RuntimeOptions, Services};
 use wechat_lua::server::{app, AppState};
 
 /// The EncodingAESKey and AppID of the WeChat documentation's sample.
@@ -43,7 +43,7 @@ fn router(mode: &str) -> axum::Router {
     };
     let config = Config::load_with_env(&overrides, &env).unwrap();
     let services = Services::in_memory().unwrap();
-    let host = ScriptHost::start(&echo(), RuntimeOptions::default(), 1, services.clone()).unwrap();
+    let host = LuaPool::start(&echo(), RuntimeOptions::default(), 1, services.clone()).unwrap();
     app(Arc::new(AppState::new(&config, host, &services).unwrap()))
 }
 

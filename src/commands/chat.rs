@@ -90,7 +90,7 @@ pub enum ChatError {
 }
 
 /// The chat's settings: loaded as `serve` loads them, then pointed at the fake WeChat API
-/// (`api_base` is filled in once the fake listens) with an in-memory store.
+/// (the host is built with its base once the fake listens) with an in-memory store.
 pub fn chat_config(
     options: &ChatOptions,
     env: &std::collections::HashMap<String, String>,
@@ -151,27 +151,24 @@ impl LateReplies for CountingLate {
 }
 
 async fn session(
-    mut config: Config,
+    config: Config,
     options: ChatOptions,
     screen: Arc<Screen>,
 ) -> Result<(), ChatError> {
     let (fake, base) = FakeWechat::start().await?;
-    config.api_base = base;
-    let mut host = Host::build(&config, true).await?;
-    // Only the host holds its state before serving starts, so the late-reply sink can be
-    // wrapped; if that ever changes, the end of input falls back to a fixed wait.
-    let pending = Arc::get_mut(&mut host.state)
-        .and_then(|state| Arc::get_mut(&mut state.dispatcher))
-        .map(|dispatcher| {
-            let pending = Arc::new(AtomicI64::new(0));
-            dispatcher.wrap_late_replies(|inner| {
-                Arc::new(CountingLate {
-                    inner,
-                    pending: pending.clone(),
-                })
-            });
-            pending
-        });
+    let pending = Arc::new(AtomicI64::new(0));
+    let counted = pending.clone();
+    let host = Host::builder(&config)
+        .watch(true)
+        .api_base(base)
+        .late_replies(move |inner| {
+            Arc::new(CountingLate {
+                inner,
+                pending: counted,
+            })
+        })
+        .build()
+        .await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}{CALLBACK_PATH}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -237,22 +234,15 @@ async fn session(
 
     // Replies that missed the deadline are still on their way: wait for them.
     let wait = async {
-        match &pending {
-            Some(pending) => {
-                let started = Instant::now();
-                let late = pending.load(Ordering::SeqCst);
-                if late > 0 && screen.interactive {
-                    eprintln!(
-                        "(waiting for late replies still on their way: {late}; Ctrl-C leaves now)"
-                    );
-                }
-                while pending.load(Ordering::SeqCst) > 0 && started.elapsed() < LATE_WAIT {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                tokio::time::sleep(SETTLE).await;
-            }
-            None => tokio::time::sleep(Duration::from_secs(1)).await,
+        let started = Instant::now();
+        let late = pending.load(Ordering::SeqCst);
+        if late > 0 && screen.interactive {
+            eprintln!("(waiting for late replies still on their way: {late}; Ctrl-C leaves now)");
         }
+        while pending.load(Ordering::SeqCst) > 0 && started.elapsed() < LATE_WAIT {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(SETTLE).await;
     };
     // Once Ctrl-C is caught it no longer ends the process, so the wait must heed it.
     tokio::select! {

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::protocol::message::InboundMessage;
 use crate::script::runtime::{Handled, LateReplyFailure};
-use crate::script::{ScriptError, ScriptHost};
+use crate::script::{LuaPool, ScriptError};
 
 /// Where replies go that missed the deadline. Delivery only: a refusal for good is handed back
 /// to the dispatcher, which owns the scripts and asks their `late_reply_failed` handlers.
@@ -58,7 +58,7 @@ impl LateReplies for LogLateReplies {
 /// Runs the handler for `msg`; returns its reply if it finishes within `timeout`, otherwise
 /// `None` (answer `success`) while the handler goes on and its reply is delivered late.
 pub async fn handle_within(
-    scripts: &Arc<ScriptHost>,
+    scripts: &Arc<LuaPool>,
     late: &Arc<dyn LateReplies>,
     timeout: Duration,
     msg: InboundMessage,
@@ -105,7 +105,7 @@ pub async fn handle_within(
 
 /// Asks the scripts' `late_reply_failed` handlers what to do with a reply customer service
 /// refused for good; says so in the log when none is registered.
-async fn report_undeliverable(scripts: &ScriptHost, failure: LateReplyFailure) {
+async fn report_undeliverable(scripts: &LuaPool, failure: LateReplyFailure) {
     let errcode = failure.errcode;
     match scripts.late_reply_failed(failure).await {
         Ok(Handled { handler: None, .. }) => tracing::error!(

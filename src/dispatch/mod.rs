@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::protocol::message::{EventType, InboundMessage, MsgType};
 use crate::protocol::signature;
 use crate::script::error::public_summary;
-use crate::script::{ScriptHost, Services};
+use crate::script::{LuaPool, Services};
 
 pub use deadline::{LateReplies, LogLateReplies};
 pub use dedup::Answer;
@@ -40,7 +40,7 @@ const SUCCESS: &str = "success";
 /// customer-service window and metrics.
 pub struct Dispatcher {
     /// The Lua states handlers run on.
-    scripts: Arc<ScriptHost>,
+    scripts: Arc<LuaPool>,
     /// Retries of messages already handled or being handled.
     dedup: Arc<Dedup>,
     /// How long a handler may take before `success` is sent for it.
@@ -68,7 +68,7 @@ pub struct ScriptHealth {
 impl Dispatcher {
     /// A dispatcher for `scripts` with the settings' deadline and retry cache; late replies go
     /// through customer service when `services` has the WeChat API, to the log otherwise.
-    pub fn new(config: &Config, scripts: Arc<ScriptHost>, services: &Services) -> Dispatcher {
+    pub fn new(config: &Config, scripts: Arc<LuaPool>, services: &Services) -> Dispatcher {
         Dispatcher {
             scripts,
             dedup: Dedup::new(
@@ -82,14 +82,14 @@ impl Dispatcher {
         }
     }
 
-    /// Replaces the late-reply sink by `wrap(current sink)`, so the sink can be observed or
-    /// swapped (`chat` counts late replies still on their way).
-    pub fn wrap_late_replies(
-        &mut self,
+    /// The same dispatcher with its late-reply sink replaced by `wrap(current sink)`, so the
+    /// sink can be observed or swapped (`chat` counts late replies still on their way).
+    pub fn map_late_replies(
+        mut self,
         wrap: impl FnOnce(Arc<dyn LateReplies>) -> Arc<dyn LateReplies>,
-    ) {
-        let current = std::mem::replace(&mut self.late, Arc::new(LogLateReplies));
-        self.late = wrap(current);
+    ) -> Dispatcher {
+        self.late = wrap(self.late);
+        self
     }
 
     /// The answer to one message: the reply XML, or `None` for `success`. Never fails: a
@@ -208,7 +208,7 @@ mod tests {
         std::fs::write(dir.path().join("main.lua"), main).unwrap();
         let services = Services::in_memory().unwrap();
         let scripts =
-            ScriptHost::start(dir.path(), RuntimeOptions::default(), 1, services.clone()).unwrap();
+            LuaPool::start(dir.path(), RuntimeOptions::default(), 1, services.clone()).unwrap();
         let config = Config::load_with_env(&Overrides::default(), &Default::default()).unwrap();
         let dispatcher = Dispatcher::new(&config, scripts, &services);
         (dir, dispatcher, services)

@@ -6,7 +6,7 @@ use crate::config::{Config, Secret, SecurityMode};
 use crate::dispatch::Dispatcher;
 use crate::protocol::crypto::{CryptoError, MessageCrypto};
 use crate::protocol::envelope::Envelope;
-use crate::script::{ScriptHost, Services};
+use crate::script::{LuaPool, Services};
 use crate::store::Store;
 
 use super::connection::ConnectionLimits;
@@ -43,7 +43,7 @@ impl AppState {
     /// an unusable EncodingAESKey stops start-up here.
     pub fn new(
         config: &Config,
-        scripts: Arc<ScriptHost>,
+        scripts: Arc<LuaPool>,
         services: &Services,
     ) -> Result<AppState, StateError> {
         let dispatcher = Dispatcher::new(config, scripts, services);
