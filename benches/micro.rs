@@ -1,6 +1,6 @@
 //! Micro benchmarks of one message's path through the host, piece by piece: the signature
 //! check, XML parsing, reply rendering, safe-mode crypto, Lua dispatch (a state alone and
-//! borrowed from `ScriptHost`'s pool), a handler using `wx.store`, and the whole router in
+//! borrowed from `LuaPool`'s pool), a handler using `wx.store`, and the whole router in
 //! process (no TCP).
 //!
 //! `cargo bench --bench micro` (a few minutes at most); `docs/benchmarks.md` says what each
@@ -23,7 +23,7 @@ use wechat_lua::protocol::message::InboundMessage;
 use wechat_lua::protocol::reply::Reply;
 use wechat_lua::protocol::signature;
 use wechat_lua::script::runtime::LuaRuntime;
-use wechat_lua::script::{RuntimeOptions, ScriptHost, ScriptSources, Services};
+use wechat_lua::script::{LuaPool, RuntimeOptions, ScriptSources, Services};
 use wechat_lua::server::{self, AppState};
 
 const TOKEN: &str = "benchtoken";
@@ -127,11 +127,11 @@ fn lua(c: &mut Criterion) {
         })
     });
 
-    // The same through `ScriptHost`: the message cloned, a state borrowed from the pool and
+    // The same through `LuaPool`: the message cloned, a state borrowed from the pool and
     // given back. The difference to the one above is what the pool costs.
-    let host = ScriptHost::start(&echo_bot(), options.clone(), 1, services.clone())
+    let host = LuaPool::start(&echo_bot(), options.clone(), 1, services.clone())
         .expect("examples/echo.lua starts");
-    c.bench_function("lua/script_host_handle_text", |b| {
+    c.bench_function("lua/pool_handle_text", |b| {
         b.iter_custom(|iters| {
             current.block_on(async {
                 let started = Instant::now();
@@ -152,7 +152,7 @@ fn lua(c: &mut Criterion) {
         "wx.on('text', function(msg) return 'n=' .. wx.store.incr('bench') end)\n",
     )
     .expect("the store bot is written");
-    let store_host = ScriptHost::start(store_bot.path(), options.clone(), 1, services.clone())
+    let store_host = LuaPool::start(store_bot.path(), options.clone(), 1, services.clone())
         .expect("the store bot starts");
     c.bench_function("lua/store_incr_text", |b| {
         b.iter_custom(|iters| {

@@ -1,15 +1,19 @@
-//! Assembling a running host from its settings: the store, the WeChat API client, the script
-//! workers with their reload watcher, and the HTTP state. `serve` and the tests build hosts
-//! the same way through [`Host::build`].
+//! Assembling a running host from its settings: the store, the WeChat API client, the pool of
+//! Lua states with its reload watcher, the dispatcher and the HTTP state. `serve`, `chat` and
+//! the tests build hosts the same way, through [`Host::builder`]; what differs between them
+//! (the store, the API base, the late-reply sink) is given to the builder, never patched into
+//! a built host.
 
 use std::sync::Arc;
 
 use crate::api::token_store::StoreTokenPersistence;
 use crate::api::{ClientConfig, WechatClient};
 use crate::config::Config;
+use crate::dispatch::{Dispatcher, LateReplies};
 use crate::script::reload::ReloadWatcher;
-use crate::script::{RuntimeOptions, ScriptHost, Services};
+use crate::script::{LuaPool, RuntimeOptions, Services};
 use crate::server::AppState;
+use crate::store::Store;
 
 /// Why a host could not be built; each names the setting or file at fault. The messages
 /// carry their cause's text themselves (no `source`), so a report shows it once.
@@ -76,16 +80,143 @@ impl From<crate::api::ApiError> for BuildError {
 /// `None` when no appid and appsecret are configured.
 pub fn api_client(
     config: &Config,
-    store: &Arc<dyn crate::store::Store>,
+    store: &Arc<dyn Store>,
+) -> Result<Option<WechatClient>, BuildError> {
+    api_client_at(config, store, &config.api_base)
+}
+
+/// [`api_client`] calling the API at `base` instead of the configured base.
+fn api_client_at(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    base: &str,
 ) -> Result<Option<WechatClient>, BuildError> {
     let (Some(appid), Some(secret)) = (&config.appid, &config.appsecret) else {
         return Ok(None);
     };
     let mut client_config = ClientConfig::new(appid.clone(), secret.expose());
-    client_config.base_url = config.api_base.clone();
+    client_config.base_url = base.to_string();
     client_config.token_endpoint = config.token_endpoint;
     client_config.persistence = Arc::new(StoreTokenPersistence::new(store.clone(), appid));
     Ok(Some(WechatClient::new(client_config)?))
+}
+
+/// Wraps (or replaces) the host's late-reply sink.
+type LateRepliesLayer = Box<dyn FnOnce(Arc<dyn LateReplies>) -> Arc<dyn LateReplies> + Send>;
+
+/// The parts of a host that differ between `serve`, `chat` and tests; everything else comes
+/// from the settings.
+pub struct HostBuilder<'a> {
+    config: &'a Config,
+    /// Reload the scripts when they change.
+    watch: bool,
+    /// A store already open, instead of the configured one.
+    store: Option<Arc<dyn Store>>,
+    /// The WeChat API's base URL, instead of the configured one (`chat`'s fake WeChat).
+    api_base: Option<String>,
+    /// Applied to the late-reply sink the settings call for.
+    late_replies: Option<LateRepliesLayer>,
+}
+
+impl HostBuilder<'_> {
+    /// Whether the scripts are watched and reloaded when they change (off by default).
+    pub fn watch(mut self, watch: bool) -> Self {
+        self.watch = watch;
+        self
+    }
+
+    /// Uses `store` instead of opening the configured one.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Calls the WeChat API at `base` instead of the configured base URL.
+    pub fn api_base(mut self, base: impl Into<String>) -> Self {
+        self.api_base = Some(base.into());
+        self
+    }
+
+    /// Wraps or replaces the late-reply sink: `layer` gets the one the settings call for
+    /// (customer service with API credentials, the log without) and returns the one to use.
+    pub fn late_replies(
+        mut self,
+        layer: impl FnOnce(Arc<dyn LateReplies>) -> Arc<dyn LateReplies> + Send + 'static,
+    ) -> Self {
+        self.late_replies = Some(Box::new(layer));
+        self
+    }
+
+    /// Opens the store, sets up the API client (when appid and appsecret are configured),
+    /// loads the scripts, watches them if asked, and assembles the dispatcher and HTTP state.
+    pub async fn build(self) -> Result<Host, BuildError> {
+        let config = self.config;
+        let store = match self.store {
+            Some(store) => store,
+            None => crate::store::open(config.store.as_deref(), &config.data).await?,
+        };
+        let base = self.api_base.as_deref().unwrap_or(&config.api_base);
+        let mut services = Services::new(store.clone());
+        match api_client_at(config, &store, base)? {
+            Some(client) => services = services.with_api(client),
+            None => {
+                tracing::info!("no appid/appsecret configured: scripts cannot call the WeChat API")
+            }
+        }
+        let scripts = start_scripts(config, services.clone()).await?;
+        let watcher = if self.watch {
+            Some(
+                crate::script::reload::watch(scripts.clone()).map_err(|e| BuildError::Watch {
+                    location: config.scripts.display().to_string(),
+                    reason: e.to_string(),
+                })?,
+            )
+        } else {
+            None
+        };
+        let mut dispatcher = Dispatcher::new(config, scripts, &services);
+        if let Some(layer) = self.late_replies {
+            dispatcher = dispatcher.map_late_replies(layer);
+        }
+        let state = Arc::new(AppState::with_dispatcher(
+            config,
+            Arc::new(dispatcher),
+            store,
+        )?);
+        let (outbox_stop, stop) = tokio::sync::watch::channel(false);
+        let outbox_task = services
+            .outbox
+            .clone()
+            .map(|outbox| tokio::spawn(outbox.run(stop)));
+        Ok(Host {
+            state,
+            watcher,
+            outbox_stop,
+            outbox_task,
+        })
+    }
+}
+
+/// Loads the scripts into a pool of Lua states, on a blocking thread (loading compiles every
+/// file).
+async fn start_scripts(config: &Config, services: Services) -> Result<Arc<LuaPool>, BuildError> {
+    let options = RuntimeOptions {
+        memory_limit: config.lua_memory_limit,
+        run_limit: config.reply_timeout,
+        time_budget: config.handler_time_budget,
+    };
+    let location = config.scripts.clone();
+    let workers = config.workers;
+    tokio::task::spawn_blocking(move || LuaPool::start(&location, options, workers, services))
+        .await
+        .map_err(|e| BuildError::Scripts {
+            location: config.scripts.display().to_string(),
+            error: crate::script::ScriptError::Load(format!("loader task failed: {e}")),
+        })?
+        .map_err(|error| BuildError::Scripts {
+            location: config.scripts.display().to_string(),
+            error,
+        })
 }
 
 /// A host ready to serve.
@@ -100,59 +231,20 @@ pub struct Host {
 }
 
 impl Host {
-    /// Opens the store, sets up the API client (when appid and appsecret are configured),
-    /// loads the scripts and, if `watch` is set, watches them for changes.
-    pub async fn build(config: &Config, watch: bool) -> Result<Host, BuildError> {
-        let store = crate::store::open(config.store.as_deref(), &config.data).await?;
-        let mut services = Services::new(store.clone());
-        match api_client(config, &store)? {
-            Some(client) => services = services.with_api(client),
-            None => {
-                tracing::info!("no appid/appsecret configured: scripts cannot call the WeChat API")
-            }
+    /// The builder of a host from `config`.
+    pub fn builder(config: &Config) -> HostBuilder<'_> {
+        HostBuilder {
+            config,
+            watch: false,
+            store: None,
+            api_base: None,
+            late_replies: None,
         }
-        let options = RuntimeOptions {
-            memory_limit: config.lua_memory_limit,
-            run_limit: config.reply_timeout,
-            time_budget: config.handler_time_budget,
-        };
-        let location = config.scripts.clone();
-        let workers = config.workers;
-        let script_services = services.clone();
-        let scripts = tokio::task::spawn_blocking(move || {
-            ScriptHost::start(&location, options, workers, script_services)
-        })
-        .await
-        .map_err(|e| BuildError::Scripts {
-            location: config.scripts.display().to_string(),
-            error: crate::script::ScriptError::Load(format!("loader task failed: {e}")),
-        })?
-        .map_err(|error| BuildError::Scripts {
-            location: config.scripts.display().to_string(),
-            error,
-        })?;
-        let watcher = if watch {
-            Some(
-                crate::script::reload::watch(scripts.clone()).map_err(|e| BuildError::Watch {
-                    location: config.scripts.display().to_string(),
-                    reason: e.to_string(),
-                })?,
-            )
-        } else {
-            None
-        };
-        let state = Arc::new(AppState::new(config, scripts, &services)?);
-        let (outbox_stop, stop) = tokio::sync::watch::channel(false);
-        let outbox_task = services
-            .outbox
-            .clone()
-            .map(|outbox| tokio::spawn(outbox.run(stop)));
-        Ok(Host {
-            state,
-            watcher,
-            outbox_stop,
-            outbox_task,
-        })
+    }
+
+    /// A host as the settings describe it, its scripts watched if `watch` is set.
+    pub async fn build(config: &Config, watch: bool) -> Result<Host, BuildError> {
+        Host::builder(config).watch(watch).build().await
     }
 
     /// Ends what runs beside the HTTP server, after it stopped: reloads stop and the outbox
@@ -163,5 +255,50 @@ impl Host {
         if let Some(task) = self.outbox_task.take() {
             let _ = task.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::config::Overrides;
+    use crate::store::sqlite::SqliteStore;
+
+    #[tokio::test]
+    async fn the_builder_uses_the_parts_it_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.lua"), "").unwrap();
+        let overrides = Overrides {
+            scripts: Some(dir.path().to_path_buf()),
+            data: Some(dir.path().join("data")),
+            ..Overrides::default()
+        };
+        let env = [("WECHAT_TOKEN".to_string(), "t0ken".to_string())].into();
+        let config = Config::load_with_env(&overrides, &env).unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let layered = Arc::new(AtomicBool::new(false));
+        let seen = layered.clone();
+        let host = Host::builder(&config)
+            .store(store.clone())
+            .late_replies(move |sink| {
+                seen.store(true, Ordering::SeqCst);
+                sink
+            })
+            .build()
+            .await
+            .unwrap();
+        assert!(Arc::ptr_eq(&host.state.store, &store), "the given store");
+        assert!(
+            layered.load(Ordering::SeqCst),
+            "the late-reply layer applied"
+        );
+        assert!(host.watcher.is_none(), "not watched unless asked");
+        assert!(
+            !dir.path().join("data").exists(),
+            "no configured store opened"
+        );
+        host.shutdown().await;
     }
 }

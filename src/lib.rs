@@ -1,10 +1,14 @@
 //! wechat-lua: a host for WeChat Official Account (公众号) bots written in Lua.
 //!
 //! # Layout
-//! - [`protocol`]: pure WeChat wire formats (signature, crypto, inbound XML, reply XML). No I/O.
+//! - [`protocol`]: pure WeChat wire formats (signature, crypto, the encrypted envelope, inbound
+//!   XML, reply XML). No I/O.
 //! - [`api`]: the outbound WeChat API (access_token lifecycle, one module per API family).
 //! - [`script`]: the Lua runtime, the `wx` bindings, handler dispatch and hot reload.
-//! - [`server`]: the HTTP callback (routes, verification, errors, shutdown).
+//! - [`dispatch`]: one message to one answer: retry dedup, the reply deadline, late replies,
+//!   the customer-service window note and metrics. Knows no HTTP.
+//! - [`server`]: HTTP only: the router, the extractors that check and open requests, errors
+//!   as responses, connections and shutdown.
 //! - [`store`]: persistent state (embedded default, Redis).
 //! - [`fake_wechat`]: a fake WeChat API, one file per family as in [`api`], for tests, `chat`
 //!   and local prototyping.
@@ -12,7 +16,8 @@
 //! - [`sync`]: the one way a std `Mutex` is locked (poison recovered).
 //! - [`config`]: settings from the TOML file, the environment and flags.
 //! - [`logging`]: log lines that text from scripts or requests cannot forge or bloat.
-//! - [`host`]: assembling store, API client, script workers and HTTP state into a host.
+//! - [`host`]: assembling store, API client, Lua pool, dispatcher and HTTP state into a host,
+//!   through a builder that takes what differs (store, API base, late-reply sink).
 //! - [`metrics`]: counters and histograms for `GET /metrics`.
 //! - [`commands`]: developer commands that need no server (`check`, `new`).
 
@@ -20,6 +25,7 @@ pub mod api;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod dispatch;
 pub mod fake_wechat;
 pub mod host;
 pub mod logging;

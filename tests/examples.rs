@@ -12,13 +12,13 @@ use wechat_lua::api::{ClientConfig, WechatClient};
 use wechat_lua::fake_wechat::FakeWechat;
 use wechat_lua::protocol::message::InboundMessage;
 use wechat_lua::protocol::reply::Reply;
-use wechat_lua::script::{RuntimeOptions, ScriptHost, Services};
+use wechat_lua::script::{LuaPool, RuntimeOptions, Services};
 
 static MSG_ID: AtomicU64 = AtomicU64::new(1);
 
 struct Bot {
     fake: FakeWechat,
-    host: Arc<ScriptHost>,
+    host: Arc<LuaPool>,
 }
 
 fn example(name: &str) -> PathBuf {
@@ -33,7 +33,7 @@ async fn bot(name: &str) -> Bot {
         WechatClient::new(ClientConfig::new(fake.appid(), fake.secret()).with_base_url(base))
             .unwrap();
     let services = Services::in_memory().unwrap().with_api(client);
-    let host = ScriptHost::start(&example(name), RuntimeOptions::default(), 1, services).unwrap();
+    let host = LuaPool::start(&example(name), RuntimeOptions::default(), 1, services).unwrap();
     Bot { fake, host }
 }
 

@@ -26,7 +26,7 @@ use support::{now, sign, TOKEN};
 use tower::ServiceExt;
 use wechat_lua::config::{Config, Overrides};
 use wechat_lua::protocol::crypto::MessageCrypto;
-use wechat_lua::script::{RuntimeOptions, ScriptHost, Services};
+use wechat_lua::script::{LuaPool, RuntimeOptions, Services};
 use wechat_lua::server::error::UNREADABLE_SEALED;
 use wechat_lua::server::{app, AppState};
 
@@ -97,7 +97,7 @@ fn router(data: &tempfile::TempDir, env: &[(&str, &str)]) -> axum::Router {
     let config = Config::load_with_env(&overrides, &env).unwrap();
     let services = Services::in_memory().unwrap();
     let echo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/echo.lua");
-    let host = ScriptHost::start(&echo, RuntimeOptions::default(), 1, services.clone()).unwrap();
+    let host = LuaPool::start(&echo, RuntimeOptions::default(), 1, services.clone()).unwrap();
     app(Arc::new(AppState::new(&config, host, &services).unwrap()))
 }
 

@@ -1,4 +1,4 @@
-//! The WeChat API from Lua: scripts in a `ScriptHost` call `wx.kf`, `wx.template`, `wx.mass`
+//! The WeChat API from Lua: scripts in a `LuaPool` call `wx.kf`, `wx.template`, `wx.mass`
 //! and the other families through a real reqwest client against the fake WeChat API on
 //! loopback, and the fake records what was sent.
 
@@ -17,7 +17,7 @@ use wechat_lua::fake_wechat::FakeWechat;
 use wechat_lua::protocol::message::InboundMessage;
 use wechat_lua::protocol::reply::Reply;
 use wechat_lua::script::runtime::Handled;
-use wechat_lua::script::{RuntimeOptions, ScriptError, ScriptHost, Services};
+use wechat_lua::script::{LuaPool, RuntimeOptions, ScriptError, Services};
 
 /// A fresh MsgId per message, since the host may de-duplicate retries.
 static MSG_ID: AtomicU64 = AtomicU64::new(1);
@@ -26,15 +26,15 @@ struct Setup {
     fake: FakeWechat,
     client: WechatClient,
     services: Services,
-    host: Arc<ScriptHost>,
+    host: Arc<LuaPool>,
     _dir: TempDir,
 }
 
-fn start_host(main: &str, services: Services) -> (TempDir, Arc<ScriptHost>) {
+fn start_host(main: &str, services: Services) -> (TempDir, Arc<LuaPool>) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("main.lua"), main).unwrap();
-    let host = ScriptHost::start(dir.path(), RuntimeOptions::default(), 1, services)
-        .expect("scripts load");
+    let host =
+        LuaPool::start(dir.path(), RuntimeOptions::default(), 1, services).expect("scripts load");
     (dir, host)
 }
 
@@ -51,14 +51,14 @@ async fn setup(main: &str) -> Setup {
     }
 }
 
-async fn handle(host: &ScriptHost, from: &str, content: &str) -> Result<Handled, ScriptError> {
+async fn handle(host: &LuaPool, from: &str, content: &str) -> Result<Handled, ScriptError> {
     let xml = text_xml(from, content, MSG_ID.fetch_add(1, Ordering::Relaxed));
     host.handle(InboundMessage::parse(xml.as_bytes()).unwrap())
         .await
 }
 
 /// The text a handler answered `content` with.
-async fn ask(host: &ScriptHost, from: &str, content: &str) -> String {
+async fn ask(host: &LuaPool, from: &str, content: &str) -> String {
     match handle(host, from, content).await {
         Ok(Handled {
             reply: Some(Reply::Text { content }),

@@ -15,7 +15,7 @@ use wechat_lua::config::{Config, Overrides};
 use wechat_lua::protocol::crypto::MessageCrypto;
 use wechat_lua::protocol::message::{parse_fields, InboundMessage};
 use wechat_lua::protocol::reply::{Article, Reply};
-use wechat_lua::script::{RuntimeOptions, ScriptHost, Services};
+use wechat_lua::script::{LuaPool, RuntimeOptions, Services};
 use wechat_lua::server::{app, AppState};
 
 /// The EncodingAESKey and AppID of the WeChat documentation's sample.
@@ -43,7 +43,7 @@ fn router(mode: &str) -> axum::Router {
     };
     let config = Config::load_with_env(&overrides, &env).unwrap();
     let services = Services::in_memory().unwrap();
-    let host = ScriptHost::start(&echo(), RuntimeOptions::default(), 1, services.clone()).unwrap();
+    let host = LuaPool::start(&echo(), RuntimeOptions::default(), 1, services.clone()).unwrap();
     app(Arc::new(AppState::new(&config, host, &services).unwrap()))
 }
 
@@ -230,7 +230,7 @@ fn padded(mut v: Vec<u8>, pad_byte: Option<u8>) -> Vec<u8> {
 /// A safe-mode request carrying `encrypt`, signed correctly, so decryption is reached.
 fn signed_envelope(encrypt: &str) -> (String, String) {
     let ts = now().to_string();
-    // A nonce per request, as WeChat sends: the host refuses a signed query it has seen.
+    // A fresh nonce per request, as WeChat sends: a signed query is single-use.
     let n = support::fresh_nonce();
     let query = format!(
         "signature={}&timestamp={ts}&nonce={n}&encrypt_type=aes&msg_signature={}",

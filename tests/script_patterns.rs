@@ -12,12 +12,12 @@ use tempfile::TempDir;
 use wechat_lua::protocol::message::InboundMessage;
 use wechat_lua::protocol::reply::Reply;
 use wechat_lua::script::runtime::Handled;
-use wechat_lua::script::{RuntimeOptions, ScriptError, ScriptHost, Services};
+use wechat_lua::script::{LuaPool, RuntimeOptions, ScriptError, Services};
 
-fn host(main: &str) -> (TempDir, Arc<ScriptHost>) {
+fn host(main: &str) -> (TempDir, Arc<LuaPool>) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("main.lua"), main).unwrap();
-    let host = ScriptHost::start(
+    let host = LuaPool::start(
         dir.path(),
         RuntimeOptions::default(),
         1,
@@ -27,12 +27,12 @@ fn host(main: &str) -> (TempDir, Arc<ScriptHost>) {
     (dir, host)
 }
 
-async fn handle(host: &ScriptHost, xml: &str) -> Result<Handled, ScriptError> {
+async fn handle(host: &LuaPool, xml: &str) -> Result<Handled, ScriptError> {
     host.handle(InboundMessage::parse(xml.as_bytes()).unwrap())
         .await
 }
 
-async fn reply(host: &ScriptHost, xml: &str) -> Option<Reply> {
+async fn reply(host: &LuaPool, xml: &str) -> Option<Reply> {
     handle(host, xml).await.expect("handler ok").reply
 }
 
@@ -129,7 +129,7 @@ async fn a_loop_of_costly_matches_is_stopped_at_the_run_limit() {
         run_limit: std::time::Duration::from_millis(300),
         ..Default::default()
     };
-    let host = ScriptHost::start(dir.path(), options, 1, Services::in_memory().unwrap()).unwrap();
+    let host = LuaPool::start(dir.path(), options, 1, Services::in_memory().unwrap()).unwrap();
     let xml = text_xml("u", "x", 1);
     let err = tokio::time::timeout(std::time::Duration::from_secs(20), handle(&host, &xml))
         .await

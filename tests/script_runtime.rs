@@ -11,7 +11,7 @@ use tempfile::TempDir;
 use wechat_lua::protocol::message::InboundMessage;
 use wechat_lua::protocol::reply::{Article, Reply};
 use wechat_lua::script::runtime::Handled;
-use wechat_lua::script::{RuntimeOptions, ScriptError, ScriptHost, Services};
+use wechat_lua::script::{LuaPool, RuntimeOptions, ScriptError, Services};
 
 fn write(dir: &TempDir, files: &[(&str, &str)]) {
     for (name, body) in files {
@@ -25,22 +25,22 @@ fn host_with(
     files: &[(&str, &str)],
     options: RuntimeOptions,
     workers: usize,
-) -> (TempDir, Arc<ScriptHost>) {
+) -> (TempDir, Arc<LuaPool>) {
     let dir = tempfile::tempdir().unwrap();
     write(&dir, files);
-    let host = ScriptHost::start(dir.path(), options, workers, Services::in_memory().unwrap())
+    let host = LuaPool::start(dir.path(), options, workers, Services::in_memory().unwrap())
         .expect("scripts load");
     (dir, host)
 }
 
-fn host(main: &str) -> (TempDir, Arc<ScriptHost>) {
+fn host(main: &str) -> (TempDir, Arc<LuaPool>) {
     host_with(&[("main.lua", main)], RuntimeOptions::default(), 1)
 }
 
 fn load_error(files: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     write(&dir, files);
-    match ScriptHost::start(
+    match LuaPool::start(
         dir.path(),
         RuntimeOptions::default(),
         1,
@@ -51,12 +51,12 @@ fn load_error(files: &[(&str, &str)]) -> String {
     }
 }
 
-async fn handle(host: &ScriptHost, xml: &str) -> Result<Handled, ScriptError> {
+async fn handle(host: &LuaPool, xml: &str) -> Result<Handled, ScriptError> {
     host.handle(InboundMessage::parse(xml.as_bytes()).unwrap())
         .await
 }
 
-async fn reply(host: &ScriptHost, xml: &str) -> Option<Reply> {
+async fn reply(host: &LuaPool, xml: &str) -> Option<Reply> {
     handle(host, xml).await.expect("handler ok").reply
 }
 
@@ -301,8 +301,10 @@ async fn a_spinning_handler_is_stopped_and_the_worker_recovers() {
         .await
         .unwrap_err()
         .to_string();
+    // Whichever limit comes first: on a loaded machine the run limit may stop the recursion
+    // before the stack overflows.
     assert!(
-        err.contains("stack overflow") || err.contains("memory"),
+        err.contains("stack overflow") || err.contains("memory") || err.contains("stopped"),
         "{err}"
     );
     assert_eq!(reply(&host, &text_xml("u", "next", 6)).await, text("alive"));
@@ -707,7 +709,7 @@ fn a_single_file_bot_ignores_broken_scripts_beside_it() {
             ("other.lua", "this is not lua (\n"),
         ],
     );
-    let host = ScriptHost::start(
+    let host = LuaPool::start(
         &dir.path().join("bot.lua"),
         RuntimeOptions::default(),
         1,
@@ -813,7 +815,7 @@ fn a_top_level_that_catches_the_run_limit_still_fails_to_load() {
     let (done, result) = std::sync::mpsc::channel();
     let path = dir.path().to_path_buf();
     std::thread::spawn(move || {
-        let loaded = ScriptHost::start(&path, options, 1, Services::in_memory().unwrap());
+        let loaded = LuaPool::start(&path, options, 1, Services::in_memory().unwrap());
         let _ = done.send(loaded.err().map(|e| e.to_string()));
     });
     let err = result

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use wechat_lua::config::{Config, ConnectionLimits, Overrides};
-use wechat_lua::script::{RuntimeOptions, ScriptHost, Services};
+use wechat_lua::script::{LuaPool, RuntimeOptions, Services};
 use wechat_lua::server::{run, AppState};
 
 /// A server on 127.0.0.1:0 with `limits`; dropping `stop` (or sending) shuts it down.
@@ -34,7 +34,7 @@ async fn start(limits: ConnectionLimits) -> TestServer {
     let config = Config::load_with_env(&overrides, &env).unwrap();
     let services = Services::in_memory().unwrap();
     let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/echo.lua");
-    let host = ScriptHost::start(&scripts, RuntimeOptions::default(), 1, services.clone()).unwrap();
+    let host = LuaPool::start(&scripts, RuntimeOptions::default(), 1, services.clone()).unwrap();
     let mut state = AppState::new(&config, host, &services).unwrap();
     state.limits = limits;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

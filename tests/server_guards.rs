@@ -13,12 +13,12 @@ use http_body_util::BodyExt;
 use support::{element, fresh_nonce, now, signed_query, signed_query_at, text_xml, TOKEN};
 use tower::ServiceExt;
 use wechat_lua::config::{Config, Overrides};
-use wechat_lua::script::{RuntimeOptions, ScriptHost, Services};
+use wechat_lua::script::{LuaPool, RuntimeOptions, Services};
 use wechat_lua::server::{app, AppState};
 
 struct Host {
     router: axum::Router,
-    scripts: Arc<ScriptHost>,
+    scripts: Arc<LuaPool>,
     _data: tempfile::TempDir,
 }
 
@@ -31,7 +31,7 @@ fn host_for(scripts: &Path) -> Host {
     };
     let config = Config::load_with_env(&overrides, &env).unwrap();
     let services = Services::in_memory().unwrap();
-    let host = ScriptHost::start(scripts, RuntimeOptions::default(), 1, services.clone()).unwrap();
+    let host = LuaPool::start(scripts, RuntimeOptions::default(), 1, services.clone()).unwrap();
     let state = AppState::new(&config, host.clone(), &services).unwrap();
     Host {
         router: app(Arc::new(state)),

@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use support::{element, event_xml, now, signed_query, signed_query_at, text_xml, TOKEN};
 use tower::ServiceExt;
 use wechat_lua::config::{Config, Overrides};
-use wechat_lua::script::{RuntimeOptions, ScriptHost, Services};
+use wechat_lua::script::{LuaPool, RuntimeOptions, Services};
 use wechat_lua::server::{app, AppState};
 
 fn config(data: &Path) -> Config {
@@ -27,7 +27,7 @@ fn config(data: &Path) -> Config {
 fn router_for(scripts: &Path) -> axum::Router {
     let data = tempfile::tempdir().unwrap();
     let services = Services::in_memory().unwrap();
-    let host = ScriptHost::start(scripts, RuntimeOptions::default(), 1, services.clone()).unwrap();
+    let host = LuaPool::start(scripts, RuntimeOptions::default(), 1, services.clone()).unwrap();
     let state = AppState::new(&config(data.path()), host, &services).unwrap();
     app(Arc::new(state))
 }
@@ -283,7 +283,7 @@ async fn metrics_name_what_happened() {
     let data = tempfile::tempdir().unwrap();
     let services = Services::in_memory().unwrap();
     let echo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/echo.lua");
-    let host = ScriptHost::start(&echo, RuntimeOptions::default(), 1, services.clone()).unwrap();
+    let host = LuaPool::start(&echo, RuntimeOptions::default(), 1, services.clone()).unwrap();
     let state = Arc::new(AppState::new(&config(data.path()), host.clone(), &services).unwrap());
     let router = app(state);
     let message = text_xml("metrics-user", "count me", 424242);

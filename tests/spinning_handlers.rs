@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use support::{signed_query, text_xml, TOKEN};
 use wechat_lua::config::{Config, Overrides};
-use wechat_lua::script::{RuntimeOptions, ScriptHost, Services};
+use wechat_lua::script::{LuaPool, RuntimeOptions, Services};
 use wechat_lua::server::AppState;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,7 +32,7 @@ async fn healthz_answers_while_spinning_handlers_outnumber_the_workers() {
         run_limit: Duration::from_secs(4),
         ..Default::default()
     };
-    let host = ScriptHost::start(scripts.path(), options, 2, services.clone()).unwrap();
+    let host = LuaPool::start(scripts.path(), options, 2, services.clone()).unwrap();
     let state = Arc::new(AppState::new(&config, host, &services).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -18,12 +18,13 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 
 use crate::config::{Config, ConfigError, Overrides, Secret};
+use crate::dispatch::LateReplies;
 use crate::fake_wechat::{FakeWechat, FAKE_APPID, FAKE_SECRET};
 use crate::host::{BuildError, Host};
 use crate::protocol::crypto::MessageCrypto;
-use crate::script::runtime::Handled;
+use crate::protocol::envelope::Envelope;
+use crate::script::runtime::{Handled, LateReplyFailure};
 use crate::script::ScriptError;
-use crate::server::deadline::LateReplies;
 use crate::server::{self, CALLBACK_PATH};
 use crate::sync::lock;
 use render::ReplyView;
@@ -89,7 +90,7 @@ pub enum ChatError {
 }
 
 /// The chat's settings: loaded as `serve` loads them, then pointed at the fake WeChat API
-/// (`api_base` is filled in once the fake listens) with an in-memory store.
+/// (the host is built with its base once the fake listens) with an in-memory store.
 pub fn chat_config(
     options: &ChatOptions,
     env: &std::collections::HashMap<String, String>,
@@ -138,34 +139,36 @@ impl LateReplies for CountingLate {
         &self,
         openid: &str,
         result: Result<Handled, ScriptError>,
-    ) -> BoxFuture<'static, ()> {
+    ) -> BoxFuture<'static, Option<LateReplyFailure>> {
         let delivery = self.inner.finished(openid, result);
         let pending = self.pending.clone();
         Box::pin(async move {
-            delivery.await;
+            let failure = delivery.await;
             pending.fetch_sub(1, Ordering::SeqCst);
+            failure
         })
     }
 }
 
 async fn session(
-    mut config: Config,
+    config: Config,
     options: ChatOptions,
     screen: Arc<Screen>,
 ) -> Result<(), ChatError> {
     let (fake, base) = FakeWechat::start().await?;
-    config.api_base = base;
-    let mut host = Host::build(&config, true).await?;
-    // Only the host holds its state before serving starts, so the late-reply sink can be
-    // wrapped; if that ever changes, the end of input falls back to a fixed wait.
-    let pending = Arc::get_mut(&mut host.state).map(|state| {
-        let pending = Arc::new(AtomicI64::new(0));
-        state.late = Arc::new(CountingLate {
-            inner: state.late.clone(),
-            pending: pending.clone(),
-        });
-        pending
-    });
+    let pending = Arc::new(AtomicI64::new(0));
+    let counted = pending.clone();
+    let host = Host::builder(&config)
+        .watch(true)
+        .api_base(base)
+        .late_replies(move |inner| {
+            Arc::new(CountingLate {
+                inner,
+                pending: counted,
+            })
+        })
+        .build()
+        .await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}{CALLBACK_PATH}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -179,23 +182,25 @@ async fn session(
         seen: Mutex::new(0),
         user: user.clone(),
     });
-    let crypto = match &config.encoding_aes_key {
-        Some(key) if config.mode != crate::config::SecurityMode::Plain => {
-            Some(MessageCrypto::new(key.expose(), FAKE_APPID).map_err(BuildError::from)?)
-        }
+    let token = host.state.token.clone();
+    let envelope = match &config.encoding_aes_key {
+        Some(key) if config.mode != crate::config::SecurityMode::Plain => Some(Envelope::new(
+            token.expose(),
+            MessageCrypto::new(key.expose(), FAKE_APPID).map_err(BuildError::from)?,
+        )),
         _ => None,
     };
     let wire = Wire {
         client: reqwest::Client::builder().no_proxy().build()?,
         url,
-        token: host.state.token.clone(),
-        crypto,
+        token,
+        envelope,
     };
     eprintln!(
         "wechat-lua chat: {} as {}{} — /help lists commands, /quit leaves",
         config.scripts.display(),
         options.user,
-        if wire.crypto.is_some() {
+        if wire.envelope.is_some() {
             ", messages encrypted (encrypt_type=aes)"
         } else {
             ""
@@ -229,22 +234,15 @@ async fn session(
 
     // Replies that missed the deadline are still on their way: wait for them.
     let wait = async {
-        match &pending {
-            Some(pending) => {
-                let started = Instant::now();
-                let late = pending.load(Ordering::SeqCst);
-                if late > 0 && screen.interactive {
-                    eprintln!(
-                        "(waiting for late replies still on their way: {late}; Ctrl-C leaves now)"
-                    );
-                }
-                while pending.load(Ordering::SeqCst) > 0 && started.elapsed() < LATE_WAIT {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                tokio::time::sleep(SETTLE).await;
-            }
-            None => tokio::time::sleep(Duration::from_secs(1)).await,
+        let started = Instant::now();
+        let late = pending.load(Ordering::SeqCst);
+        if late > 0 && screen.interactive {
+            eprintln!("(waiting for late replies still on their way: {late}; Ctrl-C leaves now)");
         }
+        while pending.load(Ordering::SeqCst) > 0 && started.elapsed() < LATE_WAIT {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(SETTLE).await;
     };
     // Once Ctrl-C is caught it no longer ends the process, so the wait must heed it.
     tokio::select! {
@@ -451,7 +449,7 @@ mod tests {
     async fn counting_late_replies_settles_to_zero() {
         let pending = Arc::new(AtomicI64::new(0));
         let late = CountingLate {
-            inner: Arc::new(crate::server::deadline::LogLateReplies),
+            inner: Arc::new(crate::dispatch::LogLateReplies),
             pending: pending.clone(),
         };
         late.started("o").await;

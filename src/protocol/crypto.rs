@@ -1,6 +1,6 @@
 //! Message encryption of safe mode (安全模式) and compatible mode (兼容模式): decrypting the
-//! `Encrypt` element of a callback and encrypting the passive reply, plus the encrypted reply
-//! envelope.
+//! `Encrypt` element of a callback and encrypting the passive reply. The envelope around them
+//! (signatures and XML) is [`super::envelope`].
 //!
 //! The scheme (消息加解密, the `WXBizMsgCrypt` samples): AES-256-CBC, key = base64 of the
 //! EncodingAESKey, IV = first 16 key bytes; plaintext = 16 random bytes + 4-byte big-endian
@@ -12,7 +12,7 @@
 //! timer learns nothing about which failed. The caller must check `msg_signature` (see
 //! [`crate::protocol::signature`]) *before* decrypting, and must not show the distinct errors
 //! to the sender: anyone with the token can sign a ciphertext, so distinct answers would be a
-//! padding oracle (the server answers them all alike, see `server::error::SealedError`).
+//! padding oracle ([`super::envelope`] opens a request so that they are all one error).
 
 use aes::Aes256;
 use base64::alphabet;
@@ -24,8 +24,6 @@ use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 use subtle::{
     Choice, ConditionallySelectable, ConstantTimeEq, ConstantTimeGreater, ConstantTimeLess,
 };
-
-use super::reply::push_cdata;
 
 /// AES block size.
 const BLOCK: usize = 16;
@@ -231,28 +229,6 @@ fn unpad(data: &[u8]) -> (Choice, usize) {
     (ok, stripped as usize)
 }
 
-/// Builds the encrypted reply envelope `<xml><Encrypt/><MsgSignature/><TimeStamp/><Nonce/></xml>` (TimeStamp in seconds).
-pub fn encrypted_envelope(
-    encrypt: &str,
-    msg_signature: &str,
-    timestamp: i64,
-    nonce: &str,
-) -> String {
-    let mut out = String::with_capacity(encrypt.len() + msg_signature.len() + nonce.len() + 160);
-    out.push_str("<xml><Encrypt>");
-    push_cdata(&mut out, encrypt);
-    out.push_str("</Encrypt><MsgSignature>");
-    push_cdata(&mut out, msg_signature);
-    out.push_str("</MsgSignature><TimeStamp>");
-    // Writing into a `String` cannot fail.
-    let _ = std::fmt::Write::write_fmt(&mut out, format_args!("{timestamp}"));
-    out.push_str("</TimeStamp><Nonce>");
-    // The nonce comes from the request's query string, so it is escaped like any other text.
-    push_cdata(&mut out, nonce);
-    out.push_str("</Nonce></xml>");
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,24 +284,6 @@ mod tests {
         let long = c.encrypt_with_random(xml, *SAMPLE_RANDOM);
         assert_eq!(long, "jn1L23DB+6ELqJ+6bruv23M2GmYfkv0xBh2h+XTBOKVKcgDFHle6gqcZ1cZrk3e1qjPQ1F4RsLWzQRG9udbKWesxlkupqcEcW7ZQweImX9+wLMa0GaUzpkycA8+IamDBxn5loLgZpnS7fVAbExOkK5DYHBmv5tptA9tklE/fTIILHR8HLXa5nQvFb3tYPKAlHF3rtTeayNf0QuM+UW/wM9enGIDIJHF7CLHiDNAYxr+r+OrJCmPQyTy8cVWlu9iSvOHPT/77bZqJucQHQ04sq7KZI27OcqpQNSto2OdHCoTccjggX5Z9Mma0nMJBU+jLKJ38YB1fBIz+vBzsYjrTmFQ44YfeEuZ+xRTQwr92vhA9OxchWVINGC50qE/6lmkwWTwGX9wtQpsJKhP+oS7rvTY8+VdzETdfakjkwQ5/Xka042OlUb1/slTwo4RscuQ+RdxSGvDahxAJ6+EAjLt9d8igHngxIbf6YyqqROxuxqIeIch3CssH/LqRs+iAcILvApYZckqmA7FNERspKA5f8GoJ9sv8xmGvZ9Yrf57cExWtnX8aCMMaBropU/1k+hKP5LVdzbWCG0hGwx/dQudYR/eXp3P0XxjlFiy+9DMlaFExWUZQDajPkdPrEeOwofJb");
         assert_eq!(c.decrypt(&long).unwrap(), xml);
-    }
-
-    #[test]
-    fn official_sample_envelope_signature_verifies() {
-        // The sample's token, timestamp and nonce; the signature is checked the way the
-        // receiving side (WeChat) checks it.
-        let c = sample();
-        let encrypt = c.encrypt_with_random("我是中文abcd123", *SAMPLE_RANDOM);
-        let msg_signature = sign(&["pamtest", "1409304348", "xxxxxx", &encrypt]);
-        let envelope = encrypted_envelope(&encrypt, &msg_signature, 1409304348, "xxxxxx");
-        assert_eq!(
-            envelope,
-            format!(
-                "<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt>\
-                 <MsgSignature><![CDATA[{msg_signature}]]></MsgSignature>\
-                 <TimeStamp>1409304348</TimeStamp><Nonce><![CDATA[xxxxxx]]></Nonce></xml>"
-            )
-        );
     }
 
     #[test]
@@ -533,17 +491,6 @@ mod tests {
         let c = sample();
         let v = pkcs7(framed(&[0xff, 0xfe], 2, SAMPLE_APPID.as_bytes()));
         assert_eq!(c.decrypt(&forge(&c, v)), Err(CryptoError::Utf8));
-    }
-
-    #[test]
-    fn envelope_escapes_a_hostile_nonce() {
-        let env = encrypted_envelope("abc", "sig", -1, "n]]><Evil/>");
-        assert!(!env.contains("]]><Evil/>]"), "{env}");
-        assert!(
-            env.contains("<Nonce><![CDATA[n]]]]><![CDATA[><Evil/>]]></Nonce>"),
-            "{env}"
-        );
-        assert!(env.contains("<TimeStamp>-1</TimeStamp>"));
     }
 
     #[test]

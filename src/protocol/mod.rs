@@ -1,7 +1,15 @@
 //! WeChat wire formats: everything that turns bytes from WeChat into values and back.
 //! Pure code, no I/O, so every piece is unit-tested and fuzzed on its own.
+//!
+//! - [`signature`]: the sha1 signatures of the query and of encrypted bodies.
+//! - [`crypto`]: safe-mode AES of one message.
+//! - [`envelope`]: an encrypted request opened and its reply sealed (and the inverse pair
+//!   WeChat uses), the `msg_signature` checked before decrypting.
+//! - [`message`]: inbound XML parsed into an [`message::InboundMessage`].
+//! - [`reply`]: passive replies and their XML.
 
 pub mod crypto;
+pub mod envelope;
 pub mod message;
 pub mod reply;
 pub mod signature;

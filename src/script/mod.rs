@@ -8,7 +8,7 @@
 //! - [`message_table`]: an inbound message as the Lua table handlers receive.
 //! - [`reply_value`]: a handler's return value as a [`Reply`](crate::protocol::reply::Reply).
 //! - [`run_limit`]: the hook that stops runaway handlers for good and slices long runs.
-//! - [`pool`]: the Lua states messages borrow; reload swaps states between messages.
+//! - [`pool`]: [`LuaPool`], the Lua states messages borrow; reload swaps states between messages.
 //! - [`services`]: what the host lends scripts (store, API).
 //! - [`reload`]: the file watcher that reloads, debounced, keeping the last good set on failure.
 //!
@@ -28,7 +28,7 @@ pub mod services;
 pub mod sources;
 
 pub use error::ScriptError;
-pub use pool::ScriptHost;
+pub use pool::LuaPool;
 pub use runtime::RuntimeOptions;
 pub use services::Services;
 pub use sources::ScriptSources;

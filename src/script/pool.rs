@@ -55,7 +55,7 @@ pub struct ReloadStatus {
 }
 
 /// Handle to the pool of Lua states; cheap to share behind an `Arc`.
-pub struct ScriptHost {
+pub struct LuaPool {
     pool: Mutex<Pool>,
     /// Woken when a state comes back or is dropped, for messages waiting at [`MAX_STATES`].
     returned: Notify,
@@ -73,31 +73,31 @@ pub struct ScriptHost {
 /// A borrowed state; goes back to the pool when dropped, also if the message's task is
 /// cancelled mid-handler.
 struct Lease<'a> {
-    host: &'a ScriptHost,
+    pool: &'a LuaPool,
     state: Option<State>,
 }
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(state) = self.state.take() {
-            self.host.give_back(state);
+            self.pool.give_back(state);
         }
     }
 }
 
 /// A place under [`MAX_STATES`] taken for a state being built.
-struct Reserved<'a>(Option<&'a ScriptHost>);
+struct Reserved<'a>(Option<&'a LuaPool>);
 
 impl Drop for Reserved<'_> {
     fn drop(&mut self) {
-        if let Some(host) = self.0.take() {
-            host.lock().alive -= 1;
-            host.returned.notify_one();
+        if let Some(pool) = self.0.take() {
+            pool.lock().alive -= 1;
+            pool.returned.notify_one();
         }
     }
 }
 
-impl ScriptHost {
+impl LuaPool {
     /// Loads the scripts at `location` (validating them once here, so a broken set stops
     /// start-up with its file and line) and builds `workers` Lua states (at least one).
     pub fn start(
@@ -105,7 +105,7 @@ impl ScriptHost {
         options: RuntimeOptions,
         workers: usize,
         services: Services,
-    ) -> Result<Arc<ScriptHost>, ScriptError> {
+    ) -> Result<Arc<LuaPool>, ScriptError> {
         let sources = Arc::new(ScriptSources::read(location)?);
         let first = LuaRuntime::load(sources.clone(), &options, &services)?;
         first.check_syntax()?;
@@ -115,7 +115,7 @@ impl ScriptHost {
         drop(first);
         let initial = workers.clamp(1, MAX_STATES);
         let idle = build_states(1, &sources, initial, &options, &services)?;
-        Ok(Arc::new(ScriptHost {
+        Ok(Arc::new(LuaPool {
             pool: Mutex::new(Pool {
                 published: Published {
                     generation: 1,
@@ -173,7 +173,7 @@ impl ScriptHost {
                 let mut pool = self.lock();
                 if let Some(state) = pool.idle.pop() {
                     return Ok(Lease {
-                        host: self,
+                        pool: self,
                         state: Some(state),
                     });
                 }
@@ -207,7 +207,7 @@ impl ScriptHost {
                     reserved.0 = None;
                     tracing::debug!(generation = published.generation, "built another Lua state");
                     return Ok(Lease {
-                        host: self,
+                        pool: self,
                         state: Some(State {
                             generation: published.generation,
                             runtime,
@@ -309,7 +309,7 @@ impl ScriptHost {
             .clone()
     }
 
-    /// The scripts location this host loads from.
+    /// The scripts location this pool loads from.
     pub fn location(&self) -> &std::path::Path {
         &self.location
     }
@@ -363,8 +363,8 @@ mod tests {
         .unwrap()
     }
 
-    async fn answer(host: &ScriptHost, content: &str, id: u64) -> String {
-        match host.handle(text(content, id)).await.unwrap().reply {
+    async fn answer(pool: &LuaPool, content: &str, id: u64) -> String {
+        match pool.handle(text(content, id)).await.unwrap().reply {
             Some(Reply::Text { content }) => content,
             other => panic!("unexpected reply {other:?}"),
         }
@@ -374,34 +374,34 @@ mod tests {
     async fn a_waiting_handler_keeps_its_state_and_the_next_message_gets_another() {
         let dir = tempfile::tempdir().unwrap();
         write_bot(dir.path(), "v1");
-        let host = ScriptHost::start(
+        let pool = LuaPool::start(
             dir.path(),
             RuntimeOptions::default(),
             1,
             Services::in_memory().unwrap(),
         )
         .unwrap();
-        assert_eq!(host.states(), 1);
-        let (waited, quick) = tokio::join!(answer(&host, "wait", 1), async {
+        assert_eq!(pool.states(), 1);
+        let (waited, quick) = tokio::join!(answer(&pool, "wait", 1), async {
             tokio::task::yield_now().await;
-            answer(&host, "hi", 2).await
+            answer(&pool, "hi", 2).await
         });
         assert_eq!((waited.as_str(), quick.as_str()), ("waited v1", "v1 hi"));
         assert_eq!(
-            host.states(),
+            pool.states(),
             2,
             "the waiting handler's state was not shared"
         );
         // Both states are idle now and reused: no third one.
-        assert_eq!(answer(&host, "again", 3).await, "v1 again");
-        assert_eq!(host.states(), 2);
+        assert_eq!(answer(&pool, "again", 3).await, "v1 again");
+        assert_eq!(pool.states(), 2);
     }
 
     #[tokio::test]
     async fn a_state_running_across_a_reload_finishes_and_is_then_dropped() {
         let dir = tempfile::tempdir().unwrap();
         write_bot(dir.path(), "v1");
-        let host = ScriptHost::start(
+        let pool = LuaPool::start(
             dir.path(),
             RuntimeOptions::default(),
             2,
@@ -409,20 +409,20 @@ mod tests {
         )
         .unwrap();
         let running = tokio::spawn({
-            let host = host.clone();
-            async move { answer(&host, "wait", 1).await }
+            let pool = pool.clone();
+            async move { answer(&pool, "wait", 1).await }
         });
         // Let the spawned message take its state and start waiting.
-        while host.lock().idle.len() == 2 {
+        while pool.lock().idle.len() == 2 {
             tokio::task::yield_now().await;
         }
         write_bot(dir.path(), "v2");
-        assert_eq!(host.reload().unwrap(), 2);
+        assert_eq!(pool.reload().unwrap(), 2);
         // Two fresh states plus the one still running the old set.
-        assert_eq!(host.states(), 3);
-        assert_eq!(answer(&host, "hi", 2).await, "v2 hi");
+        assert_eq!(pool.states(), 3);
+        assert_eq!(answer(&pool, "hi", 2).await, "v2 hi");
         assert_eq!(running.await.unwrap(), "waited v1");
-        assert_eq!(host.states(), 2, "the old state was kept after its message");
-        assert_eq!(answer(&host, "wait", 3).await, "waited v2");
+        assert_eq!(pool.states(), 2, "the old state was kept after its message");
+        assert_eq!(answer(&pool, "wait", 3).await, "waited v2");
     }
 }

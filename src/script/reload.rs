@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use notify::{RecursiveMode, Watcher};
 
-use super::ScriptHost;
+use super::LuaPool;
 
 /// Quiet time after the last change before reloading.
 const SETTLE: Duration = Duration::from_millis(120);
@@ -31,8 +31,8 @@ fn relevant(event: &notify::Event) -> bool {
         .any(|p| p.extension().is_some_and(|e| e == "lua") || p.extension().is_none())
 }
 
-/// Starts watching the host's scripts; each settled burst of changes triggers one reload.
-pub fn watch(host: Arc<ScriptHost>) -> notify::Result<ReloadWatcher> {
+/// Starts watching the pool's scripts; each settled burst of changes triggers one reload.
+pub fn watch(pool: Arc<LuaPool>) -> notify::Result<ReloadWatcher> {
     let (tx, rx) = std::sync::mpsc::channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
@@ -41,7 +41,7 @@ pub fn watch(host: Arc<ScriptHost>) -> notify::Result<ReloadWatcher> {
             }
         }
     })?;
-    let location = host.location().to_path_buf();
+    let location = pool.location().to_path_buf();
     let (root, mode) = if location.is_dir() {
         (location.clone(), RecursiveMode::Recursive)
     } else {
@@ -78,7 +78,7 @@ pub fn watch(host: Arc<ScriptHost>) -> notify::Result<ReloadWatcher> {
                         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
                     }
                 }
-                match host.reload() {
+                match pool.reload() {
                     Ok(generation) => tracing::info!(generation, "scripts reloaded"),
                     Err(e) => {
                         tracing::error!("reload rejected, the last good scripts keep serving: {e}")

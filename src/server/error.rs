@@ -4,22 +4,11 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::protocol::crypto::CryptoError;
+use crate::protocol::envelope::{OpenError, SealedError};
 use crate::protocol::message::ParseError;
 
 /// The one answer to a signed encrypted message that cannot be read, whatever the reason.
 pub const UNREADABLE_SEALED: &str = "encrypted message could not be read";
-
-/// Why a signed encrypted message could not be read. Logged, never sent.
-#[derive(Debug, thiserror::Error)]
-pub enum SealedError {
-    /// Base64, block length, padding, length field, appid or UTF-8.
-    #[error(transparent)]
-    Decrypt(#[from] CryptoError),
-    /// The decrypted plaintext is not a WeChat message.
-    #[error("decrypted plaintext: {0}")]
-    Xml(#[from] ParseError),
-}
 
 /// A request the host refuses.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +69,18 @@ impl AppError {
             | AppError::Replayed
             | AppError::PlaintextRefused => StatusCode::FORBIDDEN,
             AppError::Body(rejection) => rejection.status(),
+        }
+    }
+}
+
+impl From<OpenError> for AppError {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::Xml(e) => AppError::BadXml(e),
+            OpenError::NoEncrypt => AppError::NoEncrypt,
+            OpenError::NoMsgSignature => AppError::MissingParameter("msg_signature"),
+            OpenError::BadMsgSignature => AppError::BadMsgSignature,
+            OpenError::Sealed(e) => AppError::Sealed(e),
         }
     }
 }

@@ -1,18 +1,21 @@
-//! The HTTP side: the `/wechat` callback (URL verification and messages), request checks,
-//! the mapping of errors to responses, and graceful shutdown.
+//! HTTP only: the router, the extractors that check and open requests, the mapping of errors
+//! to responses, connections and graceful shutdown. What a message is answered with is the
+//! [`Dispatcher`](crate::dispatch::Dispatcher)'s business.
 //!
-//! [`connection`] owns sockets: the accept loop, the connection cap and the deadlines on idle,
-//! slow heads and slow bodies.
-//!
-//! One message flows: [`verify`] (signature, in an extractor no handler can skip) →
-//! [`routes::callback`] (replay guard, body, decrypt, parse) → the script workers → reply
-//! rendering (and encryption) → HTTP.
+//! - [`connection`]: sockets: the accept loop, the connection cap and the deadlines on idle,
+//!   slow heads and slow bodies.
+//! - [`verify`]: [`Signed`](verify::Signed), the signature, timestamp window and single use of
+//!   the query, in an extractor no handler can skip.
+//! - [`inbound`]: [`Inbound`](inbound::Inbound), a signed message opened
+//!   ([`protocol::envelope`](crate::protocol::envelope)) and parsed, with the
+//!   [`Seal`](inbound::Seal) its answer goes out in.
+//! - [`routes`]: the handlers; the callback is extractor → dispatcher → seal.
+//! - [`error`]: every refusal as one [`AppError`], mapped to a status in one place.
+//! - [`state`]: what the handlers share.
 
 pub mod connection;
-pub mod deadline;
-pub mod dedup;
 pub mod error;
-pub mod late;
+pub mod inbound;
 pub mod routes;
 pub mod state;
 pub mod verify;

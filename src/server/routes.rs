@@ -1,28 +1,16 @@
-//! The handlers: URL verification (GET), the message callback (POST) and a health check.
+//! The handlers: URL verification (GET), the message callback (POST), metrics and a health
+//! check.
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use tracing::Instrument;
 
-use super::deadline::handle_within;
-use super::dedup::{Answer, Claim};
-use super::error::SealedError;
+use super::inbound::Inbound;
 use super::verify::Signed;
 use super::{AppError, AppState};
-use crate::config::SecurityMode;
-use crate::protocol::crypto::{encrypted_envelope, MessageCrypto};
-use crate::protocol::message::{parse_fields, InboundMessage};
-use crate::protocol::signature;
-use crate::script::error::public_summary;
-
-/// The plain answer that tells WeChat "received, no reply".
-const SUCCESS: &str = "success";
 
 /// `GET /wechat`: the console's URL verification; echoes `echostr` when the signature matches.
 /// The echo is plaintext in every mode for Official Accounts.
@@ -39,145 +27,12 @@ pub async fn verify_url(signed: Signed) -> Result<Response, AppError> {
         .into_response())
 }
 
-/// `POST /wechat`: one message or event, answered with a passive reply or `success`.
-pub async fn callback(
-    State(state): State<Arc<AppState>>,
-    signed: Signed,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, AppError> {
-    let body = body?;
-    let encrypted = signed.query.encrypt_type.as_deref() == Some("aes");
-    let (msg, crypto) = if encrypted {
-        let crypto = state.crypto.as_ref().ok_or(AppError::NoKey)?;
-        let fields = parse_fields(&body)?;
-        let encrypt = fields.text("Encrypt").ok_or(AppError::NoEncrypt)?;
-        let received = signed
-            .query
-            .msg_signature
-            .as_deref()
-            .ok_or(AppError::MissingParameter("msg_signature"))?;
-        // Checked before decrypting, so nobody unsigned learns anything from decrypt errors.
-        if !signature::verify(
-            &[
-                state.token.expose(),
-                &signed.timestamp,
-                &signed.nonce,
-                encrypt,
-            ],
-            received,
-        ) {
-            return Err(AppError::BadMsgSignature);
-        }
-        // From here on every failure is one answer (AppError::Sealed); the reason is logged.
-        let msg = crypto
-            .decrypt(encrypt)
-            .map_err(SealedError::from)
-            .and_then(|xml| InboundMessage::parse(xml.as_bytes()).map_err(SealedError::from))?;
-        (msg, Some(crypto))
-    } else {
-        if state.mode == SecurityMode::Safe {
-            return Err(AppError::PlaintextRefused);
-        }
-        (InboundMessage::parse(&body)?, None)
-    };
-
-    note_window(&state, &msg);
-    crate::metrics::metrics().message(&msg);
-    let span = tracing::info_span!(
-        "message",
-        msg_type = msg.msg_type(),
-        event = msg.event().unwrap_or(""),
-        openid = %openid_hash(&msg.from_user),
-        handler = tracing::field::Empty,
-        outcome = tracing::field::Empty,
-        duration_us = tracing::field::Empty,
-    );
-    let answer = handle_message(&state, msg).instrument(span).await;
-    Ok(answer_response(&state, answer, crypto, &signed.nonce))
-}
-
-/// Dedup, the handler within the deadline, and rendering: the answer to one message.
-async fn handle_message(state: &Arc<AppState>, msg: InboundMessage) -> Answer {
-    let metrics = crate::metrics::metrics();
-    let span = tracing::Span::current();
-    let guard = match state.dedup.claim(&msg.dedup_key()).await {
-        Claim::First(guard) => guard,
-        Claim::Duplicate(answer) => {
-            metrics.retry_deduplicated();
-            span.record("outcome", "retry");
-            tracing::info!("retry of a message already handled: same answer again");
-            return answer;
-        }
-        Claim::StillRunning => {
-            metrics.retry_deduplicated();
-            span.record("outcome", "retry-while-running");
-            tracing::info!("retry while the first delivery still runs: success");
-            return None;
-        }
-    };
-
-    let (to, from) = (msg.from_user.clone(), msg.to_user.clone());
-    let started = std::time::Instant::now();
-    let reply = match handle_within(&state.scripts, &state.late, state.reply_timeout, msg).await {
-        Ok(handled) => {
-            span.record("handler", handled.handler.as_deref().unwrap_or("-"));
-            handled.reply
-        }
-        Err(e) => {
-            metrics.script_error();
-            span.record("outcome", "script-error");
-            tracing::error!("script error, answered success: {e}");
-            None
-        }
-    };
-    let elapsed = started.elapsed();
-    metrics.handled(elapsed);
-    let kind = reply.as_ref().map(|r| r.kind()).unwrap_or(SUCCESS);
-    metrics.reply(kind);
-    span.record("duration_us", elapsed.as_micros() as u64);
-    tracing::debug!(reply = kind, "message handled");
-    let answer: Answer =
-        reply.map(|reply| Arc::from(reply.render(&to, &from, crate::clock::unix_secs())));
-    guard.finish(answer.clone()).await;
-    answer
-}
-
-/// A short, stable, non-reversible tag of an OpenID, so logs can follow one user without
-/// holding their identity.
-fn openid_hash(openid: &str) -> String {
-    signature::sign(&["wechat-lua-log", openid])[..12].to_string()
-}
-
-/// Records when the user last interacted, which opens the customer-service window: a message
-/// allows 5 sends within 48 hours; a menu click, subscribe or QR scan, 3 within a minute.
-fn note_window(state: &AppState, msg: &InboundMessage) {
-    let window = &state.services.kf_window;
-    match msg.event() {
-        None => window.note_message(&msg.from_user, crate::clock::unix_secs()),
-        Some("click" | "subscribe" | "scan" | "view" | "scancode_push" | "scancode_waitmsg") => {
-            window.note_event(&msg.from_user, crate::clock::unix_secs())
-        }
-        Some(_) => {}
-    }
-}
-
-/// The HTTP answer: `success`, the reply XML, or the reply encrypted in its envelope.
-fn answer_response(
-    state: &AppState,
-    answer: Answer,
-    crypto: Option<&MessageCrypto>,
-    nonce: &str,
-) -> Response {
-    let Some(xml) = answer else {
-        return plain(SUCCESS);
-    };
-    let Some(crypto) = crypto else {
-        return xml_response(xml.to_string());
-    };
-    let now = crate::clock::unix_secs();
-    let encrypt = crypto.encrypt(&xml);
-    let msg_signature = signature::sign(&[state.token.expose(), &now.to_string(), nonce, &encrypt]);
-    xml_response(encrypted_envelope(&encrypt, &msg_signature, now, nonce))
+/// `POST /wechat`: one message or event, answered with a passive reply or `success`. The
+/// extractor has checked, opened and parsed it; the dispatcher answers it.
+pub async fn callback(State(state): State<Arc<AppState>>, inbound: Inbound) -> Response {
+    let Inbound { message, seal } = inbound;
+    let answer = state.dispatcher.handle(message).await;
+    seal.respond(answer)
 }
 
 /// `GET /metrics`: Prometheus text format.
@@ -201,29 +56,9 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 /// failed (file and line relative to the scripts directory; the error itself is only logged,
 /// as it may quote the script's source).
 pub async fn healthz(State(state): State<Arc<AppState>>) -> Response {
-    let status = state.scripts.status();
     Json(serde_json::json!({
         "status": "ok",
-        "scripts": {
-            "generation": status.generation,
-            "reloads_ok": status.reloads_ok,
-            "reloads_failed": status.reloads_failed,
-            "last_error": status
-                .last_error
-                .map(|e| public_summary(&e, state.scripts.location())),
-        }
+        "scripts": state.dispatcher.script_health(),
     }))
     .into_response()
-}
-
-fn plain(text: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
-}
-
-fn xml_response(xml: String) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
-        xml,
-    )
-        .into_response()
 }

@@ -1,17 +1,15 @@
 //! What every request handler shares.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::config::{Config, Secret, SecurityMode};
+use crate::dispatch::Dispatcher;
 use crate::protocol::crypto::{CryptoError, MessageCrypto};
-use crate::script::{ScriptHost, Services};
+use crate::protocol::envelope::Envelope;
+use crate::script::{LuaPool, Services};
 use crate::store::Store;
 
 use super::connection::ConnectionLimits;
-use super::deadline::{LateReplies, LogLateReplies};
-use super::dedup::Dedup;
-use super::late::KfLateReplies;
 
 /// Why the handlers' state cannot be built from the settings.
 #[derive(Debug, thiserror::Error)]
@@ -30,62 +28,49 @@ pub struct AppState {
     pub token: Secret,
     /// Plaintext, compatible or safe mode.
     pub mode: SecurityMode,
-    /// Message encryption, present unless the mode is plain.
-    pub crypto: Option<MessageCrypto>,
-    /// The script workers.
-    pub scripts: Arc<ScriptHost>,
-    /// Persistent state (dedup records, script data, outbox).
+    /// The encrypted envelope (token and EncodingAESKey), present unless the mode is plain.
+    pub envelope: Option<Arc<Envelope>>,
+    /// Where signed queries are remembered (replays) and the outbox is counted (`/metrics`).
     pub store: Arc<dyn Store>,
-    /// Retries of messages already handled or being handled.
-    pub dedup: Arc<Dedup>,
-    /// How long a handler may take before `success` is sent for it.
-    pub reply_timeout: Duration,
-    /// Where replies that missed the deadline go.
-    pub late: Arc<dyn LateReplies>,
-    /// The host services scripts use (store, API, customer-service windows).
-    pub services: Services,
+    /// What answers each message.
+    pub dispatcher: Arc<Dispatcher>,
     /// Deadlines and the cap on connections.
     pub limits: ConnectionLimits,
 }
 
 impl AppState {
-    /// Builds the state from the settings; a missing token or an unusable EncodingAESKey
-    /// stops start-up here.
+    /// Builds the state from the settings, with a dispatcher for `scripts`; a missing token or
+    /// an unusable EncodingAESKey stops start-up here.
     pub fn new(
         config: &Config,
-        scripts: Arc<ScriptHost>,
+        scripts: Arc<LuaPool>,
         services: &Services,
     ) -> Result<AppState, StateError> {
+        let dispatcher = Dispatcher::new(config, scripts, services);
+        AppState::with_dispatcher(config, Arc::new(dispatcher), services.store.clone())
+    }
+
+    /// Builds the state from the settings around an assembled dispatcher; `store` remembers
+    /// signed queries.
+    pub fn with_dispatcher(
+        config: &Config,
+        dispatcher: Arc<Dispatcher>,
+        store: Arc<dyn Store>,
+    ) -> Result<AppState, StateError> {
         let token = config.token.clone().ok_or(StateError::NoToken)?;
-        let store = services.store.clone();
-        let crypto = match (&config.encoding_aes_key, config.mode) {
-            (Some(key), mode) if mode != SecurityMode::Plain => Some(MessageCrypto::new(
-                key.expose(),
-                config.appid.as_deref().unwrap_or_default(),
-            )?),
+        let envelope = match (&config.encoding_aes_key, config.mode) {
+            (Some(key), mode) if mode != SecurityMode::Plain => Some(Arc::new(Envelope::new(
+                token.expose(),
+                MessageCrypto::new(key.expose(), config.appid.as_deref().unwrap_or_default())?,
+            ))),
             _ => None,
         };
         Ok(AppState {
             token,
             mode: config.mode,
-            crypto,
-            scripts: scripts.clone(),
-            dedup: Dedup::new(
-                config.store_is_shared().then(|| store.clone()),
-                config.reply_timeout,
-                config.retry_cache_bytes,
-            ),
+            envelope,
             store,
-            reply_timeout: config.reply_timeout,
-            late: match (&services.api, &services.outbox) {
-                (Some(api), Some(outbox)) => Arc::new(KfLateReplies::new(
-                    api.clone(),
-                    outbox.clone(),
-                    scripts.clone(),
-                )),
-                _ => Arc::new(LogLateReplies),
-            },
-            services: services.clone(),
+            dispatcher,
             limits: config.connections,
         })
     }

@@ -5,7 +5,7 @@
 //! A used query is remembered in the store (so on every instance sharing it) until its
 //! timestamp leaves the window, after which the window alone refuses it. WeChat signs each
 //! delivery, retries included, with a new nonce, so only a replay is refused; a retry goes on
-//! to the retry cache ([`super::dedup`]).
+//! to the retry cache ([`crate::dispatch::dedup`]).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,9 +1,9 @@
 //! The callback as WeChat calls it: a signed query, and when an EncodingAESKey is in use the
-//! message encrypted with its msg_signature, the reply's signature checked and decrypted.
+//! message sealed in its envelope and the reply's envelope opened
+//! ([`crate::protocol::envelope`]).
 
 use crate::config::Secret;
-use crate::protocol::crypto::{CryptoError, MessageCrypto};
-use crate::protocol::message::parse_fields;
+use crate::protocol::envelope::{Envelope, ReplyError};
 use crate::protocol::signature;
 
 use super::ACCOUNT;
@@ -16,18 +16,16 @@ pub(super) enum SendError {
     #[error("the host answered HTTP {status}: {body}")]
     Status { status: u16, body: String },
     #[error("unreadable encrypted reply: {0}")]
-    Envelope(String),
-    #[error("encrypted reply does not decrypt: {0}")]
-    Crypto(#[from] CryptoError),
+    Envelope(#[from] ReplyError),
 }
 
 /// The callback as WeChat calls it: signed query, and in safe/compatible mode the message
-/// encrypted with msg_signature and the reply decrypted after checking its signature.
+/// sealed with msg_signature and the reply opened after checking its signature.
 pub(super) struct Wire {
     pub(super) client: reqwest::Client,
     pub(super) url: String,
     pub(super) token: Secret,
-    pub(super) crypto: Option<MessageCrypto>,
+    pub(super) envelope: Option<Envelope>,
 }
 
 impl Wire {
@@ -41,17 +39,12 @@ impl Wire {
             ("timestamp", timestamp.clone()),
             ("nonce", nonce.clone()),
         ];
-        let body = match &self.crypto {
-            Some(crypto) => {
-                let encrypt = crypto.encrypt(xml);
+        let body = match &self.envelope {
+            Some(envelope) => {
+                let sealed = envelope.seal_request(xml, ACCOUNT, &timestamp, &nonce);
                 query.push(("encrypt_type", "aes".into()));
-                query.push((
-                    "msg_signature",
-                    signature::sign(&[token, &timestamp, &nonce, &encrypt]),
-                ));
-                format!(
-                    "<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
-                )
+                query.push(("msg_signature", sealed.msg_signature));
+                sealed.body
             }
             None => xml.to_string(),
         };
@@ -67,27 +60,9 @@ impl Wire {
         if status != 200 {
             return Err(SendError::Status { status, body: text });
         }
-        match &self.crypto {
-            Some(crypto) if text.trim() != "success" => self.open_envelope(crypto, &text),
+        match &self.envelope {
+            Some(envelope) if text.trim() != "success" => Ok(envelope.open_reply(&text)?),
             _ => Ok(text),
         }
-    }
-
-    /// Checks the reply envelope's msg_signature and decrypts it, as WeChat does.
-    fn open_envelope(&self, crypto: &MessageCrypto, text: &str) -> Result<String, SendError> {
-        let fields =
-            parse_fields(text.as_bytes()).map_err(|e| SendError::Envelope(e.to_string()))?;
-        let field = |name: &'static str| {
-            fields
-                .text(name)
-                .ok_or_else(|| SendError::Envelope(format!("no {name} in {text}")))
-        };
-        let (encrypt, received) = (field("Encrypt")?, field("MsgSignature")?);
-        let (timestamp, nonce) = (field("TimeStamp")?, field("Nonce")?);
-        let parts = [self.token.expose(), timestamp, nonce, encrypt];
-        if !signature::verify(&parts, received) {
-            return Err(SendError::Envelope("MsgSignature does not match".into()));
-        }
-        Ok(crypto.decrypt(encrypt)?)
     }
 }

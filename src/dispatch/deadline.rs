@@ -1,7 +1,8 @@
 //! The 5-second reply deadline. WeChat waits 5 s for a callback, then retries and finally shows
 //! users "该公众号暂时无法提供服务". A handler that has not returned within `reply_timeout` gets
 //! `success` sent for it at once; it keeps running, and when it returns its reply goes out
-//! through customer service instead (see [`LateReplies`]).
+//! through customer service instead (see [`LateReplies`]). A reply customer service refuses for
+//! good goes to the scripts' `late_reply_failed` handlers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,19 +11,21 @@ use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 
 use crate::protocol::message::InboundMessage;
-use crate::script::runtime::Handled;
-use crate::script::{ScriptError, ScriptHost};
+use crate::script::runtime::{Handled, LateReplyFailure};
+use crate::script::{LuaPool, ScriptError};
 
-/// Where replies go that missed the deadline.
+/// Where replies go that missed the deadline. Delivery only: a refusal for good is handed back
+/// to the dispatcher, which owns the scripts and asks their `late_reply_failed` handlers.
 pub trait LateReplies: Send + Sync + 'static {
     /// The deadline passed and the handler is still running: show the user it is coming.
     fn started(&self, openid: &str) -> BoxFuture<'static, ()>;
     /// The handler finished after the deadline: deliver its reply (or report its error).
+    /// Resolves to the failure when the reply cannot be delivered, ever (45015, 45047, …).
     fn finished(
         &self,
         openid: &str,
         result: Result<Handled, ScriptError>,
-    ) -> BoxFuture<'static, ()>;
+    ) -> BoxFuture<'static, Option<LateReplyFailure>>;
 }
 
 /// Used when no API credentials are configured: a late reply cannot be sent, so it is logged
@@ -38,7 +41,7 @@ impl LateReplies for LogLateReplies {
         &self,
         _openid: &str,
         result: Result<Handled, ScriptError>,
-    ) -> BoxFuture<'static, ()> {
+    ) -> BoxFuture<'static, Option<LateReplyFailure>> {
         match result {
             Ok(Handled { reply: Some(reply), handler }) => tracing::error!(
                 handler = handler.as_deref().unwrap_or("-"),
@@ -48,14 +51,14 @@ impl LateReplies for LogLateReplies {
             Ok(_) => {}
             Err(e) => tracing::error!("late handler failed: {e}"),
         }
-        Box::pin(async {})
+        Box::pin(async { None })
     }
 }
 
 /// Runs the handler for `msg`; returns its reply if it finishes within `timeout`, otherwise
 /// `None` (answer `success`) while the handler goes on and its reply is delivered late.
 pub async fn handle_within(
-    scripts: &Arc<ScriptHost>,
+    scripts: &Arc<LuaPool>,
     late: &Arc<dyn LateReplies>,
     timeout: Duration,
     msg: InboundMessage,
@@ -70,7 +73,9 @@ pub async fn handle_within(
             let outcome = scripts.handle(msg).await;
             // The receiver is closed once the deadline passed: then the reply goes out late.
             if let Err(outcome) = done.send(outcome) {
-                late.finished(&openid, outcome).await;
+                if let Some(failure) = late.finished(&openid, outcome).await {
+                    report_undeliverable(&scripts, failure).await;
+                }
             }
         });
     }
@@ -95,5 +100,19 @@ pub async fn handle_within(
                 handler: None,
             })
         }
+    }
+}
+
+/// Asks the scripts' `late_reply_failed` handlers what to do with a reply customer service
+/// refused for good; says so in the log when none is registered.
+async fn report_undeliverable(scripts: &LuaPool, failure: LateReplyFailure) {
+    let errcode = failure.errcode;
+    match scripts.late_reply_failed(failure).await {
+        Ok(Handled { handler: None, .. }) => tracing::error!(
+            errcode,
+            "late reply undeliverable and no late_reply_failed handler is registered"
+        ),
+        Ok(_) => {}
+        Err(script_error) => tracing::error!("late_reply_failed handler failed: {script_error}"),
     }
 }

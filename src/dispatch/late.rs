@@ -1,34 +1,39 @@
 //! Replies that missed the 5-second deadline, delivered through the customer-service API:
 //! the typing indicator while the handler still runs, the reply in its customer-service form
-//! when it returns, the outbox when WeChat is briefly unavailable, and the scripts'
-//! `late_reply_failed` handlers when customer service refuses for good (45015: the user has not
-//! written within 48 hours; 45047: the customer-service quota is used up).
+//! when it returns, and the outbox when WeChat is briefly unavailable. When customer service
+//! refuses for good (45015: the user has not written within 48 hours; 45047: the
+//! customer-service quota is used up) the failure goes back to the dispatcher, which asks the
+//! scripts' `late_reply_failed` handlers.
 
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use super::deadline::LateReplies;
+use super::deadline::{LateReplies, LogLateReplies};
 use crate::api::outbox::Outbox;
 use crate::api::{KfMessage, WechatClient};
 use crate::script::runtime::{Handled, LateReplyFailure};
-use crate::script::{ScriptError, ScriptHost};
+use crate::script::{ScriptError, Services};
 
 /// Late replies over the customer-service API.
 pub struct KfLateReplies {
     api: WechatClient,
     outbox: Arc<Outbox>,
-    scripts: Arc<ScriptHost>,
 }
 
 impl KfLateReplies {
-    /// Late replies sent with `api`, retried through `outbox`, failures reported to `scripts`.
-    pub fn new(api: WechatClient, outbox: Arc<Outbox>, scripts: Arc<ScriptHost>) -> KfLateReplies {
-        KfLateReplies {
-            api,
-            outbox,
-            scripts,
-        }
+    /// Late replies sent with `api`, retried through `outbox`.
+    pub fn new(api: WechatClient, outbox: Arc<Outbox>) -> KfLateReplies {
+        KfLateReplies { api, outbox }
+    }
+}
+
+/// The late-reply sink of these services: customer service when the WeChat API is configured,
+/// the log otherwise.
+pub fn for_services(services: &Services) -> Arc<dyn LateReplies> {
+    match (&services.api, &services.outbox) {
+        (Some(api), Some(outbox)) => Arc::new(KfLateReplies::new(api.clone(), outbox.clone())),
+        _ => Arc::new(LogLateReplies),
     }
 }
 
@@ -47,10 +52,9 @@ impl LateReplies for KfLateReplies {
         &self,
         openid: &str,
         result: Result<Handled, ScriptError>,
-    ) -> BoxFuture<'static, ()> {
+    ) -> BoxFuture<'static, Option<LateReplyFailure>> {
         let api = self.api.clone();
         let outbox = self.outbox.clone();
-        let scripts = self.scripts.clone();
         let openid = openid.to_string();
         Box::pin(async move {
             let reply = match result {
@@ -59,25 +63,28 @@ impl LateReplies for KfLateReplies {
                 }) => reply,
                 Ok(_) => {
                     let _ = api.kf().typing(&openid, false).await;
-                    return;
+                    return None;
                 }
                 Err(e) => {
                     tracing::error!("late handler failed: {e}");
                     let _ = api.kf().typing(&openid, false).await;
-                    return;
+                    return None;
                 }
             };
             let Some(message) = KfMessage::from_reply(&reply) else {
                 tracing::error!(
                     "a transfer to customer service cannot be sent after the deadline; dropped"
                 );
-                return;
+                return None;
             };
             match api.kf().send(&openid, &message).await {
-                Ok(()) => tracing::info!(
-                    kind = reply.kind(),
-                    "late reply delivered through customer service"
-                ),
+                Ok(()) => {
+                    tracing::info!(
+                        kind = reply.kind(),
+                        "late reply delivered through customer service"
+                    );
+                    None
+                }
                 Err(e) if e.is_transient() => {
                     let call =
                         message.queued_send(&openid, None, format!("late {} reply", reply.kind()));
@@ -86,26 +93,19 @@ impl LateReplies for KfLateReplies {
                             "late reply lost: cannot queue it ({store_error}) after {e}"
                         );
                     }
+                    None
                 }
                 Err(e) => {
                     tracing::warn!(
                         errcode = e.errcode(),
                         "customer service refused the late reply; asking the scripts' late_reply_failed handlers"
                     );
-                    let failure = LateReplyFailure {
+                    Some(LateReplyFailure {
                         openid,
                         reply,
                         errcode: e.errcode(),
                         errmsg: e.errmsg(),
-                    };
-                    match scripts.late_reply_failed(failure).await {
-                        Ok(Handled { handler: None, .. }) => tracing::error!(
-                            errcode = e.errcode(),
-                            "late reply undeliverable and no late_reply_failed handler is registered"
-                        ),
-                        Ok(_) => {}
-                        Err(script_error) => tracing::error!("late_reply_failed handler failed: {script_error}"),
-                    }
+                    })
                 }
             }
         })

@@ -1,0 +1,102 @@
+//! The message callback's extractor: a handler that takes [`Inbound`] gets a message that is
+//! signed ([`Signed`]: signature, timestamp window, single use), opened when encrypted
+//! (`msg_signature`, then decryption, through [`Envelope::open_request`]) and parsed, plus the
+//! [`Seal`] its answer must go out in. Every refusal is an [`AppError`].
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use super::verify::Signed;
+use super::{AppError, AppState};
+use crate::config::SecurityMode;
+use crate::dispatch::Answer;
+use crate::protocol::envelope::Envelope;
+use crate::protocol::message::InboundMessage;
+
+/// The plain answer that tells WeChat "received, no reply".
+const SUCCESS: &str = "success";
+
+/// A signed message, opened and parsed.
+#[derive(Debug)]
+pub struct Inbound {
+    /// The message.
+    pub message: InboundMessage,
+    /// How its answer goes out.
+    pub seal: Seal,
+}
+
+/// How an answer goes out: as sent, or sealed in the envelope the request came in.
+#[derive(Debug)]
+pub enum Seal {
+    /// A plaintext request: the reply XML as it is.
+    Plain,
+    /// An encrypted request: the reply encrypted and signed with the request's nonce.
+    Envelope {
+        /// The account's envelope.
+        envelope: Arc<Envelope>,
+        /// The request's nonce, which the reply's signature repeats.
+        nonce: String,
+    },
+}
+
+impl Seal {
+    /// The HTTP answer: `success`, the reply XML, or the reply sealed in its envelope.
+    pub fn respond(self, answer: Answer) -> Response {
+        let Some(xml) = answer else {
+            return (
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                SUCCESS,
+            )
+                .into_response();
+        };
+        let body = match self {
+            Seal::Plain => xml.to_string(),
+            Seal::Envelope { envelope, nonce } => {
+                envelope.seal_reply(&xml, crate::clock::unix_secs(), &nonce)
+            }
+        };
+        (
+            [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+impl FromRequest<Arc<AppState>> for Inbound {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &Arc<AppState>) -> Result<Self, AppError> {
+        let (mut parts, body) = request.into_parts();
+        // The signature first: nothing of an unsigned request is read.
+        let signed = Signed::from_request_parts(&mut parts, state).await?;
+        let body = Bytes::from_request(Request::from_parts(parts, body), state).await?;
+        if signed.query.encrypt_type.as_deref() != Some("aes") {
+            if state.mode == SecurityMode::Safe {
+                return Err(AppError::PlaintextRefused);
+            }
+            return Ok(Inbound {
+                message: InboundMessage::parse(&body)?,
+                seal: Seal::Plain,
+            });
+        }
+        let envelope = state.envelope.clone().ok_or(AppError::NoKey)?;
+        let message = envelope.open_request(
+            &body,
+            &signed.timestamp,
+            &signed.nonce,
+            signed.query.msg_signature.as_deref(),
+        )?;
+        Ok(Inbound {
+            message,
+            seal: Seal::Envelope {
+                envelope,
+                nonce: signed.nonce,
+            },
+        })
+    }
+}
