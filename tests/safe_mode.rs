@@ -9,12 +9,13 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use support::{element, now, sign, text_xml, Server, TOKEN};
+use support::{element, fresh_nonce, now, sign, text_xml, Server, TOKEN};
 use tower::ServiceExt;
 use wechat_lua::config::{Config, Overrides};
 use wechat_lua::protocol::crypto::MessageCrypto;
-use wechat_lua::protocol::message::{parse_fields, InboundMessage};
+use wechat_lua::protocol::message::InboundMessage;
 use wechat_lua::protocol::reply::{Article, Reply};
+use wechat_lua::protocol::xml_fields::parse_fields;
 use wechat_lua::script::{RuntimeOptions, ScriptHost, Services};
 use wechat_lua::server::{app, AppState};
 
@@ -227,13 +228,15 @@ fn padded(mut v: Vec<u8>, pad_byte: Option<u8>) -> Vec<u8> {
     v
 }
 
-/// A safe-mode request carrying `encrypt`, signed correctly, so decryption is reached.
+/// A safe-mode request carrying `encrypt`, signed correctly with a nonce of its own (a signed
+/// query is single-use), so decryption is reached.
 fn signed_envelope(encrypt: &str) -> (String, String) {
     let ts = now().to_string();
+    let nonce = fresh_nonce();
     let query = format!(
-        "signature={}&timestamp={ts}&nonce=n&encrypt_type=aes&msg_signature={}",
-        sign(&[TOKEN, &ts, "n"]),
-        sign(&[TOKEN, &ts, "n", encrypt])
+        "signature={}&timestamp={ts}&nonce={nonce}&encrypt_type=aes&msg_signature={}",
+        sign(&[TOKEN, &ts, &nonce]),
+        sign(&[TOKEN, &ts, &nonce, encrypt])
     );
     let body =
         format!("<xml><ToUserName>gh</ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>");
