@@ -1,7 +1,8 @@
 //! wechat-lua: a host for WeChat Official Account (公众号) bots written in Lua.
 //!
 //! # Layout
-//! - [`protocol`]: pure WeChat wire formats (signature, crypto, inbound XML, reply XML). No I/O.
+//! - [`protocol`]: pure WeChat wire formats (signature, crypto, the XML field tree, inbound
+//!   messages and their kinds, reply XML). No I/O.
 //! - [`api`]: the outbound WeChat API (access_token lifecycle, one module per API family).
 //! - [`script`]: the Lua runtime, the `wx` bindings, handler dispatch and hot reload.
 //! - [`server`]: the HTTP callback (routes, verification, errors, shutdown).

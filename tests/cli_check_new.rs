@@ -7,7 +7,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use wechat_lua::config::{Config, Overrides};
-use wechat_lua::protocol::message::{snake_case, Field, Fields, InboundMessage};
+use wechat_lua::protocol::message::InboundMessage;
+use wechat_lua::protocol::xml_fields::{snake_case, Field, Fields};
 use wechat_lua::script::bindings::handlers::{EVENT_KINDS, MESSAGE_KINDS};
 use wechat_lua::script::ScriptSources;
 

@@ -1,7 +1,15 @@
 //! WeChat wire formats: everything that turns bytes from WeChat into values and back.
 //! Pure code, no I/O, so every piece is unit-tested and fuzzed on its own.
+//!
+//! - [`signature`]: the sha1 signatures of the callback and of safe mode.
+//! - [`crypto`]: safe-mode AES, decrypt and encrypt.
+//! - [`xml_fields`]: any `<xml>` body as a tree of named fields, with the parser's limits and
+//!   list rules.
+//! - [`message`]: an inbound message on top of that tree, with its kind as an enum.
+//! - [`reply`]: passive replies and their XML.
 
 pub mod crypto;
 pub mod message;
 pub mod reply;
 pub mod signature;
+pub mod xml_fields;

@@ -3,8 +3,8 @@
 
 use crate::config::Secret;
 use crate::protocol::crypto::{CryptoError, MessageCrypto};
-use crate::protocol::message::parse_fields;
 use crate::protocol::signature;
+use crate::protocol::xml_fields::parse_fields;
 
 use super::ACCOUNT;
 
