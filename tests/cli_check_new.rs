@@ -7,9 +7,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use wechat_lua::config::{Config, Overrides};
-use wechat_lua::protocol::message::InboundMessage;
+use wechat_lua::protocol::message::{EventType, InboundMessage, MsgType};
 use wechat_lua::protocol::xml_fields::{snake_case, Field, Fields};
-use wechat_lua::script::bindings::handlers::{EVENT_KINDS, MESSAGE_KINDS};
 use wechat_lua::script::ScriptSources;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wechat-lua");
@@ -343,10 +342,10 @@ fn new_refuses_a_non_empty_directory_and_leaves_it_alone() {
 
 #[test]
 fn the_types_name_every_kind_the_host_knows() {
-    for kind in MESSAGE_KINDS {
+    for kind in MsgType::MESSAGE_NAMES {
         assert!(TYPES.contains(&format!("---| \"{kind}\"\n")), "{kind}");
     }
-    for event in EVENT_KINDS {
+    for event in EventType::NAMES {
         assert!(
             TYPES.contains(&format!("---| \"event.{event}\"\n")),
             "event.{event}"

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use mlua::{Lua, Table, Value};
 
 use crate::config::{Config, DEFAULT_CONFIG_FILE};
-use crate::script::bindings::handlers::{EVENT_KINDS, MESSAGE_KINDS};
+use crate::protocol::message::{EventType, MsgType};
 use crate::script::runtime::LuaRuntime;
 use crate::script::sources::ENTRY_FILE;
 use crate::script::{bindings, RuntimeOptions, ScriptSources, Services};
@@ -332,10 +332,10 @@ fn kind_hint(message: &str) -> Option<String> {
     let rest = message.strip_prefix("wx.on(\"")?;
     let kind = &rest[..rest.find("\")")?];
     let lower = kind.to_ascii_lowercase();
-    let (distance, best) = MESSAGE_KINDS
+    let (distance, best) = MsgType::MESSAGE_NAMES
         .iter()
         .map(|k| k.to_string())
-        .chain(EVENT_KINDS.iter().map(|e| format!("event.{e}")))
+        .chain(EventType::NAMES.iter().map(|e| format!("event.{e}")))
         .map(|candidate| (edit_distance(&lower, &candidate), candidate))
         .min()?;
     (distance <= 1.max(lower.len() / 3)).then(|| {

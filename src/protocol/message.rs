@@ -8,9 +8,19 @@
 // through this path.
 pub use super::xml_fields::{parse_fields, Field, Fields, ParseError};
 
-/// Declares a wire-name enum with an `Other` catch-all, its `as_str` and its parser.
-macro_rules! wire_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $wire:literal,)* }) => {
+/// Declares a kind enum from one list of `Variant => "wire name"`, so a kind WeChat sends is
+/// named in exactly one place: the enum (with any variants that carry data, and an `Other`
+/// catch-all), the list of its kinds and of their wire names, `as_str`, and the lookup of a
+/// listed name. Everything else that names kinds (the `wx.on` check, `check`'s suggestions,
+/// metrics labels, the editor types test) is generated from these lists.
+macro_rules! wire_kinds {
+    (
+        $(#[$meta:meta])*
+        $name:ident { $($variant:ident => $wire:literal,)* }
+        $(#[$kinds_doc:meta])* $kinds:ident,
+        $(#[$names_doc:meta])* $names:ident,
+        $($(#[$extra_meta:meta])* $extra:ident($extra_ty:ty) => $extra_wire:literal,)*
+    ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub enum $name {
@@ -18,33 +28,42 @@ macro_rules! wire_enum {
                 #[doc = concat!("`", $wire, "`")]
                 $variant,
             )*
+            $($(#[$extra_meta])* $extra($extra_ty),)*
             /// A value this version does not know, lowercased.
             Other(String),
         }
 
         impl $name {
+            $(#[$kinds_doc])*
+            pub const $kinds: &'static [$name] = &[$($name::$variant,)*];
+
+            $(#[$names_doc])*
+            pub const $names: &'static [&'static str] = &[$($wire,)*];
+
             /// The lowercase wire name.
             pub fn as_str(&self) -> &str {
                 match self {
                     $($name::$variant => $wire,)*
+                    $($name::$extra(_) => $extra_wire,)*
                     $name::Other(s) => s,
                 }
             }
 
-            /// Classifies a wire value, case-insensitively (WeChat mixes `SCAN` and `scancode_push`).
-            pub fn from_wire(value: &str) -> Self {
+            /// The listed kind called `value`, case-insensitively (WeChat mixes `SCAN` and
+            /// `scancode_push`).
+            fn listed(value: &str) -> Option<Self> {
                 $(
                     if value.eq_ignore_ascii_case($wire) {
-                        return $name::$variant;
+                        return Some($name::$variant);
                     }
                 )*
-                $name::Other(value.to_ascii_lowercase())
+                None
             }
         }
     };
 }
 
-wire_enum! {
+wire_kinds! {
     /// Event of an `event` message.
     EventType {
         Subscribe => "subscribe",
@@ -70,74 +89,48 @@ wire_enum! {
         KfCloseSession => "kf_close_session",
         KfSwitchSession => "kf_switch_session",
     }
+    /// Every event WeChat sends that this version knows by name.
+    ALL,
+    /// The wire names of [`EventType::ALL`], in the same order (`wx.on("event.<name>")`).
+    NAMES,
 }
 
-/// MsgType of an inbound message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MsgType {
-    /// `text`
-    Text,
-    /// `image`
-    Image,
-    /// `voice`
-    Voice,
-    /// `video`
-    Video,
-    /// `shortvideo`
-    ShortVideo,
-    /// `location`
-    Location,
-    /// `link`
-    Link,
-    /// `miniprogrampage`
-    MiniProgramPage,
-    /// `file`
-    File,
+impl EventType {
+    /// Classifies an Event value; one this version does not know is [`EventType::Other`].
+    pub fn from_wire(value: &str) -> Self {
+        Self::listed(value).unwrap_or_else(|| EventType::Other(value.to_ascii_lowercase()))
+    }
+}
+
+wire_kinds! {
+    /// MsgType of an inbound message.
+    MsgType {
+        Text => "text",
+        Image => "image",
+        Voice => "voice",
+        Video => "video",
+        ShortVideo => "shortvideo",
+        Location => "location",
+        Link => "link",
+        MiniProgramPage => "miniprogrampage",
+        File => "file",
+    }
+    /// Every message kind this version knows by name, except `event`, whose kinds are
+    /// [`EventType::ALL`].
+    MESSAGES,
+    /// The wire names of [`MsgType::MESSAGES`], in the same order (`wx.on("<name>")`).
+    MESSAGE_NAMES,
     /// `event`, with its Event.
-    Event(EventType),
-    /// A MsgType this version does not know, lowercased.
-    Other(String),
+    Event(EventType) => "event",
 }
 
 impl MsgType {
-    /// The lowercase wire name (`"event"` for every event).
-    pub fn as_str(&self) -> &str {
-        match self {
-            MsgType::Text => "text",
-            MsgType::Image => "image",
-            MsgType::Voice => "voice",
-            MsgType::Video => "video",
-            MsgType::ShortVideo => "shortvideo",
-            MsgType::Location => "location",
-            MsgType::Link => "link",
-            MsgType::MiniProgramPage => "miniprogrampage",
-            MsgType::File => "file",
-            MsgType::Event(_) => "event",
-            MsgType::Other(s) => s,
-        }
-    }
-
     /// Classifies a MsgType; `event` takes its EventType from `event` (the Event field).
     pub fn from_wire(value: &str, event: Option<&str>) -> Self {
-        const PLAIN: [(&str, MsgType); 9] = [
-            ("text", MsgType::Text),
-            ("image", MsgType::Image),
-            ("voice", MsgType::Voice),
-            ("video", MsgType::Video),
-            ("shortvideo", MsgType::ShortVideo),
-            ("location", MsgType::Location),
-            ("link", MsgType::Link),
-            ("miniprogrampage", MsgType::MiniProgramPage),
-            ("file", MsgType::File),
-        ];
         if value.eq_ignore_ascii_case("event") {
             return MsgType::Event(EventType::from_wire(event.unwrap_or("")));
         }
-        PLAIN
-            .iter()
-            .find(|(wire, _)| value.eq_ignore_ascii_case(wire))
-            .map(|(_, t)| t.clone())
-            .unwrap_or_else(|| MsgType::Other(value.to_ascii_lowercase()))
+        Self::listed(value).unwrap_or_else(|| MsgType::Other(value.to_ascii_lowercase()))
     }
 }
 
@@ -196,12 +189,18 @@ impl InboundMessage {
         self.kind.as_str()
     }
 
-    /// Lowercase Event, for event messages that carry one.
-    pub fn event(&self) -> Option<&str> {
+    /// The Event, for event messages that carry one (an `event` without an Event element
+    /// has none, though its kind is `MsgType::Event(EventType::Other(""))`).
+    pub fn event_type(&self) -> Option<&EventType> {
         match &self.kind {
-            MsgType::Event(e) if self.fields.get("Event").is_some() => Some(e.as_str()),
+            MsgType::Event(e) if self.fields.get("Event").is_some() => Some(e),
             _ => None,
         }
+    }
+
+    /// Lowercase Event, for event messages that carry one.
+    pub fn event(&self) -> Option<&str> {
+        self.event_type().map(EventType::as_str)
     }
 
     /// MsgId, or MsgID (MASSSENDJOBFINISH and subscribe_msg_sent_event spell it so).
@@ -288,11 +287,33 @@ mod tests {
     }
 
     #[test]
+    fn every_listed_kind_round_trips_under_its_one_name() {
+        assert_eq!(EventType::ALL.len(), EventType::NAMES.len());
+        for (kind, name) in EventType::ALL.iter().zip(EventType::NAMES) {
+            assert_eq!(kind.as_str(), *name);
+            assert_eq!(&EventType::from_wire(name), kind);
+            assert_eq!(&EventType::from_wire(&name.to_uppercase()), kind);
+        }
+        assert_eq!(MsgType::MESSAGES.len(), MsgType::MESSAGE_NAMES.len());
+        for (kind, name) in MsgType::MESSAGES.iter().zip(MsgType::MESSAGE_NAMES) {
+            assert_eq!(kind.as_str(), *name);
+            assert_eq!(&MsgType::from_wire(name, None), kind);
+            assert_eq!(&MsgType::from_wire(&name.to_uppercase(), None), kind);
+        }
+        assert!(!MsgType::MESSAGE_NAMES.contains(&"event"));
+        let mut names: Vec<&str> = EventType::NAMES.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), EventType::NAMES.len(), "an event listed twice");
+    }
+
+    #[test]
     fn event_without_event_field_is_kept_as_other() {
         let m = InboundMessage::parse(&doc("<MsgType>event</MsgType>")).unwrap();
         assert_eq!(m.kind, MsgType::Event(EventType::Other(String::new())));
         assert_eq!(m.msg_type(), "event");
         assert_eq!(m.event(), None);
+        assert_eq!(m.event_type(), None);
     }
 
     #[test]
