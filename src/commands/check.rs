@@ -13,9 +13,12 @@ use mlua::{Lua, Table, Value};
 
 use crate::config::{Config, DEFAULT_CONFIG_FILE};
 use crate::protocol::message::{EventType, MsgType};
+use crate::script::error::is_host_frame;
 use crate::script::runtime::LuaRuntime;
 use crate::script::sources::ENTRY_FILE;
-use crate::script::{bindings, RuntimeOptions, ScriptSources, Services};
+use crate::script::{
+    bindings, LoadError, LoadWarning, RuntimeOptions, ScriptError, ScriptSources, Services,
+};
 
 /// How deep the walk of `wx` goes; the bindings nest two or three levels.
 const MAX_WALK_DEPTH: usize = 8;
@@ -160,7 +163,11 @@ pub fn check(location: &Path) -> CheckReport {
     let location = match resolve_bot_dir(location) {
         Ok(resolved) => resolved,
         Err(message) => {
-            report.diagnostics.push(located_error(&message, location));
+            report.diagnostics.push(from_load_error(
+                &LoadError::parse(&message),
+                Severity::Error,
+                location,
+            ));
             return report;
         }
     };
@@ -195,8 +202,12 @@ pub fn check(location: &Path) -> CheckReport {
     let compiler = Lua::new();
     for rel in &files {
         if let Err(e) = bindings::stdlib::compile(&compiler, &sources, rel) {
-            let text = crate::script::runtime::describe_error(&e);
-            let d = located_error(&text, Path::new(&sources.display_path(rel)));
+            let error = LoadError::parse(&crate::script::runtime::describe_error(&e));
+            let d = from_load_error(
+                &error,
+                Severity::Error,
+                Path::new(&sources.display_path(rel)),
+            );
             reported.insert(finding_key(&d));
             report.diagnostics.push(d);
         }
@@ -220,20 +231,21 @@ pub fn check(location: &Path) -> CheckReport {
         Ok(runtime) => {
             report.handlers = Some(runtime.handler_count());
             for warning in runtime.warnings() {
-                let mut d = located(
+                report.diagnostics.push(from_warning(
                     warning,
-                    Severity::Warning,
                     Path::new(&sources.display_path(sources.entry())),
-                );
-                if let Some(shorter) = kind_hint(&d.message) {
-                    d.message = shorter;
-                }
-                report.diagnostics.push(d);
+                ));
             }
         }
         Err(e) => {
-            let d = located_error(
-                &e.to_string(),
+            let error = match e {
+                ScriptError::Load(error) => error,
+                // Loading fails only with a LoadError; anything else is the host's own text.
+                other => LoadError::host(other.to_string()),
+            };
+            let d = from_load_error(
+                &error,
+                Severity::Error,
                 Path::new(&sources.display_path(sources.entry())),
             );
             // A syntax error met again through `require` is the same finding.
@@ -277,37 +289,22 @@ fn finding_key(d: &Diagnostic) -> String {
     format!("{}:{:?}: {}", d.file, d.line, d.message)
 }
 
-fn located_error(text: &str, fallback: &Path) -> Diagnostic {
-    located(text, Severity::Error, fallback)
-}
-
-/// Turns `file:line: message\ntraceback…` into a diagnostic; text without a location is
-/// charged to `fallback`.
-fn located(text: &str, severity: Severity, fallback: &Path) -> Diagnostic {
-    let mut lines = text.lines();
-    let first = lines.next().unwrap_or("");
+/// A load error as a diagnostic, its traceback shown under it; an error without a place of
+/// its own is charged to the innermost script frame, else to `fallback`.
+fn from_load_error(error: &LoadError, severity: Severity, fallback: &Path) -> Diagnostic {
     // Nested errors (a failing `require`) carry one traceback each, mostly the same frames.
     let mut seen = HashSet::new();
-    let detail: Vec<String> = lines
-        .map(str::trim)
-        .filter(|l| {
-            !l.is_empty()
-                && !l.starts_with("[C]:")
-                && !l.starts_with("wechat-lua:")
-                && !l.starts_with("[string \"wechat-lua\"]")
-                && !l.starts_with("__mlua")
-                && seen.insert(*l)
-        })
+    let detail: Vec<String> = error
+        .detail
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty() && !is_host_frame(l) && seen.insert(*l))
         .map(str::to_string)
         .collect();
-    let (file, line, message) = match split_location(first) {
-        Some((file, line, rest)) => (file.to_string(), Some(line), rest.to_string()),
-        // An error raised inside the host (a yield outside a handler) has no location of its
-        // own: the innermost script frame of the traceback is the line to blame.
-        None => match detail.iter().find_map(|l| split_location(l)) {
-            Some((file, line, _)) => (file.to_string(), Some(line), first.to_string()),
-            None => (fallback.display().to_string(), None, first.to_string()),
-        },
+    let message = error.message.trim_start().to_string();
+    let (file, line) = match error.blame() {
+        Some((file, line)) => (file.to_string(), Some(line)),
+        None => (fallback.display().to_string(), None),
     };
     // A traceback that only repeats the error's own line says nothing.
     let frames: Vec<&String> = detail.iter().filter(|l| *l != "stack traceback:").collect();
@@ -326,11 +323,29 @@ fn located(text: &str, severity: Severity, fallback: &Path) -> Diagnostic {
     }
 }
 
-/// The registry's unknown-kind warning (which lists every kind) narrowed to the one kind
-/// that was likely meant, when one is within a typo of what the script wrote.
-fn kind_hint(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("wx.on(\"")?;
-    let kind = &rest[..rest.find("\")")?];
+/// A load warning as a diagnostic; one about an unknown kind names the kind likely meant,
+/// when one is within a typo of what the script wrote, instead of listing every kind.
+fn from_warning(warning: &LoadWarning, fallback: &Path) -> Diagnostic {
+    let message = warning
+        .unknown_kind
+        .as_deref()
+        .and_then(kind_hint)
+        .unwrap_or_else(|| warning.message.clone());
+    Diagnostic {
+        file: warning
+            .file
+            .clone()
+            .unwrap_or_else(|| fallback.display().to_string()),
+        line: warning.line,
+        severity: Severity::Warning,
+        message,
+        detail: Vec::new(),
+    }
+}
+
+/// The kind WeChat sends that `kind` (which it does not send) was likely meant to be, as a
+/// warning message, when one is within a typo of it.
+fn kind_hint(kind: &str) -> Option<String> {
     let lower = kind.to_ascii_lowercase();
     let (distance, best) = MsgType::MESSAGE_NAMES
         .iter()
@@ -343,26 +358,6 @@ fn kind_hint(message: &str) -> Option<String> {
             "wx.on(\"{kind}\"): WeChat sends no message of this kind (did you mean \"{best}\"?)"
         )
     })
-}
-
-/// Splits `some/file.lua:12: message` at the first `:<digits>: `.
-fn split_location(text: &str) -> Option<(&str, u32, &str)> {
-    let bytes = text.as_bytes();
-    let mut start = 0;
-    while let Some(offset) = text[start..].find(':') {
-        let colon = start + offset;
-        let digits = bytes[colon + 1..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        let after = colon + 1 + digits;
-        if colon > 0 && digits > 0 && bytes.get(after) == Some(&b':') {
-            let line = text[colon + 1..after].parse().ok()?;
-            return Some((&text[..colon], line, text[after + 1..].trim_start()));
-        }
-        start = colon + 1;
-    }
-    None
 }
 
 /// What a name in `wx` is.
@@ -761,16 +756,10 @@ mod tests {
     }
 
     #[test]
-    fn locations_are_split_from_messages() {
-        assert_eq!(
-            split_location("scripts/lib/x.lua:3: unexpected symbol near 'end'"),
-            Some(("scripts/lib/x.lua", 3, "unexpected symbol near 'end'"))
-        );
-        assert_eq!(
-            split_location("C:/bots/main.lua:12: boom"),
-            Some(("C:/bots/main.lua", 12, "boom"))
-        );
-        assert_eq!(split_location("no location here: at all"), None);
+    fn load_errors_become_located_diagnostics() {
+        let located = |text: &str, severity, fallback| {
+            from_load_error(&LoadError::parse(text), severity, fallback)
+        };
         let d = located(
             "main.lua:2: boom\nstack traceback:\n\t[C]: in ?",
             Severity::Error,
@@ -790,12 +779,37 @@ mod tests {
     }
 
     #[test]
-    fn unknown_kinds_get_the_likely_kind_when_one_is_close() {
-        let hint = |kind: &str| {
-            kind_hint(&format!(
-                "wx.on(\"{kind}\"): WeChat sends no message of this kind (did you mean one of ...)"
-            ))
+    fn warnings_become_diagnostics_from_their_fields() {
+        let warning = LoadWarning {
+            file: Some("scripts/lib/bot.lua".into()),
+            line: Some(3),
+            message:
+                "wx.on(\"txt\"): WeChat sends no message of this kind (did you mean one of ...)"
+                    .into(),
+            unknown_kind: Some("txt".into()),
         };
+        let d = from_warning(&warning, Path::new("scripts/main.lua"));
+        assert_eq!(
+            d.to_string(),
+            "scripts/lib/bot.lua:3: warning: wx.on(\"txt\"): WeChat sends no message of this kind (did you mean \"text\"?)"
+        );
+        let far = LoadWarning {
+            file: None,
+            line: None,
+            unknown_kind: Some("hologram".into()),
+            ..warning
+        };
+        let d = from_warning(&far, Path::new("scripts/main.lua"));
+        assert_eq!((d.file.as_str(), d.line), ("scripts/main.lua", None));
+        assert_eq!(
+            d.message, far.message,
+            "no kind is close: the full list stays"
+        );
+    }
+
+    #[test]
+    fn unknown_kinds_get_the_likely_kind_when_one_is_close() {
+        let hint = kind_hint;
         assert!(hint("txt").unwrap().contains("did you mean \"text\"?"));
         assert!(hint("event.subscrib")
             .unwrap()

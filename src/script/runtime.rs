@@ -12,7 +12,7 @@ use super::bindings::{self};
 use super::message_table::{message_table, KeyCache};
 use super::reply_value::{reply_from_lua, reply_to_lua};
 use super::run_limit::{self, RunClock, StopReason};
-use super::{ScriptError, ScriptSources, Services};
+use super::{LoadError, LoadWarning, ScriptError, ScriptSources, Services};
 use crate::protocol::message::InboundMessage;
 use crate::protocol::reply::Reply;
 
@@ -66,7 +66,7 @@ pub struct LuaRuntime {
     /// The original `string.find`, captured before user code could replace it.
     find: Function,
     /// Warnings found while loading (e.g. handlers for unknown kinds).
-    warnings: Vec<String>,
+    warnings: Vec<LoadWarning>,
     sources: Arc<ScriptSources>,
     /// What the state's hook measures the running handler by; also says whether a run went
     /// over a limit, after which the state is not used again.
@@ -84,7 +84,8 @@ impl LuaRuntime {
         options: &RuntimeOptions,
         services: &Services,
     ) -> Result<Self, ScriptError> {
-        let internal = |e: mlua::Error| ScriptError::Load(format!("cannot set up Lua: {e}"));
+        let internal =
+            |e: mlua::Error| ScriptError::Load(LoadError::host(format!("cannot set up Lua: {e}")));
         let lua = Lua::new_with(
             StdLib::STRING
                 | StdLib::TABLE
@@ -122,12 +123,12 @@ impl LuaRuntime {
             .and_then(|entry| entry.call::<()>(()));
         // The main thread runs only the host's own calls (pattern filters), not handlers.
         lua.remove_hook();
-        loaded.map_err(|e| ScriptError::Load(describe_error(&e)))?;
+        loaded.map_err(|e| ScriptError::Load(LoadError::parse(&describe_error(&e))))?;
 
         let (handlers, warnings) = {
             let mut registry = lua
                 .app_data_mut::<HandlerRegistry>()
-                .ok_or_else(|| ScriptError::Load("handler registry missing".into()))?;
+                .ok_or_else(|| ScriptError::Load(LoadError::host("handler registry missing")))?;
             registry.sealed = true;
             (
                 std::mem::take(&mut registry.handlers),
@@ -160,13 +161,13 @@ impl LuaRuntime {
         names.sort_unstable();
         for rel in names {
             bindings::stdlib::compile(&self.lua, &self.sources, rel)
-                .map_err(|e| ScriptError::Load(describe_error(&e)))?;
+                .map_err(|e| ScriptError::Load(LoadError::parse(&describe_error(&e))))?;
         }
         Ok(())
     }
 
     /// Warnings found while loading.
-    pub fn warnings(&self) -> &[String] {
+    pub fn warnings(&self) -> &[LoadWarning] {
         &self.warnings
     }
 

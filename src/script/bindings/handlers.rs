@@ -3,8 +3,9 @@
 
 use mlua::{Function, Lua, Result as LuaResult, Table, Value};
 
-use super::{caller_location, error_at};
+use super::{caller_location, caller_position, error_at};
 use crate::protocol::message::{EventType, InboundMessage, MsgType};
+use crate::script::LoadWarning;
 
 /// Which messages a handler is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +94,7 @@ pub struct HandlerRegistry {
     /// Set once loading finished; later `wx.on` calls are refused.
     pub sealed: bool,
     /// Doubtful registrations (unknown kinds), for `check` and the log.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<LoadWarning>,
 }
 
 /// Adds `wx.on`.
@@ -151,11 +152,17 @@ pub fn register(lua: &Lua, wx: &Table) -> LuaResult<()> {
             ));
         }
         if !selector.is_known() {
-            let warning = format!(
-                "{origin}: wx.on(\"{kind}\"): WeChat sends no message of this kind (did you mean one of {}, or event.<{}>?)",
-                MsgType::MESSAGE_NAMES.join(", "),
-                EventType::NAMES.join("|")
-            );
+            let (file, line) = caller_position(lua, 1).unzip();
+            let warning = LoadWarning {
+                file,
+                line: line.flatten(),
+                message: format!(
+                    "wx.on(\"{kind}\"): WeChat sends no message of this kind (did you mean one of {}, or event.<{}>?)",
+                    MsgType::MESSAGE_NAMES.join(", "),
+                    EventType::NAMES.join("|")
+                ),
+                unknown_kind: Some(kind.clone()),
+            };
             tracing::warn!(target: "script", "{warning}");
             registry.warnings.push(warning);
         }
