@@ -358,7 +358,7 @@ fn the_types_name_every_kind_the_host_knows() {
 fn the_types_describe_every_name_the_host_defines() {
     let dir = tree(&[("main.lua", "")]);
     let sources = Arc::new(ScriptSources::read(dir.path()).unwrap());
-    let names = wechat_lua::commands::check::host_names(sources).unwrap();
+    let names = wechat_lua::commands::check::lint::host_names(sources).unwrap();
     assert!(names.names.len() > 10, "{:?}", names.names.keys());
     for name in names.names.keys() {
         let described = TYPES.contains(&format!("function {name}("))
