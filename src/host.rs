@@ -211,7 +211,9 @@ async fn start_scripts(config: &Config, services: Services) -> Result<Arc<LuaPoo
         .await
         .map_err(|e| BuildError::Scripts {
             location: config.scripts.display().to_string(),
-            error: crate::script::ScriptError::Load(format!("loader task failed: {e}")),
+            error: crate::script::ScriptError::Load(crate::script::LoadError::host(format!(
+                "loader task failed: {e}"
+            ))),
         })?
         .map_err(|error| BuildError::Scripts {
             location: config.scripts.display().to_string(),

@@ -1,8 +1,8 @@
 //! wechat-lua: a host for WeChat Official Account (公众号) bots written in Lua.
 //!
 //! # Layout
-//! - [`protocol`]: pure WeChat wire formats (signature, crypto, the encrypted envelope, inbound
-//!   XML, reply XML). No I/O.
+//! - [`protocol`]: pure WeChat wire formats (signature, crypto, the encrypted envelope, the XML
+//!   field tree, inbound messages and their kinds, reply XML). No I/O.
 //! - [`api`]: the outbound WeChat API (access_token lifecycle, one module per API family).
 //! - [`script`]: the Lua runtime, the `wx` bindings, handler dispatch and hot reload.
 //! - [`dispatch`]: one message to one answer: retry dedup, the reply deadline, late replies,

@@ -39,7 +39,7 @@ pub struct Metrics {
 pub fn message_label(msg: &InboundMessage) -> String {
     match &msg.kind {
         MsgType::Other(_) => "other".to_string(),
-        MsgType::Event(_) if msg.event().is_none() => "event".to_string(),
+        MsgType::Event(_) if msg.event_type().is_none() => "event".to_string(),
         MsgType::Event(EventType::Other(_)) => "event.other".to_string(),
         MsgType::Event(event) => format!("event.{}", event.as_str()),
         known => known.as_str().to_string(),

@@ -7,8 +7,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use wechat_lua::config::{Config, Overrides};
-use wechat_lua::protocol::message::{snake_case, Field, Fields, InboundMessage};
-use wechat_lua::script::bindings::handlers::{EVENT_KINDS, MESSAGE_KINDS};
+use wechat_lua::protocol::message::{EventType, InboundMessage, MsgType};
+use wechat_lua::protocol::xml_fields::{snake_case, Field, Fields};
 use wechat_lua::script::ScriptSources;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wechat-lua");
@@ -342,10 +342,10 @@ fn new_refuses_a_non_empty_directory_and_leaves_it_alone() {
 
 #[test]
 fn the_types_name_every_kind_the_host_knows() {
-    for kind in MESSAGE_KINDS {
+    for kind in MsgType::MESSAGE_NAMES {
         assert!(TYPES.contains(&format!("---| \"{kind}\"\n")), "{kind}");
     }
-    for event in EVENT_KINDS {
+    for event in EventType::NAMES {
         assert!(
             TYPES.contains(&format!("---| \"event.{event}\"\n")),
             "event.{event}"
@@ -358,7 +358,7 @@ fn the_types_name_every_kind_the_host_knows() {
 fn the_types_describe_every_name_the_host_defines() {
     let dir = tree(&[("main.lua", "")]);
     let sources = Arc::new(ScriptSources::read(dir.path()).unwrap());
-    let names = wechat_lua::commands::check::host_names(sources).unwrap();
+    let names = wechat_lua::commands::check::lint::host_names(sources).unwrap();
     assert!(names.names.len() > 10, "{:?}", names.names.keys());
     for name in names.names.keys() {
         let described = TYPES.contains(&format!("function {name}("))

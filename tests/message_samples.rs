@@ -4,9 +4,8 @@
 use std::path::PathBuf;
 
 use proptest::prelude::*;
-use wechat_lua::protocol::message::{
-    parse_fields, EventType, Field, Fields, InboundMessage, MsgType,
-};
+use wechat_lua::protocol::message::{EventType, InboundMessage, MsgType};
+use wechat_lua::protocol::xml_fields::{parse_fields, Field, Fields};
 
 fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/messages")

@@ -13,8 +13,9 @@ use support::{element, now, sign, text_xml, Server, TOKEN};
 use tower::ServiceExt;
 use wechat_lua::config::{Config, Overrides};
 use wechat_lua::protocol::crypto::MessageCrypto;
-use wechat_lua::protocol::message::{parse_fields, InboundMessage};
+use wechat_lua::protocol::message::InboundMessage;
 use wechat_lua::protocol::reply::{Article, Reply};
+use wechat_lua::protocol::xml_fields::parse_fields;
 use wechat_lua::script::{LuaPool, RuntimeOptions, Services};
 use wechat_lua::server::{app, AppState};
 
@@ -227,7 +228,8 @@ fn padded(mut v: Vec<u8>, pad_byte: Option<u8>) -> Vec<u8> {
     v
 }
 
-/// A safe-mode request carrying `encrypt`, signed correctly, so decryption is reached.
+/// A safe-mode request carrying `encrypt`, signed correctly with a nonce of its own (a signed
+/// query is single-use), so decryption is reached.
 fn signed_envelope(encrypt: &str) -> (String, String) {
     let ts = now().to_string();
     // A fresh nonce per request, as WeChat sends: a signed query is single-use.

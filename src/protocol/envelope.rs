@@ -13,9 +13,10 @@
 //! by reason would be a padding oracle (CBC without a MAC).
 
 use super::crypto::{CryptoError, MessageCrypto};
-use super::message::{parse_fields, InboundMessage, ParseError};
+use super::message::{InboundMessage, ParseError};
 use super::reply::push_cdata;
 use super::signature;
+use super::xml_fields::parse_fields;
 
 /// Why a signed encrypted message could not be read. Logged, never sent.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,9 @@
 //! - [`crypto`]: safe-mode AES of one message.
 //! - [`envelope`]: an encrypted request opened and its reply sealed (and the inverse pair
 //!   WeChat uses), the `msg_signature` checked before decrypting.
-//! - [`message`]: inbound XML parsed into an [`message::InboundMessage`].
+//! - [`xml_fields`]: any `<xml>` body as a tree of named fields, with the parser's limits and
+//!   list rules.
+//! - [`message`]: an inbound message on top of that tree, with its kind as an enum.
 //! - [`reply`]: passive replies and their XML.
 
 pub mod crypto;
@@ -13,3 +15,4 @@ pub mod envelope;
 pub mod message;
 pub mod reply;
 pub mod signature;
+pub mod xml_fields;

@@ -9,7 +9,8 @@ use std::sync::Mutex;
 
 use mlua::{Lua, LuaString, Result as LuaResult, Table};
 
-use crate::protocol::message::{snake_case, Field, Fields, InboundMessage};
+use crate::protocol::message::InboundMessage;
+use crate::protocol::xml_fields::{snake_case, Field, Fields};
 
 /// Most element names one state keeps interned: WeChat's own are a few dozen; the cap keeps
 /// a sender of made-up names from growing the cache without bound (those take the slow path).

@@ -27,7 +27,7 @@ pub mod runtime;
 pub mod services;
 pub mod sources;
 
-pub use error::ScriptError;
+pub use error::{LoadError, LoadWarning, ScriptError};
 pub use pool::LuaPool;
 pub use runtime::RuntimeOptions;
 pub use services::Services;

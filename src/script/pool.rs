@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 use super::runtime::{Handled, LateReplyFailure, LuaRuntime};
-use super::{RuntimeOptions, ScriptError, ScriptSources, Services};
+use super::{LoadError, RuntimeOptions, ScriptError, ScriptSources, Services};
 use crate::protocol::message::InboundMessage;
 
 /// Most Lua states alive at once (each costs a few hundred KiB); beyond it messages wait for a
@@ -200,7 +200,9 @@ impl LuaPool {
             let built =
                 tokio::task::spawn_blocking(move || LuaRuntime::load(sources, &options, &services))
                     .await
-                    .map_err(|e| ScriptError::Load(format!("cannot build a Lua state: {e}")))
+                    .map_err(|e| {
+                        ScriptError::Load(LoadError::host(format!("cannot build a Lua state: {e}")))
+                    })
                     .and_then(|r| r);
             match built {
                 Ok(runtime) => {

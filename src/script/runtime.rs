@@ -12,7 +12,7 @@ use super::bindings::{self, pattern};
 use super::message_table::{message_table, KeyCache};
 use super::reply_value::{reply_from_lua, reply_to_lua};
 use super::run_limit::{self, RunClock, StopReason};
-use super::{ScriptError, ScriptSources, Services};
+use super::{LoadError, LoadWarning, ScriptError, ScriptSources, Services};
 use crate::protocol::message::InboundMessage;
 use crate::protocol::reply::Reply;
 
@@ -64,7 +64,7 @@ pub struct LuaRuntime {
     /// `xpcall` wrapper that adds a traceback to handler errors.
     call: Function,
     /// Warnings found while loading (e.g. handlers for unknown kinds).
-    warnings: Vec<String>,
+    warnings: Vec<LoadWarning>,
     sources: Arc<ScriptSources>,
     /// What the state's hook measures the running handler by; also says whether a run went
     /// over a limit, after which the state is not used again.
@@ -82,7 +82,8 @@ impl LuaRuntime {
         options: &RuntimeOptions,
         services: &Services,
     ) -> Result<Self, ScriptError> {
-        let internal = |e: mlua::Error| ScriptError::Load(format!("cannot set up Lua: {e}"));
+        let internal =
+            |e: mlua::Error| ScriptError::Load(LoadError::host(format!("cannot set up Lua: {e}")));
         let lua = Lua::new_with(
             StdLib::STRING
                 | StdLib::TABLE
@@ -115,12 +116,12 @@ impl LuaRuntime {
             .and_then(|entry| entry.call::<()>(()));
         // The main thread runs only the host's own calls (pattern filters), not handlers.
         lua.remove_hook();
-        loaded.map_err(|e| ScriptError::Load(describe_error(&e)))?;
+        loaded.map_err(|e| ScriptError::Load(LoadError::parse(&describe_error(&e))))?;
 
         let (handlers, warnings) = {
             let mut registry = lua
                 .app_data_mut::<HandlerRegistry>()
-                .ok_or_else(|| ScriptError::Load("handler registry missing".into()))?;
+                .ok_or_else(|| ScriptError::Load(LoadError::host("handler registry missing")))?;
             registry.sealed = true;
             (
                 std::mem::take(&mut registry.handlers),
@@ -152,13 +153,13 @@ impl LuaRuntime {
         names.sort_unstable();
         for rel in names {
             bindings::stdlib::compile(&self.lua, &self.sources, rel)
-                .map_err(|e| ScriptError::Load(describe_error(&e)))?;
+                .map_err(|e| ScriptError::Load(LoadError::parse(&describe_error(&e))))?;
         }
         Ok(())
     }
 
     /// Warnings found while loading.
-    pub fn warnings(&self) -> &[String] {
+    pub fn warnings(&self) -> &[LoadWarning] {
         &self.warnings
     }
 
@@ -191,7 +192,9 @@ impl LuaRuntime {
             message,
         })?;
         if let Some(Reply::News { articles }) = &reply {
-            if articles.len() > 1 && msg.msg_type() != "event" {
+            if articles.len() > 1
+                && !matches!(msg.kind, crate::protocol::message::MsgType::Event(_))
+            {
                 tracing::warn!(
                     handler = %handler.origin,
                     "a news reply with {} articles answers a user's message: WeChat shows only the first",

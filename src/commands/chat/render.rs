@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use crate::fake_wechat::RecordedCall;
-use crate::protocol::message::{parse_fields, Field, Fields};
+use crate::protocol::xml_fields::{parse_fields, Field, Fields};
 
 /// What a callback answer shows as.
 #[derive(Debug, Clone, PartialEq)]

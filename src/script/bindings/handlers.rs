@@ -3,47 +3,9 @@
 
 use mlua::{Function, Lua, Result as LuaResult, Table, Value};
 
-use super::{caller_location, error_at};
-use crate::protocol::message::InboundMessage;
-
-/// Message types WeChat sends (MsgType, lowercase).
-pub const MESSAGE_KINDS: &[&str] = &[
-    "text",
-    "image",
-    "voice",
-    "video",
-    "shortvideo",
-    "location",
-    "link",
-    "miniprogrampage",
-    "file",
-];
-
-/// Events WeChat sends (Event, lowercase), usable as `event.<name>`.
-pub const EVENT_KINDS: &[&str] = &[
-    "subscribe",
-    "unsubscribe",
-    "scan",
-    "location",
-    "click",
-    "view",
-    "scancode_push",
-    "scancode_waitmsg",
-    "pic_sysphoto",
-    "pic_photo_or_album",
-    "pic_weixin",
-    "location_select",
-    "view_miniprogram",
-    "masssendjobfinish",
-    "templatesendjobfinish",
-    "publishjobfinish",
-    "subscribe_msg_popup_event",
-    "subscribe_msg_change_event",
-    "subscribe_msg_sent_event",
-    "kf_create_session",
-    "kf_close_session",
-    "kf_switch_session",
-];
+use super::{caller_location, caller_position, error_at};
+use crate::protocol::message::{EventType, InboundMessage, MsgType};
+use crate::script::LoadWarning;
 
 /// Which messages a handler is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,10 +14,10 @@ pub enum Selector {
     Any,
     /// `event`: every event.
     AnyEvent,
-    /// `event.<name>`: one event (lowercase).
-    Event(String),
-    /// A MsgType (lowercase).
-    Message(String),
+    /// `event.<name>`: one event.
+    Event(EventType),
+    /// A MsgType other than `event`.
+    Message(MsgType),
     /// `late_reply_failed`: a reply that missed the deadline could not be delivered later.
     LateReplyFailed,
 }
@@ -68,8 +30,8 @@ impl Selector {
             "late_reply_failed" => Selector::LateReplyFailed,
             "event" => Selector::AnyEvent,
             _ => match kind.strip_prefix("event.") {
-                Some(event) => Selector::Event(event.to_string()),
-                None => Selector::Message(kind),
+                Some(event) => Selector::Event(EventType::from_wire(event)),
+                None => Selector::Message(MsgType::from_wire(&kind, None)),
             },
         }
     }
@@ -79,8 +41,8 @@ impl Selector {
     pub fn is_known(&self) -> bool {
         match self {
             Selector::Any | Selector::AnyEvent | Selector::LateReplyFailed => true,
-            Selector::Event(e) => EVENT_KINDS.contains(&e.as_str()),
-            Selector::Message(m) => MESSAGE_KINDS.contains(&m.as_str()),
+            Selector::Event(e) => !matches!(e, EventType::Other(_)),
+            Selector::Message(m) => !matches!(m, MsgType::Other(_)),
         }
     }
 
@@ -88,9 +50,9 @@ impl Selector {
     pub fn matches(&self, msg: &InboundMessage) -> bool {
         match self {
             Selector::Any => true,
-            Selector::AnyEvent => msg.msg_type() == "event",
-            Selector::Event(e) => msg.msg_type() == "event" && msg.event() == Some(e.as_str()),
-            Selector::Message(m) => msg.msg_type() == m,
+            Selector::AnyEvent => matches!(msg.kind, MsgType::Event(_)),
+            Selector::Event(e) => msg.event_type() == Some(e),
+            Selector::Message(m) => msg.kind == *m,
             Selector::LateReplyFailed => false,
         }
     }
@@ -132,7 +94,7 @@ pub struct HandlerRegistry {
     /// Set once loading finished; later `wx.on` calls are refused.
     pub sealed: bool,
     /// Doubtful registrations (unknown kinds), for `check` and the log.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<LoadWarning>,
 }
 
 /// Adds `wx.on`.
@@ -168,7 +130,7 @@ pub fn register(lua: &Lua, wx: &Table) -> LuaResult<()> {
         let selector = Selector::parse(&kind);
         let filter = match filter {
             None => None,
-            Some(text) if selector == Selector::Message("text".into()) => Some(Filter::Pattern(text)),
+            Some(text) if selector == Selector::Message(MsgType::Text) => Some(Filter::Pattern(text)),
             Some(key) if selector.takes_key() => Some(Filter::Key(key.to_str()?.to_string())),
             Some(_) => {
                 return Err(error_at(
@@ -190,11 +152,17 @@ pub fn register(lua: &Lua, wx: &Table) -> LuaResult<()> {
             ));
         }
         if !selector.is_known() {
-            let warning = format!(
-                "{origin}: wx.on(\"{kind}\"): WeChat sends no message of this kind (did you mean one of {}, or event.<{}>?)",
-                MESSAGE_KINDS.join(", "),
-                EVENT_KINDS.join("|")
-            );
+            let (file, line) = caller_position(lua, 1).unzip();
+            let warning = LoadWarning {
+                file,
+                line: line.flatten(),
+                message: format!(
+                    "wx.on(\"{kind}\"): WeChat sends no message of this kind (did you mean one of {}, or event.<{}>?)",
+                    MsgType::MESSAGE_NAMES.join(", "),
+                    EventType::NAMES.join("|")
+                ),
+                unknown_kind: Some(kind.clone()),
+            };
             tracing::warn!(target: "script", "{warning}");
             registry.warnings.push(warning);
         }
@@ -208,4 +176,56 @@ pub fn register(lua: &Lua, wx: &Table) -> LuaResult<()> {
         Ok(())
     })?;
     wx.set("on", on)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(body: &str) -> InboundMessage {
+        InboundMessage::parse(
+            format!(
+                "<xml><ToUserName>gh</ToUserName><FromUserName>o</FromUserName>\
+                 <CreateTime>1</CreateTime>{body}</xml>"
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn selectors_match_on_the_kind_enums() {
+        let text = msg("<MsgType>TEXT</MsgType><Content>hi</Content>");
+        let click = msg("<MsgType>event</MsgType><Event>CLICK</Event>");
+        let odd = msg("<MsgType>Hologram</MsgType>");
+        let new_event = msg("<MsgType>event</MsgType><Event>Teleport</Event>");
+        let bare_event = msg("<MsgType>event</MsgType>");
+        let empty_event = msg("<MsgType>event</MsgType><Event></Event>");
+
+        let text_sel = Selector::parse("Text");
+        assert_eq!(text_sel, Selector::Message(MsgType::Text));
+        assert!(text_sel.matches(&text) && !text_sel.matches(&click));
+        let click_sel = Selector::parse("event.click");
+        assert_eq!(click_sel, Selector::Event(EventType::Click));
+        assert!(click_sel.matches(&click) && !click_sel.matches(&text));
+        assert!(Selector::parse("EVENT").matches(&bare_event));
+        assert!(!Selector::parse("event").matches(&text));
+        // Kinds this version does not know still match by their lowercased name.
+        assert!(Selector::parse("hologram").matches(&odd));
+        assert!(!Selector::parse("hologram").is_known());
+        assert!(Selector::parse("event.teleport").matches(&new_event));
+        assert!(!Selector::parse("event.teleport").is_known());
+        // `event.` is for an empty Event element, not for an event without one.
+        assert!(Selector::parse("event.").matches(&empty_event));
+        assert!(!Selector::parse("event.").matches(&bare_event));
+        for name in MsgType::MESSAGE_NAMES {
+            assert!(Selector::parse(name).is_known(), "{name}");
+        }
+        for name in EventType::NAMES {
+            assert!(
+                Selector::parse(&format!("event.{name}")).is_known(),
+                "{name}"
+            );
+        }
+    }
 }

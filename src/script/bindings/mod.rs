@@ -34,6 +34,15 @@ pub fn install(lua: &Lua, sources: Arc<ScriptSources>, services: &Services) -> L
 /// function (1 = its caller), skipping C frames and mlua's async glue, so errors point at the
 /// user's line also from async functions.
 pub fn caller_location(lua: &Lua, level: usize) -> Option<String> {
+    let (file, line) = caller_position(lua, level)?;
+    Some(match line {
+        Some(line) => format!("{file}:{line}"),
+        None => file,
+    })
+}
+
+/// The file and (when Lua knows it) line of [`caller_location`], as values.
+pub fn caller_position(lua: &Lua, level: usize) -> Option<(String, Option<u32>)> {
     (level..level + 8).find_map(|level| {
         lua.inspect_stack(level, |frame| {
             let source = frame.source();
@@ -41,10 +50,8 @@ pub fn caller_location(lua: &Lua, level: usize) -> Option<String> {
             if source.what == "C" || is_internal_chunk(file) {
                 return None;
             }
-            Some(match frame.current_line() {
-                Some(line) => format!("{file}:{line}"),
-                None => file.to_string(),
-            })
+            let line = frame.current_line().and_then(|l| u32::try_from(l).ok());
+            Some((file.to_string(), line))
         })?
     })
 }
