@@ -13,7 +13,7 @@
 mod support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -22,13 +22,11 @@ use base64::Engine as _;
 use http_body_util::BodyExt;
 use proptest::prelude::*;
 use proptest::sample::Index;
+use support::host::{echo_bot, test_config, test_router};
 use support::{now, sign, TOKEN};
 use tower::ServiceExt;
-use wechat_lua::config::{Config, Overrides};
 use wechat_lua::protocol::crypto::MessageCrypto;
-use wechat_lua::script::{LuaPool, RuntimeOptions, Services};
 use wechat_lua::server::error::UNREADABLE_SEALED;
-use wechat_lua::server::{app, AppState};
 
 /// The EncodingAESKey and AppID of the WeChat documentation's sample.
 const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
@@ -85,20 +83,7 @@ fn hosts() -> &'static Hosts {
 }
 
 fn router(data: &tempfile::TempDir, env: &[(&str, &str)]) -> axum::Router {
-    let env = [("WECHAT_TOKEN", TOKEN)]
-        .iter()
-        .chain(env)
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let overrides = Overrides {
-        data: Some(data.path().to_path_buf()),
-        ..Default::default()
-    };
-    let config = Config::load_with_env(&overrides, &env).unwrap();
-    let services = Services::in_memory().unwrap();
-    let echo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/echo.lua");
-    let host = LuaPool::start(&echo, RuntimeOptions::default(), 1, services.clone()).unwrap();
-    app(Arc::new(AppState::new(&config, host, &services).unwrap()))
+    test_router(&test_config(data.path(), env), &echo_bot())
 }
 
 /// POSTs one request; fails the case on a 5xx or a slow answer, returns status and body.

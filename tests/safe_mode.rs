@@ -4,20 +4,17 @@
 mod support;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use support::host::{test_config, test_router};
 use support::{element, now, sign, text_xml, Server, TOKEN};
 use tower::ServiceExt;
-use wechat_lua::config::{Config, Overrides};
 use wechat_lua::protocol::crypto::MessageCrypto;
 use wechat_lua::protocol::message::InboundMessage;
 use wechat_lua::protocol::reply::{Article, Reply};
 use wechat_lua::protocol::xml_fields::parse_fields;
-use wechat_lua::script::{LuaPool, RuntimeOptions, Services};
-use wechat_lua::server::{app, AppState};
 
 /// The EncodingAESKey and AppID of the WeChat documentation's sample.
 const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
@@ -29,23 +26,15 @@ fn echo() -> std::path::PathBuf {
 
 fn router(mode: &str) -> axum::Router {
     let data = tempfile::tempdir().unwrap();
-    let env = [
-        ("WECHAT_TOKEN", TOKEN),
-        ("WECHAT_AES_KEY", AES_KEY),
-        ("WECHAT_APPID", APPID),
-        ("WECHAT_MODE", mode),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let overrides = Overrides {
-        data: Some(data.path().to_path_buf()),
-        ..Default::default()
-    };
-    let config = Config::load_with_env(&overrides, &env).unwrap();
-    let services = Services::in_memory().unwrap();
-    let host = LuaPool::start(&echo(), RuntimeOptions::default(), 1, services.clone()).unwrap();
-    app(Arc::new(AppState::new(&config, host, &services).unwrap()))
+    let config = test_config(
+        data.path(),
+        &[
+            ("WECHAT_AES_KEY", AES_KEY),
+            ("WECHAT_APPID", APPID),
+            ("WECHAT_MODE", mode),
+        ],
+    );
+    test_router(&config, &echo())
 }
 
 fn crypto() -> MessageCrypto {

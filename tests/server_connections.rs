@@ -4,17 +4,17 @@
 
 mod support;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{signed_query, text_xml, TOKEN};
+use support::host::{echo_bot, test_config, test_state};
+use support::{signed_query, text_xml};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
-use wechat_lua::config::{Config, ConnectionLimits, Overrides};
-use wechat_lua::script::{LuaPool, RuntimeOptions, Services};
-use wechat_lua::server::{run, AppState};
+use wechat_lua::config::ConnectionLimits;
+use wechat_lua::script::RuntimeOptions;
+use wechat_lua::server::run;
 
 /// A server on 127.0.0.1:0 with `limits`; dropping `stop` (or sending) shuts it down.
 struct TestServer {
@@ -26,16 +26,12 @@ struct TestServer {
 
 async fn start(limits: ConnectionLimits) -> TestServer {
     let data = tempfile::tempdir().unwrap();
-    let env = [("WECHAT_TOKEN".to_string(), TOKEN.to_string())].into();
-    let overrides = Overrides {
-        data: Some(data.path().to_path_buf()),
-        ..Default::default()
-    };
-    let config = Config::load_with_env(&overrides, &env).unwrap();
-    let services = Services::in_memory().unwrap();
-    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/echo.lua");
-    let host = LuaPool::start(&scripts, RuntimeOptions::default(), 1, services.clone()).unwrap();
-    let mut state = AppState::new(&config, host, &services).unwrap();
+    let (mut state, _) = test_state(
+        &test_config(data.path(), &[]),
+        &echo_bot(),
+        RuntimeOptions::default(),
+        1,
+    );
     state.limits = limits;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

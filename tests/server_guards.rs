@@ -10,11 +10,11 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use support::host::{test_config, test_state};
 use support::{element, fresh_nonce, now, signed_query, signed_query_at, text_xml, TOKEN};
 use tower::ServiceExt;
-use wechat_lua::config::{Config, Overrides};
-use wechat_lua::script::{LuaPool, RuntimeOptions, Services};
-use wechat_lua::server::{app, AppState};
+use wechat_lua::script::{LuaPool, RuntimeOptions};
+use wechat_lua::server::app;
 
 struct Host {
     router: axum::Router,
@@ -24,15 +24,12 @@ struct Host {
 
 fn host_for(scripts: &Path) -> Host {
     let data = tempfile::tempdir().unwrap();
-    let env = [("WECHAT_TOKEN".to_string(), TOKEN.to_string())].into();
-    let overrides = Overrides {
-        data: Some(data.path().to_path_buf()),
-        ..Default::default()
-    };
-    let config = Config::load_with_env(&overrides, &env).unwrap();
-    let services = Services::in_memory().unwrap();
-    let host = LuaPool::start(scripts, RuntimeOptions::default(), 1, services.clone()).unwrap();
-    let state = AppState::new(&config, host.clone(), &services).unwrap();
+    let (state, host) = test_state(
+        &test_config(data.path(), &[]),
+        scripts,
+        RuntimeOptions::default(),
+        1,
+    );
     Host {
         router: app(Arc::new(state)),
         scripts: host,

@@ -9,31 +9,19 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use support::host::{echo_bot, test_config, test_router, test_state};
 use support::{element, event_xml, now, signed_query, signed_query_at, text_xml, TOKEN};
 use tower::ServiceExt;
-use wechat_lua::config::{Config, Overrides};
-use wechat_lua::script::{LuaPool, RuntimeOptions, Services};
-use wechat_lua::server::{app, AppState};
-
-fn config(data: &Path) -> Config {
-    let env = [("WECHAT_TOKEN".to_string(), TOKEN.to_string())].into();
-    let overrides = Overrides {
-        data: Some(data.to_path_buf()),
-        ..Default::default()
-    };
-    Config::load_with_env(&overrides, &env).unwrap()
-}
+use wechat_lua::script::RuntimeOptions;
+use wechat_lua::server::app;
 
 fn router_for(scripts: &Path) -> axum::Router {
     let data = tempfile::tempdir().unwrap();
-    let services = Services::in_memory().unwrap();
-    let host = LuaPool::start(scripts, RuntimeOptions::default(), 1, services.clone()).unwrap();
-    let state = AppState::new(&config(data.path()), host, &services).unwrap();
-    app(Arc::new(state))
+    test_router(&test_config(data.path(), &[]), scripts)
 }
 
 fn echo_router() -> axum::Router {
-    router_for(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/echo.lua"))
+    router_for(&echo_bot())
 }
 
 async fn send(
@@ -281,11 +269,13 @@ async fn healthz_reports_the_script_generation() {
 #[tokio::test]
 async fn metrics_name_what_happened() {
     let data = tempfile::tempdir().unwrap();
-    let services = Services::in_memory().unwrap();
-    let echo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/echo.lua");
-    let host = LuaPool::start(&echo, RuntimeOptions::default(), 1, services.clone()).unwrap();
-    let state = Arc::new(AppState::new(&config(data.path()), host.clone(), &services).unwrap());
-    let router = app(state);
+    let (state, host) = test_state(
+        &test_config(data.path(), &[]),
+        &echo_bot(),
+        RuntimeOptions::default(),
+        1,
+    );
+    let router = app(Arc::new(state));
     let message = text_xml("metrics-user", "count me", 424242);
     post(&router, &message).await;
     post(&router, &message).await;

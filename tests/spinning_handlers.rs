@@ -7,10 +7,9 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{signed_query, text_xml, TOKEN};
-use wechat_lua::config::{Config, Overrides};
-use wechat_lua::script::{LuaPool, RuntimeOptions, Services};
-use wechat_lua::server::AppState;
+use support::host::{test_config, test_state};
+use support::{signed_query, text_xml};
+use wechat_lua::script::RuntimeOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_answers_while_spinning_handlers_outnumber_the_workers() {
@@ -21,19 +20,12 @@ async fn healthz_answers_while_spinning_handlers_outnumber_the_workers() {
     )
     .unwrap();
     let data = tempfile::tempdir().unwrap();
-    let env = [("WECHAT_TOKEN".to_string(), TOKEN.to_string())].into();
-    let overrides = Overrides {
-        data: Some(data.path().to_path_buf()),
-        ..Default::default()
-    };
-    let config = Config::load_with_env(&overrides, &env).unwrap();
-    let services = Services::in_memory().unwrap();
     let options = RuntimeOptions {
         run_limit: Duration::from_secs(4),
         ..Default::default()
     };
-    let host = LuaPool::start(scripts.path(), options, 2, services.clone()).unwrap();
-    let state = Arc::new(AppState::new(&config, host, &services).unwrap());
+    let (state, _) = test_state(&test_config(data.path(), &[]), scripts.path(), options, 2);
+    let state = Arc::new(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(wechat_lua::server::run(
