@@ -18,7 +18,6 @@ use serde::Deserialize;
 
 pub use crate::api::TokenEndpoint;
 use crate::api::DEFAULT_API_BASE;
-pub use crate::server::connection::ConnectionLimits;
 
 /// Default address `serve` listens on.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -230,6 +229,41 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Default of `retry_cache_mb`: answers kept for WeChat's retries, at most this many MiB.
 pub const DEFAULT_RETRY_CACHE_MB: usize = 32;
+
+/// Default of [`ConnectionLimits::header_timeout`].
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of [`ConnectionLimits::body_timeout`].
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default of [`ConnectionLimits::idle_timeout`].
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default of [`ConnectionLimits::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// How long clients may take, and how many may be connected at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Time to send a request's head (request line and headers), counted from the accept for a
+    /// connection's first request and from the head's first byte for later ones. Stops clients
+    /// that hold connections by trickling headers or sending nothing.
+    pub header_timeout: Duration,
+    /// Time to send a whole request body, counted from when its head was complete.
+    pub body_timeout: Duration,
+    /// Time a connection with nothing in flight may stay open with no byte moving either way.
+    pub idle_timeout: Duration,
+    /// Most connections open at once; each holds a file descriptor and some memory.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
 
 /// The longest reply timeout allowed: WeChat gives up at 5 s and the reply needs time to travel.
 pub const MAX_REPLY_TIMEOUT: Duration = Duration::from_millis(4800);

@@ -37,46 +37,12 @@ use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
 use super::AppState;
-
-/// Default of [`ConnectionLimits::header_timeout`].
-pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default of [`ConnectionLimits::body_timeout`].
-pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default of [`ConnectionLimits::idle_timeout`].
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default of [`ConnectionLimits::max_connections`].
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub use crate::config::ConnectionLimits;
 
 /// First pause after a failed `accept` (e.g. out of file descriptors).
 const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(100);
 /// Longest pause between `accept` attempts while they keep failing.
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-
-/// How long clients may take, and how many may be connected at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnectionLimits {
-    /// Time to send a request's head (request line and headers), counted from the accept for a
-    /// connection's first request and from the head's first byte for later ones. Stops clients
-    /// that hold connections by trickling headers or sending nothing.
-    pub header_timeout: Duration,
-    /// Time to send a whole request body, counted from when its head was complete.
-    pub body_timeout: Duration,
-    /// Time a connection with nothing in flight may stay open with no byte moving either way.
-    pub idle_timeout: Duration,
-    /// Most connections open at once; each holds a file descriptor and some memory.
-    pub max_connections: usize,
-}
-
-impl Default for ConnectionLimits {
-    fn default() -> Self {
-        ConnectionLimits {
-            header_timeout: DEFAULT_HEADER_TIMEOUT,
-            body_timeout: DEFAULT_BODY_TIMEOUT,
-            idle_timeout: DEFAULT_IDLE_TIMEOUT,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-        }
-    }
-}
 
 /// Serves `router` on `listener` within `limits` until `shutdown` completes; then stops
 /// accepting, lets every open connection finish its requests in flight and returns once they
