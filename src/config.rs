@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 pub use crate::api::TokenEndpoint;
 use crate::api::DEFAULT_API_BASE;
+use crate::net::{HostRule, HttpSettings, Rules};
 pub use crate::server::connection::ConnectionLimits;
 
 /// Default address `serve` listens on.
@@ -150,6 +151,18 @@ pub struct FileConfig {
     idle_timeout: Option<f64>,
     max_connections: Option<usize>,
     retry_cache_mb: Option<usize>,
+    http: Option<HttpFileConfig>,
+}
+
+/// The `[http]` table: where `wx.http` may go and how many requests may be in flight.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpFileConfig {
+    allow: Option<Vec<String>>,
+    deny: Option<Vec<String>>,
+    user_agent: Option<String>,
+    max_requests: Option<usize>,
+    max_requests_per_worker: Option<usize>,
 }
 
 /// Command-line overrides (the flags of `serve` and friends).
@@ -223,6 +236,8 @@ pub struct Config {
     pub connections: ConnectionLimits,
     /// Most bytes of answers the retry cache keeps.
     pub retry_cache_bytes: usize,
+    /// `wx.http`: allowed and denied hosts, user agent, caps on requests in flight.
+    pub http: HttpSettings,
 }
 
 /// The default of [`Config::shutdown_grace`].
@@ -410,6 +425,8 @@ impl Config {
             DEFAULT_RETRY_CACHE_MB,
         )?;
 
+        let http = http_settings(file.http.unwrap_or_default())?;
+
         let token = match token {
             Some(token) if !token.expose().is_empty() => {
                 validate_token(token.expose())?;
@@ -449,8 +466,51 @@ impl Config {
             log_format,
             connections,
             retry_cache_bytes: retry_cache_mb.saturating_mul(1024 * 1024),
+            http,
         })
     }
+}
+
+/// The `[http]` table checked: every rule readable, the user agent a valid header value.
+fn http_settings(file: HttpFileConfig) -> Result<HttpSettings, ConfigError> {
+    let parse = |setting: &'static str, list: Option<Vec<String>>| {
+        list.unwrap_or_default()
+            .iter()
+            .map(|text| {
+                text.parse::<HostRule>().map_err(|e| ConfigError::Invalid {
+                    setting,
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let defaults = HttpSettings::default();
+    let user_agent = file.user_agent.unwrap_or(defaults.user_agent);
+    if crate::net::header_value(user_agent.as_bytes()).is_none() {
+        return Err(ConfigError::Invalid {
+            setting: "http.user_agent",
+            reason: "must be printable text without line breaks".into(),
+        });
+    }
+    Ok(HttpSettings {
+        rules: Rules {
+            allow: parse("http.allow", file.allow)?,
+            deny: parse("http.deny", file.deny)?,
+        },
+        user_agent,
+        max_requests: count(
+            "http.max_requests",
+            None,
+            file.max_requests,
+            defaults.max_requests,
+        )?,
+        max_requests_per_worker: count(
+            "http.max_requests_per_worker",
+            None,
+            file.max_requests_per_worker,
+            defaults.max_requests_per_worker,
+        )?,
+    })
 }
 
 /// A positive number of seconds from the environment (`env`, text) or the file; `default`

@@ -104,7 +104,7 @@ impl Host {
     /// loads the scripts and, if `watch` is set, watches them for changes.
     pub async fn build(config: &Config, watch: bool) -> Result<Host, BuildError> {
         let store = crate::store::open(config.store.as_deref(), &config.data).await?;
-        let mut services = Services::new(store.clone());
+        let mut services = Services::new(store.clone()).with_http(config.http.clone());
         match api_client(config, &store)? {
             Some(client) => services = services.with_api(client),
             None => {

@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`protocol`]: pure WeChat wire formats (signature, crypto, inbound XML, reply XML). No I/O.
 //! - [`api`]: the outbound WeChat API (access_token lifecycle, one module per API family).
+//! - [`net`]: the outbound HTTP client scripts use (`wx.http`): allow/deny rules checked on
+//!   every resolved address and redirect hop, caps on requests in flight.
 //! - [`script`]: the Lua runtime, the `wx` bindings, handler dispatch and hot reload.
 //! - [`server`]: the HTTP callback (routes, verification, errors, shutdown).
 //! - [`store`]: persistent state (embedded default, Redis).
@@ -24,6 +26,7 @@ pub mod fake_wechat;
 pub mod host;
 pub mod logging;
 pub mod metrics;
+pub mod net;
 pub mod protocol;
 pub mod script;
 pub mod server;
