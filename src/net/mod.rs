@@ -149,7 +149,10 @@ impl Resolve for CheckedResolver {
             let host = name.as_str().to_string();
             let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await
-                .map_err(|e| Box::new(Refusal::Lookup(host.clone(), e.to_string())))?
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> {
+                    // Boxed as the trait object itself, so `classify` can downcast it.
+                    Box::new(Refusal::Lookup(host.clone(), e.to_string()))
+                })?
                 .collect();
             if found.is_empty() {
                 return Err(Box::new(Refusal::Lookup(host, "no addresses".into())) as _);
@@ -424,4 +427,24 @@ pub fn header_value(value: &[u8]) -> Option<HeaderValue> {
         return None;
     }
     HeaderValue::from_bytes(value).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_headers_are_joined_once_in_order() {
+        let mut h = HeaderMap::new();
+        h.append("set-cookie", HeaderValue::from_static("a=1"));
+        h.append("x-one", HeaderValue::from_static("v"));
+        h.append("set-cookie", HeaderValue::from_static("b=2"));
+        assert_eq!(
+            joined_headers(&h),
+            vec![
+                ("set-cookie".to_string(), b"a=1, b=2".to_vec()),
+                ("x-one".to_string(), b"v".to_vec())
+            ]
+        );
+    }
 }

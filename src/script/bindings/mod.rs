@@ -5,6 +5,7 @@ pub mod api;
 pub mod crypto;
 pub mod encoding;
 pub mod handlers;
+pub mod http;
 pub mod json;
 pub mod log;
 pub mod pattern;
@@ -32,6 +33,7 @@ pub fn install(lua: &Lua, sources: Arc<ScriptSources>, services: &Services) -> L
     json::register(lua, &wx)?;
     crypto::register(lua, &wx)?;
     encoding::register(lua, &wx)?;
+    http::register(lua, &wx, services)?;
     lua.globals().set("wx", &wx)?;
     Ok(wx)
 }
