@@ -700,6 +700,48 @@ mod tests {
     }
 
     #[test]
+    fn the_http_table_sets_rules_user_agent_and_caps() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: &str| {
+            let file_path = dir.path().join("c.toml");
+            std::fs::write(&file_path, text).unwrap();
+            let mut overrides = with_data(dir.path());
+            overrides.config = Some(file_path);
+            Config::load_with_env(&overrides, &env(&[]))
+        };
+        let config = load("").unwrap();
+        assert_eq!(config.http, HttpSettings::default());
+        assert_eq!(config.http.max_requests, 256);
+        assert_eq!(config.http.max_requests_per_worker, 32);
+        let config = load(
+            "[http]\nallow = [\"127.0.0.1:9000\", \"*.internal.example.com\"]\n\
+             deny = [\"evil.example.com\"]\nuser_agent = \"bot/1\"\n\
+             max_requests = 10\nmax_requests_per_worker = 2\n",
+        )
+        .unwrap();
+        assert_eq!(config.http.rules.allow.len(), 2);
+        assert_eq!(config.http.rules.deny[0].text(), "evil.example.com");
+        assert_eq!(config.http.user_agent, "bot/1");
+        assert_eq!(
+            (
+                config.http.max_requests,
+                config.http.max_requests_per_worker
+            ),
+            (10, 2)
+        );
+        let bad = load("[http]\nallow = [\"*.\"]\n").unwrap_err().to_string();
+        assert!(bad.contains("setting `http.allow`"), "{bad}");
+        let bad = load("[http]\nmax_requests = 0\n").unwrap_err().to_string();
+        assert!(bad.contains("http.max_requests"), "{bad}");
+        let bad = load("[http]\nproxy = \"x\"\n").unwrap_err().to_string();
+        assert!(bad.contains("unknown field `proxy`"), "{bad}");
+        let bad = load("[http]\nuser_agent = \"a\\nb\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("http.user_agent"), "{bad}");
+    }
+
+    #[test]
     fn file_then_env_then_flags() {
         let dir = tempfile::tempdir().unwrap();
         let file_path = dir.path().join("c.toml");
