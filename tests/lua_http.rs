@@ -371,6 +371,20 @@ async fn a_name_that_does_not_resolve_is_a_dns_error_and_a_bad_url_is_invalid_ur
 }
 
 #[tokio::test]
+async fn a_closed_port_is_connect_and_tls_to_a_plain_server_is_tls() {
+    let (base, _seen, host, _dir) = setup().await;
+    // A port that was free a moment ago: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let out = ask(&host, &format!("get http://127.0.0.1:{port}/")).await;
+    assert!(out.starts_with("connect|"), "{out}");
+    let https = base.replace("http://", "https://");
+    let out = ask(&host, &format!("get {https}/text")).await;
+    assert!(out.starts_with("tls|"), "{out}");
+}
+
+#[tokio::test]
 async fn script_mistakes_raise_at_the_scripts_line() {
     let (_base, _seen, host, _dir) = setup().await;
     for (which, message) in [
@@ -396,7 +410,7 @@ async fn script_mistakes_raise_at_the_scripts_line() {
             .await
             .unwrap_err()
             .to_string();
-        assert!(err.contains(&format!("main.lua:")), "{which}: {err}");
+        assert!(err.contains(&"main.lua:".to_string()), "{which}: {err}");
         assert!(err.contains(message), "{which}: {err}");
     }
 }
@@ -487,7 +501,7 @@ fn a_slow_wx_http_call_past_the_reply_timeout_is_delivered_late_through_customer
         dir.path().join("scripts/main.lua"),
         format!(
             r#"wx.on("text", function(msg)
-    local resp = assert(wx.http.get("{slow_base}/answer"))
+    local resp = assert(wx.http.get("{slow_base}/answer?key=secret123"))
     return "upstream says " .. resp:json().answer
 end)
 "#
@@ -499,7 +513,8 @@ end)
         "reply_timeout = 1.0\n[http]\nallow = [\"127.0.0.1\"]\n",
     )
     .unwrap();
-    let env = api.env();
+    let mut env = api.env();
+    env.push(("RUST_LOG", "info,wechat_lua::net=debug".to_string()));
     let server = support::Server::start(dir.path(), &[], &support::env_refs(&env));
     let started = std::time::Instant::now();
     let (status, body) = server.post(&text_xml("slowuser", "hello", 7001));
@@ -518,4 +533,18 @@ end)
     let body = sends[0].body.clone().unwrap();
     assert_eq!(body["touser"], "slowuser");
     assert_eq!(body["text"]["content"], "upstream says 42");
+    // One debug line for the call: method, host, status, time, bytes; never the query.
+    assert!(server.wait_for_log("wx.http", Duration::from_secs(5)));
+    let log = server.log.lock().unwrap().join("\n");
+    let line = log.lines().find(|l| l.contains("wx.http")).unwrap();
+    for part in [
+        "method=GET",
+        "host=\"127.0.0.1\"",
+        "status=200",
+        "ms=",
+        "bytes=14",
+    ] {
+        assert!(line.contains(part), "{part} missing from {line}");
+    }
+    assert!(!log.contains("secret123"), "{log}");
 }

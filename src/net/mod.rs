@@ -397,26 +397,26 @@ fn classify(e: reqwest::Error) -> (ErrorKind, String) {
             return (kind, refusal.to_string());
         }
     }
-    let text = errors
+    let is_tls = errors
         .iter()
-        .skip(1)
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join(": ");
-    let message = if text.is_empty() { e.to_string() } else { text };
-    let lower = message.to_ascii_lowercase();
-    let kind = if e.is_timeout() {
-        ErrorKind::Timeout
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
-    {
-        // rustls's errors reach us as text inside io::Errors; their words are stable.
-        ErrorKind::Tls
+        .any(|e| e.downcast_ref::<rustls::Error>().is_some());
+    // The deepest error says what happened; the outer ones repeat it with reqwest's framing.
+    let cause = errors.last().map(|e| e.to_string()).unwrap_or_default();
+    let (kind, message) = if e.is_timeout() {
+        (ErrorKind::Timeout, format!("timed out: {cause}"))
+    } else if is_tls {
+        (ErrorKind::Tls, format!("TLS failed: {cause}"))
     } else if e.is_redirect() {
-        ErrorKind::Redirect
+        (ErrorKind::Redirect, format!("redirect failed: {cause}"))
     } else if e.is_builder() {
-        ErrorKind::InvalidUrl
+        (ErrorKind::InvalidUrl, cause)
+    } else if e.is_connect() {
+        (ErrorKind::Connect, format!("cannot connect: {cause}"))
     } else {
-        ErrorKind::Connect
+        (
+            ErrorKind::Connect,
+            format!("the connection failed: {cause}"),
+        )
     };
     (kind, message)
 }

@@ -21,7 +21,7 @@ fn bytes_arg(lua: &Lua, fname: &str, what: &str, v: &Value) -> LuaResult<Vec<u8>
             lua,
             format!(
                 "{fname}: {what} must be a string, not a {}",
-                lua_type(&other)
+                lua_type(other)
             ),
         )),
     }

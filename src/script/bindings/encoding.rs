@@ -21,7 +21,7 @@ fn bytes_arg(lua: &Lua, fname: &str, v: &Value) -> LuaResult<mlua::BString> {
         Value::Integer(_) | Value::Number(_) => Ok(v.to_string()?.into_bytes().into()),
         other => Err(error_at(
             lua,
-            format!("{fname}: expects a string, not a {}", lua_type(&other)),
+            format!("{fname}: expects a string, not a {}", lua_type(other)),
         )),
     }
 }
@@ -72,7 +72,7 @@ fn query_value(lua: &Lua, key: &str, v: &Value) -> LuaResult<String> {
             lua,
             format!(
                 "wx.url.query: the value of `{key}` must be a string, number or boolean, not a {}",
-                lua_type(&other)
+                lua_type(other)
             ),
         )),
     }
@@ -93,7 +93,7 @@ pub fn query_string(lua: &Lua, fname: &str, t: &Table) -> LuaResult<String> {
             other => {
                 return Err(error_at(
                     lua,
-                    format!("{fname}: keys must be strings, not a {}", lua_type(&other)),
+                    format!("{fname}: keys must be strings, not a {}", lua_type(other)),
                 ))
             }
         };

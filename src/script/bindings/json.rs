@@ -163,9 +163,7 @@ impl Walk {
                 self.open.remove(&id);
                 json?
             }
-            other => {
-                return Err(self.problem(format_args!("cannot contain a {}", lua_type(&other))))
-            }
+            other => return Err(self.problem(format_args!("cannot contain a {}", lua_type(other)))),
         })
     }
 
@@ -208,7 +206,7 @@ impl Walk {
                         other => {
                             return Err(self.problem(format_args!(
                                 "has a {} key; JSON keys are strings",
-                                lua_type(&other)
+                                lua_type(other)
                             )))
                         }
                     };
@@ -240,7 +238,7 @@ impl Walk {
                     let key = match other {
                         Value::Integer(i) => i.to_string(),
                         Value::Number(n) => n.to_string(),
-                        other => format!("a {} key", lua_type(&other)),
+                        other => format!("a {} key", lua_type(other)),
                     };
                     return Err(self.problem(format_args!(
                         "has the key {key}, which neither an array nor an object can hold \
