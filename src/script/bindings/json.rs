@@ -13,6 +13,9 @@
 //! - NaN, ±infinity, a table that contains itself, nesting deeper than [`MAX_JSON_DEPTH`],
 //!   functions, userdata and strings that are not UTF-8 are errors naming the script's line
 //!   and where in the value the problem is (`.a[2]`).
+//!
+//! Written here rather than with mlua's serde support: its mixed-table detection turns an
+//! empty table into `[]`, and its float handling turns NaN into `null` without a word.
 
 use std::collections::HashSet;
 use std::ffi::c_void;
@@ -168,7 +171,7 @@ impl Walk {
     }
 
     fn table(&mut self, t: &Table, depth: usize) -> Result<Json, String> {
-        let mut pairs: Vec<(Value, Value)> = t
+        let pairs: Vec<(Value, Value)> = t
             .pairs::<Value, Value>()
             .collect::<LuaResult<_>>()
             .map_err(|e| self.problem(format_args!("cannot be read: {e}")))?;
@@ -193,8 +196,8 @@ impl Walk {
                 Ok(Json::Array(items))
             }
             Shape::Object => {
-                // Sorted, so the same table always gives the same text (signatures, caches).
-                pairs.sort_by(|(a, _), (b, _)| key_order(a, b));
+                // serde_json's map keeps keys sorted, so the same table always gives the same
+                // text (signatures, caches).
                 let mut object = serde_json::Map::with_capacity(pairs.len());
                 for (k, v) in &pairs {
                     let key = match k {
@@ -275,17 +278,6 @@ impl Walk {
             )));
         }
         Ok(Shape::Array(items))
-    }
-}
-
-/// Strings first in byte order, then numbers, so keys come out in one order.
-fn key_order(a: &Value, b: &Value) -> std::cmp::Ordering {
-    match (a, b) {
-        (Value::String(a), Value::String(b)) => a.as_bytes().cmp(&b.as_bytes()),
-        (Value::Integer(a), Value::Integer(b)) => a.cmp(b),
-        (Value::String(_), _) => std::cmp::Ordering::Less,
-        (_, Value::String(_)) => std::cmp::Ordering::Greater,
-        _ => std::cmp::Ordering::Equal,
     }
 }
 
