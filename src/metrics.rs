@@ -261,6 +261,33 @@ mod tests {
     }
 
     #[test]
+    fn http_hosts_past_the_cap_are_counted_as_other() {
+        let m = Metrics::new();
+        for i in 0..MAX_HTTP_HOSTS + 5 {
+            m.http_request(
+                &format!("h{i}.example.com"),
+                "2xx",
+                Duration::from_millis(3),
+            );
+        }
+        m.http_request("h0.example.com", "timeout", Duration::from_secs(1));
+        let text = m.render();
+        assert!(
+            text.contains(r#"wechat_lua_http_requests_total{host="other",outcome="2xx"} 5"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"{host="h0.example.com",outcome="timeout"} 1"#),
+            "{text}"
+        );
+        assert!(!text.contains("h100.example.com"), "{text}");
+        assert!(
+            text.contains("wechat_lua_http_request_duration_seconds_count 106"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn message_labels_are_known_names_or_other() {
         assert_eq!(message_label(&parsed("text", None)), "text");
         assert_eq!(message_label(&parsed("TEXT", None)), "text");
