@@ -52,6 +52,7 @@ fn object_mark(lua: &Lua) -> LuaResult<Table> {
     }
     let mark = lua.create_table()?;
     mark.set("__name", "wx.json.object")?;
+    mark.set("__metatable", "wx.json.object")?;
     lua.set_named_registry_value(OBJECT_MARK, &mark)?;
     Ok(mark)
 }
@@ -354,6 +355,12 @@ pub fn decode(lua: &Lua, text: &[u8]) -> LuaResult<Result<Value, String>> {
 
 /// Adds `wx.json`.
 pub fn register(lua: &Lua, wx: &Table) -> LuaResult<()> {
+    // Scripts see the marks' names, never the tables: a script holding a mark could put a
+    // `__gc` on it, and every array decoded later would run that finalizer, where no run
+    // limit reaches (the sandbox's setmetatable refuses `__gc` for the same reason).
+    lua.array_metatable()
+        .raw_set("__metatable", "wx.json.array")?;
+    object_mark(lua)?;
     let json = lua.create_table()?;
     json.set("null", null(lua))?;
     json.set(
@@ -537,6 +544,25 @@ mod tests {
             "}".repeat(70)
         );
         assert!(err(&deep).contains("deeper than 64"));
+    }
+
+    #[test]
+    fn scripts_cannot_reach_the_marks_themselves() {
+        let lua = lua();
+        assert_eq!(
+            eval(
+                &lua,
+                "return getmetatable(wx.json.array()) .. ' ' .. getmetatable(wx.json.object())"
+            ),
+            "wx.json.array wx.json.object"
+        );
+        assert!(eval(&lua, "return setmetatable(wx.json.decode('[]'), {})")
+            .contains("cannot change a protected metatable"));
+        assert!(
+            eval(&lua, "return wx.json.object(wx.json.array())").contains(
+                "t.lua:1: wx.json.object: cannot mark the table: it is already marked as an array"
+            )
+        );
     }
 
     #[test]
