@@ -366,6 +366,153 @@ function wx.store.incr(key, by) end
 function wx.store.del(key) end
 
 ------------------------------------------------------------------------------------------
+-- The outside world: wx.http, wx.json, wx.crypto, wx.base64, wx.url
+------------------------------------------------------------------------------------------
+
+---A transport failure of `wx.http` (any HTTP status is a response, not an error).
+---@class wx.HttpError
+---@field kind "timeout"|"connect"|"dns"|"tls"|"too_large"|"denied"|"redirect"|"invalid_url"
+---@field message string Readable; a refusal names the `[http]` rule or address class.
+---@field url string The URL asked for, without its query string.
+
+---A response, whatever its status.
+---@class wx.HttpResponse
+---@field status integer
+---@field headers table<string, string> Lower-case names; a repeated header joined with ", ".
+---@field body string The body bytes, as they came.
+local HttpResponse = {}
+
+---Decodes the body as JSON (like `wx.json.decode`); raises an error at the calling line when it
+---is not JSON.
+---@return any
+function HttpResponse:json() end
+
+---@class wx.HttpRequest
+---@field url string http:// or https:// only.
+---@field method? string Default "GET".
+---@field query? table<string, string|number|boolean> Added to the URL, keys sorted.
+---@field headers? table<string, string|number> No CR/LF; content-length, transfer-encoding, host and connection are the host's.
+---@field body? string Any bytes. One of body, json and form.
+---@field json? any Sent as JSON with content-type application/json.
+---@field form? table<string, string|number|boolean> Sent as application/x-www-form-urlencoded.
+---@field timeout? number Seconds, default 10, at most 60 (waiting for a slot included).
+---@field max_bytes? integer Body cap, default 8 MiB, at most 64 MiB; over it: kind "too_large".
+
+---Outbound HTTP (reqwest underneath). Public addresses only unless `[http] allow` lists the
+---host; redirects (at most 5) are checked again; waiting suspends only this handler.
+wx.http = {}
+
+---@param request wx.HttpRequest
+---@return wx.HttpResponse? resp
+---@return wx.HttpError? err
+function wx.http.request(request) end
+
+---@param url string
+---@param options? wx.HttpRequest Without url and method.
+---@return wx.HttpResponse? resp
+---@return wx.HttpError? err
+function wx.http.get(url, options) end
+
+---@param url string
+---@param body? string|table A string is sent as is; a table as JSON.
+---@param options? wx.HttpRequest Without url, method, body, json and form.
+---@return wx.HttpResponse? resp
+---@return wx.HttpError? err
+function wx.http.post(url, body, options) end
+
+---JSON. Integers stay integers and floats floats; an empty table encodes as `{}` unless marked
+---with `wx.json.array`; a table with keys 1..n is an array, one with string keys an object;
+---sparse or mixed tables, NaN/inf, cycles and strings that are not UTF-8 raise an error naming
+---where in the value the problem is.
+wx.json = {}
+
+---The JSON `null`, kept in decoded values (so array lengths survive) and encoded as `null`.
+---@type lightuserdata
+wx.json.null = nil
+
+---@param value any
+---@param options? {pretty?: boolean}
+---@return string
+function wx.json.encode(value, options) end
+
+---@param text string
+---@return any? value Arrays carry the `wx.json.array` mark, so they encode back as arrays.
+---@return string? err Not JSON: what is wrong and at which byte.
+function wx.json.decode(text) end
+
+---Marks a table (a new one when omitted) as a JSON array, so `{}` encodes as `[]`.
+---@param t? table
+---@return table t
+function wx.json.array(t) end
+
+---Marks a table (a new one when omitted) as a JSON object (number keys written as names).
+---@param t? table
+---@return table t
+function wx.json.object(t) end
+
+---Digests and HMACs of bytes, as lower-case hex.
+wx.crypto = {}
+
+---@param data string
+---@return string hex
+function wx.crypto.sha1(data) end
+
+---@param data string
+---@return string hex
+function wx.crypto.sha256(data) end
+
+---@param data string
+---@return string hex
+function wx.crypto.md5(data) end
+
+---@param key string
+---@param data string
+---@return string hex
+function wx.crypto.hmac_sha256(key, data) end
+
+---@param key string
+---@param data string
+---@return string hex
+function wx.crypto.hmac_sha1(key, data) end
+
+---`n` random bytes (1 to 1024) from the OS generator, as 2n hex digits.
+---@param n integer
+---@return string hex
+function wx.crypto.random_hex(n) end
+
+---Base64, standard alphabet, or URL-safe with `{url = true}`.
+wx.base64 = {}
+
+---@param data string
+---@param options? {url?: boolean}
+---@return string
+function wx.base64.encode(data, options) end
+
+---@param text string Whitespace ignored; with `url = true` padding is optional.
+---@param options? {url?: boolean}
+---@return string? bytes
+---@return string? err
+function wx.base64.decode(text, options) end
+
+---Percent-encoding and query strings.
+wx.url = {}
+
+---Percent-encodes everything but letters, digits and `-._~`.
+---@param s string
+---@return string
+function wx.url.encode(s) end
+
+---Decodes `%XX` and `+` (as a space).
+---@param s string
+---@return string
+function wx.url.decode(s) end
+
+---`a=1&b=x+y`: keys sorted, so signatures over it are stable.
+---@param params table<string, string|number|boolean>
+---@return string
+function wx.url.query(params) end
+
+------------------------------------------------------------------------------------------
 -- WeChat API
 ------------------------------------------------------------------------------------------
 

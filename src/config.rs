@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 pub use crate::api::TokenEndpoint;
 use crate::api::DEFAULT_API_BASE;
+use crate::net::{HostRule, HttpSettings, Rules};
 
 /// Default address `serve` listens on.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -149,6 +150,18 @@ pub struct FileConfig {
     idle_timeout: Option<f64>,
     max_connections: Option<usize>,
     retry_cache_mb: Option<usize>,
+    http: Option<HttpFileConfig>,
+}
+
+/// The `[http]` table: where `wx.http` may go and how many requests may be in flight.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpFileConfig {
+    allow: Option<Vec<String>>,
+    deny: Option<Vec<String>>,
+    user_agent: Option<String>,
+    max_requests: Option<usize>,
+    max_requests_per_worker: Option<usize>,
 }
 
 /// Command-line overrides (the flags of `serve` and friends).
@@ -222,6 +235,8 @@ pub struct Config {
     pub connections: ConnectionLimits,
     /// Most bytes of answers the retry cache keeps.
     pub retry_cache_bytes: usize,
+    /// `wx.http`: allowed and denied hosts, user agent, caps on requests in flight.
+    pub http: HttpSettings,
 }
 
 /// The default of [`Config::shutdown_grace`].
@@ -444,6 +459,8 @@ impl Config {
             DEFAULT_RETRY_CACHE_MB,
         )?;
 
+        let http = http_settings(file.http.unwrap_or_default())?;
+
         let token = match token {
             Some(token) if !token.expose().is_empty() => {
                 validate_token(token.expose())?;
@@ -483,8 +500,51 @@ impl Config {
             log_format,
             connections,
             retry_cache_bytes: retry_cache_mb.saturating_mul(1024 * 1024),
+            http,
         })
     }
+}
+
+/// The `[http]` table checked: every rule readable, the user agent a valid header value.
+fn http_settings(file: HttpFileConfig) -> Result<HttpSettings, ConfigError> {
+    let parse = |setting: &'static str, list: Option<Vec<String>>| {
+        list.unwrap_or_default()
+            .iter()
+            .map(|text| {
+                text.parse::<HostRule>().map_err(|e| ConfigError::Invalid {
+                    setting,
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let defaults = HttpSettings::default();
+    let user_agent = file.user_agent.unwrap_or(defaults.user_agent);
+    if crate::net::header_value(user_agent.as_bytes()).is_none() {
+        return Err(ConfigError::Invalid {
+            setting: "http.user_agent",
+            reason: "must be printable text without line breaks".into(),
+        });
+    }
+    Ok(HttpSettings {
+        rules: Rules {
+            allow: parse("http.allow", file.allow)?,
+            deny: parse("http.deny", file.deny)?,
+        },
+        user_agent,
+        max_requests: count(
+            "http.max_requests",
+            None,
+            file.max_requests,
+            defaults.max_requests,
+        )?,
+        max_requests_per_worker: count(
+            "http.max_requests_per_worker",
+            None,
+            file.max_requests_per_worker,
+            defaults.max_requests_per_worker,
+        )?,
+    })
 }
 
 /// A positive number of seconds from the environment (`env`, text) or the file; `default`
@@ -671,6 +731,48 @@ mod tests {
             data: Some(dir.to_path_buf()),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_http_table_sets_rules_user_agent_and_caps() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: &str| {
+            let file_path = dir.path().join("c.toml");
+            std::fs::write(&file_path, text).unwrap();
+            let mut overrides = with_data(dir.path());
+            overrides.config = Some(file_path);
+            Config::load_with_env(&overrides, &env(&[]))
+        };
+        let config = load("").unwrap();
+        assert_eq!(config.http, HttpSettings::default());
+        assert_eq!(config.http.max_requests, 256);
+        assert_eq!(config.http.max_requests_per_worker, 32);
+        let config = load(
+            "[http]\nallow = [\"127.0.0.1:9000\", \"*.internal.example.com\"]\n\
+             deny = [\"evil.example.com\"]\nuser_agent = \"bot/1\"\n\
+             max_requests = 10\nmax_requests_per_worker = 2\n",
+        )
+        .unwrap();
+        assert_eq!(config.http.rules.allow.len(), 2);
+        assert_eq!(config.http.rules.deny[0].text(), "evil.example.com");
+        assert_eq!(config.http.user_agent, "bot/1");
+        assert_eq!(
+            (
+                config.http.max_requests,
+                config.http.max_requests_per_worker
+            ),
+            (10, 2)
+        );
+        let bad = load("[http]\nallow = [\"*.\"]\n").unwrap_err().to_string();
+        assert!(bad.contains("setting `http.allow`"), "{bad}");
+        let bad = load("[http]\nmax_requests = 0\n").unwrap_err().to_string();
+        assert!(bad.contains("http.max_requests"), "{bad}");
+        let bad = load("[http]\nproxy = \"x\"\n").unwrap_err().to_string();
+        assert!(bad.contains("unknown field `proxy`"), "{bad}");
+        let bad = load("[http]\nuser_agent = \"a\\nb\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("http.user_agent"), "{bad}");
     }
 
     #[test]

@@ -156,7 +156,7 @@ impl HostBuilder<'_> {
             None => crate::store::open(config.store.as_deref(), &config.data).await?,
         };
         let base = self.api_base.as_deref().unwrap_or(&config.api_base);
-        let mut services = Services::new(store.clone());
+        let mut services = Services::new(store.clone()).with_http(config.http.clone());
         match api_client_at(config, &store, base)? {
             Some(client) => services = services.with_api(client),
             None => {

@@ -4,6 +4,8 @@
 //! - [`protocol`]: pure WeChat wire formats (signature, crypto, the encrypted envelope, the XML
 //!   field tree, inbound messages and their kinds, reply XML). No I/O.
 //! - [`api`]: the outbound WeChat API (access_token lifecycle, one module per API family).
+//! - [`net`]: the outbound HTTP client scripts use (`wx.http`): allow/deny rules checked on
+//!   every resolved address and redirect hop, caps on requests in flight.
 //! - [`script`]: the Lua runtime, the `wx` bindings, handler dispatch and hot reload.
 //! - [`dispatch`]: one message to one answer: retry dedup, the reply deadline, late replies,
 //!   the customer-service window note and metrics. Knows no HTTP.
@@ -30,6 +32,7 @@ pub mod fake_wechat;
 pub mod host;
 pub mod logging;
 pub mod metrics;
+pub mod net;
 pub mod protocol;
 pub mod script;
 pub mod server;

@@ -3,9 +3,12 @@
 //! threading a handle through; a process is one host.
 //!
 //! Label values come from closed sets the host defines, never from what a request carries:
-//! each distinct value is a new series kept for the life of the process.
+//! each distinct value is a new series kept for the life of the process. The one exception,
+//! the `host` of `wx.http` calls, comes from scripts (the operator's own code) and is capped
+//! at [`MAX_HTTP_HOSTS`] values, later hosts counted as `other`.
 
-use std::sync::OnceLock;
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -32,7 +35,14 @@ pub struct Metrics {
     api_calls: Family<Labels, Counter>,
     token_fetches: Counter,
     outbox_depth: Gauge,
+    http_requests: Family<Labels, Counter>,
+    http_seconds: Histogram,
+    /// Hosts already used as a label, at most [`MAX_HTTP_HOSTS`].
+    http_hosts: Mutex<HashSet<String>>,
 }
+
+/// Distinct `host` label values of `http_requests`; later hosts are `other`.
+pub const MAX_HTTP_HOSTS: usize = 100;
 
 /// The `type` label of a message: its MsgType, or `event.<Event>`, when the host knows it by
 /// name; `other` and `event.other` for the rest, whatever the sender wrote.
@@ -116,8 +126,24 @@ impl Metrics {
             "Sends waiting in the outbox for a retry",
             outbox_depth.clone(),
         );
+        let http_requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "wx.http requests, by host (at most 100, then other) and outcome (2xx..5xx or err.kind)",
+            http_requests.clone(),
+        );
+        // 1 ms to ~65 s: loopback calls to the 60 s timeout.
+        let http_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 17));
+        registry.register(
+            "http_request_duration_seconds",
+            "Time a wx.http request took, waiting for a slot included",
+            http_seconds.clone(),
+        );
         Metrics {
             registry,
+            http_requests,
+            http_seconds,
+            http_hosts: Mutex::new(HashSet::new()),
             messages,
             handler_seconds,
             replies,
@@ -193,6 +219,23 @@ impl Metrics {
         self.outbox_depth.set(depth as i64);
     }
 
+    /// A `wx.http` request to `host` ended with `outcome` after `elapsed`.
+    pub fn http_request(&self, host: &str, outcome: &str, elapsed: Duration) {
+        let host = {
+            let mut seen = crate::sync::lock(&self.http_hosts);
+            if seen.contains(host) || (seen.len() < MAX_HTTP_HOSTS && seen.insert(host.to_string()))
+            {
+                host.to_string()
+            } else {
+                "other".to_string()
+            }
+        };
+        self.http_requests
+            .get_or_create(&vec![("host", host), ("outcome", outcome.to_string())])
+            .inc();
+        self.http_seconds.observe(elapsed.as_secs_f64());
+    }
+
     /// Everything in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -215,6 +258,33 @@ mod tests {
              <CreateTime>1</CreateTime><MsgType><![CDATA[{msg_type}]]></MsgType>{event}</xml>"
         );
         InboundMessage::parse(xml.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn http_hosts_past_the_cap_are_counted_as_other() {
+        let m = Metrics::new();
+        for i in 0..MAX_HTTP_HOSTS + 5 {
+            m.http_request(
+                &format!("h{i}.example.com"),
+                "2xx",
+                Duration::from_millis(3),
+            );
+        }
+        m.http_request("h0.example.com", "timeout", Duration::from_secs(1));
+        let text = m.render();
+        assert!(
+            text.contains(r#"wechat_lua_http_requests_total{host="other",outcome="2xx"} 5"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"{host="h0.example.com",outcome="timeout"} 1"#),
+            "{text}"
+        );
+        assert!(!text.contains("h100.example.com"), "{text}");
+        assert!(
+            text.contains("wechat_lua_http_request_duration_seconds_count 106"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -383,13 +383,15 @@ async fn api_post_sends_an_empty_table_as_an_object_and_refuses_nan() {
         r#"{OK}
 wx.on("text", "^empty$", function(msg)
     ok(wx.api.post("/cgi-bin/message/mass/speed/get", {{}}))
-    ok(wx.api.post("/cgi-bin/message/mass/speed/get", {{filter = {{}}, tag_ids = {{1, 2}}, mixed = {{1, x = 2}}}}))
+    ok(wx.api.post("/cgi-bin/message/mass/speed/get", {{filter = {{}}, tag_ids = {{1, 2}}, mixed = wx.json.object{{1, x = 2}}}}))
     return "sent"
 end)
 wx.on("text", "^nan$", function(msg)
     local ok_call, err = pcall(wx.api.post, "/cgi-bin/message/mass/speed/get", {{speed = 0/0}})
     local ok_inf, err_inf = pcall(wx.api.post, "/cgi-bin/message/mass/speed/get", {{list = {{1, -1/0}}}})
+    local ok_mixed, err_mixed = pcall(wx.api.post, "/cgi-bin/message/mass/speed/get", {{mixed = {{1, x = 2}}}})
     return tostring(ok_call) .. "|" .. tostring(err) .. "|" .. tostring(ok_inf) .. "|" .. tostring(err_inf)
+        .. "|" .. tostring(ok_mixed) .. "|" .. tostring(err_mixed)
 end)
 "#
     ))
@@ -423,6 +425,14 @@ end)
     assert_eq!(parts[2], "false", "{answer}");
     assert!(
         parts[3].contains("-inf") && parts[3].contains("[2]"),
+        "{answer}"
+    );
+    // A table mixing items and names is refused rather than guessed (wx.json.object says
+    // "an object" explicitly, as the "empty" case above does).
+    assert_eq!(parts[4], "false", "{answer}");
+    assert!(
+        parts[5].contains("mixes array items with the key \"x\"")
+            && parts[5].contains("(at .mixed)"),
         "{answer}"
     );
     assert!(s.fake.calls_to(path).is_empty(), "nothing was sent");

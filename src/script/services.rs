@@ -1,10 +1,11 @@
-//! What the host lends to scripts: the store and (when configured) the WeChat API. Shared by
-//! every worker, so everything here is `Send + Sync`.
+//! What the host lends to scripts: the store, the outbound HTTP client and (when configured)
+//! the WeChat API. Shared by every worker, so everything here is `Send + Sync`.
 
 use std::sync::Arc;
 
 use crate::api::outbox::Outbox;
 use crate::api::{KfWindowTracker, WechatClient};
+use crate::net::{HttpClient, HttpSettings};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
@@ -19,6 +20,8 @@ pub struct Services {
     pub kf_window: Arc<KfWindowTracker>,
     /// Sends that failed for a transient reason, retried until they succeed (with the API).
     pub outbox: Option<Arc<Outbox>>,
+    /// The outbound HTTP client of `wx.http` (its own, never the WeChat API's: no token).
+    pub http: Arc<HttpClient>,
 }
 
 impl Services {
@@ -29,7 +32,14 @@ impl Services {
             api: None,
             kf_window: Arc::new(KfWindowTracker::default()),
             outbox: None,
+            http: Arc::new(HttpClient::new(HttpSettings::default())),
         }
+    }
+
+    /// The same services with `wx.http` under `settings` (the `[http]` table).
+    pub fn with_http(mut self, settings: HttpSettings) -> Services {
+        self.http = Arc::new(HttpClient::new(settings));
+        self
     }
 
     /// The same services with the WeChat API.

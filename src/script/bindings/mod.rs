@@ -2,7 +2,11 @@
 //! restricted standard library they run with.
 
 pub mod api;
+pub mod crypto;
+pub mod encoding;
 pub mod handlers;
+pub mod http;
+pub mod json;
 pub mod log;
 pub mod pattern;
 pub mod reply;
@@ -26,6 +30,10 @@ pub fn install(lua: &Lua, sources: Arc<ScriptSources>, services: &Services) -> L
     time::register(lua, &wx)?;
     store::register(lua, &wx, services)?;
     api::register(lua, &wx, services)?;
+    json::register(lua, &wx)?;
+    crypto::register(lua, &wx)?;
+    encoding::register(lua, &wx)?;
+    http::register(lua, &wx, services)?;
     lua.globals().set("wx", &wx)?;
     Ok(wx)
 }
@@ -66,5 +74,15 @@ pub fn error_at(lua: &Lua, message: impl std::fmt::Display) -> mlua::Error {
     match caller_location(lua, 1) {
         Some(location) => mlua::Error::RuntimeError(format!("{location}: {message}")),
         None => mlua::Error::RuntimeError(message.to_string()),
+    }
+}
+
+/// The name Lua's `type()` gives a value (`number` for integers and floats alike), for error
+/// messages scripts read.
+pub fn lua_type(v: &mlua::Value) -> &'static str {
+    match v {
+        mlua::Value::Integer(_) | mlua::Value::Number(_) => "number",
+        mlua::Value::LightUserData(_) => "userdata",
+        other => other.type_name(),
     }
 }

@@ -1,14 +1,14 @@
 //! `wx.store.get/set/incr/del`: script data kept by the host (the embedded store or Redis), so
 //! it is shared by every worker and instance and survives reloads and restarts. Values are
-//! strings, numbers, booleans or tables of them (stored as JSON, converted as `wx.api` bodies
-//! are; NaN and ±infinity are refused, since JSON cannot hold them).
+//! strings, numbers, booleans or tables of them, stored as JSON by the converter of `wx.json`
+//! (same rules, same errors).
 
 use std::time::Duration;
 
-use mlua::{Lua, LuaSerdeExt, Result as LuaResult, Table, Value};
+use mlua::{Lua, Result as LuaResult, Table, Value};
 
-use super::api::convert::lua_to_json;
 use super::error_at;
+use super::json::{json_to_lua, lua_to_json, ObjectNull};
 use crate::script::services::Services;
 use crate::store::{script_data, StoreError};
 
@@ -45,7 +45,9 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
             async move {
                 check_key(&lua, "get", &key)?;
                 match script_data::get(s.as_ref(), &key).await {
-                    Ok(Some(value)) => Ok((lua.to_value(&value)?, Value::Nil)),
+                    Ok(Some(value)) => {
+                        Ok((json_to_lua(&lua, &value, ObjectNull::Sentinel)?, Value::Nil))
+                    }
                     Ok(None) => Ok((Value::Nil, Value::Nil)),
                     Err(e) => failure(&lua, e),
                 }

@@ -1,16 +1,15 @@
-//! Shared plumbing of the API bindings: Lua ⇄ JSON (also used by `wx.store`), argument checks
+//! Shared plumbing of the API bindings: Lua ⇄ JSON (the converter of `wx.json`), argument checks
 //! that raise at the script's line, and the `nil, err` convention for API failures.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use mlua::serde::SerializeOptions;
-use mlua::{
-    FromLuaMulti, Function, Lua, LuaSerdeExt, MaybeSend, Result as LuaResult, Table, Value,
-};
+use mlua::{FromLuaMulti, Function, Lua, MaybeSend, Result as LuaResult, Table, Value};
 use serde_json::Value as Json;
 
 use super::super::error_at;
+pub use super::super::json::lua_to_json;
+use super::super::json::{self, ObjectNull};
 use crate::api::error::ERRCODE_CONFIG;
 use crate::api::{ApiError, WechatClient};
 
@@ -68,151 +67,11 @@ pub fn not_configured(lua: &Lua, fname: &str) -> LuaResult<(Value, Value)> {
     Ok((Value::Nil, Value::Table(err)))
 }
 
-/// JSON as Lua: objects and arrays become tables, `null` becomes `nil` (so `if t.x then`
-/// works), integers stay integers.
+/// JSON as Lua for API results: `null` inside an object is an absent key (so `if t.x then`
+/// works), inside an array [`wx.json.null`](crate::script::bindings::json::null) (so lengths
+/// are kept); otherwise as `wx.json.decode`.
 pub fn json_to_lua(lua: &Lua, v: &Json) -> LuaResult<Value> {
-    lua.to_value_with(
-        v,
-        SerializeOptions::new()
-            .serialize_none_to_null(false)
-            .serialize_unit_to_null(false),
-    )
-}
-
-/// Deepest table nesting turned into JSON; deeper, or a table that contains itself, is refused.
-const MAX_JSON_DEPTH: usize = 64;
-
-/// A Lua value as JSON (a request body, a stored value). Tables with keys 1..n (holes allowed
-/// while at least half are filled, or below 10) become arrays, and tables that came from JSON
-/// arrays stay arrays; every other table, **an empty one included**, is an object, since
-/// WeChat bodies are objects. NaN and ±infinity are refused (JSON cannot hold them; they would
-/// silently become `null`), as are functions, coroutines and userdata; the error names the
-/// script's line and where in the value the problem is.
-///
-/// Written here rather than with `mlua`'s serde support: its mixed-table detection turns an
-/// empty table into `[]`, and its float handling turns NaN into `null` without a word.
-pub fn lua_to_json(lua: &Lua, fname: &str, what: &str, v: Value) -> LuaResult<Json> {
-    let array_mt = lua.array_metatable();
-    let mut path = String::new();
-    to_json(&v, &array_mt, &mut path, 0)
-        .map_err(|problem| error_at(lua, format!("{fname}: {what} {problem}")))
-}
-
-/// Why a Lua value has no JSON form, and where (`.a[2]`, empty for the value itself).
-fn problem_at(path: &str, what: std::fmt::Arguments<'_>) -> String {
-    if path.is_empty() {
-        what.to_string()
-    } else {
-        format!("{what} (at {path})")
-    }
-}
-
-fn to_json(v: &Value, array_mt: &Table, path: &mut String, depth: usize) -> Result<Json, String> {
-    Ok(match v {
-        Value::Nil => Json::Null,
-        // mlua's `null` sentinel (a null light userdata), as JSON decoders produce it.
-        Value::LightUserData(p) if p.0.is_null() => Json::Null,
-        Value::Boolean(b) => Json::Bool(*b),
-        Value::Integer(i) => Json::from(*i),
-        Value::Number(n) => match serde_json::Number::from_f64(*n) {
-            Some(n) => Json::Number(n),
-            None => {
-                return Err(problem_at(
-                    path,
-                    format_args!("contains {n}, which JSON cannot hold"),
-                ))
-            }
-        },
-        Value::String(s) => match s.to_str() {
-            Ok(s) => Json::String(s.to_string()),
-            Err(_) => {
-                return Err(problem_at(
-                    path,
-                    format_args!("contains a string that is not UTF-8"),
-                ))
-            }
-        },
-        Value::Table(t) => {
-            if depth >= MAX_JSON_DEPTH {
-                return Err(problem_at(
-                    path,
-                    format_args!("nests tables deeper than {MAX_JSON_DEPTH} (or contains itself)"),
-                ));
-            }
-            table_to_json(t, array_mt, path, depth + 1)?
-        }
-        other => {
-            return Err(problem_at(
-                path,
-                format_args!("cannot contain a {}", other.type_name()),
-            ))
-        }
-    })
-}
-
-fn table_to_json(
-    t: &Table,
-    array_mt: &Table,
-    path: &mut String,
-    depth: usize,
-) -> Result<Json, String> {
-    let pairs: Vec<(Value, Value)> = t
-        .pairs::<Value, Value>()
-        .collect::<LuaResult<_>>()
-        .map_err(|e| problem_at(path, format_args!("cannot be read: {e}")))?;
-    let from_json_array = t.metatable().is_some_and(|mt| &mt == array_mt);
-    let index = |k: &Value| match k {
-        Value::Integer(i) if *i >= 1 => usize::try_from(*i).ok(),
-        Value::Number(n) if n.fract() == 0.0 && *n >= 1.0 && *n < 9.0e15 => Some(*n as usize),
-        _ => None,
-    };
-    let max_index = pairs
-        .iter()
-        .try_fold(0usize, |max, (k, _)| index(k).map(|i| max.max(i)));
-    let as_array = match max_index {
-        _ if from_json_array => Some(t.raw_len()),
-        // Empty: an object, unless it came from a JSON array (handled above).
-        Some(0) => None,
-        Some(max) if max < 10 || pairs.len() * 2 >= max => Some(max),
-        _ => None,
-    };
-    if let Some(len) = as_array {
-        let mut items = vec![Json::Null; len];
-        for (k, v) in &pairs {
-            let Some(i) = index(k).filter(|&i| i <= len) else {
-                continue;
-            };
-            let mark = path.len();
-            path.push_str(&format!("[{i}]"));
-            items[i - 1] = to_json(v, array_mt, path, depth)?;
-            path.truncate(mark);
-        }
-        return Ok(Json::Array(items));
-    }
-    let mut object = serde_json::Map::with_capacity(pairs.len());
-    for (k, v) in &pairs {
-        let key = match k {
-            Value::String(s) => s
-                .to_str()
-                .map(|s| s.to_string())
-                .map_err(|_| problem_at(path, format_args!("has a key that is not UTF-8")))?,
-            Value::Integer(i) => i.to_string(),
-            Value::Number(n) => n.to_string(),
-            other => {
-                return Err(problem_at(
-                    path,
-                    format_args!("has a {} key; JSON keys are strings", other.type_name()),
-                ))
-            }
-        };
-        let mark = path.len();
-        path.push('.');
-        path.push_str(&key);
-        let value = to_json(v, array_mt, path, depth)?;
-        path.truncate(mark);
-        object.insert(key, value);
-    }
-    Ok(Json::Object(object))
+    json::json_to_lua(lua, v, ObjectNull::Nil)
 }
 
 /// A required string argument (numbers are accepted and written in decimal).
@@ -414,10 +273,13 @@ mod tests {
         };
         assert_eq!(conv("return {}").unwrap(), json!({}));
         assert_eq!(
-            conv("return {a = {}, b = {{}}, c = {1, nil, 3}, d = {[20] = 1}, e = {1, x = 2}}")
-                .unwrap(),
-            json!({"a": {}, "b": [{}], "c": [1, null, 3], "d": {"20": 1}, "e": {"1": 1, "x": 2}})
+            conv("return {a = {}, b = {{}}}").unwrap(),
+            json!({"a": {}, "b": [{}]})
         );
+        // Holes, sparse keys and mixes are refused (one rule with wx.json), not guessed.
+        assert!(conv("return {c = {1, nil, 3}}").is_err());
+        assert!(conv("return {d = {[20] = 1}}").is_err());
+        assert!(conv("return {e = {1, x = 2}}").is_err());
         let from_json = json_to_lua(&lua, &json!({"list": [], "obj": {}})).unwrap();
         assert_eq!(
             lua_to_json(&lua, "f", "x", from_json).unwrap(),
@@ -440,7 +302,7 @@ mod tests {
             .contains("contains inf, which JSON cannot hold (at .a.b[2])"));
         assert!(err("return {x = -1/0}").contains("-inf"));
         assert!(err("return {f = print}").contains("cannot contain a function (at .f)"));
-        assert!(err("local t = {} t.self = t return t").contains("deeper than 64"));
+        assert!(err("local t = {} t.self = t return t").contains("contains itself (at .self)"));
         assert!(err("return {[true] = 1}").contains("boolean key"));
     }
 
