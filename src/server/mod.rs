@@ -16,6 +16,7 @@
 pub mod connection;
 pub mod error;
 pub mod inbound;
+pub mod replay;
 pub mod routes;
 pub mod state;
 pub mod verify;

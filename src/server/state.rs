@@ -10,6 +10,7 @@ use crate::script::{LuaPool, Services};
 use crate::store::Store;
 
 use super::connection::ConnectionLimits;
+use super::replay::ReplayMemory;
 
 /// Why the handlers' state cannot be built from the settings.
 #[derive(Debug, thiserror::Error)]
@@ -30,8 +31,10 @@ pub struct AppState {
     pub mode: SecurityMode,
     /// The encrypted envelope (token and EncodingAESKey), present unless the mode is plain.
     pub envelope: Option<Arc<Envelope>>,
-    /// Where signed queries are remembered (replays) and the outbox is counted (`/metrics`).
+    /// Where the outbox is counted (`/metrics`).
     pub store: Arc<dyn Store>,
+    /// Signed queries already used (replays are refused).
+    pub replay: ReplayMemory,
     /// What answers each message.
     pub dispatcher: Arc<Dispatcher>,
     /// Deadlines and the cap on connections.
@@ -69,6 +72,7 @@ impl AppState {
             token,
             mode: config.mode,
             envelope,
+            replay: ReplayMemory::new(config.store_is_shared().then(|| store.clone())),
             store,
             dispatcher,
             limits: config.connections,

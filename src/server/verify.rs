@@ -2,13 +2,12 @@
 //! request that is not signed with our token, whose timestamp is more than
 //! [`MAX_CLOCK_SKEW_SECS`] from now, or whose signed query was already used.
 //!
-//! A used query is remembered in the store (so on every instance sharing it) until its
-//! timestamp leaves the window, after which the window alone refuses it. WeChat signs each
+//! A used query is remembered ([`super::replay`]: in the store when instances share one)
+//! until its timestamp leaves the window, after which the window alone refuses it. WeChat signs each
 //! delivery, retries included, with a new nonce, so only a replay is refused; a retry goes on
 //! to the retry cache ([`crate::dispatch::dedup`]).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
@@ -16,7 +15,6 @@ use serde::Deserialize;
 
 use super::{AppError, AppState};
 use crate::protocol::signature;
-use crate::store::keys::{claim_once, replay_key};
 
 /// How far a request's timestamp may be from now before it is taken for a replay.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 600;
@@ -84,8 +82,8 @@ impl FromRequestParts<Arc<AppState>> for Signed {
             return Err(AppError::StaleTimestamp(sent_at));
         }
         // Remembered until the timestamp leaves the window (a second past, for rounding).
-        let remember = Duration::from_secs((sent_at + MAX_CLOCK_SKEW_SECS - now + 1) as u64);
-        match claim_once(state.store.as_ref(), &replay_key(received), remember).await {
+        let until = sent_at + MAX_CLOCK_SKEW_SECS + 1;
+        match state.replay.claim_once(received, now, until).await {
             Ok(true) => {}
             Ok(false) => return Err(AppError::Replayed),
             // Refusing every message while the store is down would lose them all; a replay

@@ -1,0 +1,126 @@
+//! Replay memory: a signed callback query is good once. Each verified signature is remembered
+//! until its timestamp leaves the replay window, after which the window alone refuses it.
+//!
+//! Where the store is shared between instances (Redis) the memory is in the store, so a query
+//! used on one instance is refused on every other. With the embedded store there is one
+//! instance, and the memory is kept in process: a store write per message would cost more
+//! than the rest of the message path (the retry cache makes the same choice). It is bounded;
+//! past [`LOCAL_CAPACITY`] signatures the oldest are forgotten first. Only WeChat's own
+//! traffic can fill it, since every entry needs a token-signed query, and a process restart
+//! forgets it (a replay then still needs a query captured in the last 10 minutes).
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::store::keys::{claim_once, replay_key};
+use crate::store::{Store, StoreError};
+
+/// Most signatures the in-process memory holds: ten minutes at about 1,600 messages a
+/// second, in about 50 MiB at most.
+pub const LOCAL_CAPACITY: usize = 1_000_000;
+
+/// Where used signatures are remembered.
+pub struct ReplayMemory {
+    /// The shared store, when instances share one.
+    shared: Option<Arc<dyn Store>>,
+    local: Mutex<Local>,
+    /// Keyed hashing, so nobody can aim collisions at the memory.
+    hasher: RandomState,
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct Local {
+    /// Signature hash → Unix second after which it is forgotten.
+    until: HashMap<u64, i64>,
+    /// Insertion order, for expiry and the capacity bound.
+    order: VecDeque<(i64, u64)>,
+}
+
+impl ReplayMemory {
+    /// Remembers in `shared` when given, else in process.
+    pub fn new(shared: Option<Arc<dyn Store>>) -> ReplayMemory {
+        ReplayMemory::with_capacity(shared, LOCAL_CAPACITY)
+    }
+
+    fn with_capacity(shared: Option<Arc<dyn Store>>, capacity: usize) -> ReplayMemory {
+        ReplayMemory {
+            shared,
+            local: Mutex::default(),
+            hasher: RandomState::new(),
+            capacity,
+        }
+    }
+
+    /// Records `signature` as used until Unix second `until` (seen at `now`); true the first
+    /// time, false while an earlier use is remembered.
+    pub async fn claim_once(
+        &self,
+        signature: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        if let Some(store) = &self.shared {
+            let ttl = Duration::from_secs(until.saturating_sub(now).max(1) as u64);
+            return claim_once(store.as_ref(), &replay_key(signature), ttl).await;
+        }
+        let key = self.hasher.hash_one(signature);
+        let mut local = crate::sync::lock(&self.local);
+        Ok(local.claim(key, now, until, self.capacity))
+    }
+}
+
+impl Local {
+    fn claim(&mut self, key: u64, now: i64, until: i64, capacity: usize) -> bool {
+        // Forget what has left the window (in insertion order, which is close to expiry
+        // order: WeChat's timestamps are close to now).
+        while let Some(&(expires, old)) = self.order.front() {
+            if expires > now && self.order.len() < capacity {
+                break;
+            }
+            self.order.pop_front();
+            if self.until.get(&old) == Some(&expires) {
+                self.until.remove(&old);
+            }
+        }
+        if self.until.get(&key).is_some_and(|&expires| expires > now) {
+            return false;
+        }
+        self.until.insert(key, until);
+        self.order.push_back((until, key));
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_signature_is_good_once_until_it_leaves_the_window() {
+        let memory = ReplayMemory::new(None);
+        assert!(memory.claim_once("sig-a", 1000, 1600).await.unwrap());
+        assert!(!memory.claim_once("sig-a", 1001, 1600).await.unwrap());
+        assert!(memory.claim_once("sig-b", 1001, 1601).await.unwrap());
+        // Past its window the timestamp check refuses it; the memory has let it go.
+        assert!(memory.claim_once("sig-a", 1600, 2200).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_memory_is_bounded_and_forgets_the_oldest_first() {
+        let memory = ReplayMemory::with_capacity(None, 3);
+        for sig in ["a", "b", "c", "d"] {
+            assert!(memory.claim_once(sig, 1000, 1600).await.unwrap());
+        }
+        {
+            let local = crate::sync::lock(&memory.local);
+            assert_eq!((local.order.len(), local.until.len()), (3, 3));
+        }
+        // "a" was forgotten to make room; the newer ones are still refused.
+        assert!(!memory.claim_once("d", 1000, 1600).await.unwrap());
+        assert!(memory.claim_once("a", 1000, 1600).await.unwrap());
+    }
+}
