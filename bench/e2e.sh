@@ -34,8 +34,8 @@ SAFE_MAX_RPS_C1=${SAFE_MAX_RPS_C1:-30000}
 SAFE_MAX_RPS=${SAFE_MAX_RPS:-120000}
 # Plaintext paths are signed once each too (the host refuses a signed query it has seen):
 # each run gets its duration times these rates.
-PLAIN_MAX_RPS_C1=${PLAIN_MAX_RPS_C1:-60000}
-PLAIN_MAX_RPS=${PLAIN_MAX_RPS:-250000}
+PLAIN_MAX_RPS_C1=${PLAIN_MAX_RPS_C1:-40000}
+PLAIN_MAX_RPS=${PLAIN_MAX_RPS:-150000}
 
 # Benchmark-only credentials; the key is WeChat's documented sample EncodingAESKey.
 export WECHAT_TOKEN=benchtoken
