@@ -153,7 +153,7 @@ wx.sleep(0.01)
     assert_eq!(r.code, 1, "{}", r.out);
     assert!(
         r.out
-            .contains("s/main.lua:2: error: attempt to yield from outside a coroutine"),
+            .contains("s/main.lua:2: error: wx.sleep waits for an answer, which a script cannot do while it loads"),
         "{}",
         r.out
     );

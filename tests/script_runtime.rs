@@ -905,3 +905,62 @@ async fn scripts_cannot_register_gc_finalizers() {
         .to_string();
     assert!(err.contains("main.lua:2") && err.contains("__gc"), "{err}");
 }
+
+/// Calls that wait (store, API, `wx.http`, `wx.sleep`) at a script's top level fail every
+/// time with a located error, in every run (they used to fail only when they had to wait, so
+/// a script loaded 1 run in 4); so do they at the top level of a module a handler requires
+/// (a C call no coroutine yields across); inside a handler, and in functions a module
+/// returns, they work.
+#[tokio::test]
+async fn waiting_calls_at_the_top_level_are_refused_every_time() {
+    for (call, name) in [
+        ("local v = wx.store.get('x')", "wx.store.get"),
+        ("wx.store.set('x', 1)", "wx.store.set"),
+        ("wx.sleep(0)", "wx.sleep"),
+        ("wx.menu.create{button = {}}", "wx.menu.create"),
+    ] {
+        for run in 0..20 {
+            let err = load_error(&[("main.lua", &format!("\n{call}\n"))]);
+            assert!(
+                err.contains("main.lua:2")
+                    && err.contains(name)
+                    && err.contains("inside a handler"),
+                "run {run}: {err}"
+            );
+        }
+    }
+    let (_d, host) = host_with(
+        &[
+            (
+                "main.lua",
+                "wx.on('text', function()\n  wx.store.set('n', 41)\n  return require('later').answer()\nend)\n",
+            ),
+            (
+                "later.lua",
+                "return { answer = function() return 'n=' .. (wx.store.get('n') + 1) end }\n",
+            ),
+        ],
+        RuntimeOptions::default(),
+        1,
+    );
+    assert_eq!(reply(&host, &text_xml("u", "x", 1)).await, text("n=42"));
+    let (_d2, eager) = host_with(
+        &[
+            (
+                "main.lua",
+                "wx.on('text', function() return require('eager').n end)\n",
+            ),
+            (
+                "eager.lua",
+                "local n = wx.store.get('n')\nreturn { n = n }\n",
+            ),
+        ],
+        RuntimeOptions::default(),
+        1,
+    );
+    let err = handle(&eager, &text_xml("u", "x", 2))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("required module"), "{err}");
+}

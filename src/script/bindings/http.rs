@@ -405,6 +405,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
             let client = client.clone();
             let slots = slots.clone();
             async move {
+                super::refuse_while_loading(&lua, "wx.http.request")?;
                 let Value::Table(opts) = opts else {
                     return Err(error_at(
                         &lua,
@@ -428,6 +429,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
             let client = client.clone();
             let slots = slots.clone();
             async move {
+                super::refuse_while_loading(&lua, "wx.http.get")?;
                 let fname = "wx.http.get";
                 let t = shorthand_options(&lua, fname, opts, &["url", "method"])?;
                 t.raw_set("url", url)?;
@@ -445,6 +447,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
             let client = client.clone();
             let slots = slots.clone();
             async move {
+                super::refuse_while_loading(&lua, "wx.http.post")?;
                 let fname = "wx.http.post";
                 let t = shorthand_options(
                     &lua,

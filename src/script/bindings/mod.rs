@@ -64,6 +64,30 @@ pub fn caller_position(lua: &Lua, level: usize) -> Option<(String, Option<u32>)>
     })
 }
 
+/// Refuses a call that waits (the store, the WeChat API, `wx.http`, `wx.sleep`) made while
+/// the scripts load. Such calls wait by yielding the handler's coroutine, and the top level
+/// runs outside any: before this check they failed only when they really had to wait, so a
+/// script loaded or not at random. Now they fail every time, at the calling line, in `check`
+/// as in `serve`.
+pub fn refuse_while_loading(lua: &Lua, name: &str) -> mlua::Result<()> {
+    let loading = lua
+        .app_data_ref::<handlers::HandlerRegistry>()
+        .is_some_and(|registry| !registry.sealed);
+    let in_module = lua
+        .app_data_ref::<stdlib::ModulesRunning>()
+        .is_some_and(|running| running.0.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    if loading || in_module {
+        return Err(error_at(
+            lua,
+            format!(
+                "{name} waits for an answer, which a script cannot do while it loads (at the \
+                 top level of a script or of a required module): call it inside a handler"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Chunks of the host or of mlua, which users should not see in locations and tracebacks.
 pub fn is_internal_chunk(short_src: &str) -> bool {
     short_src.starts_with("__mlua") || short_src == "wechat-lua"

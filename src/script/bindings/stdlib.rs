@@ -42,6 +42,7 @@ pub fn install(lua: &Lua, sources: Arc<ScriptSources>) -> LuaResult<()> {
     .exec()?;
 
     lua.set_named_registry_value(LOADED_KEY, lua.create_table()?)?;
+    lua.set_app_data(ModulesRunning::default());
 
     let s = sources.clone();
     let require = lua.create_function(move |lua, name: String| require(lua, &s, &name))?;
@@ -60,6 +61,7 @@ pub fn install(lua: &Lua, sources: Arc<ScriptSources>) -> LuaResult<()> {
     let s = sources;
     let dofile = lua.create_function(move |lua, path: String| {
         let f = compile_file(lua, &s, &path)?;
+        let _running = ModuleRunning::enter(lua);
         f.call::<MultiValue>(())
     })?;
     globals.set("dofile", dofile)?;
@@ -84,6 +86,33 @@ pub fn compile(lua: &Lua, sources: &ScriptSources, rel: &str) -> LuaResult<Funct
     lua.load(source)
         .set_name(format!("@{}", sources.display_path(rel)))
         .into_function()
+}
+
+/// How many module chunks (`require`, `dofile`) are running: they run through a host
+/// function, a C call no coroutine can yield across, so calls that wait are refused there as
+/// at the top level ([`super::refuse_while_loading`]).
+#[derive(Default)]
+pub struct ModulesRunning(pub std::sync::atomic::AtomicUsize);
+
+/// Counts one module chunk as running while alive.
+struct ModuleRunning<'a>(Option<mlua::AppDataRef<'a, ModulesRunning>>);
+
+impl<'a> ModuleRunning<'a> {
+    fn enter(lua: &'a Lua) -> ModuleRunning<'a> {
+        let running = lua.app_data_ref::<ModulesRunning>();
+        if let Some(running) = &running {
+            running.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        ModuleRunning(running)
+    }
+}
+
+impl Drop for ModuleRunning<'_> {
+    fn drop(&mut self) {
+        if let Some(running) = &self.0 {
+            running.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 fn require(lua: &Lua, sources: &ScriptSources, name: &str) -> LuaResult<Value> {
@@ -115,7 +144,10 @@ fn require(lua: &Lua, sources: &ScriptSources, name: &str) -> LuaResult<Value> {
         name,
         Value::LightUserData(mlua::LightUserData(std::ptr::null_mut())),
     )?;
-    let result = chunk.call::<Value>(name);
+    let result = {
+        let _running = ModuleRunning::enter(lua);
+        chunk.call::<Value>(name)
+    };
     let value = match result {
         Ok(Value::Nil) => Value::Boolean(true),
         Ok(value) => value,

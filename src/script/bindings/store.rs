@@ -43,6 +43,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         lua.create_async_function(move |lua, key: String| {
             let s = s.clone();
             async move {
+                super::refuse_while_loading(&lua, "wx.store.get")?;
                 check_key(&lua, "get", &key)?;
                 match script_data::get(s.as_ref(), &key).await {
                     Ok(Some(value)) => {
@@ -61,6 +62,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         lua.create_async_function(move |lua, (key, value, ttl): (String, Value, Option<f64>)| {
             let s = s.clone();
             async move {
+                super::refuse_while_loading(&lua, "wx.store.set")?;
                 check_key(&lua, "set", &key)?;
                 // Refuses what JSON cannot hold (NaN, ±inf, functions, ...) at the script's line
                 // instead of storing `null` and answering true.
@@ -86,6 +88,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         lua.create_async_function(move |lua, (key, by): (String, Option<i64>)| {
             let s = s.clone();
             async move {
+                super::refuse_while_loading(&lua, "wx.store.incr")?;
                 check_key(&lua, "incr", &key)?;
                 match script_data::incr(s.as_ref(), &key, by.unwrap_or(1)).await {
                     Ok(n) => Ok((Value::Integer(n), Value::Nil)),
@@ -101,6 +104,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         lua.create_async_function(move |lua, key: String| {
             let s = s.clone();
             async move {
+                super::refuse_while_loading(&lua, "wx.store.del")?;
                 check_key(&lua, "del", &key)?;
                 match script_data::del(s.as_ref(), &key).await {
                     Ok(existed) => Ok((Value::Boolean(existed), Value::Nil)),

@@ -214,6 +214,7 @@ where
         let parse = Arc::clone(&parse);
         let call = Arc::clone(&call);
         async move {
+            crate::script::bindings::refuse_while_loading(&lua, fname)?;
             let parsed = parse(&lua, args)?;
             let Some(api) = api else {
                 return not_configured(&lua, fname);
