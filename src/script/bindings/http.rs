@@ -401,11 +401,10 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
     let slots = worker.clone();
     http.set(
         "request",
-        lua.create_async_function(move |lua, opts: Value| {
+        super::waiting_function(lua, "wx.http.request", move |lua, opts: Value| {
             let client = client.clone();
             let slots = slots.clone();
             async move {
-                super::refuse_while_loading(&lua, "wx.http.request")?;
                 let Value::Table(opts) = opts else {
                     return Err(error_at(
                         &lua,
@@ -425,29 +424,31 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
     let slots = worker.clone();
     http.set(
         "get",
-        lua.create_async_function(move |lua, (url, opts): (Value, Value)| {
-            let client = client.clone();
-            let slots = slots.clone();
-            async move {
-                super::refuse_while_loading(&lua, "wx.http.get")?;
-                let fname = "wx.http.get";
-                let t = shorthand_options(&lua, fname, opts, &["url", "method"])?;
-                t.raw_set("url", url)?;
-                let parsed = parse(&lua, fname, &t)?;
-                perform(&lua, &client, &slots, parsed).await
-            }
-        })?,
+        super::waiting_function(
+            lua,
+            "wx.http.get",
+            move |lua, (url, opts): (Value, Value)| {
+                let client = client.clone();
+                let slots = slots.clone();
+                async move {
+                    let fname = "wx.http.get";
+                    let t = shorthand_options(&lua, fname, opts, &["url", "method"])?;
+                    t.raw_set("url", url)?;
+                    let parsed = parse(&lua, fname, &t)?;
+                    perform(&lua, &client, &slots, parsed).await
+                }
+            },
+        )?,
     )?;
 
     let client: Arc<HttpClient> = services.http.clone();
     let slots = worker;
     http.set(
         "post",
-        lua.create_async_function(move |lua, (url, body, opts): (Value, Value, Value)| {
+        super::waiting_function(lua, "wx.http.post", move |lua, (url, body, opts): (Value, Value, Value)| {
             let client = client.clone();
             let slots = slots.clone();
             async move {
-                super::refuse_while_loading(&lua, "wx.http.post")?;
                 let fname = "wx.http.post";
                 let t = shorthand_options(
                     &lua,

@@ -16,7 +16,7 @@ pub mod time;
 
 use std::sync::Arc;
 
-use mlua::{Lua, Result as LuaResult, Table};
+use mlua::{Function, Lua, Result as LuaResult, Table};
 
 use super::{ScriptSources, Services};
 
@@ -64,12 +64,26 @@ pub fn caller_position(lua: &Lua, level: usize) -> Option<(String, Option<u32>)>
     })
 }
 
-/// Refuses a call that waits (the store, the WeChat API, `wx.http`, `wx.sleep`) made while
-/// the scripts load. Such calls wait by yielding the handler's coroutine, and the top level
-/// runs outside any: before this check they failed only when they really had to wait, so a
-/// script loaded or not at random. Now they fail every time, at the calling line, in `check`
-/// as in `serve`.
-pub fn refuse_while_loading(lua: &Lua, name: &str) -> mlua::Result<()> {
+/// A Lua function that waits for an answer (the store, the WeChat API, `wx.http`,
+/// `wx.sleep`): `func`'s future, run in the calling handler's coroutine, which it yields while
+/// waiting. Such a call made while the scripts load (at the top level of a script or of a
+/// module being `require`d) has no coroutine to yield: it is refused there every time, at the
+/// calling line, in `check` as in `serve` (it used to fail only when it really had to wait,
+/// so a script loaded or not at random).
+pub fn waiting_function<F, A, FR, R>(lua: &Lua, name: &'static str, func: F) -> LuaResult<Function>
+where
+    F: Fn(Lua, A) -> FR + mlua::MaybeSend + 'static,
+    A: mlua::FromLuaMulti,
+    FR: std::future::Future<Output = LuaResult<R>> + mlua::MaybeSend + 'static,
+    R: mlua::IntoLuaMulti,
+{
+    lua.create_async_function(move |lua, args: A| {
+        let call = refuse_while_loading(&lua, name).map(|()| func(lua, args));
+        async move { call?.await }
+    })
+}
+
+fn refuse_while_loading(lua: &Lua, name: &str) -> mlua::Result<()> {
     let loading = lua
         .app_data_ref::<handlers::HandlerRegistry>()
         .is_some_and(|registry| !registry.sealed);

@@ -90,7 +90,7 @@ pub fn compile(lua: &Lua, sources: &ScriptSources, rel: &str) -> LuaResult<Funct
 
 /// How many module chunks (`require`, `dofile`) are running: they run through a host
 /// function, a C call no coroutine can yield across, so calls that wait are refused there as
-/// at the top level ([`super::refuse_while_loading`]).
+/// at the top level ([`super::waiting_function`]).
 #[derive(Default)]
 pub struct ModulesRunning(pub std::sync::atomic::AtomicUsize);
 

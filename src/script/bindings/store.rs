@@ -40,10 +40,9 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
     let s = services.store.clone();
     store.set(
         "get",
-        lua.create_async_function(move |lua, key: String| {
+        super::waiting_function(lua, "wx.store.get", move |lua, key: String| {
             let s = s.clone();
             async move {
-                super::refuse_while_loading(&lua, "wx.store.get")?;
                 check_key(&lua, "get", &key)?;
                 match script_data::get(s.as_ref(), &key).await {
                     Ok(Some(value)) => {
@@ -59,10 +58,9 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
     let s = services.store.clone();
     store.set(
         "set",
-        lua.create_async_function(move |lua, (key, value, ttl): (String, Value, Option<f64>)| {
+        super::waiting_function(lua, "wx.store.set", move |lua, (key, value, ttl): (String, Value, Option<f64>)| {
             let s = s.clone();
             async move {
-                super::refuse_while_loading(&lua, "wx.store.set")?;
                 check_key(&lua, "set", &key)?;
                 // Refuses what JSON cannot hold (NaN, ±inf, functions, ...) at the script's line
                 // instead of storing `null` and answering true.
@@ -85,26 +83,28 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
     let s = services.store.clone();
     store.set(
         "incr",
-        lua.create_async_function(move |lua, (key, by): (String, Option<i64>)| {
-            let s = s.clone();
-            async move {
-                super::refuse_while_loading(&lua, "wx.store.incr")?;
-                check_key(&lua, "incr", &key)?;
-                match script_data::incr(s.as_ref(), &key, by.unwrap_or(1)).await {
-                    Ok(n) => Ok((Value::Integer(n), Value::Nil)),
-                    Err(e) => failure(&lua, e),
+        super::waiting_function(
+            lua,
+            "wx.store.incr",
+            move |lua, (key, by): (String, Option<i64>)| {
+                let s = s.clone();
+                async move {
+                    check_key(&lua, "incr", &key)?;
+                    match script_data::incr(s.as_ref(), &key, by.unwrap_or(1)).await {
+                        Ok(n) => Ok((Value::Integer(n), Value::Nil)),
+                        Err(e) => failure(&lua, e),
+                    }
                 }
-            }
-        })?,
+            },
+        )?,
     )?;
 
     let s = services.store.clone();
     store.set(
         "del",
-        lua.create_async_function(move |lua, key: String| {
+        super::waiting_function(lua, "wx.store.del", move |lua, key: String| {
             let s = s.clone();
             async move {
-                super::refuse_while_loading(&lua, "wx.store.del")?;
                 check_key(&lua, "del", &key)?;
                 match script_data::del(s.as_ref(), &key).await {
                     Ok(existed) => Ok((Value::Boolean(existed), Value::Nil)),

@@ -11,8 +11,7 @@ const MAX_SLEEP_SECS: f64 = 3600.0;
 
 /// Adds `wx.sleep`.
 pub fn register(lua: &Lua, wx: &Table) -> LuaResult<()> {
-    let sleep = lua.create_async_function(|lua, seconds: f64| async move {
-        super::refuse_while_loading(&lua, "wx.sleep")?;
+    let sleep = super::waiting_function(lua, "wx.sleep", |lua, seconds: f64| async move {
         if !(0.0..=MAX_SLEEP_SECS).contains(&seconds) || seconds.is_nan() {
             return Err(error_at(
                 &lua,

@@ -209,12 +209,11 @@ where
     let api = api.clone();
     let parse = Arc::new(parse);
     let call = Arc::new(call);
-    lua.create_async_function(move |lua, args: A| {
+    crate::script::bindings::waiting_function(lua, fname, move |lua, args: A| {
         let api = api.clone();
         let parse = Arc::clone(&parse);
         let call = Arc::clone(&call);
         async move {
-            crate::script::bindings::refuse_while_loading(&lua, fname)?;
             let parsed = parse(&lua, args)?;
             let Some(api) = api else {
                 return not_configured(&lua, fname);
