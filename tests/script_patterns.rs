@@ -5,40 +5,10 @@
 
 mod support;
 
-use std::sync::Arc;
-
+use support::pool::{handle, host, reply, text};
 use support::text_xml;
-use tempfile::TempDir;
-use wechat_lua::protocol::message::InboundMessage;
 use wechat_lua::protocol::reply::Reply;
-use wechat_lua::script::runtime::Handled;
 use wechat_lua::script::{LuaPool, RuntimeOptions, ScriptError, Services};
-
-fn host(main: &str) -> (TempDir, Arc<LuaPool>) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("main.lua"), main).unwrap();
-    let host = LuaPool::start(
-        dir.path(),
-        RuntimeOptions::default(),
-        1,
-        Services::in_memory().unwrap(),
-    )
-    .expect("scripts load");
-    (dir, host)
-}
-
-async fn handle(host: &LuaPool, xml: &str) -> Result<Handled, ScriptError> {
-    host.handle(InboundMessage::parse(xml.as_bytes()).unwrap())
-        .await
-}
-
-async fn reply(host: &LuaPool, xml: &str) -> Option<Reply> {
-    handle(host, xml).await.expect("handler ok").reply
-}
-
-fn text(s: &str) -> Option<Reply> {
-    Some(Reply::Text { content: s.into() })
-}
 
 /// Issue 15: the host's own filter ran the C matcher, which the run limit never reaches (2.9 s
 /// on a 25 KB text); now the matcher's step budget stops it, reported like a bad pattern.

@@ -3,39 +3,12 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use support::pool::{handle, host, host_with, reply, text, write};
 use support::{event_xml, text_xml};
-use tempfile::TempDir;
-use wechat_lua::protocol::message::InboundMessage;
 use wechat_lua::protocol::reply::{Article, Reply};
-use wechat_lua::script::runtime::Handled;
 use wechat_lua::script::{LuaPool, RuntimeOptions, ScriptError, Services};
-
-fn write(dir: &TempDir, files: &[(&str, &str)]) {
-    for (name, body) in files {
-        let path = dir.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, body).unwrap();
-    }
-}
-
-fn host_with(
-    files: &[(&str, &str)],
-    options: RuntimeOptions,
-    workers: usize,
-) -> (TempDir, Arc<LuaPool>) {
-    let dir = tempfile::tempdir().unwrap();
-    write(&dir, files);
-    let host = LuaPool::start(dir.path(), options, workers, Services::in_memory().unwrap())
-        .expect("scripts load");
-    (dir, host)
-}
-
-fn host(main: &str) -> (TempDir, Arc<LuaPool>) {
-    host_with(&[("main.lua", main)], RuntimeOptions::default(), 1)
-}
 
 fn load_error(files: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
@@ -49,19 +22,6 @@ fn load_error(files: &[(&str, &str)]) -> String {
         Ok(_) => panic!("scripts loaded but should not"),
         Err(e) => e.to_string(),
     }
-}
-
-async fn handle(host: &LuaPool, xml: &str) -> Result<Handled, ScriptError> {
-    host.handle(InboundMessage::parse(xml.as_bytes()).unwrap())
-        .await
-}
-
-async fn reply(host: &LuaPool, xml: &str) -> Option<Reply> {
-    handle(host, xml).await.expect("handler ok").reply
-}
-
-fn text(s: &str) -> Option<Reply> {
-    Some(Reply::Text { content: s.into() })
 }
 
 #[tokio::test]

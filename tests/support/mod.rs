@@ -4,6 +4,7 @@
 
 pub mod fake;
 pub mod host;
+pub mod pool;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
