@@ -9,6 +9,8 @@ use super::outbox::QueuedCall;
 
 /// The endpoint that sends a customer-service message.
 pub const SEND_PATH: &str = "/cgi-bin/message/custom/send";
+/// The endpoint of the "typing…" indicator.
+pub const TYPING_PATH: &str = "/cgi-bin/message/custom/typing";
 
 /// One article of a `news` customer-service message (at most 1 per message on WeChat today).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,10 +282,7 @@ impl Kf<'_> {
     pub async fn typing(&self, touser: &str, typing: bool) -> Result<(), ApiError> {
         let command = if typing { "Typing" } else { "CancelTyping" };
         self.client
-            .post(
-                "/cgi-bin/message/custom/typing",
-                &json!({"touser": touser, "command": command}),
-            )
+            .post(TYPING_PATH, &json!({"touser": touser, "command": command}))
             .await
             .map(drop)
     }

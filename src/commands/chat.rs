@@ -327,7 +327,7 @@ async fn converse(
                 let xml = inbound.to_xml(&from, ACCOUNT, create_time, msg_id);
                 let answer = wire.send(&xml).await;
                 // Calls the handler made before answering belong above its reply.
-                feed.flush(screen);
+                feed.flush_before_answer(screen);
                 match answer {
                     Ok(body) if raw => screen.bot(body.trim().lines()),
                     Ok(body) => match render::describe_reply(&body) {
@@ -386,6 +386,18 @@ struct CallFeed {
 impl CallFeed {
     /// Shows the calls not shown yet.
     fn flush(&self, screen: &Screen) {
+        self.show(screen, false);
+    }
+
+    /// Shows the calls the handler made before its answer came back: those not shown yet, up
+    /// to the typing indicator the host sends when the reply deadline passes. That one, and
+    /// the late reply after it, belong below the answer (`success`) they follow, whichever
+    /// reached the fake API first.
+    fn flush_before_answer(&self, screen: &Screen) {
+        self.show(screen, true);
+    }
+
+    fn show(&self, screen: &Screen, stop_at_typing: bool) {
         let mut seen = lock(&self.seen);
         let calls = self.fake.calls();
         let Some(new) = calls.get(*seen..) else {
@@ -393,12 +405,20 @@ impl CallFeed {
             *seen = calls.len();
             return;
         };
+        let end = if stop_at_typing {
+            new.iter()
+                .position(|call| call.path == crate::api::kf::TYPING_PATH)
+                .unwrap_or(new.len())
+        } else {
+            new.len()
+        };
+        let new = &new[..end];
         let user = lock(&self.user).clone();
         let lines: Vec<String> = new
             .iter()
             .filter_map(|call| render::describe_call(call, &user))
             .collect();
-        *seen = calls.len();
+        *seen += end;
         if !lines.is_empty() {
             screen.api(&lines);
         }
