@@ -12,7 +12,8 @@
 # to the ceiling measured in the same run. Takes about two minutes after the build.
 #
 # Settings (environment): DURATION (10s), WARMUP (2s), SERVER_CPU (0), WRK_CPU (1),
-# CONNS (50), OUT (a new /tmp/wechat-lua-e2e.* directory: logs, payloads, results.md).
+# CONNS (50), OUT (a new /tmp/wechat-lua-e2e.* directory: logs, payloads, results.md), BIN
+# (another wechat-lua build to measure with the same harness, e.g. an older commit's).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -59,7 +60,8 @@ fi
 log "building release (wechat-lua, ceiling, payloads)"
 cargo build --release --quiet --bin wechat-lua --example ceiling --example payloads
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$TARGET_DIR/release/wechat-lua
+# BIN=path/to/wechat-lua compares another build (say, an older commit) with the same harness.
+BIN=${BIN:-$TARGET_DIR/release/wechat-lua}
 CEILING=$TARGET_DIR/release/examples/ceiling
 PAYLOADS=$TARGET_DIR/release/examples/payloads
 
