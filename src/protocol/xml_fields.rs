@@ -126,9 +126,13 @@ impl Field {
     }
 }
 
+/// An element's name. The names every message carries are borrowed from a static table
+/// (see `element_name`) rather than copied out of each body.
+pub type FieldName = Cow<'static, str>;
+
 /// The children of an element in document order, under their WeChat names.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Fields(pub Vec<(String, Field)>);
+pub struct Fields(pub Vec<(FieldName, Field)>);
 
 impl Fields {
     /// The first child called `name` (exact WeChat spelling).
@@ -143,7 +147,7 @@ impl Fields {
 
     /// Children in document order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Field)> {
-        self.0.iter().map(|(n, f)| (n.as_str(), f))
+        self.0.iter().map(|(n, f)| (n.as_ref(), f))
     }
 
     /// Number of children.
@@ -315,7 +319,7 @@ enum Piece {
 
 /// An element being built: its name, any text so far and its finished children.
 struct Frame<'a> {
-    name: String,
+    name: FieldName,
     // Borrowed from the input while it is a single piece, so indentation before the first
     // child and single-CDATA leaves cost no copy until the value is kept.
     text: Cow<'a, str>,
@@ -324,18 +328,18 @@ struct Frame<'a> {
     // Bytes of plain whitespace at the end of `text`, cut when the element closes unless
     // exact text follows them.
     trailing_blank: usize,
-    children: Vec<(String, Field)>,
+    children: Vec<(FieldName, Field)>,
     // Parallel to `children` once some name repeats (empty before, so the common case does
     // not allocate): true where the value is a List built from repeats, so a further repeat
     // extends it rather than nesting a genuine `<item>` List inside another.
     merged: Vec<bool>,
     // Name → index in `children`, built only for elements with many children so hostile
     // input with thousands of distinct names stays linear.
-    index: Option<HashMap<String, usize>>,
+    index: Option<HashMap<FieldName, usize>>,
 }
 
 impl<'a> Frame<'a> {
-    fn new(name: String, capacity: usize) -> Self {
+    fn new(name: FieldName, capacity: usize) -> Self {
         Frame {
             name,
             text: Cow::Borrowed(""),
@@ -403,7 +407,7 @@ impl<'a> Frame<'a> {
     }
 
     /// Adds a finished child, merging repeats of one name into a single List in place.
-    fn add_child(&mut self, name: String, value: Field) {
+    fn add_child(&mut self, name: FieldName, value: Field) {
         if self.children.is_empty() {
             // Text before the first child was stray text, not a value.
             self.text = Cow::Borrowed("");
@@ -434,7 +438,7 @@ impl<'a> Frame<'a> {
                 index.insert(name.clone(), i);
             }
             None if i >= LINEAR_LOOKUP_LIMIT => {
-                let mut index: HashMap<String, usize> = self
+                let mut index: HashMap<FieldName, usize> = self
                     .children
                     .iter()
                     .enumerate()
@@ -460,7 +464,7 @@ impl<'a> Frame<'a> {
             .map(|(_, child)| *child)
             .collect();
         for (i, (name, value)) in self.children.iter_mut().enumerate() {
-            let listy = name == "item" || documented.contains(&name.as_str());
+            let listy = name == "item" || documented.contains(&name.as_ref());
             if listy && !self.merged.get(i).copied().unwrap_or(false) {
                 let single = std::mem::replace(value, Field::List(Vec::new()));
                 *value = Field::List(vec![single]);
@@ -468,15 +472,15 @@ impl<'a> Frame<'a> {
         }
         for child in documented {
             if self.find(child).is_none() {
-                self.add_child(child.to_owned(), Field::List(Vec::new()));
+                self.add_child(Cow::Borrowed(child), Field::List(Vec::new()));
             }
         }
     }
 
     /// Turns a closed non-root element into its name and value.
-    fn finish(mut self) -> (String, Field) {
+    fn finish(mut self) -> (FieldName, Field) {
         let documented_parent = REPEATED_LISTS.iter().any(|(p, _)| *p == self.name);
-        if self.children.is_empty() && ITEM_LISTS.contains(&self.name.as_str()) {
+        if self.children.is_empty() && ITEM_LISTS.contains(&self.name.as_ref()) {
             return (self.name, Field::List(Vec::new()));
         }
         if self.children.is_empty() && !documented_parent {
@@ -541,12 +545,52 @@ fn trim_start_blank(s: Cow<'_, str>) -> Cow<'_, str> {
     }
 }
 
-/// An element name as an owned UTF-8 string.
-fn element_name(raw: &[u8], position: u64) -> Result<String, ParseError> {
-    std::str::from_utf8(raw)
-        .map(str::to_owned)
-        .map_err(|_| xml_error(position, "element name is not UTF-8"))
+/// An element name: borrowed from [`COMMON_NAMES`] when it is one of them (no copy per
+/// message), owned otherwise.
+fn element_name(raw: &[u8], position: u64) -> Result<FieldName, ParseError> {
+    let name =
+        std::str::from_utf8(raw).map_err(|_| xml_error(position, "element name is not UTF-8"))?;
+    Ok(match COMMON_NAMES.iter().find(|common| **common == name) {
+        Some(common) => Cow::Borrowed(common),
+        None => Cow::Owned(name.to_owned()),
+    })
 }
+
+/// The element names of ordinary messages and events, most frequent first.
+const COMMON_NAMES: &[&str] = &[
+    "ToUserName",
+    "FromUserName",
+    "CreateTime",
+    "MsgType",
+    "MsgId",
+    "Content",
+    "Event",
+    "EventKey",
+    "Encrypt",
+    "xml",
+    "item",
+    "MediaId",
+    "PicUrl",
+    "Format",
+    "Recognition",
+    "ThumbMediaId",
+    "Location_X",
+    "Location_Y",
+    "Scale",
+    "Label",
+    "Title",
+    "Description",
+    "Url",
+    "Latitude",
+    "Longitude",
+    "Precision",
+    "Ticket",
+    "MenuId",
+    "MsgID",
+    "MsgDataId",
+    "Idx",
+    "bizmsgmenuid",
+];
 
 fn xml_error(position: u64, message: &str) -> ParseError {
     ParseError::Xml {
