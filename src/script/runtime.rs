@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Value};
+use mlua::thread::ThreadStatus;
+use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Thread, Value};
 
 use super::bindings::handlers::{Filter, Handler, HandlerRegistry, Selector};
 use super::bindings::{self, pattern};
@@ -73,6 +74,9 @@ pub struct LuaRuntime {
     time_budget: Duration,
     /// Interned table keys of this state's message tables.
     keys: KeyCache,
+    /// The coroutine of the last run that finished, reset and ready for the next: a new one
+    /// per run cost a Lua thread, its stack and call-info blocks (five allocations).
+    spare_thread: std::sync::Mutex<Option<Thread>>,
 }
 
 impl LuaRuntime {
@@ -138,6 +142,7 @@ impl LuaRuntime {
             clock,
             time_budget: options.time_budget,
             keys,
+            spare_thread: std::sync::Mutex::new(None),
         })
     }
 
@@ -270,14 +275,31 @@ impl LuaRuntime {
 
         // The hook yields only the handler's own coroutine for a time slice, so its thread
         // is known to the clock.
-        let thread = self.lua.create_thread(self.call.clone()).map_err(fail)?;
+        let spare = crate::sync::lock(&self.spare_thread).take();
+        let thread = match spare {
+            Some(thread) => thread,
+            None => self.lua.create_thread(self.call.clone()).map_err(fail)?,
+        };
         self.clock.start(thread.to_pointer());
-        let running = thread.into_async::<MultiValue>(call_args).map_err(fail)?;
+        let running = thread
+            .clone()
+            .into_async::<MultiValue>(call_args)
+            .map_err(fail)?;
         let outcome =
             tokio::time::timeout(self.time_budget, run_limit::drive(&self.clock, running)).await;
         self.clock.finish();
         let results = match outcome {
-            Ok(results) => results.map_err(fail)?,
+            Ok(results) => {
+                let results = results.map_err(fail)?;
+                // Only a coroutine that ran to its end is reused (the traceback wrapper
+                // catches the handler's errors, so an erroring handler ends normally too).
+                if thread.status() == ThreadStatus::Finished
+                    && thread.reset(self.call.clone()).is_ok()
+                {
+                    *crate::sync::lock(&self.spare_thread) = Some(thread);
+                }
+                results
+            }
             Err(_) => {
                 // Cancelled while waiting (or sliced): whatever it holds, the state is not
                 // used again, and dropping the coroutine closes it with the hook raising.
