@@ -1,7 +1,7 @@
 //! Micro benchmarks of one message's path through the host, piece by piece: the signature
 //! check, XML parsing, reply rendering, safe-mode crypto, Lua dispatch (a state alone and
-//! borrowed from `LuaPool`'s pool), a handler using `wx.store`, and the whole router in
-//! process (no TCP).
+//! borrowed from `LuaPool`'s pool), a handler using `wx.store`, one using `wx.http` against a
+//! loopback server, and the whole router in process (no TCP).
 //!
 //! `cargo bench --bench micro` (a few minutes at most); `docs/benchmarks.md` says what each
 //! figure means and which targets they are held to. Under `cargo test --all-targets` criterion
@@ -18,6 +18,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use wechat_lua::config::{Config, Overrides};
+use wechat_lua::net::{HttpSettings, Rules};
 use wechat_lua::protocol::crypto::MessageCrypto;
 use wechat_lua::protocol::message::InboundMessage;
 use wechat_lua::protocol::reply::Reply;
@@ -161,6 +162,57 @@ fn lua(c: &mut Criterion) {
                 for _ in 0..iters {
                     let handled = store_host.handle(black_box(msg.clone())).await;
                     assert!(matches!(handled, Ok(ref h) if h.reply.is_some()));
+                }
+                started.elapsed()
+            })
+        })
+    });
+
+    // One `wx.http.get` to a loopback server in the handler. The server runs on the same
+    // current-thread runtime, so the wall time is all the CPU the message costs, the
+    // server's minimal handler included (an upper bound on what the host adds); the
+    // connection is kept alive between messages, as reqwest pools it. Minus
+    // `pool_handle_text` ≈ one `wx.http` call.
+    let upstream = current.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let base = format!("http://{}", listener.local_addr().expect("its address"));
+        let app = axum::Router::new().route("/ok", axum::routing::get(|| async { "ok" }));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        base
+    });
+    let http_bot = tempfile::tempdir().expect("a scratch scripts dir");
+    std::fs::write(
+        http_bot.path().join("main.lua"),
+        format!(
+            "wx.on('text', function(msg) return 'n=' .. assert(wx.http.get('{upstream}/ok')).body end)\n"
+        ),
+    )
+    .expect("the http bot is written");
+    let loopback = HttpSettings {
+        rules: Rules {
+            allow: vec!["127.0.0.1".parse().expect("a host rule")],
+            deny: Vec::new(),
+        },
+        ..HttpSettings::default()
+    };
+    let http_host = LuaPool::start(
+        http_bot.path(),
+        options.clone(),
+        1,
+        services.clone().with_http(loopback),
+    )
+    .expect("the http bot starts");
+    c.bench_function("lua/http_get_text", |b| {
+        b.iter_custom(|iters| {
+            current.block_on(async {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    let handled = http_host.handle(black_box(msg.clone())).await;
+                    assert!(
+                        matches!(handled, Ok(ref h) if h.reply == Some(Reply::Text { content: "n=ok".into() }))
+                    );
                 }
                 started.elapsed()
             })

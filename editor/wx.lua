@@ -672,6 +672,21 @@ function wx.mass.delete(msg_id, article_idx) end
 ---@return wx.Error? err
 function wx.mass.status(msg_id) end
 
+---@class wx.MassSpeed
+---@field speed integer 0 (fastest) to 4 (slowest).
+---@field realspeed integer What the level means, in 万 messages a minute (80, 60, 45, 30, 10).
+
+---The speed mass messages go out at.
+---@return wx.MassSpeed? speed
+---@return wx.Error? err
+function wx.mass.speed() end
+
+---Sets the speed mass messages go out at.
+---@param speed integer 0 (fastest, 80万/minute) to 4 (slowest, 10万/minute).
+---@return true? ok
+---@return wx.Error? err
+function wx.mass.set_speed(speed) end
+
 ---Template messages (模板消息).
 wx.template = {}
 
@@ -703,6 +718,35 @@ function wx.template.send(args) end
 ---@return wx.Error? err
 function wx.template.list() end
 
+---Adds a template from the template library to the account (at most 25: errcode 45026).
+---@param template_id_short string The library template's number, e.g. "OPENTM200565259".
+---@param keyword_name_list? string[] Keywords to use, for newer library templates.
+---@return string? template_id The account's template_id.
+---@return wx.Error? err
+function wx.template.add(template_id_short, keyword_name_list) end
+
+---Deletes one of the account's templates (errcode 40037 when it has no such template).
+---@param template_id string
+---@return true? ok
+---@return wx.Error? err
+function wx.template.delete(template_id) end
+
+---@class wx.TemplateIndustry
+---@field first_class string
+---@field second_class string
+
+---The account's two industries.
+---@return {primary_industry: wx.TemplateIndustry, secondary_industry: wx.TemplateIndustry}? industries
+---@return wx.Error? err
+function wx.template.get_industry() end
+
+---Sets the account's two industries (WeChat allows a change once a month).
+---@param industry_id1 string|integer The main industry's number in WeChat's industry table.
+---@param industry_id2 string|integer The second industry's number.
+---@return true? ok
+---@return wx.Error? err
+function wx.template.set_industry(industry_id1, industry_id2) end
+
 ---Followers (用户管理).
 wx.user = {}
 
@@ -724,6 +768,13 @@ wx.user = {}
 ---@return wx.UserInfo? info
 ---@return wx.Error? err
 function wx.user.info(openid, lang) end
+
+---Profiles of many followers, in the order asked (sent 100 OpenIDs per call).
+---@param openids string[]
+---@param lang? string "zh_CN" (default), "zh_TW", "en".
+---@return wx.UserInfo[]? infos
+---@return wx.Error? err
+function wx.user.batch_info(openids, lang) end
 
 ---@class wx.FollowerPage
 ---@field total integer All followers.
@@ -828,6 +879,73 @@ wx.media = {}
 ---@return wx.Media? media
 ---@return wx.Error? err
 function wx.media.upload(type, bytes, filename) end
+
+---A downloaded file.
+---@class wx.MediaFile
+---@field bytes string The file's content, exactly as sent.
+---@field content_type? string e.g. "image/jpeg".
+---@field filename? string
+
+---Downloads a temporary media file, e.g. the picture or voice a user sent (`msg.media_id`).
+---A video comes back as `{video_url = ...}` instead.
+---@param media_id string
+---@return wx.MediaFile|{video_url: string}? file
+---@return wx.Error? err
+function wx.media.get(media_id) end
+
+---Uploads an image for use inside article content (jpg or png under 1 MB; 40005 or 40009
+---otherwise).
+---@param bytes string The image's contents.
+---@param filename? string Default "image.jpg".
+---@return string? url
+---@return wx.Error? err
+function wx.media.uploadimg(bytes, filename) end
+
+---Permanent material (永久素材): kept until deleted.
+wx.material = {}
+
+---@class wx.MaterialOptions
+---@field filename? string WeChat infers the format from its extension.
+---@field title? string Required for a video (and only for a video).
+---@field introduction? string A video's description.
+
+---Adds a file to the material library.
+---@param type "image"|"voice"|"video"|"thumb"
+---@param bytes string The file's contents.
+---@param options? wx.MaterialOptions
+---@return {media_id: string, url?: string}? material `url` for images.
+---@return wx.Error? err
+function wx.material.add(type, bytes, options) end
+
+---A material: a file, a video's description, or a news material's articles.
+---@param media_id string
+---@return wx.MediaFile|{title: string, description: string, down_url: string}|{news_item: table[]}? material
+---@return wx.Error? err
+function wx.material.get(media_id) end
+
+---@param media_id string
+---@return true? ok
+---@return wx.Error? err
+function wx.material.delete(media_id) end
+
+---@return {image_count: integer, voice_count: integer, video_count: integer, news_count: integer}? counts
+---@return wx.Error? err
+function wx.material.count() end
+
+---@class wx.MaterialItem
+---@field media_id string
+---@field name? string
+---@field url? string
+---@field update_time integer
+---@field content? {news_item: table[]} For news.
+
+---One page of the library, newest first.
+---@param type "image"|"video"|"voice"|"news"
+---@param offset? integer From 0 (default 0).
+---@param count? integer 1 to 20 (default 20).
+---@return {total_count: integer, item_count: integer, item: wx.MaterialItem[]}? page
+---@return wx.Error? err
+function wx.material.list(type, offset, count) end
 
 ---Parametric QR codes (带参数二维码).
 wx.qrcode = {}

@@ -351,8 +351,8 @@ async fn media_family_uploads_multipart_and_downloads_bytes() {
         data: Bytes::from_static(b"mp4"),
     };
     let v = client
-        .media()
-        .add_material(MediaType::Video, &video, Some(("标题", "介绍")))
+        .material()
+        .add(MediaType::Video, &video, Some(("标题", "介绍")))
         .await
         .unwrap();
     assert!(v["media_id"].is_string());
@@ -362,8 +362,8 @@ async fn media_family_uploads_multipart_and_downloads_bytes() {
     let desc: serde_json::Value = serde_json::from_slice(&desc.data).unwrap();
     assert_eq!(desc, json!({"title":"标题","introduction":"介绍"}));
     let img = client
-        .media()
-        .add_material(MediaType::Image, &file, None)
+        .material()
+        .add(MediaType::Image, &file, None)
         .await
         .unwrap();
     assert!(img["url"].is_string());

@@ -1,11 +1,20 @@
 //! Every example bot in `examples/`, driven through the script workers with the API pointed
-//! at the fake WeChat API, so the examples stay runnable as the host changes.
+//! at the fake WeChat API (and the bots that call HTTP services through the real binary,
+//! against local upstreams started by the test), so the examples stay runnable as the host
+//! changes.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
 
 use support::{event_xml, text_xml};
 use wechat_lua::api::{ClientConfig, WechatClient};
@@ -169,14 +178,199 @@ async fn only_admins_broadcast_and_only_after_a_preview() {
     assert_eq!(body["text"]["content"], "hi all");
 }
 
-#[tokio::test]
-async fn the_slow_task_takes_longer_than_the_deadline() {
-    let b = bot("slow_task").await;
-    let started = std::time::Instant::now();
-    let reply = b.send(text_xml("u", "report", 99)).await;
-    assert!(
-        started.elapsed() >= std::time::Duration::from_secs(5),
-        "slow enough to need customer service"
+/// An upstream on loopback served by its own runtime (the binary tests are synchronous);
+/// its base URL. The runtime must outlive the test's requests.
+fn serve_upstream(runtime: &tokio::runtime::Runtime, app: Router) -> String {
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        base
+    })
+}
+
+fn upstream_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A bot directory for the real binary: the example's scripts with `config.lua` replaced,
+/// and a `wechat-lua.toml` that lets scripts reach loopback and answers within `reply_timeout`.
+fn bot_dir(example_name: &str, config_lua: &str, reply_timeout: f64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let scripts = dir.path().join("scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    for entry in std::fs::read_dir(example(example_name)).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, scripts.join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(scripts.join("config.lua"), config_lua).unwrap();
+    std::fs::write(
+        dir.path().join("wechat-lua.toml"),
+        format!("reply_timeout = {reply_timeout:?}\n[http]\nallow = [\"127.0.0.1\"]\n"),
+    )
+    .unwrap();
+    dir
+}
+
+const KF_SEND: &str = "/cgi-bin/message/custom/send";
+
+/// The slow task waits on a real upstream slower than the reply deadline: WeChat gets
+/// `success` in time and the reply goes out through customer service.
+#[test]
+fn the_slow_task_waits_on_its_upstream_and_replies_through_customer_service() {
+    let runtime = upstream_runtime();
+    let asked = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let seen = asked.clone();
+    let base = serve_upstream(
+        &runtime,
+        Router::new().route(
+            "/build",
+            post(move |Json(body): Json<Value>| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push(body);
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    Json(json!({"ok": true}))
+                }
+            }),
+        ),
     );
-    assert!(matches!(reply, Some(Reply::Text { content }) if content.contains("reports/u")));
+    let dir = bot_dir(
+        "slow_task",
+        &format!("return {{ report_url = \"{base}/build\" }}\n"),
+        0.5,
+    );
+    let api = support::FakeApi::start();
+    let server = support::Server::start(dir.path(), &[], &support::env_refs(&api.env()));
+    let started = Instant::now();
+    let (status, body) = server.post(&text_xml("u", "report", 99));
+    assert_eq!((status, body.as_str()), (200, "success"));
+    assert!(
+        started.elapsed() < Duration::from_millis(1400),
+        "answered in time"
+    );
+    assert!(
+        api.wait_for_calls(KF_SEND, 1, Duration::from_secs(15)),
+        "late reply delivered: {:?}",
+        server.log.lock().unwrap()
+    );
+    let sent = api.fake.calls_to(KF_SEND)[0].body.clone().unwrap();
+    assert_eq!(sent["touser"], "u");
+    assert_eq!(
+        sent["text"]["content"],
+        "Your report is ready: https://example.com/reports/u"
+    );
+    assert_eq!(*asked.lock().unwrap(), [json!({"user": "u"})]);
+}
+
+/// What the ask bot's model saw: each request's JSON and its authorization header.
+type Asked = Arc<Mutex<Vec<(Value, String)>>>;
+
+/// An OpenAI-compatible chat-completions stub. The last user message picks the answer:
+/// `slow ...` answers after 2.5 s, `fail` is an HTTP 500, `garbage` is HTML; any other is
+/// echoed with the number of messages before it (so history shows).
+fn chat_completions(runtime: &tokio::runtime::Runtime) -> (String, Asked) {
+    let asked: Asked = Arc::default();
+    let seen = asked.clone();
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(move |headers: HeaderMap, Json(body): Json<Value>| {
+            let seen = seen.clone();
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .map(|v| v.to_str().unwrap().to_string())
+                    .unwrap_or_default();
+                seen.lock().unwrap().push((body.clone(), auth));
+                let messages = body["messages"].as_array().unwrap();
+                let question = messages.last().unwrap()["content"].as_str().unwrap().to_string();
+                match question.as_str() {
+                    "fail" => (StatusCode::INTERNAL_SERVER_ERROR, "upstream broke").into_response(),
+                    "garbage" => "<html>not a completion</html>".into_response(),
+                    q => {
+                        if q.starts_with("slow") {
+                            tokio::time::sleep(Duration::from_millis(2500)).await;
+                        }
+                        let answer = format!("echo: {q} (after {})", messages.len() - 1);
+                        Json(json!({"id": "c1", "object": "chat.completion",
+                            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
+                                         "finish_reason": "stop"}]}))
+                        .into_response()
+                    }
+                }
+            }
+        }),
+    );
+    (serve_upstream(runtime, app), asked)
+}
+
+#[test]
+fn the_ask_bot_answers_fast_late_and_sorry_and_keeps_each_users_history() {
+    let runtime = upstream_runtime();
+    let (base, asked) = chat_completions(&runtime);
+    let config = format!(
+        "return {{ url = \"{base}/v1/chat/completions\", key = \"sk-test\", model = \"m1\",\n\
+         system = \"Be brief.\", history = 2, history_ttl = 600, timeout = 10 }}\n"
+    );
+    let dir = bot_dir("ask", &config, 1.0);
+    let api = support::FakeApi::start();
+    let server = support::Server::start(dir.path(), &[], &support::env_refs(&api.env()));
+    let msg_id = AtomicU64::new(500);
+    let reply = |from: &str, text: &str| {
+        let (status, xml) = server.post(&text_xml(
+            from,
+            text,
+            msg_id.fetch_add(1, Ordering::Relaxed),
+        ));
+        assert_eq!(status, 200, "{xml}");
+        support::element(&xml, "Content").unwrap_or(xml)
+    };
+
+    assert_eq!(reply("alice", "hello"), "echo: hello (after 1)");
+    let (first, auth) = asked.lock().unwrap()[0].clone();
+    assert_eq!(auth, "Bearer sk-test");
+    assert_eq!(first["model"], "m1");
+    assert_eq!(
+        first["messages"],
+        json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello"}])
+    );
+    assert_eq!(reply("alice", "and then?"), "echo: and then? (after 3)");
+    assert_eq!(
+        asked.lock().unwrap()[1].0["messages"][2],
+        json!({"role": "assistant", "content": "echo: hello (after 1)"})
+    );
+    // Another user has a history of their own.
+    assert_eq!(reply("bob", "hi"), "echo: hi (after 1)");
+
+    // An upstream failure or an answer that is not a completion is told, and not remembered.
+    assert!(reply("alice", "fail").contains("HTTP 500"));
+    assert!(reply("alice", "garbage").contains("could not be read"));
+
+    // Slower than the deadline: `success` now, the answer through customer service later.
+    let started = Instant::now();
+    assert_eq!(reply("alice", "slow one"), "success");
+    assert!(
+        started.elapsed() < Duration::from_millis(2400),
+        "answered in time"
+    );
+    assert!(
+        api.wait_for_calls(KF_SEND, 1, Duration::from_secs(15)),
+        "late answer delivered: {:?}",
+        server.log.lock().unwrap()
+    );
+    let late = api.fake.calls_to(KF_SEND)[0].body.clone().unwrap();
+    assert_eq!(late["touser"], "alice");
+    assert_eq!(late["text"]["content"], "echo: slow one (after 5)");
+
+    // Two pairs are kept: the oldest ("hello") is gone from the next question's context.
+    assert_eq!(reply("alice", "more"), "echo: more (after 5)");
+    let last = asked.lock().unwrap().last().unwrap().0.clone();
+    assert_eq!(last["messages"][1]["content"], "and then?");
+
+    assert_eq!(reply("alice", "reset"), "Conversation cleared.");
+    assert_eq!(reply("alice", "again"), "echo: again (after 1)");
 }

@@ -11,12 +11,12 @@ local function template_id()
   if id then
     return id
   end
-  local added, err = wx.api.post("/cgi-bin/template/api_add_template", { template_id_short = TEMPLATE_SHORT_ID })
+  local added, err = wx.template.add(TEMPLATE_SHORT_ID)
   if not added then
     return nil, err
   end
-  wx.store.set("notify:template_id", added.template_id)
-  return added.template_id
+  wx.store.set("notify:template_id", added)
+  return added
 end
 
 wx.on("text", "^ship%s+(%S+)$", function(msg, order)

@@ -1,7 +1,8 @@
-//! Media (素材): temporary `media/upload` / `media/get` and permanent `material/add_material`.
+//! Temporary media (临时素材): `media/upload` and `media/get`, and `media/uploadimg` (images
+//! for article content). Permanent material is [`super::material`].
 
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::client::{RawResponse, WechatClient};
 use super::error::ApiError;
@@ -44,7 +45,7 @@ pub struct MediaFile {
 }
 
 impl MediaFile {
-    fn part(&self) -> UploadPart {
+    pub(crate) fn part(&self) -> UploadPart {
         UploadPart {
             name: "media".into(),
             filename: Some(self.filename.clone()),
@@ -76,7 +77,7 @@ impl WechatClient {
     }
 }
 
-fn missing(v: &Value, what: &str) -> ApiError {
+pub(crate) fn missing(v: &Value, what: &str) -> ApiError {
     ApiError::InvalidJson {
         raw: v.to_string().chars().take(300).collect(),
         reason: format!("answer without {what}"),
@@ -109,44 +110,24 @@ impl Media<'_> {
         })
     }
 
+    /// `media/uploadimg`: upload an image (jpg/png, under 1 MB) for use inside article
+    /// content; returns its URL. It does not count against the material library's limit.
+    pub async fn uploadimg(&self, file: &MediaFile) -> Result<String, ApiError> {
+        let v = self
+            .client
+            .upload("/cgi-bin/media/uploadimg", &[], &[file.part()])
+            .await?;
+        v["url"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| missing(&v, "url"))
+    }
+
     /// `media/get`: download temporary media. Videos come back as JSON with `video_url`,
     /// returned here as a `RawResponse` whose content type is JSON.
     pub async fn get(&self, media_id: &str) -> Result<RawResponse, ApiError> {
         self.client
             .get_bytes("/cgi-bin/media/get", &[("media_id", media_id)], None)
             .await
-    }
-
-    /// `material/add_material`: upload permanent media; returns `media_id` (and `url` for images).
-    /// Videos need a title and introduction (the `description` form field).
-    pub async fn add_material(
-        &self,
-        kind: MediaType,
-        file: &MediaFile,
-        video_description: Option<(&str, &str)>,
-    ) -> Result<Value, ApiError> {
-        let mut parts = vec![file.part()];
-        if let Some((title, introduction)) = video_description {
-            parts.push(UploadPart {
-                name: "description".into(),
-                filename: None,
-                content_type: None,
-                data: Bytes::from(
-                    json!({"title": title, "introduction": introduction}).to_string(),
-                ),
-            });
-        }
-        let v = self
-            .client
-            .upload(
-                "/cgi-bin/material/add_material",
-                &[("type", kind.as_str())],
-                &parts,
-            )
-            .await?;
-        if v["media_id"].as_str().is_none() {
-            return Err(missing(&v, "media_id"));
-        }
-        Ok(v)
     }
 }

@@ -3,7 +3,7 @@
 //! Start with [`WechatClient::new`]; the generic [`WechatClient::get`]/[`WechatClient::post`]
 //! reach any endpoint (the access_token is added for you), and the family accessors
 //! (`client.kf()`, `client.mass()`, `client.template()`, `client.menu()`, `client.user()`,
-//! `client.tags()`, `client.media()`, `client.qrcode()`) wrap the documented ones with
+//! `client.tags()`, `client.media()`, `client.material()`, `client.qrcode()`) wrap the documented ones with
 //! typed requests. [`kf_window`] tracks when customer-service messages may be sent.
 
 pub mod client;
@@ -11,6 +11,7 @@ pub mod error;
 pub mod kf;
 pub mod kf_window;
 pub mod mass;
+pub mod material;
 pub mod media;
 pub mod menu;
 pub mod outbox;

@@ -1,5 +1,6 @@
-//! The fake's media endpoints (`media/upload`, `media/get`, `material/add_material`), as
-//! [`crate::api::media`] calls them. Uploaded files are kept so `media/get` hands them back.
+//! The fake's temporary-media endpoints (`media/upload`, `media/get`, `media/uploadimg`), as
+//! [`crate::api::media`] calls them, with WeChat's documented formats and sizes. Uploaded files
+//! are kept so `media/get` hands them back byte for byte.
 
 use std::collections::HashMap;
 
@@ -11,22 +12,76 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::state::{FakeState, StoredMedia, Uploaded};
-use super::FakeWechat;
+use super::{FakeWechat, RecordedPart};
 
 pub(super) fn routes() -> Router<FakeWechat> {
     Router::new()
         .route("/cgi-bin/media/upload", any(upload_temporary))
-        .route("/cgi-bin/material/add_material", any(upload_permanent))
+        .route("/cgi-bin/media/uploadimg", any(uploadimg))
         .route("/cgi-bin/media/get", any(get))
 }
 
-/// Where an upload goes: the two endpoints answer in different shapes.
+const MIB: usize = 1024 * 1024;
+
+/// Where an upload goes: the material library takes a few more formats than temporary media.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Kept {
+pub(super) enum Kept {
     /// `media/upload`: kept three days on WeChat.
     Temporary,
-    /// `material/add_material`: kept until deleted; videos need a description.
+    /// `material/add_material`: kept until deleted.
     Permanent,
+}
+
+/// The documented formats (by file extension) and largest size of each media type, and the
+/// errcode of a file over it: image 10 MB (bmp only in the library), voice 2 MB (wma and wav
+/// only in the library), video 10 MB mp4, thumb 64 KB jpg.
+fn limits(kind: &str, kept: Kept) -> Option<(&'static [&'static str], usize, i64)> {
+    const IMAGE: &[&str] = &["png", "jpeg", "jpg", "gif"];
+    const IMAGE_LIBRARY: &[&str] = &["bmp", "png", "jpeg", "jpg", "gif"];
+    const VOICE: &[&str] = &["amr", "mp3"];
+    const VOICE_LIBRARY: &[&str] = &["mp3", "wma", "wav", "amr"];
+    const VIDEO: &[&str] = &["mp4"];
+    const THUMB: &[&str] = &["jpg", "jpeg"];
+    Some(match (kind, kept) {
+        ("image", Kept::Temporary) => (IMAGE, 10 * MIB, 40009),
+        ("image", Kept::Permanent) => (IMAGE_LIBRARY, 10 * MIB, 40009),
+        ("voice", Kept::Temporary) => (VOICE, 2 * MIB, 40010),
+        ("voice", Kept::Permanent) => (VOICE_LIBRARY, 2 * MIB, 40010),
+        ("video", _) => (VIDEO, 10 * MIB, 40011),
+        ("thumb", _) => (THUMB, 64 * 1024, 40012),
+        _ => return None,
+    })
+}
+
+/// The file's extension, lower-cased.
+fn extension(part: &RecordedPart) -> String {
+    part.filename
+        .as_deref()
+        .and_then(|f| f.rsplit_once('.'))
+        .map(|(_, ext)| ext.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// The `media` part of an upload of `kind`, or WeChat's errcode for it: 40004 for an
+/// unknown type, 41005 without a file, 44001 for an empty one, 40005 for a format the type
+/// does not take, 40009..40012 for a file over the type's size.
+pub(super) fn checked_file<'a>(
+    kind: &str,
+    kept: Kept,
+    parts: &'a [RecordedPart],
+) -> Result<&'a RecordedPart, i64> {
+    let (formats, max, too_large) = limits(kind, kept).ok_or(40004)?;
+    let media = parts.iter().find(|p| p.name == "media").ok_or(41005)?;
+    if media.data.is_empty() {
+        return Err(44001);
+    }
+    if !formats.contains(&extension(media).as_str()) {
+        return Err(40005);
+    }
+    if media.data.len() > max {
+        return Err(too_large);
+    }
+    Ok(media)
 }
 
 async fn upload_temporary(
@@ -34,77 +89,65 @@ async fn upload_temporary(
     Query(q): Query<HashMap<String, String>>,
     Uploaded(parts): Uploaded,
 ) -> Json<Value> {
-    Json(upload(&mut fake.lock(), Kept::Temporary, &q, &parts))
-}
-
-async fn upload_permanent(
-    State(fake): State<FakeWechat>,
-    Query(q): Query<HashMap<String, String>>,
-    Uploaded(parts): Uploaded,
-) -> Json<Value> {
-    Json(upload(&mut fake.lock(), Kept::Permanent, &q, &parts))
-}
-
-fn upload(
-    s: &mut FakeState,
-    kept: Kept,
-    q: &HashMap<String, String>,
-    parts: &[super::RecordedPart],
-) -> Value {
+    let mut s = fake.lock();
     let kind = q.get("type").cloned().unwrap_or_default();
-    if !matches!(kind.as_str(), "image" | "voice" | "video" | "thumb") {
-        return s.err(40004);
-    }
-    let Some(media) = parts.iter().find(|p| p.name == "media") else {
-        return s.err(41005);
+    let media = match checked_file(&kind, Kept::Temporary, &parts) {
+        Ok(media) => media,
+        Err(code) => return Json(s.err(code)),
     };
-    if kept == Kept::Permanent && kind == "video" && !parts.iter().any(|p| p.name == "description")
-    {
-        return s.err(47001);
-    }
-    let id = new_media_id(
-        s,
-        &kind,
-        media.filename.clone(),
-        media.content_type.clone(),
-        media.data.clone(),
-    );
-    if kept == Kept::Temporary {
-        let key = if kind == "thumb" {
-            "thumb_media_id"
-        } else {
-            "media_id"
-        };
-        json!({"type": kind, key: id, "created_at": crate::clock::unix_secs()})
-    } else if kind == "image" {
-        json!({"media_id": id, "url": format!("http://mmbiz.qpic.cn/fake/{id}/0")})
+    let id = keep(&mut s, &kind, media, Kept::Temporary, None);
+    let key = if kind == "thumb" {
+        "thumb_media_id"
     } else {
-        json!({"media_id": id})
-    }
+        "media_id"
+    };
+    Json(json!({"type": kind, key: id, "created_at": crate::clock::unix_secs()}))
 }
 
-/// `media/get`: the file itself, or for a video the URL to fetch it from.
+/// `media/uploadimg`: jpg or png under 1 MB (40005, 40009 otherwise); answers the image's URL.
+/// The image joins neither temporary media nor the library.
+async fn uploadimg(State(fake): State<FakeWechat>, Uploaded(parts): Uploaded) -> Json<Value> {
+    let mut s = fake.lock();
+    let Some(media) = parts.iter().find(|p| p.name == "media") else {
+        return Json(s.err(41005));
+    };
+    let answer = if media.data.is_empty() {
+        s.err(44001)
+    } else if !["jpg", "jpeg", "png"].contains(&extension(media).as_str()) {
+        s.err(40005)
+    } else if media.data.len() >= MIB {
+        s.err(40009)
+    } else {
+        let n = s.next_serial();
+        json!({"url": format!("http://mmbiz.qpic.cn/fake_uploadimg/{n}/0"), "errcode": 0, "errmsg": "ok"})
+    };
+    Json(answer)
+}
+
+/// `media/get`: the file itself, or for a video the URL to fetch it from. Permanent material
+/// is not temporary media (40007), as on WeChat.
 async fn get(State(fake): State<FakeWechat>, Query(q): Query<HashMap<String, String>>) -> Response {
     let s = fake.lock();
     let media_id = q.get("media_id").map(String::as_str).unwrap_or_default();
-    match q.get("media_id").and_then(|id| s.media.get(id)) {
+    match s.media.get(media_id).filter(|m| !m.permanent) {
         Some(m) if m.kind == "video" => {
             Json(json!({"video_url": format!("http://mmbiz.qpic.cn/fake/video/{media_id}")}))
                 .into_response()
         }
-        Some(m) => file(m.clone()),
+        Some(m) => file(m),
         None => Json(s.err(40007)).into_response(),
     }
 }
 
 /// A stored file as WeChat sends it: its content type and an attachment file name.
-fn file(m: StoredMedia) -> Response {
+pub(super) fn file(m: &StoredMedia) -> Response {
     let ct = m
         .content_type
+        .clone()
         .unwrap_or_else(|| "application/octet-stream".into());
     let disp = format!(
         "attachment; filename=\"{}\"",
-        m.filename.unwrap_or_else(|| "media".into())
+        m.filename.as_deref().unwrap_or("media")
     );
     (
         StatusCode::OK,
@@ -112,12 +155,35 @@ fn file(m: StoredMedia) -> Response {
             (header::CONTENT_TYPE, ct),
             (header::CONTENT_DISPOSITION, disp),
         ],
-        m.data,
+        m.data.clone(),
     )
         .into_response()
 }
 
-/// Keeps an upload and returns its new media_id.
+/// Keeps an uploaded file and returns its new media_id; a permanent video keeps its
+/// description (title, introduction).
+pub(super) fn keep(
+    s: &mut FakeState,
+    kind: &str,
+    media: &RecordedPart,
+    kept: Kept,
+    description: Option<(String, String)>,
+) -> String {
+    let id = new_media_id(
+        s,
+        kind,
+        media.filename.clone(),
+        media.content_type.clone(),
+        media.data.clone(),
+    );
+    if let Some(m) = s.media.get_mut(&id) {
+        m.permanent = kept == Kept::Permanent;
+        m.description = description;
+    }
+    id
+}
+
+/// Keeps an upload and returns its new media_id (temporary; [`keep`] marks material).
 pub(super) fn new_media_id(
     s: &mut FakeState,
     kind: &str,
@@ -125,7 +191,8 @@ pub(super) fn new_media_id(
     content_type: Option<String>,
     data: Vec<u8>,
 ) -> String {
-    let id = format!("FAKE_MEDIA_{kind}_{}", s.next_serial());
+    let serial = s.next_serial();
+    let id = format!("FAKE_MEDIA_{kind}_{serial}");
     s.media.insert(
         id.clone(),
         StoredMedia {
@@ -133,6 +200,10 @@ pub(super) fn new_media_id(
             filename,
             content_type,
             data,
+            permanent: false,
+            description: None,
+            serial,
+            update_time: crate::clock::unix_secs(),
         },
     );
     id

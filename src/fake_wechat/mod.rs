@@ -27,6 +27,7 @@
 
 mod kf;
 mod mass;
+mod material;
 mod media;
 mod menu;
 mod qrcode;
@@ -102,6 +103,7 @@ impl FakeWechat {
             .merge(mass::routes())
             .merge(template::routes())
             .merge(media::routes())
+            .merge(material::routes())
             .merge(menu::routes())
             .merge(user::routes())
             .merge(tags::routes())
@@ -208,6 +210,18 @@ impl FakeWechat {
     /// The caller IP reported in 40164 errmsgs.
     pub fn set_caller_ip(&self, ip: &str) {
         self.lock().caller_ip = ip.to_string();
+    }
+
+    /// Keep a temporary media file as if a user had sent it (the `MediaId` of an image or
+    /// voice message), so `media/get` hands back these bytes; returns its media_id.
+    pub fn add_media(&self, kind: &str, filename: &str, content_type: &str, data: &[u8]) -> String {
+        media::new_media_id(
+            &mut self.lock(),
+            kind,
+            Some(filename.to_string()),
+            Some(content_type.to_string()),
+            data.to_vec(),
+        )
     }
 
     /// Add `n` followers (for `user/get` and `user/info`); returns their OpenIDs.

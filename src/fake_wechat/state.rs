@@ -20,9 +20,9 @@ use tokio::time::Instant;
 
 use super::{menu, FakeWechat, DEFAULT_TOKEN_TTL};
 
-/// The largest request body the fake reads: axum's default body limit, which the fake has
-/// always had.
-const MAX_BODY: usize = 2 * 1024 * 1024;
+/// The largest request body the fake reads: above WeChat's largest upload (10 MB), so a file
+/// over a media type's size gets WeChat's errcode rather than a refused body.
+const MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// One call the fake received.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,13 +72,22 @@ pub(super) struct TokenRec {
     pub(super) sticky: bool,
 }
 
-/// An uploaded file, as `media/get` hands it back.
+/// An uploaded file, as `media/get` or `material/get_material` hands it back.
 #[derive(Debug, Clone)]
 pub(super) struct StoredMedia {
     pub(super) kind: String,
     pub(super) filename: Option<String>,
     pub(super) content_type: Option<String>,
     pub(super) data: Vec<u8>,
+    /// Material (`add_material`, until deleted) rather than temporary media: each of the
+    /// two download endpoints knows only its own.
+    pub(super) permanent: bool,
+    /// A permanent video's title and introduction.
+    pub(super) description: Option<(String, String)>,
+    /// When it was added, for the library's newest-first listing.
+    pub(super) serial: u64,
+    /// Unix seconds of the upload (`update_time` in listings).
+    pub(super) update_time: i64,
 }
 
 /// The fake account: credentials, tokens, what each family keeps, the recorded calls and
@@ -159,8 +168,13 @@ pub(super) fn errmsg_for(code: i64, caller_ip: &str) -> String {
         40002 => "invalid grant_type",
         40003 => "invalid openid",
         40004 => "invalid media type",
+        40005 => "invalid file type",
         40007 => "invalid media_id",
         40008 => "invalid message type",
+        40009 => "invalid image size",
+        40010 => "invalid voice size",
+        40011 => "invalid video size",
+        40012 => "invalid thumb size",
         40013 => "invalid appid",
         40014 => "invalid access_token",
         40016 => "invalid button size",
@@ -175,10 +189,12 @@ pub(super) fn errmsg_for(code: i64, caller_ip: &str) -> String {
         41005 => "media data missing",
         42001 => "access_token expired",
         43004 => "require subscribe",
+        44001 => "empty media data",
         44002 => "empty post data",
         45009 => "reach max api daily quota limit",
         45011 => "api minute-quota reach limit  mustslower  retry next minute",
         45015 => "response out of time limit or subscription is canceled",
+        45026 => "template num exceeds limit",
         45047 => "out of response count limit",
         45065 => "clientmsgid exist",
         45066 => "clientmsgid retry too fast, please retry after 1 minute",

@@ -9,6 +9,9 @@ use serde_json::{json, Value};
 use super::state::{ok, JsonBody};
 use super::FakeWechat;
 
+/// Most private templates an account may have (WeChat answers 45026 past it).
+const MAX_TEMPLATES: usize = 25;
+
 pub(super) fn routes() -> Router<FakeWechat> {
     Router::new()
         .route("/cgi-bin/template/api_set_industry", any(set_industry))
@@ -49,6 +52,7 @@ async fn get_industry(State(fake): State<FakeWechat>) -> Json<Value> {
 async fn add_template(State(fake): State<FakeWechat>, JsonBody(b): JsonBody) -> Json<Value> {
     let mut s = fake.lock();
     Json(match b["template_id_short"].as_str() {
+        Some(short) if !short.is_empty() && s.templates.len() >= MAX_TEMPLATES => s.err(45026),
         Some(short) if !short.is_empty() => {
             let id = format!("tpl{}{}", short, s.next_serial());
             s.templates.push(json!({

@@ -206,20 +206,44 @@ where
     G: Fn(WechatClient, P) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = CallResult> + Send + 'static,
 {
+    api_function_with(lua, api, fname, parse, call, |lua, v| json_to_lua(lua, &v))
+}
+
+/// [`api_function`] for a call whose result is not JSON (a downloaded file's bytes, which a
+/// Lua string keeps and JSON cannot): `to_lua` makes the Lua result of what `call` returns.
+pub fn api_function_with<A, P, T, F, G, Fut, C>(
+    lua: &Lua,
+    api: &Option<WechatClient>,
+    fname: &'static str,
+    parse: F,
+    call: G,
+    to_lua: C,
+) -> LuaResult<Function>
+where
+    A: FromLuaMulti + MaybeSend + 'static,
+    P: Send + 'static,
+    T: Send + 'static,
+    F: Fn(&Lua, A) -> LuaResult<P> + Send + Sync + 'static,
+    G: Fn(WechatClient, P) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
+    C: Fn(&Lua, T) -> LuaResult<Value> + Send + Sync + 'static,
+{
     let api = api.clone();
     let parse = Arc::new(parse);
     let call = Arc::new(call);
+    let to_lua = Arc::new(to_lua);
     crate::script::bindings::waiting_function(lua, fname, move |lua, args: A| {
         let api = api.clone();
         let parse = Arc::clone(&parse);
         let call = Arc::clone(&call);
+        let to_lua = Arc::clone(&to_lua);
         async move {
             let parsed = parse(&lua, args)?;
             let Some(api) = api else {
                 return not_configured(&lua, fname);
             };
             match call(api, parsed).await {
-                Ok(v) => Ok((json_to_lua(&lua, &v)?, Value::Nil)),
+                Ok(v) => Ok((to_lua(&lua, v)?, Value::Nil)),
                 Err(e) => failure(&lua, &e),
             }
         }

@@ -1,5 +1,5 @@
-//! `wx.mass.send/preview/delete/status`: mass messages (群发) to a tag, to everyone or to an
-//! OpenID list.
+//! `wx.mass.send/preview/delete/status/speed/set_speed`: mass messages (群发) to a tag, to
+//! everyone or to an OpenID list, and the speed they go out at.
 
 use mlua::{Lua, Result as LuaResult, Table, Value};
 use serde_json::{json, Value as Json};
@@ -179,6 +179,41 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
             "wx.mass.status",
             |lua, msg_id: Value| arg_int(lua, "wx.mass.status", "msg_id", &msg_id),
             |api, msg_id| async move { api.mass().get(msg_id).await },
+        )?,
+    )?;
+    mass.set(
+        "speed",
+        api_function(
+            lua,
+            &services.api,
+            "wx.mass.speed",
+            |_, ()| Ok(()),
+            |api, ()| async move {
+                let (speed, realspeed) = api.mass().speed_get().await?;
+                Ok(json!({"speed": speed, "realspeed": realspeed}))
+            },
+        )?,
+    )?;
+    mass.set(
+        "set_speed",
+        api_function(
+            lua,
+            &services.api,
+            "wx.mass.set_speed",
+            |lua, speed: Value| {
+                let f = "wx.mass.set_speed";
+                let speed = arg_int(lua, f, "speed", &speed)?;
+                u8::try_from(speed).ok().filter(|s| *s <= 4).ok_or_else(|| {
+                    error_at(
+                        lua,
+                        format!("{f}: speed must be 0 (fastest) to 4 (slowest), not {speed}"),
+                    )
+                })
+            },
+            |api, speed| async move {
+                api.mass().speed_set(speed).await?;
+                Ok(Json::Bool(true))
+            },
         )?,
     )?;
     wx.set("mass", mass)

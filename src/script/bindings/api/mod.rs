@@ -1,5 +1,5 @@
 //! The outbound WeChat API from Lua: `wx.kf`, `wx.mass`, `wx.template`, `wx.user`, `wx.tags`,
-//! `wx.menu`, `wx.media`, `wx.qrcode` and the generic `wx.api.get/post`. Every call is an
+//! `wx.menu`, `wx.media`, `wx.material`, `wx.qrcode` and the generic `wx.api.get/post`. Every call is an
 //! async function (waiting suspends only the calling script), returns its result as Lua
 //! values, and reports WeChat failures as `nil, err` (see [`convert`]).
 
@@ -7,6 +7,7 @@ pub mod convert;
 pub mod generic;
 pub mod kf;
 pub mod mass;
+pub mod material;
 pub mod media;
 pub mod menu;
 pub mod qrcode;
@@ -25,6 +26,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
     user::register(lua, wx, services)?;
     menu::register(lua, wx, services)?;
     media::register(lua, wx, services)?;
+    material::register(lua, wx, services)?;
     qrcode::register(lua, wx, services)?;
     generic::register(lua, wx, services)
 }

@@ -1,10 +1,11 @@
-//! `wx.template.send/list`: template messages (模板消息).
+//! `wx.template.*`: template messages (模板消息): send, the account's templates (list, add
+//! from the library, delete) and its industries.
 
 use mlua::{Lua, Result as LuaResult, Table, Value};
 use serde_json::Value as Json;
 
 use super::convert::queue_if_transient;
-use super::convert::{api_function, arg_str, arg_table, opt_str};
+use super::convert::{api_function, arg_str, arg_str_list, arg_table, opt_str};
 use crate::api::template::{TemplateMessage, TemplateMiniProgram, TemplateValue};
 use crate::script::bindings::error_at;
 use crate::script::services::Services;
@@ -113,6 +114,73 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
                     .get_all_private_template()
                     .await
                     .map(Json::Array)
+            },
+        )?,
+    )?;
+    template.set(
+        "add",
+        api_function(
+            lua,
+            &services.api,
+            "wx.template.add",
+            |lua, (short, keywords): (Value, Value)| {
+                let f = "wx.template.add";
+                let short = arg_str(lua, f, "template_id_short", &short)?;
+                let keywords = if keywords.is_nil() {
+                    Vec::new()
+                } else {
+                    arg_str_list(lua, f, "keyword_name_list", &keywords)?
+                };
+                Ok((short, keywords))
+            },
+            |api, (short, keywords)| async move {
+                let keywords: Vec<&str> = keywords.iter().map(String::as_str).collect();
+                api.template()
+                    .add_template(&short, &keywords)
+                    .await
+                    .map(Json::from)
+            },
+        )?,
+    )?;
+    template.set(
+        "delete",
+        api_function(
+            lua,
+            &services.api,
+            "wx.template.delete",
+            |lua, id: Value| arg_str(lua, "wx.template.delete", "template_id", &id),
+            |api, id| async move {
+                api.template().del_private_template(&id).await?;
+                Ok(Json::Bool(true))
+            },
+        )?,
+    )?;
+    template.set(
+        "get_industry",
+        api_function(
+            lua,
+            &services.api,
+            "wx.template.get_industry",
+            |_, ()| Ok(()),
+            |api, ()| async move { api.template().get_industry().await },
+        )?,
+    )?;
+    template.set(
+        "set_industry",
+        api_function(
+            lua,
+            &services.api,
+            "wx.template.set_industry",
+            |lua, (first, second): (Value, Value)| {
+                let f = "wx.template.set_industry";
+                Ok((
+                    arg_str(lua, f, "industry_id1", &first)?,
+                    arg_str(lua, f, "industry_id2", &second)?,
+                ))
+            },
+            |api, (first, second)| async move {
+                api.template().set_industry(&first, &second).await?;
+                Ok(Json::Bool(true))
             },
         )?,
     )?;

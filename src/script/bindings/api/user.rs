@@ -1,4 +1,4 @@
-//! `wx.user.info/list` and `wx.tags.*`: follower information and user tags (用户标签).
+//! `wx.user.info/batch_info/list` and `wx.tags.*`: follower information and user tags (用户标签).
 
 use mlua::{Lua, Result as LuaResult, Table, Value};
 use serde_json::{json, Value as Json};
@@ -24,6 +24,24 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
                 ))
             },
             |api, (openid, lang)| async move { api.user().info(&openid, &lang).await },
+        )?,
+    )?;
+    user.set(
+        "batch_info",
+        api_function(
+            lua,
+            api,
+            "wx.user.batch_info",
+            |lua, (openids, lang): (Value, Value)| {
+                let f = "wx.user.batch_info";
+                Ok((
+                    arg_str_list(lua, f, "openids", &openids)?,
+                    opt_str(lua, f, "lang", &lang)?.unwrap_or_else(|| "zh_CN".into()),
+                ))
+            },
+            |api, (openids, lang)| async move {
+                api.user().batchget(&openids, &lang).await.map(Json::Array)
+            },
         )?,
     )?;
     user.set(
