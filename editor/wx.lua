@@ -338,7 +338,10 @@ function wx.sleep(seconds) end
 ---@alias wx.StoreValue string|number|boolean|table
 
 ---State shared between messages, workers, instances, reloads and restarts (Lua globals are
----not). Keys are 1 to 512 bytes. A failing store returns `nil, {errcode = -2, errmsg = "store: ..."}`.
+---not). Keys are 1 to 512 bytes. A failing store returns `nil, {errcode = -2, kind = ...,
+---errmsg = "store: ..."}`; `kind` is "unknown_outcome" when a write got no answer in time (it
+---may have been applied: do not blindly retry an `incr`), "unavailable" or "error" when nothing
+---was written.
 wx.store = {}
 
 ---@param key string
@@ -522,6 +525,7 @@ function wx.url.query(params) end
 ---@class wx.Error
 ---@field errcode integer
 ---@field errmsg string
+---@field kind? string For `wx.store`: "unknown_outcome" (a write got no answer in time and may have been applied), "unavailable" or "error" (nothing was written).
 ---@field retry_after? integer Seconds to wait, when WeChat says to retry later (45066).
 ---@field queued? boolean true when a transient failure (busy, rate limit, network) of `wx.kf.send` or `wx.template.send` was kept in the host's outbox: the host retries it, so do not send it again.
 

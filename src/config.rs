@@ -76,6 +76,35 @@ impl std::str::FromStr for SecurityMode {
     }
 }
 
+/// What a host does with a message whose claim in the shared store it cannot confirm (the
+/// store is stalled or unreachable), so it cannot know whether another instance has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UnconfirmedClaim {
+    /// Answer `success` without running the handler, and let WeChat's retry claim it once
+    /// the store answers again: a handler never runs twice for one message, but the message
+    /// is lost if the store stays away through all of WeChat's retries (about 15 s).
+    #[default]
+    Skip,
+    /// Run the handler anyway: the message is answered even while the store is away, but
+    /// another instance that cannot confirm either may run it too.
+    Run,
+}
+
+impl std::str::FromStr for UnconfirmedClaim {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "skip" => Ok(UnconfirmedClaim::Skip),
+            "run" => Ok(UnconfirmedClaim::Run),
+            other => Err(ConfigError::Invalid {
+                setting: "unconfirmed_claim",
+                reason: format!("`{other}` is not one of skip, run"),
+            }),
+        }
+    }
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -139,6 +168,9 @@ pub struct FileConfig {
     scripts: Option<PathBuf>,
     data: Option<PathBuf>,
     store: Option<String>,
+    store_timeout: Option<f64>,
+    claim_timeout: Option<f64>,
+    unconfirmed_claim: Option<UnconfirmedClaim>,
     reply_timeout: Option<f64>,
     handler_time_budget: Option<f64>,
     shutdown_grace: Option<f64>,
@@ -218,12 +250,22 @@ pub struct Config {
     pub data: PathBuf,
     /// Store spec: `None` for the embedded default, or `redis://…`.
     pub store: Option<String>,
+    /// How long any store command may wait for its answer before it fails (a write then has
+    /// an unknown outcome).
+    pub store_timeout: Duration,
+    /// How long each store operation on the message path (the replay check, the retry-cache
+    /// claim, publishing the answer) may take, inside the reply deadline.
+    pub claim_timeout: Duration,
+    /// What a message gets when its claim cannot be confirmed in the shared store.
+    pub unconfirmed_claim: UnconfirmedClaim,
     /// How long a handler may take before `success` is sent for it.
     pub reply_timeout: Duration,
     /// The most one handler run may take in all, waiting included (late replies included);
     /// past it the handler is cancelled.
     pub handler_time_budget: Duration,
-    /// How long a graceful shutdown waits for requests in flight before the process exits.
+    /// How long a graceful shutdown waits, from the signal, for requests in flight and then
+    /// for handlers still running past their deadline (so their late replies go out), before
+    /// the process exits.
     pub shutdown_grace: Duration,
     /// Memory cap of each Lua state.
     pub lua_memory_limit: usize,
@@ -238,6 +280,9 @@ pub struct Config {
     /// `wx.http`: allowed and denied hosts, user agent, caps on requests in flight.
     pub http: HttpSettings,
 }
+
+/// The default of [`Config::claim_timeout`].
+pub const DEFAULT_CLAIM_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The default of [`Config::shutdown_grace`].
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -400,6 +445,22 @@ impl Config {
             file.handler_time_budget,
             crate::script::runtime::DEFAULT_TIME_BUDGET,
         )?;
+        let store_timeout = seconds(
+            "store_timeout",
+            var("WECHAT_STORE_TIMEOUT"),
+            file.store_timeout,
+            crate::store::DEFAULT_TIMEOUT,
+        )?;
+        let claim_timeout = seconds(
+            "claim_timeout",
+            var("WECHAT_CLAIM_TIMEOUT"),
+            file.claim_timeout,
+            DEFAULT_CLAIM_TIMEOUT,
+        )?;
+        let unconfirmed_claim = match var("WECHAT_UNCONFIRMED_CLAIM") {
+            Some(v) => v.parse()?,
+            None => file.unconfirmed_claim.unwrap_or_default(),
+        };
         let shutdown_grace = seconds(
             "shutdown_grace",
             var("WECHAT_SHUTDOWN_GRACE"),
@@ -492,6 +553,9 @@ impl Config {
             scripts,
             data,
             store,
+            store_timeout,
+            claim_timeout,
+            unconfirmed_claim,
             reply_timeout,
             handler_time_budget,
             shutdown_grace,

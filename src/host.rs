@@ -153,7 +153,10 @@ impl HostBuilder<'_> {
         let config = self.config;
         let store = match self.store {
             Some(store) => store,
-            None => crate::store::open(config.store.as_deref(), &config.data).await?,
+            None => {
+                crate::store::open_with(config.store.as_deref(), &config.data, config.store_timeout)
+                    .await?
+            }
         };
         let base = self.api_base.as_deref().unwrap_or(&config.api_base);
         let mut services = Services::new(store.clone()).with_http(config.http.clone());

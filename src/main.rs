@@ -260,27 +260,43 @@ fn serve(args: &CommonArgs) -> anyhow::Result<()> {
             scripts = %config.scripts.display(),
             "listening on http://{addr}{CALLBACK_PATH}"
         );
-        // Requests in flight get `shutdown_grace` after the signal; then the process exits
+        // Requests in flight, and then handlers still running past their deadline (their
+        // replies go out late), get `shutdown_grace` after the signal; then the process exits
         // whatever scripts are doing.
-        let (signalled, on_signal) = tokio::sync::oneshot::channel();
+        let (signalled, on_signal) = tokio::sync::watch::channel(None);
         let shutdown = async move {
             server::shutdown_signal().await;
-            let _ = signalled.send(());
+            let _ = signalled.send(Some(tokio::time::Instant::now()));
         };
         let grace = config.shutdown_grace;
-        let grace_over = async move {
-            if on_signal.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
+        let grace_end = {
+            let mut on_signal = on_signal.clone();
+            async move {
+                match on_signal.wait_for(Option::is_some).await.map(|at| *at) {
+                    Ok(Some(at)) => tokio::time::sleep_until(at + grace).await,
+                    _ => std::future::pending::<()>().await,
+                }
             }
         };
         tokio::select! {
             served = server::run(listener, host.state.clone(), shutdown) => served?,
-            _ = grace_over => tracing::warn!(
+            _ = grace_end => tracing::warn!(
                 grace_s = grace.as_secs_f64(),
                 "shutdown grace period over with requests still in flight: exiting"
             ),
+        }
+        let signalled_at = (*on_signal.borrow()).unwrap_or_else(tokio::time::Instant::now);
+        let still_running = host
+            .state
+            .dispatcher
+            .wait_for_handlers(signalled_at + grace)
+            .await;
+        if still_running > 0 {
+            tracing::warn!(
+                count = still_running,
+                grace_s = grace.as_secs_f64(),
+                "shutdown grace period over with {still_running} handler(s) still running: cut off, their replies are not sent"
+            );
         }
         if tokio::time::timeout(grace.max(Duration::from_secs(1)), host.shutdown())
             .await

@@ -35,6 +35,7 @@ pub struct Metrics {
     api_calls: Family<Labels, Counter>,
     token_fetches: Counter,
     outbox_depth: Gauge,
+    store_errors: Family<Labels, Counter>,
     http_requests: Family<Labels, Counter>,
     http_seconds: Histogram,
     /// Hosts already used as a label, at most [`MAX_HTTP_HOSTS`].
@@ -126,6 +127,12 @@ impl Metrics {
             "Sends waiting in the outbox for a retry",
             outbox_depth.clone(),
         );
+        let store_errors = Family::<Labels, Counter>::default();
+        registry.register(
+            "store_errors",
+            "Store operations that failed or got no answer in time, by operation",
+            store_errors.clone(),
+        );
         let http_requests = Family::<Labels, Counter>::default();
         registry.register(
             "http_requests",
@@ -154,6 +161,7 @@ impl Metrics {
             api_calls,
             token_fetches,
             outbox_depth,
+            store_errors,
         }
     }
 
@@ -217,6 +225,13 @@ impl Metrics {
     /// The outbox holds `depth` sends.
     pub fn set_outbox_depth(&self, depth: usize) {
         self.outbox_depth.set(depth as i64);
+    }
+
+    /// A store operation (`op`: `get`, `set_nx`, `outbox_push`…) failed or got no answer.
+    pub fn store_error(&self, op: &'static str) {
+        self.store_errors
+            .get_or_create(&vec![("op", op.to_string())])
+            .inc();
     }
 
     /// A `wx.http` request to `host` ended with `outcome` after `elapsed`.

@@ -207,8 +207,13 @@ async fn redis_going_away_is_an_error_not_a_hang() {
     let res = tokio::time::timeout(Duration::from_secs(20), s.get("k"))
         .await
         .expect("a dead redis must fail within the response/connection timeouts");
+    // A command cut off with the connection may have reached Redis before it died: either
+    // "unavailable" or "unknown outcome" is honest, a hang or a success is not.
     assert!(
-        matches!(res, Err(StoreError::Unavailable(_))),
-        "expected Unavailable, got {res:?}"
+        matches!(
+            res,
+            Err(StoreError::Unavailable(_) | StoreError::UnknownOutcome(_))
+        ),
+        "expected Unavailable or UnknownOutcome, got {res:?}"
     );
 }

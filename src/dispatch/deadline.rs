@@ -3,12 +3,18 @@
 //! `success` sent for it at once; it keeps running, and when it returns its reply goes out
 //! through customer service instead (see [`LateReplies`]). A reply customer service refuses for
 //! good goes to the scripts' `late_reply_failed` handlers.
+//!
+//! The deadline is an instant, counted from the request's arrival, so the time spent before
+//! the handler (the replay check, the retry-cache claim) comes out of the handler's share.
+//! Every handler run is counted in [`RunningHandlers`] until it has returned and its late
+//! reply has been handed over, so a shutdown can wait for them.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
+use tokio::time::Instant;
 
 use crate::protocol::message::InboundMessage;
 use crate::script::runtime::{Handled, LateReplyFailure};
@@ -55,12 +61,63 @@ impl LateReplies for LogLateReplies {
     }
 }
 
-/// Runs the handler for `msg`; returns its reply if it finishes within `timeout`, otherwise
+/// Handler runs that have not finished (their late reply handed over included), so that a
+/// shutdown can wait for them rather than cut them off with their replies.
+#[derive(Default)]
+pub struct RunningHandlers {
+    count: AtomicUsize,
+    /// Woken when the count drops to zero.
+    idle: Notify,
+}
+
+/// One run counted in [`RunningHandlers`] until dropped.
+struct Running(Arc<RunningHandlers>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl RunningHandlers {
+    fn enter(self: &Arc<Self>) -> Running {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        Running(self.clone())
+    }
+
+    /// Handler runs not finished now.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Waits until no handler runs or `until` comes; returns how many still run then.
+    pub async fn wait_idle(&self, until: Instant) -> usize {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            // Registered before the count is read, so a drop to zero in between still wakes.
+            idle.as_mut().enable();
+            let running = self.count();
+            if running == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(until, idle).await.is_err() {
+                return self.count();
+            }
+        }
+    }
+}
+
+/// Runs the handler for `msg`; returns its reply if it finishes by `deadline`, otherwise
 /// `None` (answer `success`) while the handler goes on and its reply is delivered late.
+/// The run is counted in `running` until its reply, on time or late, is handed over.
 pub async fn handle_within(
     scripts: &Arc<LuaPool>,
     late: &Arc<dyn LateReplies>,
-    timeout: Duration,
+    running: &Arc<RunningHandlers>,
+    deadline: Instant,
     msg: InboundMessage,
 ) -> Result<Handled, ScriptError> {
     let openid = msg.from_user.clone();
@@ -69,7 +126,9 @@ pub async fn handle_within(
         let scripts = scripts.clone();
         let late = late.clone();
         let openid = openid.clone();
+        let counted = running.enter();
         tokio::spawn(async move {
+            let _counted = counted;
             let outcome = scripts.handle(msg).await;
             // The receiver is closed once the deadline passed: then the reply goes out late.
             if let Err(outcome) = done.send(outcome) {
@@ -79,7 +138,7 @@ pub async fn handle_within(
             }
         });
     }
-    match tokio::time::timeout(timeout, &mut result).await {
+    match tokio::time::timeout_at(deadline, &mut result).await {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(_)) => Err(ScriptError::Unavailable),
         Err(_) => {
@@ -91,7 +150,6 @@ pub async fn handle_within(
             }
             crate::metrics::metrics().deadline_fallback();
             tracing::warn!(
-                timeout_ms = timeout.as_millis() as u64,
                 "handler missed the reply deadline: answered success, its reply will go out through customer service"
             );
             tokio::spawn(late.started(&openid));

@@ -9,6 +9,12 @@
 //! instances (Redis), claims and results also go through it, so a retry that lands on another
 //! instance runs nothing either. With the embedded store only one instance exists, and the
 //! in-memory map alone keeps the hot path free of disk writes.
+//!
+//! Every claim ends by the message's reply deadline, and each store operation in it takes at
+//! most [`SharedClaims::op_timeout`], so a stalled store cannot make an answer late. A claim
+//! the store does not confirm in time is handled as [`UnconfirmedClaim`] says: skipped
+//! (`success`, and the claim, which may still land once the store resumes, is withdrawn so
+//! that WeChat's retry can take it) or run anyway.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
@@ -17,8 +23,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::config::UnconfirmedClaim;
 use crate::store::keys::dedup_key;
-use crate::store::Store;
+use crate::store::{within, Store, StoreError};
 
 /// How long a finished message's answer is kept for late retries (WeChat's last retry comes
 /// about 15 s after the first attempt; a minute leaves room for clock and queue delays).
@@ -35,10 +42,13 @@ pub const DEFAULT_MAX_BYTES: usize = 32 * 1024 * 1024;
 const CLAIM_TTL: Duration = Duration::from_secs(30);
 /// Poll interval while waiting on another instance's result.
 const SHARED_POLL: Duration = Duration::from_millis(50);
-/// Marker of a shared claim whose result is not known yet.
-const PENDING: &str = "pending";
+/// Prefix of a shared claim whose result is not known yet; a random tag follows, so an
+/// instance withdraws only its own claim.
+const PENDING: &str = "pending:";
 /// Prefix of a shared result: `done:` then the reply XML, or nothing for `success`.
 const DONE: &str = "done:";
+/// Pause between attempts to withdraw a claim the store did not confirm.
+const WITHDRAW_RETRY: Duration = Duration::from_millis(500);
 
 /// The answer to one message: the plaintext reply XML, or `None` for `success`.
 pub type Answer = Option<Arc<str>>;
@@ -56,9 +66,24 @@ pub enum Claim {
     First(ClaimGuard),
     /// A retry of a message already handled (or being handled): send this answer.
     Duplicate(Answer),
-    /// A retry whose first run has not finished within the wait: answer `success`
+    /// A retry whose first run has not finished by the deadline: answer `success`
     /// (the first run replies later through customer service).
     StillRunning,
+    /// The shared store did not confirm the claim in time and the policy is
+    /// [`UnconfirmedClaim::Skip`]: answer `success` without running the handler; WeChat's
+    /// retry claims it again.
+    Unconfirmed(StoreError),
+}
+
+/// How claims go through the store shared by several instances.
+pub struct SharedClaims {
+    /// The store the instances share.
+    pub store: Arc<dyn Store>,
+    /// The most one store operation of a claim may take (each is also bounded by the
+    /// message's deadline).
+    pub op_timeout: Duration,
+    /// What a message gets when the store does not confirm its claim.
+    pub unconfirmed: UnconfirmedClaim,
 }
 
 /// The in-flight record of a message this request handles; finishing it publishes the answer.
@@ -70,25 +95,28 @@ pub struct ClaimGuard {
     /// `key` hashed, as the table holds it.
     slot: u64,
     sender: Option<watch::Sender<Option<Answer>>>,
-    /// Whether this instance holds the claim in the shared store (and so must answer there).
-    owns_shared: bool,
+    /// The value of this instance's claim in the shared store, when it holds one (confirmed,
+    /// or sent unconfirmed and run anyway): it must answer there, or withdraw it.
+    shared_claim: Option<String>,
 }
 
 impl ClaimGuard {
-    /// Publishes the answer to retries here and on other instances.
+    /// Publishes the answer to retries here at once, and to other instances in the background
+    /// (a stalled store must not hold the reply back).
     pub async fn finish(mut self, answer: Answer) {
         if let Some(sender) = self.sender.take() {
             let _ = sender.send(Some(answer.clone()));
         }
         self.dedup.remember(self.slot, answer.clone());
-        if let (true, Some(store)) = (self.owns_shared, &self.dedup.shared) {
+        if let (Some(_), Some(shared)) = (self.shared_claim.take(), &self.dedup.shared) {
+            let store = shared.store.clone();
+            let key = dedup_key(&self.key);
             let value = format!("{DONE}{}", answer.as_deref().unwrap_or(""));
-            if let Err(e) = store
-                .set(&dedup_key(&self.key), &value, Some(KEEP_RESULT))
-                .await
-            {
-                tracing::warn!("dedup: cannot record the answer in the shared store: {e}");
-            }
+            tokio::spawn(async move {
+                if let Err(e) = store.set(&key, &value, Some(KEEP_RESULT)).await {
+                    tracing::warn!("dedup: cannot record the answer in the shared store: {e}");
+                }
+            });
         }
     }
 }
@@ -97,14 +125,29 @@ impl Drop for ClaimGuard {
     fn drop(&mut self) {
         if self.sender.is_some() {
             self.dedup.lock().entries.remove(&self.slot);
-            if let (true, Some(store)) = (self.owns_shared, self.dedup.shared.clone()) {
-                let key = dedup_key(&self.key);
-                tokio::spawn(async move {
-                    let _ = store.del_if_eq(&key, PENDING).await;
-                });
+            if let (Some(claim), Some(shared)) = (self.shared_claim.take(), &self.dedup.shared) {
+                withdraw(shared.store.clone(), dedup_key(&self.key), claim);
             }
         }
     }
+}
+
+/// Withdraws this instance's claim `value` at `key` in the background, once the store answers:
+/// a claim sent to a stalled store may land when it resumes, and would then make WeChat's
+/// retries wait for an answer nobody is preparing. The withdrawal goes down the same
+/// connection after the claim, so the store applies them in that order; a store that never
+/// answers lets the claim expire after [`CLAIM_TTL`].
+fn withdraw(store: Arc<dyn Store>, key: String, value: String) {
+    tokio::spawn(async move {
+        let give_up = tokio::time::Instant::now() + CLAIM_TTL;
+        while tokio::time::Instant::now() < give_up {
+            match store.del_if_eq(&key, &value).await {
+                Ok(_) => return,
+                Err(e) => tracing::debug!("dedup: claim not withdrawn yet: {e}"),
+            }
+            tokio::time::sleep(WITHDRAW_RETRY).await;
+        }
+    });
 }
 
 /// Messages by the hash of their key (64 bits: a collision among a minute's messages is
@@ -124,9 +167,7 @@ struct Table {
 pub struct Dedup {
     table: Mutex<Table>,
     /// The store shared with other instances, if any.
-    shared: Option<Arc<dyn Store>>,
-    /// How long a retry waits for a first run still going.
-    wait: Duration,
+    shared: Option<SharedClaims>,
     /// Most bytes of answers remembered.
     max_bytes: usize,
 }
@@ -137,14 +178,12 @@ fn slot(key: &str) -> u64 {
 }
 
 impl Dedup {
-    /// A table; `shared` is the store when several instances share it. A retry waits at most
-    /// `wait` for a first run that is still going. Answers beyond `max_bytes` in total are
-    /// forgotten, oldest first.
-    pub fn new(shared: Option<Arc<dyn Store>>, wait: Duration, max_bytes: usize) -> Arc<Dedup> {
+    /// A table; `shared` is the store when several instances share it. Answers beyond
+    /// `max_bytes` in total are forgotten, oldest first.
+    pub fn new(shared: Option<SharedClaims>, max_bytes: usize) -> Arc<Dedup> {
         Arc::new(Dedup {
             table: Mutex::new(Table::default()),
             shared,
-            wait,
             max_bytes,
         })
     }
@@ -180,7 +219,8 @@ impl Dedup {
     }
 
     /// Claims a message by its key, or returns the answer of the run that claimed it first.
-    pub async fn claim(self: &Arc<Self>, key: &str) -> Claim {
+    /// Returns by `deadline` (the message's reply deadline) whatever the store does.
+    pub async fn claim(self: &Arc<Self>, key: &str, deadline: tokio::time::Instant) -> Claim {
         let slot = slot(key);
         enum Found {
             Answer(Answer),
@@ -201,59 +241,71 @@ impl Dedup {
                 }
             }
         };
-        let waiting = match found {
+        let mut receiver = match found {
             Found::Answer(answer) => return Claim::Duplicate(answer),
-            Found::Claimed(sender) => return self.claim_shared(key, slot, sender).await,
-            Found::Running(receiver) => Some(receiver),
-        };
-        let Some(mut receiver) = waiting else {
-            return Claim::StillRunning;
+            Found::Claimed(sender) => {
+                let guard = ClaimGuard {
+                    dedup: self.clone(),
+                    key: key.to_string(),
+                    slot,
+                    sender: Some(sender),
+                    shared_claim: None,
+                };
+                return self.claim_shared(guard, deadline).await;
+            }
+            Found::Running(receiver) => receiver,
         };
         // The watch guard borrows the channel: copy the answer out before any other await.
-        let answer = tokio::time::timeout(self.wait, receiver.wait_for(Option::is_some))
+        let answer = tokio::time::timeout_at(deadline, receiver.wait_for(Option::is_some))
             .await
             .map(|waited| waited.map(|answer| answer.clone().flatten()));
         match answer {
             Ok(Ok(answer)) => Claim::Duplicate(answer),
             // The first run's request went away without an answer: handle this one.
-            Ok(Err(_)) => Box::pin(self.claim(key)).await,
+            Ok(Err(_)) => Box::pin(self.claim(key, deadline)).await,
             Err(_) => Claim::StillRunning,
         }
     }
 
+    /// The claim in the shared store, if there is one: taken, or the other instance's answer
+    /// waited for until `deadline`.
     async fn claim_shared(
         self: &Arc<Self>,
-        key: &str,
-        slot: u64,
-        sender: watch::Sender<Option<Answer>>,
+        mut guard: ClaimGuard,
+        deadline: tokio::time::Instant,
     ) -> Claim {
-        let mut guard = ClaimGuard {
-            dedup: self.clone(),
-            key: key.to_string(),
-            slot,
-            sender: Some(sender),
-            owns_shared: false,
-        };
-        let Some(store) = &self.shared else {
+        let Some(shared) = &self.shared else {
             return Claim::First(guard);
         };
-        let shared_key = dedup_key(key);
-        match store.set_nx(&shared_key, PENDING, Some(CLAIM_TTL)).await {
-            Ok(true) => {
-                guard.owns_shared = true;
-                return Claim::First(guard);
-            }
-            Ok(false) => {}
-            Err(e) => {
-                // Better to risk a double answer than to drop the message.
-                tracing::warn!("dedup: shared store unavailable, handling locally: {e}");
-                return Claim::First(guard);
-            }
-        }
-        // Another instance has it: wait for its answer.
-        let started = Instant::now();
+        let shared_key = dedup_key(&guard.key);
+        // Each attempt sends a new tag, so a withdrawal never removes another attempt's claim.
+        let tag = || {
+            use rand::distr::{Alphanumeric, SampleString};
+            format!(
+                "{PENDING}{}",
+                Alphanumeric.sample_string(&mut rand::rng(), 16)
+            )
+        };
+        let mut claim = tag();
+        let mut outcome = self
+            .try_set_claim(shared, &shared_key, &claim, deadline)
+            .await;
         loop {
-            match store.get(&shared_key).await {
+            match outcome {
+                Ok(true) => {
+                    guard.shared_claim = Some(claim);
+                    return Claim::First(guard);
+                }
+                Ok(false) => {}
+                Err(e) => return self.unconfirmed(shared, guard, shared_key, claim, e),
+            }
+            // Another instance has it: wait for its answer, until the deadline.
+            if tokio::time::Instant::now() >= deadline {
+                drop(guard);
+                return Claim::StillRunning;
+            }
+            let limit = self.op_limit(shared, deadline);
+            match within("get", limit, shared.store.get(&shared_key)).await {
                 Ok(Some(value)) => {
                     if let Some(xml) = value.strip_prefix(DONE) {
                         let answer: Answer = (!xml.is_empty()).then(|| Arc::from(xml));
@@ -263,18 +315,71 @@ impl Dedup {
                 }
                 // The other instance gave up (or its claim expired): take it over.
                 Ok(None) => {
-                    if let Ok(true) = store.set_nx(&shared_key, PENDING, Some(CLAIM_TTL)).await {
-                        guard.owns_shared = true;
-                        return Claim::First(guard);
-                    }
+                    claim = tag();
+                    outcome = self
+                        .try_set_claim(shared, &shared_key, &claim, deadline)
+                        .await;
+                    continue;
                 }
                 Err(_) => {}
             }
-            if started.elapsed() >= self.wait {
+            if tokio::time::Instant::now() + SHARED_POLL >= deadline {
                 drop(guard);
                 return Claim::StillRunning;
             }
             tokio::time::sleep(SHARED_POLL).await;
+            outcome = Ok(false);
+        }
+    }
+
+    /// `SET NX` of the claim, bounded by the per-operation timeout and the deadline.
+    async fn try_set_claim(
+        &self,
+        shared: &SharedClaims,
+        key: &str,
+        claim: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<bool, StoreError> {
+        let limit = self.op_limit(shared, deadline);
+        within(
+            "set_nx",
+            limit,
+            shared.store.set_nx(key, claim, Some(CLAIM_TTL)),
+        )
+        .await
+    }
+
+    /// The time one store operation may take now: its own bound, cut at the deadline.
+    fn op_limit(&self, shared: &SharedClaims, deadline: tokio::time::Instant) -> Duration {
+        shared
+            .op_timeout
+            .min(deadline.saturating_duration_since(tokio::time::Instant::now()))
+    }
+
+    /// The store did not confirm the claim `claim` (`error`): run anyway, keeping the claim
+    /// (it answers there when done), or skip and withdraw it once the store answers.
+    fn unconfirmed(
+        &self,
+        shared: &SharedClaims,
+        mut guard: ClaimGuard,
+        key: String,
+        claim: String,
+        error: StoreError,
+    ) -> Claim {
+        match shared.unconfirmed {
+            UnconfirmedClaim::Run => {
+                tracing::warn!(
+                    "dedup: the shared store did not confirm the claim ({error}); running the handler anyway (unconfirmed_claim = run)"
+                );
+                guard.shared_claim = Some(claim);
+                Claim::First(guard)
+            }
+            UnconfirmedClaim::Skip => {
+                // Not remembered here either: the retry must be free to run it.
+                drop(guard);
+                withdraw(shared.store.clone(), key, claim);
+                Claim::Unconfirmed(error)
+            }
         }
     }
 
@@ -293,8 +398,13 @@ impl Dedup {
 mod tests {
     use super::*;
 
+    /// A deadline far enough away for any of these tests.
+    fn soon() -> tokio::time::Instant {
+        tokio::time::Instant::now() + Duration::from_secs(2)
+    }
+
     async fn first(dedup: &Arc<Dedup>, key: &str) -> ClaimGuard {
-        match dedup.claim(key).await {
+        match dedup.claim(key, soon()).await {
             Claim::First(guard) => guard,
             _ => panic!("{key} should be new"),
         }
@@ -302,11 +412,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_retry_gets_the_first_answer_and_a_waiting_retry_gets_it_when_ready() {
-        let dedup = Dedup::new(None, Duration::from_secs(2), DEFAULT_MAX_BYTES);
+        let dedup = Dedup::new(None, DEFAULT_MAX_BYTES);
         let guard = first(&dedup, "u|1").await;
         let waiting = {
             let dedup = dedup.clone();
-            tokio::spawn(async move { dedup.claim("u|1").await })
+            tokio::spawn(async move { dedup.claim("u|1", soon()).await })
         };
         tokio::task::yield_now().await;
         guard.finish(Some(Arc::from("<xml>a</xml>"))).await;
@@ -314,38 +424,41 @@ mod tests {
             matches!(waiting.await.unwrap(), Claim::Duplicate(Some(a)) if &*a == "<xml>a</xml>")
         );
         assert!(matches!(
-            dedup.claim("u|1").await,
+            dedup.claim("u|1", soon()).await,
             Claim::Duplicate(Some(_))
         ));
-        assert!(matches!(dedup.claim("v|1").await, Claim::First(_)));
+        assert!(matches!(dedup.claim("v|1", soon()).await, Claim::First(_)));
     }
 
     #[tokio::test]
     async fn a_dropped_claim_lets_the_retry_run() {
-        let dedup = Dedup::new(None, Duration::from_secs(1), DEFAULT_MAX_BYTES);
+        let dedup = Dedup::new(None, DEFAULT_MAX_BYTES);
         drop(first(&dedup, "u|2").await);
-        assert!(matches!(dedup.claim("u|2").await, Claim::First(_)));
+        assert!(matches!(dedup.claim("u|2", soon()).await, Claim::First(_)));
     }
 
     #[tokio::test]
     async fn memory_is_bounded_oldest_answers_first() {
-        let dedup = Dedup::new(None, Duration::from_secs(1), DEFAULT_MAX_BYTES);
+        let dedup = Dedup::new(None, DEFAULT_MAX_BYTES);
         for i in 0..MAX_REMEMBERED + 100 {
             first(&dedup, &format!("u|{i}")).await.finish(None).await;
         }
         assert!(dedup.len() <= MAX_REMEMBERED + 1, "{}", dedup.len());
         assert!(
-            matches!(dedup.claim("u|0").await, Claim::First(_)),
+            matches!(dedup.claim("u|0", soon()).await, Claim::First(_)),
             "the oldest is forgotten"
         );
         let newest = format!("u|{}", MAX_REMEMBERED + 99);
-        assert!(matches!(dedup.claim(&newest).await, Claim::Duplicate(None)));
+        assert!(matches!(
+            dedup.claim(&newest, soon()).await,
+            Claim::Duplicate(None)
+        ));
     }
 
     #[tokio::test]
     async fn answers_are_bounded_by_bytes_oldest_first() {
         let max_bytes = 10 * 1024;
-        let dedup = Dedup::new(None, Duration::from_secs(1), max_bytes);
+        let dedup = Dedup::new(None, max_bytes);
         let answer: Answer = Some(Arc::from("x".repeat(1024)));
         for i in 0..25 {
             first(&dedup, &format!("u|{i}"))
@@ -356,13 +469,13 @@ mod tests {
         assert_eq!(dedup.len(), 10, "ten answers of 1 KiB fit in 10 KiB");
         assert!(dedup.lock().answered_bytes <= max_bytes);
         assert!(
-            matches!(dedup.claim("u|14").await, Claim::First(_)),
+            matches!(dedup.claim("u|14", soon()).await, Claim::First(_)),
             "older ones are forgotten"
         );
         for i in 15..25 {
             assert!(
                 matches!(
-                    dedup.claim(&format!("u|{i}")).await,
+                    dedup.claim(&format!("u|{i}"), soon()).await,
                     Claim::Duplicate(Some(_))
                 ),
                 "u|{i} is among the newest"
@@ -373,7 +486,7 @@ mod tests {
             .await
             .finish(Some(Arc::from("y".repeat(max_bytes + 1))))
             .await;
-        assert!(matches!(dedup.claim("big").await, Claim::First(_)));
+        assert!(matches!(dedup.claim("big", soon()).await, Claim::First(_)));
         assert!(dedup.lock().answered_bytes <= max_bytes);
     }
 }

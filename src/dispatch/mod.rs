@@ -7,8 +7,9 @@
 //! - the customer-service window is noted (a message or a menu click opens it) and the message
 //!   is counted in the metrics;
 //! - [`dedup`]: the message is claimed, so WeChat's retries run nothing twice and get the first
-//!   answer;
-//! - [`deadline`]: the Lua handler runs, given until the reply deadline; past it, `success` is
+//!   answer; a claim a stalled store does not confirm is skipped or run as configured;
+//! - [`deadline`]: the Lua handler runs, given until the reply deadline (counted from the
+//!   request's arrival, so the claim's time comes out of it); past it, `success` is
 //!   answered and the handler's reply goes out late through a [`LateReplies`] sink ([`late`]),
 //!   a refusal for good going back to the scripts' `late_reply_failed` handlers;
 //! - the reply is rendered, remembered for retries and returned.
@@ -20,6 +21,7 @@ pub mod late;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::api::KfWindowTracker;
@@ -29,9 +31,9 @@ use crate::protocol::signature;
 use crate::script::error::public_summary;
 use crate::script::{LuaPool, Services};
 
-pub use deadline::{LateReplies, LogLateReplies};
+pub use deadline::{LateReplies, LogLateReplies, RunningHandlers};
 pub use dedup::Answer;
-use dedup::{Claim, Dedup};
+use dedup::{Claim, Dedup, SharedClaims};
 
 /// Name of the `success` answer in metrics and logs.
 const SUCCESS: &str = "success";
@@ -49,6 +51,8 @@ pub struct Dispatcher {
     late: Arc<dyn LateReplies>,
     /// When each user last interacted, which opens the customer-service window.
     kf_window: Arc<KfWindowTracker>,
+    /// Handler runs not finished yet (late ones included), for a shutdown to wait for.
+    running: Arc<RunningHandlers>,
 }
 
 /// The scripts' reload state as `/healthz` shows it: no source text, the file relative to the
@@ -72,13 +76,17 @@ impl Dispatcher {
         Dispatcher {
             scripts,
             dedup: Dedup::new(
-                config.store_is_shared().then(|| services.store.clone()),
-                config.reply_timeout,
+                config.store_is_shared().then(|| SharedClaims {
+                    store: services.store.clone(),
+                    op_timeout: config.claim_timeout,
+                    unconfirmed: config.unconfirmed_claim,
+                }),
                 config.retry_cache_bytes,
             ),
             reply_timeout: config.reply_timeout,
             late: late::for_services(services),
             kf_window: services.kf_window.clone(),
+            running: Arc::default(),
         }
     }
 
@@ -92,9 +100,15 @@ impl Dispatcher {
         self
     }
 
-    /// The answer to one message: the reply XML, or `None` for `success`. Never fails: a
-    /// script error is logged and answered with `success`.
+    /// The answer to one message that arrived just now; see [`Dispatcher::handle_arrived`].
     pub async fn handle(&self, msg: InboundMessage) -> Answer {
+        self.handle_arrived(msg, Instant::now()).await
+    }
+
+    /// The answer to one message that arrived at `arrived`: the reply XML, or `None` for
+    /// `success`, by `arrived` + `reply_timeout` whatever the store or the handler does.
+    /// Never fails: a script error is logged and answered with `success`.
+    pub async fn handle_arrived(&self, msg: InboundMessage, arrived: Instant) -> Answer {
         self.note_window(&msg);
         crate::metrics::metrics().message(&msg);
         let span = tracing::info_span!(
@@ -106,14 +120,15 @@ impl Dispatcher {
             outcome = tracing::field::Empty,
             duration_us = tracing::field::Empty,
         );
-        self.answer(msg).instrument(span).await
+        let deadline = arrived + self.reply_timeout;
+        self.answer(msg, deadline).instrument(span).await
     }
 
     /// Dedup, the handler within the deadline, and rendering.
-    async fn answer(&self, msg: InboundMessage) -> Answer {
+    async fn answer(&self, msg: InboundMessage, deadline: Instant) -> Answer {
         let metrics = crate::metrics::metrics();
         let span = tracing::Span::current();
-        let guard = match self.dedup.claim(&msg.dedup_key()).await {
+        let guard = match self.dedup.claim(&msg.dedup_key(), deadline).await {
             Claim::First(guard) => guard,
             Claim::Duplicate(answer) => {
                 metrics.retry_deduplicated();
@@ -127,12 +142,19 @@ impl Dispatcher {
                 tracing::info!("retry while the first delivery still runs: success");
                 return None;
             }
+            Claim::Unconfirmed(e) => {
+                span.record("outcome", "claim-unconfirmed");
+                tracing::warn!(
+                    "the shared store did not confirm the claim ({e}): answered success without running the handler; WeChat's retry will claim it (unconfirmed_claim = skip)"
+                );
+                return None;
+            }
         };
 
         let (to, from) = (msg.from_user.clone(), msg.to_user.clone());
         let started = std::time::Instant::now();
         let handled =
-            deadline::handle_within(&self.scripts, &self.late, self.reply_timeout, msg).await;
+            deadline::handle_within(&self.scripts, &self.late, &self.running, deadline, msg).await;
         let reply = match handled {
             Ok(handled) => {
                 span.record("handler", handled.handler.as_deref().unwrap_or("-"));
@@ -174,6 +196,12 @@ impl Dispatcher {
             MsgType::Event(_) => {}
             _ => self.kf_window.note_message(&msg.from_user, now),
         }
+    }
+
+    /// Waits until every handler run has finished (late replies handed over) or `until`
+    /// comes; returns how many still run then. A shutdown calls it after the server stopped.
+    pub async fn wait_for_handlers(&self, until: Instant) -> usize {
+        self.running.wait_idle(until).await
     }
 
     /// The scripts' reload state, for `/healthz`.
@@ -248,6 +276,132 @@ mod tests {
         assert_eq!(remaining("u_scan"), EVENT_WINDOW_QUOTA);
         assert_eq!(remaining("u_gone"), 0);
         assert_eq!(remaining("u_where"), 0);
+    }
+
+    /// A shared store that never answers, as a frozen Redis.
+    struct Frozen;
+
+    fn never<'a, T: Send + 'a>() -> crate::store::StoreFuture<'a, T> {
+        Box::pin(std::future::pending())
+    }
+
+    impl crate::store::Store for Frozen {
+        fn get(&self, _: &str) -> crate::store::StoreFuture<'_, Option<String>> {
+            never()
+        }
+        fn set(&self, _: &str, _: &str, _: Option<Duration>) -> crate::store::StoreFuture<'_, ()> {
+            never()
+        }
+        fn set_nx(
+            &self,
+            _: &str,
+            _: &str,
+            _: Option<Duration>,
+        ) -> crate::store::StoreFuture<'_, bool> {
+            never()
+        }
+        fn incr(&self, _: &str, _: i64) -> crate::store::StoreFuture<'_, i64> {
+            never()
+        }
+        fn del(&self, _: &str) -> crate::store::StoreFuture<'_, bool> {
+            never()
+        }
+        fn del_if_eq(&self, _: &str, _: &str) -> crate::store::StoreFuture<'_, bool> {
+            never()
+        }
+        fn outbox_push(&self, _: &crate::store::OutboxItem) -> crate::store::StoreFuture<'_, ()> {
+            never()
+        }
+        fn outbox_take_due(
+            &self,
+            _: i64,
+            _: usize,
+            _: Duration,
+        ) -> crate::store::StoreFuture<'_, Vec<crate::store::OutboxItem>> {
+            never()
+        }
+        fn outbox_done(&self, _: &str) -> crate::store::StoreFuture<'_, ()> {
+            never()
+        }
+        fn outbox_retry(
+            &self,
+            _: &str,
+            _: i64,
+            _: u32,
+            _: &str,
+        ) -> crate::store::StoreFuture<'_, ()> {
+            never()
+        }
+        fn outbox_len(&self) -> crate::store::StoreFuture<'_, usize> {
+            never()
+        }
+        fn outbox_oldest(&self) -> crate::store::StoreFuture<'_, Option<i64>> {
+            never()
+        }
+    }
+
+    /// A dispatcher whose shared store never answers, with `unconfirmed_claim = policy`.
+    fn on_frozen_store(main: &str, policy: &str) -> (tempfile::TempDir, Dispatcher) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.lua"), main).unwrap();
+        let services = Services::new(Arc::new(Frozen));
+        let scripts =
+            LuaPool::start(dir.path(), RuntimeOptions::default(), 1, services.clone()).unwrap();
+        let env: std::collections::HashMap<String, String> = [
+            ("WECHAT_STORE", "redis://127.0.0.1:1/0"),
+            ("WECHAT_UNCONFIRMED_CLAIM", policy),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+        let config = Config::load_with_env(&Overrides::default(), &env).unwrap();
+        let dispatcher = Dispatcher::new(&config, scripts, &services);
+        (dir, dispatcher)
+    }
+
+    /// `elapsed` is `expected`, give or take the timer's 1 ms resolution.
+    fn about(elapsed: Duration, expected: Duration) -> bool {
+        elapsed >= expected && elapsed <= expected + Duration::from_millis(2)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_store_that_never_answers_costs_the_claim_timeout_not_the_answer() {
+        let main = "wx.on('text', function() return 'ran' end)\n";
+        let (_dir, skipping) = on_frozen_store(main, "skip");
+        let started = Instant::now();
+        assert_eq!(skipping.handle(message("u", "text")).await, None);
+        assert!(
+            about(started.elapsed(), Duration::from_secs(1)),
+            "claim_timeout"
+        );
+
+        let (_dir, running) = on_frozen_store(main, "run");
+        let started = Instant::now();
+        let answer = running.handle(message("u", "text")).await.unwrap();
+        assert!(answer.contains("ran"), "{answer}");
+        assert!(
+            about(started.elapsed(), Duration::from_secs(1)),
+            "claim_timeout"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_counts_from_arrival_and_bounds_the_claim() {
+        let (_dir, dispatcher) = on_frozen_store(
+            "wx.on('text', function() wx.sleep(10) return 'late' end)\n",
+            "run",
+        );
+        // Arrived 4 s ago (a slow body, a slow replay check): 0.5 s are left of 4.5 s, less
+        // than the claim's own 1 s bound, and the answer comes when they are up.
+        let arrived = Instant::now() - Duration::from_secs(4);
+        let answer = dispatcher
+            .handle_arrived(message("u", "text"), arrived)
+            .await;
+        assert_eq!(answer, None);
+        assert!(
+            about(arrived.elapsed(), Duration::from_millis(4500)),
+            "{:?}",
+            arrived.elapsed()
+        );
     }
 
     #[tokio::test]

@@ -342,6 +342,35 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
     }
 }
 
+/// When a request's head was complete: the reply deadline is counted from here, so reading
+/// the body, checking the signature and the replay memory all come out of it.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrived(pub tokio::time::Instant);
+
+/// Middleware, outermost: stamps each request with its [`Arrived`] instant.
+pub async fn stamp_arrival(mut request: Request, next: Next) -> Response {
+    request
+        .extensions_mut()
+        .insert(Arrived(tokio::time::Instant::now()));
+    next.run(request).await
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Arrived {
+    type Rejection = std::convert::Infallible;
+
+    /// The stamp of [`stamp_arrival`], or now for a router built without it.
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<Arrived>()
+            .copied()
+            .unwrap_or_else(|| Arrived(tokio::time::Instant::now())))
+    }
+}
+
 /// Middleware: the request body must arrive whole within [`ConnectionLimits::body_timeout`] of
 /// the head, or the request is answered 408 (and, its body unread, the connection closed).
 /// The body is not buffered here: it is read, as before, only by handlers that want it, after

@@ -11,10 +11,12 @@
 //!   [`Seal`](inbound::Seal) its answer goes out in.
 //! - [`routes`]: the handlers; the callback is extractor → dispatcher → seal.
 //! - [`error`]: every refusal as one [`AppError`], mapped to a status in one place.
+//! - [`health`]: the store probe and outbox age behind `/healthz` and `/readyz`.
 //! - [`state`]: what the handlers share.
 
 pub mod connection;
 pub mod error;
+pub mod health;
 pub mod inbound;
 pub mod replay;
 pub mod routes;
@@ -46,12 +48,15 @@ pub fn app(state: Arc<AppState>) -> Router {
             get(routes::verify_url).post(routes::callback),
         )
         .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             connection::body_deadline,
         ))
+        // Outermost, so the reply deadline counts everything after the request's head.
+        .layer(middleware::from_fn(connection::stamp_arrival))
         .with_state(state)
 }
 

@@ -8,6 +8,10 @@
 //! past [`LOCAL_CAPACITY`] signatures the oldest are forgotten first. Only WeChat's own
 //! traffic can fill it, since every entry needs a token-signed query, and a process restart
 //! forgets it (a replay then still needs a query captured in the last 10 minutes).
+//!
+//! The shared check is on every message's path, inside its reply deadline, so it waits at most
+//! its own short timeout (`claim_timeout`); a store that does not answer by then fails the
+//! check, and the caller lets the message through (see [`super::verify`]).
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
@@ -16,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::store::keys::{claim_once, replay_key};
-use crate::store::{Store, StoreError};
+use crate::store::{within, Store, StoreError};
 
 /// Most signatures the in-process memory holds: ten minutes at about 1,600 messages a
 /// second, in about 50 MiB at most.
@@ -26,6 +30,8 @@ pub const LOCAL_CAPACITY: usize = 1_000_000;
 pub struct ReplayMemory {
     /// The shared store, when instances share one.
     shared: Option<Arc<dyn Store>>,
+    /// The most the shared check may wait for the store.
+    timeout: Duration,
     local: Mutex<Local>,
     /// Keyed hashing, so nobody can aim collisions at the memory.
     hasher: RandomState,
@@ -41,14 +47,19 @@ struct Local {
 }
 
 impl ReplayMemory {
-    /// Remembers in `shared` when given, else in process.
-    pub fn new(shared: Option<Arc<dyn Store>>) -> ReplayMemory {
-        ReplayMemory::with_capacity(shared, LOCAL_CAPACITY)
+    /// Remembers in `shared` when given (waiting at most `timeout` for it), else in process.
+    pub fn new(shared: Option<Arc<dyn Store>>, timeout: Duration) -> ReplayMemory {
+        ReplayMemory::with_capacity(shared, timeout, LOCAL_CAPACITY)
     }
 
-    fn with_capacity(shared: Option<Arc<dyn Store>>, capacity: usize) -> ReplayMemory {
+    fn with_capacity(
+        shared: Option<Arc<dyn Store>>,
+        timeout: Duration,
+        capacity: usize,
+    ) -> ReplayMemory {
         ReplayMemory {
             shared,
+            timeout,
             local: Mutex::default(),
             hasher: RandomState::new(),
             capacity,
@@ -65,7 +76,13 @@ impl ReplayMemory {
     ) -> Result<bool, StoreError> {
         if let Some(store) = &self.shared {
             let ttl = Duration::from_secs(until.saturating_sub(now).max(1) as u64);
-            return claim_once(store.as_ref(), &replay_key(signature), ttl).await;
+            let key = replay_key(signature);
+            return within(
+                "set_nx",
+                self.timeout,
+                claim_once(store.as_ref(), &key, ttl),
+            )
+            .await;
         }
         let key = self.hasher.hash_one(signature);
         let mut local = crate::sync::lock(&self.local);
@@ -101,7 +118,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_signature_is_good_once_until_it_leaves_the_window() {
-        let memory = ReplayMemory::new(None);
+        let memory = ReplayMemory::new(None, Duration::from_secs(1));
         assert!(memory.claim_once("sig-a", 1000, 1600).await.unwrap());
         assert!(!memory.claim_once("sig-a", 1001, 1600).await.unwrap());
         assert!(memory.claim_once("sig-b", 1001, 1601).await.unwrap());
@@ -111,7 +128,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_memory_is_bounded_and_forgets_the_oldest_first() {
-        let memory = ReplayMemory::with_capacity(None, 3);
+        let memory = ReplayMemory::with_capacity(None, Duration::from_secs(1), 3);
         for sig in ["a", "b", "c", "d"] {
             assert!(memory.claim_once(sig, 1000, 1600).await.unwrap());
         }

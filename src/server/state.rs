@@ -31,8 +31,10 @@ pub struct AppState {
     pub mode: SecurityMode,
     /// The encrypted envelope (token and EncodingAESKey), present unless the mode is plain.
     pub envelope: Option<Arc<Envelope>>,
-    /// Where the outbox is counted (`/metrics`).
+    /// Where the outbox is counted (`/metrics`), and what `/healthz` and `/readyz` probe.
     pub store: Arc<dyn Store>,
+    /// The most a health probe waits for the store (the message path's bound, `claim_timeout`).
+    pub store_timeout: std::time::Duration,
     /// Signed queries already used (replays are refused).
     pub replay: ReplayMemory,
     /// What answers each message.
@@ -72,7 +74,13 @@ impl AppState {
             token,
             mode: config.mode,
             envelope,
-            replay: ReplayMemory::new(config.store_is_shared().then(|| store.clone())),
+            // The replay check comes before the claim and the handler, inside the same reply
+            // deadline: it may take at most half of it, whatever `claim_timeout` says.
+            replay: ReplayMemory::new(
+                config.store_is_shared().then(|| store.clone()),
+                config.claim_timeout.min(config.reply_timeout / 2),
+            ),
+            store_timeout: config.claim_timeout,
             store,
             dispatcher,
             limits: config.connections,

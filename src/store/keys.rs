@@ -15,6 +15,8 @@ pub const TOKEN: &str = "token:";
 pub const LOCK: &str = "lock:";
 /// Signed callback queries already used (replay memory).
 pub const REPLAY: &str = "replay:";
+/// Health probes (`/healthz`, `/readyz`).
+pub const HEALTH: &str = "health:";
 
 /// Key of a script's value named `name`.
 pub fn data_key(name: &str) -> String {
@@ -41,6 +43,11 @@ pub fn lock_key(name: &str) -> String {
 /// signs the same is one key.
 pub fn replay_key(signature: &str) -> String {
     format!("{REPLAY}{signature}")
+}
+
+/// Key a health probe writes.
+pub fn health_key(name: &str) -> String {
+    format!("{HEALTH}{name}")
 }
 
 /// Records `key` as used for `ttl`; true the first time, false while an earlier use is
@@ -78,6 +85,7 @@ mod tests {
             token_key("x"),
             lock_key("x"),
             replay_key("x"),
+            health_key("x"),
         ];
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {

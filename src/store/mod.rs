@@ -4,12 +4,19 @@
 //!
 //! It holds the access_token and its refresh lock (written by `api::token_store`), de-duplication records of
 //! WeChat's retries, Lua scripts' data (`wx.store.*`) and an outbox of sends to retry.
-//! Key namespaces live in [`keys`]; script values are encoded by [`script_data`].
+//! Key namespaces live in [`keys`]; script values are encoded by [`script_data`]; every store
+//! opened by [`open`] counts its failures per operation ([`watched`]).
+//!
+//! A failure says whether the operation may have taken effect: [`StoreError::Unavailable`]
+//! and [`StoreError::Backend`] are definite (nothing was written), while
+//! [`StoreError::UnknownOutcome`] means the store did not answer in time, or the connection
+//! broke, after the command was sent: a write may have been applied, or may still be.
 
 pub mod keys;
 pub mod redis;
 pub mod script_data;
 pub mod sqlite;
+pub mod watched;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -45,9 +52,14 @@ pub enum StoreError {
         /// The key whose value would overflow.
         key: String,
     },
-    /// The backend cannot be reached (Redis down, SQLite worker gone).
+    /// The backend cannot be reached (Redis down, SQLite worker gone): the operation was not
+    /// carried out.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// No answer in time, or the connection broke while the command was on its way: a write
+    /// may have been applied (or may still be, once a stalled store resumes).
+    #[error("no answer from the store, the outcome is unknown: {0}")]
+    UnknownOutcome(String),
     /// The spec given to [`open`] names no known backend or is malformed.
     #[error("invalid store spec {spec:?}: {reason}")]
     InvalidSpec {
@@ -119,15 +131,62 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<'_, ()>;
     /// Number of queued items, leased or not.
     fn outbox_len(&self) -> StoreFuture<'_, usize>;
+    /// When the oldest queued item was first queued (Unix ms), `None` when the outbox is
+    /// empty: how far behind the sends are, for `/healthz`.
+    fn outbox_oldest(&self) -> StoreFuture<'_, Option<i64>>;
 }
 
-/// Opens the store named by `spec`:
+/// Default of how long a store command may wait for its answer (`store_timeout`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the store operation `op` (named `name` in metrics) for at most `limit`: past it the
+/// operation is abandoned and reported as [`StoreError::UnknownOutcome`], since a command
+/// already sent may still be applied. The message path bounds its store calls with this, so
+/// a stalled store cannot use up the reply deadline.
+pub async fn within<T>(
+    name: &'static str,
+    limit: Duration,
+    op: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(limit, op).await {
+        Ok(result) => result,
+        Err(_) => {
+            crate::metrics::metrics().store_error(name);
+            Err(StoreError::UnknownOutcome(format!(
+                "{name} got no answer within {} ms",
+                limit.as_millis()
+            )))
+        }
+    }
+}
+
+/// Opens the store named by `spec` with the default command timeout; see [`open_with`].
+pub async fn open(spec: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(spec, data_dir, DEFAULT_TIMEOUT).await
+}
+
+/// Opens the store named by `spec`, its failures counted per operation ([`watched`]):
 /// - `None` or `""`: embedded SQLite at `<data_dir>/wechat-lua.db` (directory created);
 /// - `"sqlite::memory:"`: a private in-memory SQLite store;
 /// - `"sqlite://PATH"` or `"sqlite:PATH"`: SQLite at PATH;
 /// - `"redis://HOST:PORT/DB"` (or `rediss://`), optionally `?prefix=NAME:` for the key
-///   prefix (default [`self::redis::DEFAULT_PREFIX`]).
-pub async fn open(spec: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
+///   prefix (default [`self::redis::DEFAULT_PREFIX`]); each command waits at most `timeout`
+///   for its answer.
+pub async fn open_with(
+    spec: Option<&str>,
+    data_dir: &Path,
+    timeout: Duration,
+) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(watched::Watched::wrap(
+        open_backend(spec, data_dir, timeout).await?,
+    ))
+}
+
+async fn open_backend(
+    spec: Option<&str>,
+    data_dir: &Path,
+    timeout: Duration,
+) -> Result<Arc<dyn Store>, StoreError> {
     let spec = spec.map(str::trim).unwrap_or("");
     if spec.is_empty() {
         let dir = data_dir.to_path_buf();
@@ -162,7 +221,9 @@ pub async fn open(spec: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>,
     }
     if spec.starts_with("redis://") || spec.starts_with("rediss://") {
         let (url, prefix) = self::redis::split_prefix(spec)?;
-        return Ok(Arc::new(RedisStore::connect(&url, &prefix).await?));
+        return Ok(Arc::new(
+            RedisStore::connect_with_timeout(&url, &prefix, timeout).await?,
+        ));
     }
     Err(StoreError::InvalidSpec {
         spec: spec.to_owned(),

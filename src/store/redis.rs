@@ -68,6 +68,7 @@ pub struct RedisStore {
     del_if_eq: Script,
     take_due: Script,
     retry: Script,
+    oldest: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -106,24 +107,55 @@ pub fn split_prefix(spec: &str) -> Result<(String, String), StoreError> {
     Ok((url, prefix))
 }
 
+/// Sorts a failure by what it says about the command: refused (never sent), unanswered or cut
+/// off (sent, maybe applied), or answered with an error.
 fn map_err(e: RedisError) -> StoreError {
-    if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() || e.is_timeout() {
+    if e.is_connection_refusal() {
+        StoreError::Unavailable(format!("redis: {e}"))
+    } else if e.is_timeout() || e.is_connection_dropped() {
+        // The command left this host: Redis may have run it, or run it when it resumes.
+        StoreError::UnknownOutcome(format!("redis: {e}"))
+    } else if e.is_io_error() {
         StoreError::Unavailable(format!("redis: {e}"))
     } else {
         StoreError::Backend(format!("redis: {e}"))
     }
 }
 
+/// The oldest `created_at_unix_ms` among the items hash's JSON bodies (false when empty). The
+/// outbox is small, so one pass over it on a health check is cheap.
+const OLDEST: &str = r"
+local oldest = false
+for _, body in ipairs(redis.call('HVALS', KEYS[1])) do
+  local ok, item = pcall(cjson.decode, body)
+  if ok and type(item.created_at_unix_ms) == 'number' then
+    if not oldest or item.created_at_unix_ms < oldest then oldest = item.created_at_unix_ms end
+  end
+end
+return oldest
+";
+
 impl RedisStore {
-    /// Connects to `url` (`redis://HOST:PORT/DB`) and keeps keys under `prefix`.
+    /// Connects to `url` (`redis://HOST:PORT/DB`) and keeps keys under `prefix`; commands wait
+    /// at most [`super::DEFAULT_TIMEOUT`] for their answer.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        Self::connect_with_timeout(url, prefix, super::DEFAULT_TIMEOUT).await
+    }
+
+    /// Connects to `url` and keeps keys under `prefix`; connecting, and each command, waits at
+    /// most `timeout` (a command past it fails as [`StoreError::UnknownOutcome`]).
+    pub async fn connect_with_timeout(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let client = Client::open(url).map_err(|e| StoreError::InvalidSpec {
             spec: url.to_owned(),
             reason: e.to_string(),
         })?;
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
             .set_number_of_retries(3);
         let conn = ConnectionManager::new_with_config(client, config)
             .await
@@ -134,6 +166,7 @@ impl RedisStore {
             del_if_eq: Script::new(DEL_IF_EQ),
             take_due: Script::new(TAKE_DUE),
             retry: Script::new(RETRY),
+            oldest: Script::new(OLDEST),
         })
     }
 
@@ -389,6 +422,19 @@ impl Store for RedisStore {
             ::redis::cmd("HLEN")
                 .arg(&items)
                 .query_async(&mut conn)
+                .await
+                .map_err(map_err)
+        })
+    }
+
+    fn outbox_oldest(&self) -> StoreFuture<'_, Option<i64>> {
+        let items = self.items_key();
+        let mut conn = self.conn.clone();
+        Box::pin(async move {
+            // Lua `false` comes back as nil; Lua numbers as integers.
+            self.oldest
+                .key(&items)
+                .invoke_async::<Option<i64>>(&mut conn)
                 .await
                 .map_err(map_err)
         })

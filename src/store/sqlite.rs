@@ -406,6 +406,15 @@ impl Store for SqliteStore {
             Ok(usize::try_from(n).unwrap_or(0))
         })
     }
+
+    fn outbox_oldest(&self) -> StoreFuture<'_, Option<i64>> {
+        self.call(|conn| {
+            conn.prepare_cached("SELECT MIN(created_at) FROM outbox")
+                .map_err(backend)?
+                .query_row([], |r| r.get(0))
+                .map_err(backend)
+        })
+    }
 }
 
 #[cfg(test)]

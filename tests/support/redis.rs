@@ -85,6 +85,29 @@ impl RedisServer {
         panic!("could not start redis-server: {last_failure}");
     }
 
+    /// Stops the server with SIGSTOP: connections stay open, commands queue unanswered, as
+    /// with a Redis stalled by a long command, a fork or a paused VM.
+    // Not every test binary that includes this file freezes Redis.
+    #[allow(dead_code)]
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Resumes a frozen server (SIGCONT): it then runs the commands queued meanwhile.
+    #[allow(dead_code)]
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    #[allow(dead_code)]
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} redis-server");
+    }
+
     /// URL of database `db` on this server.
     pub fn url(&self, db: u8) -> String {
         format!("redis://127.0.0.1:{}/{db}", self.port)

@@ -25,10 +25,29 @@ fn check_key(lua: &Lua, fname: &str, key: &str) -> LuaResult<()> {
     Ok(())
 }
 
+/// Whether a call changes the store, which decides what a missing answer means.
+#[derive(Clone, Copy)]
+enum Call {
+    Read,
+    Write,
+}
+
+/// `err.kind` of a failure: whether the script may simply try again.
+fn kind(e: &StoreError, call: Call) -> &'static str {
+    match (e, call) {
+        // Sent but not answered: a write may have been applied, so a blind retry may apply it
+        // twice (an `incr` counted double).
+        (StoreError::UnknownOutcome(_), Call::Write) => "unknown_outcome",
+        (StoreError::UnknownOutcome(_) | StoreError::Unavailable(_), _) => "unavailable",
+        _ => "error",
+    }
+}
+
 /// `nil, err` for a failing backend, the Lua convention for errors a script may handle.
-fn failure(lua: &Lua, e: StoreError) -> LuaResult<(Value, Value)> {
+fn failure(lua: &Lua, e: StoreError, call: Call) -> LuaResult<(Value, Value)> {
     let err = lua.create_table()?;
     err.set("errcode", -2)?;
+    err.set("kind", kind(&e, call))?;
     err.set("errmsg", format!("store: {e}"))?;
     Ok((Value::Nil, Value::Table(err)))
 }
@@ -49,7 +68,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
                         Ok((json_to_lua(&lua, &value, ObjectNull::Sentinel)?, Value::Nil))
                     }
                     Ok(None) => Ok((Value::Nil, Value::Nil)),
-                    Err(e) => failure(&lua, e),
+                    Err(e) => failure(&lua, e, Call::Read),
                 }
             }
         })?,
@@ -74,7 +93,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
                 };
                 match script_data::set(s.as_ref(), &key, &json, ttl).await {
                     Ok(()) => Ok((Value::Boolean(true), Value::Nil)),
-                    Err(e) => failure(&lua, e),
+                    Err(e) => failure(&lua, e, Call::Write),
                 }
             }
         })?,
@@ -92,7 +111,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
                     check_key(&lua, "incr", &key)?;
                     match script_data::incr(s.as_ref(), &key, by.unwrap_or(1)).await {
                         Ok(n) => Ok((Value::Integer(n), Value::Nil)),
-                        Err(e) => failure(&lua, e),
+                        Err(e) => failure(&lua, e, Call::Write),
                     }
                 }
             },
@@ -108,7 +127,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
                 check_key(&lua, "del", &key)?;
                 match script_data::del(s.as_ref(), &key).await {
                     Ok(existed) => Ok((Value::Boolean(existed), Value::Nil)),
-                    Err(e) => failure(&lua, e),
+                    Err(e) => failure(&lua, e, Call::Write),
                 }
             }
         })?,
