@@ -150,6 +150,7 @@ pub struct FileConfig {
     idle_timeout: Option<f64>,
     max_connections: Option<usize>,
     retry_cache_mb: Option<usize>,
+    api_timeout: Option<f64>,
     http: Option<HttpFileConfig>,
 }
 
@@ -237,7 +238,13 @@ pub struct Config {
     pub retry_cache_bytes: usize,
     /// `wx.http`: allowed and denied hosts, user agent, caps on requests in flight.
     pub http: HttpSettings,
+    /// How long one WeChat API request may wait for its answer. A send that times out may
+    /// still have been delivered: its outcome is unknown.
+    pub api_timeout: Duration,
 }
+
+/// The default of [`Config::api_timeout`].
+pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The default of [`Config::shutdown_grace`].
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -406,6 +413,12 @@ impl Config {
             file.shutdown_grace,
             DEFAULT_SHUTDOWN_GRACE,
         )?;
+        let api_timeout = seconds(
+            "api_timeout",
+            var("WECHAT_API_TIMEOUT"),
+            file.api_timeout,
+            DEFAULT_API_TIMEOUT,
+        )?;
         let lua_memory_limit = file.lua_memory_limit_mb.unwrap_or(64) * 1024 * 1024;
         if lua_memory_limit < 1024 * 1024 {
             return Err(ConfigError::Invalid {
@@ -501,6 +514,7 @@ impl Config {
             connections,
             retry_cache_bytes: retry_cache_mb.saturating_mul(1024 * 1024),
             http,
+            api_timeout,
         })
     }
 }

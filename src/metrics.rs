@@ -35,6 +35,7 @@ pub struct Metrics {
     api_calls: Family<Labels, Counter>,
     token_fetches: Counter,
     outbox_depth: Gauge,
+    sends_unknown_outcome: Family<Labels, Counter>,
     http_requests: Family<Labels, Counter>,
     http_seconds: Histogram,
     /// Hosts already used as a label, at most [`MAX_HTTP_HOSTS`].
@@ -126,6 +127,12 @@ impl Metrics {
             "Sends waiting in the outbox for a retry",
             outbox_depth.clone(),
         );
+        let sends_unknown_outcome = Family::<Labels, Counter>::default();
+        registry.register(
+            "sends_unknown_outcome",
+            "Sends that may or may not have been delivered and were not sent again (at most once), by endpoint and reason (answer_lost, in_flight_at_stop, key_expired)",
+            sends_unknown_outcome.clone(),
+        );
         let http_requests = Family::<Labels, Counter>::default();
         registry.register(
             "http_requests",
@@ -154,6 +161,7 @@ impl Metrics {
             api_calls,
             token_fetches,
             outbox_depth,
+            sends_unknown_outcome,
         }
     }
 
@@ -217,6 +225,17 @@ impl Metrics {
     /// The outbox holds `depth` sends.
     pub fn set_outbox_depth(&self, depth: usize) {
         self.outbox_depth.set(depth as i64);
+    }
+
+    /// A send to `endpoint` may have been delivered and was not sent again, for `reason`
+    /// (one of [`crate::api::outbox::unknown_reason`]).
+    pub fn send_unknown_outcome(&self, endpoint: &str, reason: &'static str) {
+        self.sends_unknown_outcome
+            .get_or_create(&vec![
+                ("endpoint", endpoint.to_string()),
+                ("reason", reason.to_string()),
+            ])
+            .inc();
     }
 
     /// A `wx.http` request to `host` ended with `outcome` after `elapsed`.
