@@ -790,6 +790,26 @@ mod tests {
     }
 
     #[test]
+    fn api_timeout_from_file_or_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file_path = dir.path().join("c.toml");
+        std::fs::write(&file_path, "api_timeout = 3.5\n").unwrap();
+        let mut overrides = with_data(dir.path());
+        let config = Config::load_with_env(&overrides, &env(&[])).unwrap();
+        assert_eq!(config.api_timeout, DEFAULT_API_TIMEOUT);
+        overrides.config = Some(file_path);
+        let config = Config::load_with_env(&overrides, &env(&[])).unwrap();
+        assert_eq!(config.api_timeout, Duration::from_millis(3500));
+        let config =
+            Config::load_with_env(&overrides, &env(&[("WECHAT_API_TIMEOUT", "2")])).unwrap();
+        assert_eq!(config.api_timeout, Duration::from_secs(2));
+        let bad = Config::load_with_env(&overrides, &env(&[("WECHAT_API_TIMEOUT", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("api_timeout"), "{bad}");
+    }
+
+    #[test]
     fn file_then_env_then_flags() {
         let dir = tempfile::tempdir().unwrap();
         let file_path = dir.path().join("c.toml");
