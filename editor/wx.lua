@@ -527,7 +527,8 @@ function wx.url.query(params) end
 ---@field errmsg string
 ---@field kind? string For `wx.store`: "unknown_outcome" (a write got no answer in time and may have been applied), "unavailable" or "error" (nothing was written).
 ---@field retry_after? integer Seconds to wait, when WeChat says to retry later (45066).
----@field queued? boolean true when a transient failure (busy, rate limit, network) of `wx.kf.send` or `wx.template.send` was kept in the host's outbox: the host retries it, so do not send it again.
+---@field queued? boolean true when a transient failure (busy, rate limit, network) of `wx.kf.send`, `wx.template.send` or `wx.mass.send` was kept in the host's outbox: the host retries it, so do not send it again.
+---@field kind? "unknown_outcome" Set when the request went out and no answer came: the call may have taken effect (a customer-service message may have arrived; it is not sent again).
 
 ---A customer-service message: a string (text), a reply table (`wx.reply.text/image/voice/
 ---video/music/news`), or one of the customer-service types.
@@ -587,8 +588,9 @@ function wx.url.query(params) end
 ---the user's last message.
 wx.kf = {}
 
----Sends a customer-service message. A transient failure is kept in the outbox and retried by
----the host (`err.queued`).
+---Sends a customer-service message, at most once. A definite transient failure is kept in the
+---outbox and retried by the host (`err.queued`); a send whose answer was lost is not sent
+---again (`err.kind == "unknown_outcome"`).
 ---@param openid string
 ---@param message wx.KfMessage A string is a text message.
 ---@param kf_account? string Send as this agent ("account@id").
@@ -700,10 +702,11 @@ wx.template = {}
 ---@field url? string Opened on tap.
 ---@field miniprogram? {appid: string, pagepath?: string} Opened on tap (wins over url).
 ---@field data table<string, string|number|{value: string|number, color?: string}> The template's keys.
----@field client_msg_id? string Makes the send idempotent.
+---@field client_msg_id? string Makes the send idempotent: one message per openid and key within 10 minutes (generated when omitted).
 
 ---Sends a template message; the outcome arrives later as `event.templatesendjobfinish`. A
----transient failure is kept in the outbox and retried by the host (`err.queued`).
+---transient failure, a lost answer included, is kept in the outbox and retried with the same
+---`client_msg_id` by the host (`err.queued`).
 ---@param args wx.TemplateSendArgs
 ---@return integer? msgid
 ---@return wx.Error? err

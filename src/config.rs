@@ -182,6 +182,7 @@ pub struct FileConfig {
     idle_timeout: Option<f64>,
     max_connections: Option<usize>,
     retry_cache_mb: Option<usize>,
+    api_timeout: Option<f64>,
     http: Option<HttpFileConfig>,
 }
 
@@ -279,10 +280,15 @@ pub struct Config {
     pub retry_cache_bytes: usize,
     /// `wx.http`: allowed and denied hosts, user agent, caps on requests in flight.
     pub http: HttpSettings,
+    /// How long one WeChat API request may wait for its answer. A send that times out may
+    /// still have been delivered: its outcome is unknown.
+    pub api_timeout: Duration,
 }
 
 /// The default of [`Config::claim_timeout`].
 pub const DEFAULT_CLAIM_TIMEOUT: Duration = Duration::from_secs(1);
+/// The default of [`Config::api_timeout`].
+pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The default of [`Config::shutdown_grace`].
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -467,6 +473,12 @@ impl Config {
             file.shutdown_grace,
             DEFAULT_SHUTDOWN_GRACE,
         )?;
+        let api_timeout = seconds(
+            "api_timeout",
+            var("WECHAT_API_TIMEOUT"),
+            file.api_timeout,
+            DEFAULT_API_TIMEOUT,
+        )?;
         let lua_memory_limit = file.lua_memory_limit_mb.unwrap_or(64) * 1024 * 1024;
         if lua_memory_limit < 1024 * 1024 {
             return Err(ConfigError::Invalid {
@@ -565,6 +577,7 @@ impl Config {
             connections,
             retry_cache_bytes: retry_cache_mb.saturating_mul(1024 * 1024),
             http,
+            api_timeout,
         })
     }
 }
@@ -837,6 +850,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(bad.contains("http.user_agent"), "{bad}");
+    }
+
+    #[test]
+    fn api_timeout_from_file_or_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file_path = dir.path().join("c.toml");
+        std::fs::write(&file_path, "api_timeout = 3.5\n").unwrap();
+        let mut overrides = with_data(dir.path());
+        let config = Config::load_with_env(&overrides, &env(&[])).unwrap();
+        assert_eq!(config.api_timeout, DEFAULT_API_TIMEOUT);
+        overrides.config = Some(file_path);
+        let config = Config::load_with_env(&overrides, &env(&[])).unwrap();
+        assert_eq!(config.api_timeout, Duration::from_millis(3500));
+        let config =
+            Config::load_with_env(&overrides, &env(&[("WECHAT_API_TIMEOUT", "2")])).unwrap();
+        assert_eq!(config.api_timeout, Duration::from_secs(2));
+        let bad = Config::load_with_env(&overrides, &env(&[("WECHAT_API_TIMEOUT", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("api_timeout"), "{bad}");
     }
 
     #[test]

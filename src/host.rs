@@ -97,6 +97,8 @@ fn api_client_at(
     let mut client_config = ClientConfig::new(appid.clone(), secret.expose());
     client_config.base_url = base.to_string();
     client_config.token_endpoint = config.token_endpoint;
+    client_config.timeout = config.api_timeout;
+    client_config.connect_timeout = client_config.connect_timeout.min(config.api_timeout);
     client_config.persistence = Arc::new(StoreTokenPersistence::new(store.clone(), appid));
     Ok(Some(WechatClient::new(client_config)?))
 }

@@ -36,6 +36,7 @@ pub struct Metrics {
     token_fetches: Counter,
     outbox_depth: Gauge,
     store_errors: Family<Labels, Counter>,
+    sends_unknown_outcome: Family<Labels, Counter>,
     http_requests: Family<Labels, Counter>,
     http_seconds: Histogram,
     /// Hosts already used as a label, at most [`MAX_HTTP_HOSTS`].
@@ -133,6 +134,12 @@ impl Metrics {
             "Store operations that failed or got no answer in time, by operation",
             store_errors.clone(),
         );
+        let sends_unknown_outcome = Family::<Labels, Counter>::default();
+        registry.register(
+            "sends_unknown_outcome",
+            "Sends that may or may not have been delivered and were not sent again (at most once), by endpoint and reason (answer_lost, in_flight_at_stop, key_expired)",
+            sends_unknown_outcome.clone(),
+        );
         let http_requests = Family::<Labels, Counter>::default();
         registry.register(
             "http_requests",
@@ -162,6 +169,7 @@ impl Metrics {
             token_fetches,
             outbox_depth,
             store_errors,
+            sends_unknown_outcome,
         }
     }
 
@@ -231,6 +239,17 @@ impl Metrics {
     pub fn store_error(&self, op: &'static str) {
         self.store_errors
             .get_or_create(&vec![("op", op.to_string())])
+            .inc();
+    }
+
+    /// A send to `endpoint` may have been delivered and was not sent again, for `reason`
+    /// (one of [`crate::api::outbox::unknown_reason`]).
+    pub fn send_unknown_outcome(&self, endpoint: &str, reason: &'static str) {
+        self.sends_unknown_outcome
+            .get_or_create(&vec![
+                ("endpoint", endpoint.to_string()),
+                ("reason", reason.to_string()),
+            ])
             .inc();
     }
 

@@ -181,7 +181,12 @@ async fn slow_answers_time_out() {
     let client = WechatClient::new(cfg).unwrap();
     fake.delay(SEND, Duration::from_secs(2));
     let err = send(&client).await.unwrap_err();
-    assert!(matches!(err, ApiError::Timeout), "{err:?}");
+    // The request went out: WeChat may have acted on it, so the outcome is unknown.
+    match &err {
+        ApiError::UnknownOutcome { cause } => assert!(matches!(**cause, ApiError::Timeout)),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(err.outcome_unknown());
     assert!(err.is_transient());
 }
 
@@ -194,6 +199,7 @@ async fn unknown_paths_and_unreachable_hosts_are_typed() {
     let cfg = ClientConfig::new("wx", "s").with_base_url("http://127.0.0.1:9");
     let err = send(&WechatClient::new(cfg).unwrap()).await.unwrap_err();
     assert!(matches!(err, ApiError::Network(_)), "{err:?}");
+    assert!(!err.outcome_unknown(), "a refused connection sent nothing");
     assert!(!err.to_string().contains("secret="));
 }
 

@@ -317,7 +317,7 @@ fn new_scaffolds_a_bot_that_checks_clean_and_whose_config_serve_accepts() {
         .filter(|l| !l.starts_with('#') && l.contains(" = "))
         .count();
     assert_eq!(
-        keys, 16,
+        keys, 17,
         "every FileConfig setting is in the template:\n{uncommented}"
     );
     let full = dir.path().join("full.toml");

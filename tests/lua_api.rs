@@ -152,7 +152,7 @@ end)
 wx.on("text", "^mass$", function(msg)
     local r, err = wx.mass.send{to = {all = true}, message = "x", clientmsgid = "c1"}
     if r then return "sent" end
-    return err.errcode .. "|" .. tostring(err.retry_after)
+    return err.errcode .. "|" .. tostring(err.queued)
 end)
 "#,
     )
@@ -168,9 +168,12 @@ end)
         1,
         "45015 is final, not retried"
     );
+    // "Retry in a minute" is not retried at once; the outbox sends it later with the same
+    // clientmsgid, which WeChat deduplicates.
     s.fake.fail_next("/cgi-bin/message/mass/sendall", 45066, 1);
-    assert_eq!(ask(&s.host, "oUSER", "mass").await, "45066|60");
+    assert_eq!(ask(&s.host, "oUSER", "mass").await, "45066|true");
     assert_eq!(s.fake.calls_to("/cgi-bin/message/mass/sendall").len(), 1);
+    assert_eq!(s.services.outbox.as_ref().unwrap().len().await.unwrap(), 1);
 }
 
 const FAMILIES: &str = r#"

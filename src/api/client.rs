@@ -109,6 +109,8 @@ struct Inner {
     transport: Arc<Transport>,
     tokens: Arc<TokenManager>,
     retry: RetryPolicy,
+    /// Whole-request timeout of one HTTP exchange, for [`WechatClient::longest_call`].
+    timeout: Duration,
     /// Paths whose daily quota (45009) ran out, with the Unix time it resets: not called until then.
     quota_stopped: Mutex<HashMap<String, i64>>,
 }
@@ -151,6 +153,7 @@ impl WechatClient {
                 transport,
                 tokens,
                 retry: config.retry,
+                timeout: config.timeout,
                 quota_stopped: Mutex::new(HashMap::new()),
             }),
         })
@@ -232,6 +235,19 @@ impl WechatClient {
         .await
     }
 
+    /// The longest one call can take, every try included: each of the busy retries and the
+    /// one retry with a fresh token may wait for a token fetch and for the call itself, each
+    /// up to the timeout, plus the backoff between them. The outbox holds an item at least
+    /// this long before another attempt may take it.
+    pub fn longest_call(&self) -> Duration {
+        let retry = self.inner.retry;
+        let tries = retry.attempts.max(1) + 1;
+        let waits: Duration = (0..retry.attempts.saturating_sub(1))
+            .map(|n| retry.delay(n))
+            .sum();
+        self.inner.timeout.saturating_mul(2 * tries) + waits
+    }
+
     /// The cached access_token's status (never the token itself).
     pub fn token_status(&self) -> TokenStatus {
         self.inner.tokens.status()
@@ -276,8 +292,12 @@ impl WechatClient {
         let mut token_retried = false;
         let mut attempt: u32 = 0;
         loop {
+            // A token that cannot be had fails the call before it is sent: a definite failure.
             let token = self.inner.tokens.get().await?;
-            match attempt_fn(token.clone()).await {
+            match attempt_fn(token.clone())
+                .await
+                .map_err(ApiError::after_sending)
+            {
                 Ok(v) => return Ok(v),
                 Err(e) if error::is_token_rejected(e.errcode()) && !token_retried => {
                     token_retried = true;
@@ -404,6 +424,32 @@ mod tests {
             assert_eq!(tries.load(Ordering::SeqCst), 1, "{code}");
             assert_eq!(start.elapsed(), Duration::ZERO);
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_after_sending_is_an_unknown_outcome_and_is_not_tried_again() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let client = offline_client().await;
+        let tries = AtomicU32::new(0);
+        let r: Result<(), ApiError> = client
+            .with_policy("/x", |_| {
+                tries.fetch_add(1, Ordering::SeqCst);
+                async { Err(ApiError::Timeout) }
+            })
+            .await;
+        let e = r.unwrap_err();
+        assert!(e.outcome_unknown(), "{e:?}");
+        assert_eq!(e.errcode(), super::error::ERRCODE_TIMEOUT);
+        assert_eq!(tries.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn longest_call_covers_every_try_and_wait() {
+        let mut cfg = ClientConfig::new("wx", "s");
+        cfg.timeout = Duration::from_secs(10);
+        let client = WechatClient::new(cfg).unwrap();
+        // 3 busy tries + 1 token retry, each a token fetch and a call; 300 + 600 ms of backoff.
+        assert_eq!(client.longest_call(), Duration::from_millis(80_900));
     }
 
     #[test]

@@ -1,5 +1,12 @@
 //! The typed error every outbound WeChat API call returns, and the errcode policy
 //! (which codes are retried, which are fatal, which mean "try again later").
+//!
+//! It also says whether a failed call *may have taken effect*: a definite failure (WeChat
+//! answered with an errcode, or the request never left: connection refused, DNS, TLS, connect
+//! timeout) did nothing, so sending again cannot duplicate; an ambiguous one
+//! ([`ApiError::UnknownOutcome`]: a timeout after the request was sent, a connection lost
+//! before the whole answer, an answer that was not WeChat's) may have been delivered, and only
+//! a call WeChat deduplicates by an idempotency key may be sent again.
 
 use std::time::Duration;
 
@@ -84,12 +91,22 @@ pub enum ApiError {
         /// Minimum wait before the same request may be sent again.
         retry_after: Duration,
     },
-    /// The request never got an HTTP answer (DNS, connection refused, TLS...).
+    /// The request never left: DNS, connection refused, TLS, connect timeout.
     #[error("network error talking to WeChat: {0}")]
     Network(String),
     /// No answer within the client's timeout.
     #[error("timed out waiting for WeChat")]
     Timeout,
+    /// The connection broke after the request was sent, before WeChat's whole answer came.
+    #[error("connection to WeChat lost before its answer: {0}")]
+    ConnectionLost(String),
+    /// A request went out and no usable answer came back (`cause`: a timeout, a lost
+    /// connection, an answer that was not WeChat's): WeChat may or may not have acted on it.
+    #[error("{cause}; the call may have taken effect")]
+    UnknownOutcome {
+        /// What was seen instead of an answer.
+        cause: Box<ApiError>,
+    },
     /// A non-2xx HTTP status without a WeChat errcode in the body.
     #[error("WeChat answered HTTP {status}")]
     Http {
@@ -117,12 +134,12 @@ impl ApiError {
     /// config -5, HTTP status -6).
     pub fn errcode(&self) -> i64 {
         match self {
-            ApiError::Queued { cause } => cause.errcode(),
+            ApiError::Queued { cause } | ApiError::UnknownOutcome { cause } => cause.errcode(),
             ApiError::Api { errcode, .. }
             | ApiError::Credentials { errcode, .. }
             | ApiError::RetryLater { errcode, .. } => *errcode,
             ApiError::QuotaExhausted { .. } => DAILY_QUOTA,
-            ApiError::Network(_) => ERRCODE_NETWORK,
+            ApiError::Network(_) | ApiError::ConnectionLost(_) => ERRCODE_NETWORK,
             ApiError::Timeout => ERRCODE_TIMEOUT,
             ApiError::InvalidJson { .. } => ERRCODE_INVALID_JSON,
             ApiError::Config(_) => ERRCODE_CONFIG,
@@ -145,9 +162,44 @@ impl ApiError {
     pub fn is_transient(&self) -> bool {
         match self {
             ApiError::Api { errcode, .. } => matches!(*errcode, SYSTEM_BUSY | FREQ_LIMIT),
-            ApiError::RetryLater { .. } | ApiError::Network(_) | ApiError::Timeout => true,
+            ApiError::RetryLater { .. }
+            | ApiError::Network(_)
+            | ApiError::Timeout
+            | ApiError::ConnectionLost(_) => true,
             ApiError::Http { status, .. } => *status >= 500 || *status == 429,
+            ApiError::UnknownOutcome { cause } => cause.is_transient(),
             _ => false,
+        }
+    }
+
+    /// Whether the call may have taken effect although it failed (see the module docs): then
+    /// sending it again may deliver it twice, unless WeChat deduplicates it by a key.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            ApiError::UnknownOutcome { .. } => true,
+            ApiError::Queued { cause } => cause.outcome_unknown(),
+            _ => false,
+        }
+    }
+
+    /// The error of one attempt whose request went out, as the caller sees it: failures that
+    /// leave the outcome open become [`ApiError::UnknownOutcome`]. A timeout or lost
+    /// connection came after the request was sent (a connect failure is [`ApiError::Network`]);
+    /// an answer that was not WeChat's JSON, or a 5xx from whatever stands in front of it
+    /// (a 503 says the request was refused, so it is definite), says nothing of what happened
+    /// behind it.
+    pub(crate) fn after_sending(self) -> ApiError {
+        let open = match &self {
+            ApiError::Timeout | ApiError::ConnectionLost(_) | ApiError::InvalidJson { .. } => true,
+            ApiError::Http { status, .. } => *status >= 500 && *status != 503,
+            _ => false,
+        };
+        if open {
+            ApiError::UnknownOutcome {
+                cause: Box::new(self),
+            }
+        } else {
+            self
         }
     }
 
@@ -253,8 +305,49 @@ mod tests {
         );
         assert_eq!(ApiError::from_errcode(45009, "q".into()).errcode(), 45009);
         assert_eq!(
+            ApiError::ConnectionLost("reset".into()).errcode(),
+            ERRCODE_NETWORK
+        );
+        assert_eq!(
             ApiError::from_errcode(40003, "openid".into()).errmsg(),
             "openid"
         );
+    }
+
+    #[test]
+    fn only_failures_after_the_request_went_out_leave_the_outcome_open() {
+        let open = |e: ApiError| e.after_sending().outcome_unknown();
+        assert!(open(ApiError::Timeout));
+        assert!(open(ApiError::ConnectionLost("reset by peer".into())));
+        assert!(open(ApiError::InvalidJson {
+            raw: "<html>".into(),
+            reason: "expected value".into()
+        }));
+        for status in [500, 502, 504] {
+            assert!(open(ApiError::Http {
+                status,
+                body: String::new()
+            }));
+        }
+        // WeChat answered, or nothing left: sending again cannot duplicate.
+        assert!(!open(ApiError::from_errcode(-1, "system error".into())));
+        assert!(!open(ApiError::from_errcode(45015, "window".into())));
+        assert!(!open(ApiError::Network("connection refused".into())));
+        assert!(!open(ApiError::Http {
+            status: 503,
+            body: String::new()
+        }));
+        assert!(!open(ApiError::Http {
+            status: 429,
+            body: String::new()
+        }));
+        let unknown = ApiError::Timeout.after_sending();
+        assert_eq!(unknown.errcode(), ERRCODE_TIMEOUT);
+        assert!(unknown.is_transient());
+        assert!(unknown.to_string().contains("may have taken effect"));
+        let queued = ApiError::Queued {
+            cause: Box::new(unknown),
+        };
+        assert!(queued.outcome_unknown());
     }
 }

@@ -228,11 +228,7 @@ impl KfMessage {
         kf_account: Option<&str>,
         purpose: impl Into<String>,
     ) -> QueuedCall {
-        QueuedCall {
-            path: SEND_PATH.into(),
-            body: self.to_request(touser, kf_account),
-            purpose: purpose.into(),
-        }
+        QueuedCall::new(SEND_PATH, self.to_request(touser, kf_account), purpose)
     }
 
     /// Parse the documented JSON (`{"msgtype": "text", "text": {...}}`), e.g. from a script.

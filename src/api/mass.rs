@@ -7,6 +7,12 @@ use serde_json::{json, Value};
 
 use super::client::WechatClient;
 use super::error::ApiError;
+use super::outbox::QueuedCall;
+
+/// The endpoint of a send to everyone or to a tag.
+pub const SENDALL_PATH: &str = "/cgi-bin/message/mass/sendall";
+/// The endpoint of a send to an OpenID list.
+pub const SEND_PATH: &str = "/cgi-bin/message/mass/send";
 
 /// Most OpenIDs WeChat accepts in one `message/mass/send`.
 pub const MASS_SEND_MAX_OPENIDS: usize = 10_000;
@@ -130,8 +136,9 @@ fn sent(v: &Value, clientmsgid: String) -> Result<MassSent, ApiError> {
     })
 }
 
-/// A fresh clientmsgid: time plus randomness, well under the 64-byte limit.
-fn new_clientmsgid() -> String {
+/// A fresh idempotency key (a mass send's clientmsgid, a template send's client_msg_id):
+/// time plus randomness, well under the 64-byte limit.
+pub(crate) fn new_idempotency_key() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
@@ -152,46 +159,55 @@ impl WechatClient {
     }
 }
 
-impl Mass<'_> {
-    /// `message/mass/sendall`: send to everyone or to one tag.
-    pub async fn sendall(
-        &self,
-        target: MassTarget,
-        msg: &MassMessage,
-        opts: &MassOptions,
-    ) -> Result<MassSent, ApiError> {
-        let mut o = msg.base();
-        let filter = match target {
-            MassTarget::All => json!({"is_to_all": true}),
-            MassTarget::Tag(id) => json!({"is_to_all": false, "tag_id": id}),
-        };
-        o.insert("filter".into(), filter);
-        let cid = opts.clientmsgid.clone().unwrap_or_else(new_clientmsgid);
-        o.insert("clientmsgid".into(), Value::from(cid.clone()));
-        o.insert(
-            "send_ignore_reprint".into(),
-            Value::from(u8::from(opts.send_ignore_reprint)),
-        );
-        let v = self
-            .client
-            .post("/cgi-bin/message/mass/sendall", &Value::Object(o))
-            .await?;
-        sent(&v, cid)
-    }
+/// One mass-send call as it goes to WeChat: the endpoint, the body and the clientmsgid in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MassCall {
+    /// [`SENDALL_PATH`] or [`SEND_PATH`].
+    pub path: &'static str,
+    /// The request body, `clientmsgid` included.
+    pub body: Value,
+    /// The idempotency key of this call.
+    pub clientmsgid: String,
+}
 
-    /// `message/mass/send` to an OpenID list; lists over 10,000 are split into several calls
-    /// (each with its own clientmsgid, `<id>-<n>` when one was given). Stops at the first
-    /// failure, returning it; earlier chunks have been sent (and their ids are idempotent).
-    pub async fn send(
-        &self,
-        touser: &[String],
-        msg: &MassMessage,
-        opts: &MassOptions,
-    ) -> Result<Vec<MassSent>, ApiError> {
-        let chunks: Vec<&[String]> = touser.chunks(MASS_SEND_MAX_OPENIDS).collect();
-        let base_id = opts.clientmsgid.clone().unwrap_or_else(new_clientmsgid);
-        let mut out = Vec::with_capacity(chunks.len());
-        for (i, chunk) in chunks.iter().enumerate() {
+impl MassCall {
+    /// This call as the outbox keeps it for a retry (with the same clientmsgid, so a retry
+    /// cannot send twice); `purpose` names it in log lines.
+    pub fn queued_send(&self, purpose: impl Into<String>) -> QueuedCall {
+        QueuedCall::new(self.path, self.body.clone(), purpose)
+    }
+}
+
+/// The `message/mass/sendall` call to everyone or to one tag.
+pub fn sendall_call(target: MassTarget, msg: &MassMessage, opts: &MassOptions) -> MassCall {
+    let mut o = msg.base();
+    let filter = match target {
+        MassTarget::All => json!({"is_to_all": true}),
+        MassTarget::Tag(id) => json!({"is_to_all": false, "tag_id": id}),
+    };
+    o.insert("filter".into(), filter);
+    let cid = opts.clientmsgid.clone().unwrap_or_else(new_idempotency_key);
+    o.insert("clientmsgid".into(), Value::from(cid.clone()));
+    o.insert(
+        "send_ignore_reprint".into(),
+        Value::from(u8::from(opts.send_ignore_reprint)),
+    );
+    MassCall {
+        path: SENDALL_PATH,
+        body: Value::Object(o),
+        clientmsgid: cid,
+    }
+}
+
+/// The `message/mass/send` calls to an OpenID list: one per 10,000 OpenIDs, each with its own
+/// clientmsgid (`<id>-<n>` when the list is split).
+pub fn send_calls(touser: &[String], msg: &MassMessage, opts: &MassOptions) -> Vec<MassCall> {
+    let chunks: Vec<&[String]> = touser.chunks(MASS_SEND_MAX_OPENIDS).collect();
+    let base_id = opts.clientmsgid.clone().unwrap_or_else(new_idempotency_key);
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, chunk)| {
             let cid = if chunks.len() == 1 {
                 base_id.clone()
             } else {
@@ -204,11 +220,46 @@ impl Mass<'_> {
                 "send_ignore_reprint".into(),
                 Value::from(u8::from(opts.send_ignore_reprint)),
             );
-            let v = self
-                .client
-                .post("/cgi-bin/message/mass/send", &Value::Object(o))
-                .await?;
-            out.push(sent(&v, cid)?);
+            MassCall {
+                path: SEND_PATH,
+                body: Value::Object(o),
+                clientmsgid: cid,
+            }
+        })
+        .collect()
+}
+
+impl Mass<'_> {
+    /// One send call; a repeat of a clientmsgid WeChat already took (45065) is the original
+    /// send, `duplicate = true`.
+    pub async fn call(&self, call: &MassCall) -> Result<MassSent, ApiError> {
+        let v = self.client.post(call.path, &call.body).await?;
+        sent(&v, call.clientmsgid.clone())
+    }
+
+    /// `message/mass/sendall`: send to everyone or to one tag.
+    pub async fn sendall(
+        &self,
+        target: MassTarget,
+        msg: &MassMessage,
+        opts: &MassOptions,
+    ) -> Result<MassSent, ApiError> {
+        self.call(&sendall_call(target, msg, opts)).await
+    }
+
+    /// `message/mass/send` to an OpenID list; lists over 10,000 are split into several calls
+    /// (each with its own clientmsgid, `<id>-<n>` when one was given). Stops at the first
+    /// failure, returning it; earlier chunks have been sent (and their ids are idempotent).
+    pub async fn send(
+        &self,
+        touser: &[String],
+        msg: &MassMessage,
+        opts: &MassOptions,
+    ) -> Result<Vec<MassSent>, ApiError> {
+        let calls = send_calls(touser, msg, opts);
+        let mut out = Vec::with_capacity(calls.len());
+        for call in &calls {
+            out.push(self.call(call).await?);
         }
         Ok(out)
     }
@@ -318,8 +369,8 @@ mod tests {
 
     #[test]
     fn generated_clientmsgids_are_unique_and_short() {
-        let a = new_clientmsgid();
-        let b = new_clientmsgid();
+        let a = new_idempotency_key();
+        let b = new_idempotency_key();
         assert_ne!(a, b);
         assert!(a.len() <= 64);
     }

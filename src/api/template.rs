@@ -45,7 +45,7 @@ pub struct TemplateMessage {
     /// Mini program opened on tap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub miniprogram: Option<TemplateMiniProgram>,
-    /// Idempotency key: the same key within a short time is sent once.
+    /// Idempotency key: WeChat sends one message per openid and key within 10 minutes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_msg_id: Option<String>,
     /// Keyword values by key (`first`, `keyword1`, `remark`, ...); ordered for stable JSON.
@@ -79,11 +79,19 @@ impl TemplateMessage {
 
     /// The `message/template/send` of this message, as the outbox keeps it for a retry.
     pub fn queued_send(&self, purpose: impl Into<String>) -> QueuedCall {
-        QueuedCall {
-            path: SEND_PATH.into(),
-            body: serde_json::to_value(self).unwrap_or_default(),
-            purpose: purpose.into(),
-        }
+        QueuedCall::new(
+            SEND_PATH,
+            serde_json::to_value(self).unwrap_or_default(),
+            purpose,
+        )
+    }
+
+    /// The message's `client_msg_id`, a fresh one set first when it has none, so that a retry
+    /// after an answer that never came cannot deliver it twice: WeChat sends one message per
+    /// openid and `client_msg_id` within 10 minutes.
+    pub fn ensure_client_msg_id(&mut self) -> &str {
+        self.client_msg_id
+            .get_or_insert_with(super::mass::new_idempotency_key)
     }
 }
 

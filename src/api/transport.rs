@@ -193,12 +193,17 @@ impl Transport {
     }
 }
 
+/// A reqwest failure as an [`ApiError`], keeping apart what never left (a connect failure,
+/// connect timeouts included) from what failed after the request was sent (a timeout, a
+/// connection lost mid-answer): only the latter may have reached WeChat.
 fn map_reqwest(e: reqwest::Error) -> ApiError {
-    if e.is_timeout() {
+    // without_url: the URL carries the access_token or the secret.
+    if e.is_connect() {
+        ApiError::Network(e.without_url().to_string())
+    } else if e.is_timeout() {
         ApiError::Timeout
     } else {
-        // without_url: the URL carries the access_token or the secret.
-        ApiError::Network(e.without_url().to_string())
+        ApiError::ConnectionLost(e.without_url().to_string())
     }
 }
 

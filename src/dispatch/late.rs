@@ -88,6 +88,20 @@ impl LateReplies for KfLateReplies {
                 Err(e) if e.is_transient() => {
                     let call =
                         message.queued_send(&openid, None, format!("late {} reply", reply.kind()));
+                    if !call.may_send_again(&e) {
+                        // The request went out and no answer came: it may have arrived, and a
+                        // customer-service message has no key to deduplicate it. At most once.
+                        tracing::warn!(
+                            kind = reply.kind(),
+                            errcode = e.errcode(),
+                            "late reply's outcome unknown (the request went out, no answer came); not sent again"
+                        );
+                        crate::metrics::metrics().send_unknown_outcome(
+                            crate::api::kf::SEND_PATH,
+                            crate::api::outbox::unknown_reason::ANSWER_LOST,
+                        );
+                        return None;
+                    }
                     if let Err(store_error) = outbox.enqueue(&call, &e).await {
                         tracing::error!(
                             "late reply lost: cannot queue it ({store_error}) after {e}"

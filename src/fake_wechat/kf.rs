@@ -23,19 +23,24 @@ const KF_TYPES: &[&str] = &[
     "miniprogrampage",
 ];
 
+const SEND: &str = crate::api::kf::SEND_PATH;
+
 pub(super) fn routes() -> Router<FakeWechat> {
     Router::new()
-        .route("/cgi-bin/message/custom/send", any(send))
+        .route(SEND, any(send))
         .route("/cgi-bin/message/custom/typing", any(typing))
 }
 
 async fn send(State(fake): State<FakeWechat>, JsonBody(b): JsonBody) -> Json<Value> {
-    let s = fake.lock();
+    let mut s = fake.lock();
     if b["touser"].as_str().is_none_or(str::is_empty) {
         return Json(s.err(40003));
     }
     Json(match b["msgtype"].as_str() {
-        Some(t) if KF_TYPES.contains(&t) && b[t].is_object() => ok(),
+        Some(t) if KF_TYPES.contains(&t) && b[t].is_object() => {
+            s.deliver(SEND, &b);
+            ok()
+        }
         _ => s.err(40008),
     })
 }

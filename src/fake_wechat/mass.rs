@@ -1,10 +1,13 @@
 //! The fake's mass-message endpoints (`message/mass/*`, `media/uploadnews`), as
 //! [`crate::api::mass`] calls them.
 
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::routing::any;
 use axum::{Json, Router};
 use serde_json::{json, Value};
+use tokio::time::Instant;
 
 use super::media::new_media_id;
 use super::state::{ok, FakeState, JsonBody};
@@ -99,6 +102,9 @@ async fn uploadnews(State(fake): State<FakeWechat>, JsonBody(b): JsonBody) -> Js
     })
 }
 
+/// How long WeChat checks a mass send's clientmsgid ("24 小时内的群发记录").
+const KEY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
 /// A send to everyone, a tag or a list: one msg_id per clientmsgid, as WeChat keeps them.
 fn mass_send(s: &mut FakeState, b: &Value) -> Value {
     let Some(key) = b["msgtype"]
@@ -111,17 +117,27 @@ fn mass_send(s: &mut FakeState, b: &Value) -> Value {
     if !b[key].is_object() {
         return s.err(40008);
     }
+    let now = Instant::now();
     if let Some(cid) = b["clientmsgid"].as_str() {
-        if let Some(&msg_id) = s.clientmsgids.get(cid) {
-            let mut e = s.err(45065);
-            e["msg_id"] = json!(msg_id);
-            return e;
+        if let Some(&(msg_id, until)) = s.clientmsgids.get(cid) {
+            if now < until {
+                let mut e = s.err(45065);
+                e["msg_id"] = json!(msg_id);
+                return e;
+            }
         }
     }
     let msg_id = s.next_serial();
     if let Some(cid) = b["clientmsgid"].as_str() {
-        s.clientmsgids.insert(cid.to_string(), msg_id as i64);
+        s.clientmsgids
+            .insert(cid.to_string(), (msg_id as i64, now + KEY_WINDOW));
     }
+    let path = if b["filter"].is_object() {
+        crate::api::mass::SENDALL_PATH
+    } else {
+        crate::api::mass::SEND_PATH
+    };
+    s.deliver(path, b);
     let mut v = json!({"errcode": 0, "errmsg": "send job submission success", "msg_id": msg_id});
     if key == "mpnews" {
         v["msg_data_id"] = json!(msg_id * 10 + 1);

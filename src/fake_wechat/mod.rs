@@ -4,9 +4,15 @@
 //!
 //! It answers the endpoints the [`crate::api`] module uses with the JSON shapes and errcodes
 //! of the WeChat documentation, issues access_tokens with `expires_in`, records every call
-//! (method, path, query without the access_token, JSON body or multipart parts), and can be
-//! told to misbehave: fail the next N calls of a path with an errcode, invalidate or expire
-//! tokens, or answer slowly.
+//! (method, path, query without the access_token, JSON body or multipart parts) and every
+//! message that reached a user, and can be told to misbehave: fail the next N calls of a path
+//! with an errcode, invalidate or expire tokens, handle calls slowly, or handle them at once
+//! and answer late (the ambiguous failure: delivered, yet the caller timed out).
+//!
+//! Idempotency keys work as WeChat documents them: a template send repeating an openid and
+//! `client_msg_id` within 10 minutes is not delivered again (WeChat does not document the
+//! answer; the fake answers ok with the first send's msgid), and a mass send repeating a
+//! `clientmsgid` within 24 hours is refused with 45065 and the first send's msg_id.
 //!
 //! Token semantics follow the documentation: `GET /cgi-bin/token` issues a new token on every
 //! call (the previous one stays valid for 5 more minutes); `POST /cgi-bin/stable_token` in
@@ -170,9 +176,33 @@ impl FakeWechat {
         self.lock().fail.insert(path.to_string(), (errcode, n));
     }
 
-    /// Wait `dur` before answering each call of `path`.
+    /// Wait `dur` before handling each call of `path` (a caller that gives up first leaves it
+    /// unhandled).
     pub fn delay(&self, path: &str, dur: Duration) {
         self.lock().delays.insert(path.to_string(), dur);
+    }
+
+    /// Handle each call of `path` at once but hold its answer back for `dur` (`Duration::ZERO`
+    /// to stop): a send that is delivered although the caller times out waiting, the ambiguous
+    /// failure WeChat shows when it is slow.
+    pub fn delay_answer(&self, path: &str, dur: Duration) {
+        let mut s = self.lock();
+        if dur.is_zero() {
+            s.answer_delays.remove(path);
+        } else {
+            s.answer_delays.insert(path.to_string(), dur);
+        }
+    }
+
+    /// The bodies of the messages sent to `path` that reached their users: customer-service
+    /// messages WeChat accepted, template and mass sends not deduplicated by their key.
+    pub fn delivered(&self, path: &str) -> Vec<serde_json::Value> {
+        self.lock()
+            .delivered
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, body)| body.clone())
+            .collect()
     }
 
     /// Reject every token issued so far with 40001; the next fetch of any kind issues a new one.

@@ -1,5 +1,6 @@
 //! What the fake's families share: the account's state, the documented errmsgs, and the
-//! request pipeline every call goes through — recorded, delayed or failed on request
+//! request pipeline every call goes through — recorded, delayed (before or after being
+//! handled) or failed on request
 //! ([`record`]), refused without a valid access_token ([`require_token`]), or answered 40066
 //! when no family routes its path ([`unknown_path`]).
 
@@ -106,7 +107,15 @@ pub(super) struct FakeState {
     pub(super) calls: Vec<RecordedCall>,
     pub(super) fail: HashMap<String, (i64, u32)>,
     pub(super) delays: HashMap<String, Duration>,
-    pub(super) clientmsgids: HashMap<String, i64>,
+    /// Paths whose calls are handled at once and answered only after the delay: WeChat acting
+    /// on a request whose answer comes too late (or never, when the caller gives up).
+    pub(super) answer_delays: HashMap<String, Duration>,
+    /// Messages that reached a user (customer-service, template and mass sends), by path.
+    pub(super) delivered: Vec<(String, Value)>,
+    /// Mass sends by clientmsgid: their msg_id and when WeChat stops checking the key.
+    pub(super) clientmsgids: HashMap<String, (i64, Instant)>,
+    /// Template sends by (openid, client_msg_id): their msgid and when the key lapses.
+    pub(super) template_keys: HashMap<(String, String), (u64, Instant)>,
     pub(super) mass_speed: i64,
     pub(super) menu: Option<Value>,
     pub(super) industry: Option<(String, String)>,
@@ -131,7 +140,10 @@ impl FakeState {
             calls: Vec::new(),
             fail: HashMap::new(),
             delays: HashMap::new(),
+            answer_delays: HashMap::new(),
+            delivered: Vec::new(),
             clientmsgids: HashMap::new(),
+            template_keys: HashMap::new(),
             mass_speed: 0,
             menu: None,
             industry: None,
@@ -146,6 +158,11 @@ impl FakeState {
     /// WeChat's error answer for `code`, with a request id as WeChat appends one.
     pub(super) fn err(&self, code: i64) -> Value {
         json!({"errcode": code, "errmsg": format!("{} rid: {:x}", errmsg_for(code, &self.caller_ip), self.serial)})
+    }
+
+    /// Records a message that reached its user.
+    pub(super) fn deliver(&mut self, path: &str, body: &Value) {
+        self.delivered.push((path.to_string(), body.clone()));
     }
 
     /// The next serial number, for ids.
@@ -301,8 +318,12 @@ pub(super) async fn record(
             body: recorded_body,
             parts: parts.clone(),
         });
-        s.delays.get(&path).copied()
+        (
+            s.delays.get(&path).copied(),
+            s.answer_delays.get(&path).copied(),
+        )
     };
+    let (delay, answer_delay) = delay;
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
@@ -321,7 +342,12 @@ pub(super) async fn record(
         parts,
         had_body: !body.is_empty(),
     }));
-    next.run(Request::from_parts(head, Body::empty())).await
+    let answer = next.run(Request::from_parts(head, Body::empty())).await;
+    if let Some(d) = answer_delay {
+        // Handled already: a caller that gives up now leaves the call done, not undone.
+        tokio::time::sleep(d).await;
+    }
+    answer
 }
 
 /// The `access_token` query parameter every endpoint but the token endpoints wants.

@@ -1,12 +1,15 @@
 //! The fake's template-message endpoints (`template/*`, `message/template/send`), as
 //! [`crate::api::template`] calls them.
 
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::routing::any;
 use axum::{Json, Router};
 use serde_json::{json, Value};
+use tokio::time::Instant;
 
-use super::state::{ok, JsonBody};
+use super::state::{ok, FakeState, JsonBody};
 use super::FakeWechat;
 
 /// Most private templates an account may have (WeChat answers 45026 past it).
@@ -97,6 +100,37 @@ async fn send(State(fake): State<FakeWechat>, JsonBody(b): JsonBody) -> Json<Val
     } else if !b["data"].is_object() {
         s.err(47001)
     } else {
-        json!({"errcode": 0, "errmsg": "ok", "msgid": s.next_serial()})
+        send_once(&mut s, &b)
     })
+}
+
+/// How long WeChat keeps a template send's `client_msg_id`.
+const KEY_WINDOW: Duration = Duration::from_secs(600);
+
+/// Delivers a checked template send, unless it repeats an openid and `client_msg_id` seen in
+/// the last 10 minutes: then nothing is delivered and the first send's msgid comes back.
+fn send_once(s: &mut FakeState, b: &Value) -> Value {
+    let now = Instant::now();
+    let key = b["client_msg_id"]
+        .as_str()
+        .filter(|k| !k.is_empty())
+        .map(|k| {
+            (
+                b["touser"].as_str().unwrap_or_default().to_string(),
+                k.to_string(),
+            )
+        });
+    if let Some(key) = &key {
+        if let Some(&(msgid, until)) = s.template_keys.get(key) {
+            if now < until {
+                return json!({"errcode": 0, "errmsg": "ok", "msgid": msgid});
+            }
+        }
+    }
+    let msgid = s.next_serial();
+    if let Some(key) = key {
+        s.template_keys.insert(key, (msgid, now + KEY_WINDOW));
+    }
+    s.deliver(crate::api::template::SEND_PATH, b);
+    json!({"errcode": 0, "errmsg": "ok", "msgid": msgid})
 }

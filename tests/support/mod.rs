@@ -198,6 +198,12 @@ impl Server {
         None
     }
 
+    /// Kills the process with SIGKILL, as a crash or the OOM killer would: no shutdown runs.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("wait");
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")

@@ -11,17 +11,22 @@ use super::super::error_at;
 pub use super::super::json::lua_to_json;
 use super::super::json::{self, ObjectNull};
 use crate::api::error::ERRCODE_CONFIG;
+use crate::api::outbox::{unknown_reason, QueuedCall};
 use crate::api::{ApiError, WechatClient};
 
 /// What a binding's WeChat call produces: JSON that becomes the Lua result.
 pub type CallResult = Result<Json, ApiError>;
 
 /// `nil, err` with `err.errcode`, `err.errmsg` and, when WeChat asks to wait, `err.retry_after`
-/// (seconds).
+/// (seconds); `err.kind = "unknown_outcome"` when the request went out and no answer came,
+/// so the call may have taken effect.
 pub fn failure(lua: &Lua, e: &ApiError) -> LuaResult<(Value, Value)> {
     let err = lua.create_table()?;
     err.set("errcode", e.errcode())?;
     err.set("errmsg", e.errmsg())?;
+    if e.outcome_unknown() {
+        err.set("kind", "unknown_outcome")?;
+    }
     match e {
         ApiError::RetryLater { retry_after, .. } => {
             err.set("retry_after", retry_after.as_secs())?
@@ -33,15 +38,18 @@ pub fn failure(lua: &Lua, e: &ApiError) -> LuaResult<(Value, Value)> {
     Ok((Value::Nil, Value::Table(err)))
 }
 
-/// Keeps a call that failed for a transient reason in the outbox (when there is one), so the
-/// host retries it; the script then sees `err.queued = true`.
+/// Keeps a call that failed for a transient reason in the outbox (when there is one) if
+/// sending it again cannot deliver it twice ([`QueuedCall::may_send_again`]), so the host
+/// retries it; the script then sees `err.queued = true`. A call whose outcome is unknown and
+/// that has no idempotency key (a customer-service message) is not sent again: logged,
+/// counted, and returned as it is (`err.kind = "unknown_outcome"`).
 pub async fn queue_if_transient(
     outbox: Option<&crate::api::outbox::Outbox>,
     error: ApiError,
-    call: crate::api::outbox::QueuedCall,
+    call: QueuedCall,
 ) -> ApiError {
     match outbox {
-        Some(outbox) if error.is_transient() => match outbox.enqueue(&call, &error).await {
+        Some(outbox) if call.may_send_again(&error) => match outbox.enqueue(&call, &error).await {
             Ok(_) => ApiError::Queued {
                 cause: Box::new(error),
             },
@@ -50,7 +58,18 @@ pub async fn queue_if_transient(
                 error
             }
         },
-        _ => error,
+        _ => {
+            if error.outcome_unknown() {
+                tracing::warn!(
+                    purpose = %call.purpose,
+                    errcode = error.errcode(),
+                    "send's outcome unknown (the request went out, no answer came); not sent again (at most once)"
+                );
+                crate::metrics::metrics()
+                    .send_unknown_outcome(&call.path, unknown_reason::ANSWER_LOST);
+            }
+            error
+        }
     }
 }
 
@@ -347,6 +366,14 @@ mod tests {
         assert_eq!(err.get::<i64>("errcode").unwrap(), 45066);
         assert_eq!(err.get::<String>("errmsg").unwrap(), "too fast");
         assert_eq!(err.get::<i64>("retry_after").unwrap(), 60);
+        assert!(err.get::<Value>("kind").unwrap().is_nil());
+        let (_, err) = failure(&lua, &ApiError::Timeout.after_sending()).unwrap();
+        let err = match err {
+            Value::Table(t) => t,
+            _ => panic!("not a table"),
+        };
+        assert_eq!(err.get::<String>("kind").unwrap(), "unknown_outcome");
+        assert_eq!(err.get::<i64>("errcode").unwrap(), -3);
         let (_, err) = not_configured(&lua, "wx.kf.send").unwrap();
         let err = match err {
             Value::Table(t) => t,

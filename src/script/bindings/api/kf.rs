@@ -96,16 +96,23 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
                             window.note_sent(&openid, crate::clock::unix_secs());
                             Ok(Json::Bool(true))
                         }
-                        Err(e) => Err(queue_if_transient(
-                            outbox.as_deref(),
-                            e,
-                            message.queued_send(
-                                &openid,
-                                account.as_deref(),
-                                format!("wx.kf.send {}", message.msgtype()),
-                            ),
-                        )
-                        .await),
+                        Err(e) => {
+                            if e.outcome_unknown() {
+                                // It may have arrived: count it against the window, so the
+                                // remaining sends are never overstated.
+                                window.note_sent(&openid, crate::clock::unix_secs());
+                            }
+                            Err(queue_if_transient(
+                                outbox.as_deref(),
+                                e,
+                                message.queued_send(
+                                    &openid,
+                                    account.as_deref(),
+                                    format!("wx.kf.send {}", message.msgtype()),
+                                ),
+                            )
+                            .await)
+                        }
                     }
                 }
             },

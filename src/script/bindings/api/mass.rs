@@ -6,9 +6,13 @@ use serde_json::{json, Value as Json};
 
 use super::convert::{
     api_function, arg_int, arg_str, arg_str_list, arg_table, opt_bool, opt_int, opt_str,
-    typed_fields,
+    queue_if_transient, typed_fields,
 };
-use crate::api::mass::{MassMessage, MassOptions, MassSent, MassTarget};
+use crate::api::mass::{
+    send_calls, sendall_call, MassCall, MassMessage, MassOptions, MassSent, MassTarget, SEND_PATH,
+};
+use crate::api::outbox::Outbox;
+use crate::api::{ApiError, WechatClient};
 use crate::script::bindings::error_at;
 use crate::script::services::Services;
 
@@ -104,9 +108,44 @@ fn send_args(lua: &Lua, args: Value) -> LuaResult<SendArgs> {
     Ok((to, message, opts))
 }
 
+/// Makes the calls of one `wx.mass.send` in order. When one fails for a transient reason,
+/// it and the calls after it go to the outbox (each keeps its clientmsgid, so a retry cannot
+/// send twice) and the script sees `err.queued = true`.
+async fn send_all(
+    api: &WechatClient,
+    outbox: Option<&Outbox>,
+    calls: &[MassCall],
+) -> Result<Vec<MassSent>, ApiError> {
+    let mut sent = Vec::with_capacity(calls.len());
+    for (i, call) in calls.iter().enumerate() {
+        match api.mass().call(call).await {
+            Ok(s) => sent.push(s),
+            Err(e) => {
+                let purpose = |c: &MassCall| format!("wx.mass.send {}", c.clientmsgid);
+                let error = queue_if_transient(outbox, e, call.queued_send(purpose(call))).await;
+                if let (Some(outbox), ApiError::Queued { .. }) = (outbox, &error) {
+                    let not_sent = ApiError::Network(format!(
+                        "not sent yet: call {} of this mass send failed first",
+                        i + 1
+                    ));
+                    for later in &calls[i + 1..] {
+                        let queued = later.queued_send(purpose(later));
+                        if let Err(store_error) = outbox.enqueue(&queued, &not_sent).await {
+                            tracing::error!("{}: cannot queue ({store_error})", queued.purpose);
+                        }
+                    }
+                }
+                return Err(error);
+            }
+        }
+    }
+    Ok(sent)
+}
+
 /// Adds `wx.mass`.
 pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
     let mass = lua.create_table()?;
+    let outbox = services.outbox.clone();
     mass.set(
         "send",
         api_function(
@@ -114,19 +153,20 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
             &services.api,
             "wx.mass.send",
             send_args,
-            |api, (to, message, opts)| async move {
-                match to {
-                    Recipients::Filter(target) => {
-                        let s = api.mass().sendall(target, &message, &opts).await?;
-                        Ok(sent_json(&s))
-                    }
-                    Recipients::OpenIds(list) => {
-                        // The first call's ids, plus every call when the list was split.
-                        let all = api.mass().send(&list, &message, &opts).await?;
-                        let mut first = all.first().map(sent_json).unwrap_or_else(|| json!({}));
+            move |api, (to, message, opts)| {
+                let outbox = outbox.clone();
+                async move {
+                    let calls = match to {
+                        Recipients::Filter(target) => vec![sendall_call(target, &message, &opts)],
+                        Recipients::OpenIds(list) => send_calls(&list, &message, &opts),
+                    };
+                    let all = send_all(&api, outbox.as_deref(), &calls).await?;
+                    // The first call's ids, plus every call when the list was split.
+                    let mut first = all.first().map(sent_json).unwrap_or_else(|| json!({}));
+                    if calls.first().is_some_and(|c| c.path == SEND_PATH) {
                         first["sends"] = Json::Array(all.iter().map(sent_json).collect());
-                        Ok(first)
                     }
+                    Ok(first)
                 }
             },
         )?,

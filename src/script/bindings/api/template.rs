@@ -88,8 +88,10 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
             &services.api,
             SEND,
             |lua, args: Value| template_message(lua, &args),
-            move |api, msg| {
+            move |api, mut msg: TemplateMessage| {
                 let outbox = outbox.clone();
+                // A key on every send, so a retry after a lost answer cannot deliver it twice.
+                msg.ensure_client_msg_id();
                 async move {
                     match api.template().send(&msg).await {
                         Ok(msgid) => Ok(Json::from(msgid)),
