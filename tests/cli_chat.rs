@@ -72,10 +72,13 @@ fn stderr(output: &Output) -> String {
 #[track_caller]
 fn assert_transcript(lines: &[String], expected: &[&str]) {
     let matches = lines.len() == expected.len()
-        && lines.iter().zip(expected).all(|(line, want)| match want.strip_suffix('…') {
-            Some(start) => line.starts_with(start),
-            None => line == want,
-        });
+        && lines
+            .iter()
+            .zip(expected)
+            .all(|(line, want)| match want.strip_suffix('…') {
+                Some(start) => line.starts_with(start),
+                None => line == want,
+            });
     assert!(matches, "got {lines:#?}\nwanted {expected:#?}");
 }
 
@@ -215,7 +218,12 @@ fn unsubscribe_and_unhandled_messages_show_no_reply() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_transcript(
         &stdout_lines(&output),
-        &["> /unsubscribe", "(no reply)", "> /view http://v", "(no reply)"],
+        &[
+            "> /unsubscribe",
+            "(no reply)",
+            "> /view http://v",
+            "(no reply)",
+        ],
     );
 }
 
@@ -644,13 +652,15 @@ fn data_keeps_the_store_between_chats_and_memory_does_not() {
         "wx.on('text', function(msg)\n  return 'visit ' .. wx.store.incr('visits:' .. msg.from)\nend)\n",
     );
     let kept = dir.path().join("kept");
-    let args = ["--scripts", script.as_str(), "--data", kept.to_str().unwrap()];
+    let args = [
+        "--scripts",
+        script.as_str(),
+        "--data",
+        kept.to_str().unwrap(),
+    ];
     let first = chat(dir.path(), &args, &[], "x\nx\n");
     assert!(first.status.success(), "{}", stderr(&first));
-    assert_transcript(
-        &stdout_lines(&first),
-        &["> x", "visit 1", "> x", "visit 2"],
-    );
+    assert_transcript(&stdout_lines(&first), &["> x", "visit 1", "> x", "visit 2"]);
     assert!(
         stderr(&first).contains("(kept between chats)"),
         "{}",
@@ -773,6 +783,7 @@ key = "SCAN"
     assert_transcript(
         &stdout_lines(&output),
         &[
+            "[api] POST /cgi-bin/menu/create {…",
             "> /menu",
             "(menu)",
             "  Today            /click TODAY",
@@ -798,9 +809,8 @@ fn tiny_http_server() -> u16 {
                     Ok(n) => request.extend_from_slice(&buf[..n]),
                 }
             }
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
-            );
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi");
         }
     });
     port

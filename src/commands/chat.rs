@@ -357,7 +357,9 @@ fn banner(
             "  store: {} (kept between chats)\n",
             dir.join(crate::store::SQLITE_FILE_NAME).display()
         )),
-        None => text.push_str("  store: in memory, gone when the chat ends (--data DIR keeps it)\n"),
+        None => {
+            text.push_str("  store: in memory, gone when the chat ends (--data DIR keeps it)\n")
+        }
     }
     text.push_str(&format!(
         "  wx.http: loopback ({}) allowed in chat; serve refuses it unless [http] allow lists it\n",
@@ -418,6 +420,9 @@ async fn converse(
             break;
         };
         screen.answered();
+        // Calls answered while the line was typed (another terminal's `menu push`, a late
+        // reply) belong above it.
+        feed.flush(screen);
         let input = slash::parse(&line);
         if input != Input::Nothing {
             screen.echo(&line);
@@ -485,7 +490,9 @@ fn templates(fake: &FakeWechat, command: TemplatesCommand) -> Vec<String> {
     match command {
         TemplatesCommand::Add { id, title } => {
             if fake.add_template(&id, &title) {
-                vec![format!("(template {id} added: wx.template.send can use it)")]
+                vec![format!(
+                    "(template {id} added: wx.template.send can use it)"
+                )]
             } else {
                 vec![format!("(template {id} is there already)")]
             }
@@ -664,14 +671,28 @@ mod tests {
             data: Some(dir.path().join("kept")),
             ..ChatOptions::default()
         };
-        let env: HashMap<String, String> =
-            [("WECHAT_STORE".to_string(), "redis://127.0.0.1:1/0".to_string())].into();
+        let env: HashMap<String, String> = [(
+            "WECHAT_STORE".to_string(),
+            "redis://127.0.0.1:1/0".to_string(),
+        )]
+        .into();
         let config = chat_config(&options, &env).unwrap();
-        assert_eq!(config.store, None, "the embedded store, not the configured one");
+        assert_eq!(
+            config.store, None,
+            "the embedded store, not the configured one"
+        );
         assert_eq!(config.data, dir.path().join("kept"));
         let url = |u: &str| url::Url::parse(u).unwrap();
-        for allowed in ["http://127.0.0.1:9000/", "http://[::1]/", "http://localhost:1/"] {
-            assert_eq!(config.http.rules.check_url(&url(allowed)), Ok(()), "{allowed}");
+        for allowed in [
+            "http://127.0.0.1:9000/",
+            "http://[::1]/",
+            "http://localhost:1/",
+        ] {
+            assert_eq!(
+                config.http.rules.check_url(&url(allowed)),
+                Ok(()),
+                "{allowed}"
+            );
         }
         assert!(config
             .http
@@ -679,7 +700,11 @@ mod tests {
             .check_resolved("localhost", "127.0.0.1".parse().unwrap())
             .is_ok());
         assert!(
-            config.http.rules.check_url(&url("http://10.0.0.1/")).is_err(),
+            config
+                .http
+                .rules
+                .check_url(&url("http://10.0.0.1/"))
+                .is_err(),
             "private addresses stay refused"
         );
         assert!(

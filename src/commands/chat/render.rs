@@ -157,8 +157,28 @@ fn menu_button(button: &Value, indent: &str) -> String {
     if command.is_empty() {
         format!("{indent}{name}")
     } else {
-        format!("{indent}{name:<16} {command}")
+        let pad = 16usize.saturating_sub(display_width(&name));
+        format!("{indent}{name}{} {command}", " ".repeat(pad))
     }
+}
+
+/// Columns a terminal gives `text`: two for East Asian wide characters (menu names are
+/// mostly Chinese), one for the rest, so the commands after them line up.
+fn display_width(text: &str) -> usize {
+    text.chars()
+        .map(|c| match u32::from(c) {
+            0x1100..=0x115F
+            | 0x2E80..=0xA4CF
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFE30..=0xFE4F
+            | 0xFF00..=0xFF60
+            | 0xFFE0..=0xFFE6
+            | 0x1F300..=0x1FAFF
+            | 0x20000..=0x3FFFD => 2,
+            _ => 1,
+        })
+        .sum()
 }
 
 /// The `<item>`s of a news reply's `<Articles>`.
@@ -461,7 +481,11 @@ mod tests {
         };
         assert_eq!(lines(&one), ["One", "   first", "   http://x/One"]);
         let three = Reply::News {
-            articles: vec![article("One", "first"), article("Two", ""), article("3", "")],
+            articles: vec![
+                article("One", "first"),
+                article("Two", ""),
+                article("3", ""),
+            ],
         };
         assert_eq!(
             describe_reply(&three.render("o_u", "gh_a", 1)),
@@ -507,6 +531,12 @@ mod tests {
                 "    Pic              (media_id: opens in WeChat, no message to the bot)",
             ]
         );
+        let chinese = json!({"button": [{"type": "click", "name": "今日特价", "key": "T"}]});
+        assert_eq!(
+            describe_menu(&chinese)[1],
+            "  今日特价         /click T",
+            "wide characters take two columns"
+        );
     }
 
     #[test]
@@ -528,7 +558,9 @@ mod tests {
             status: 404,
             json: None,
         });
-        assert!(describe_call(&lost, "o_u").unwrap().ends_with(" → HTTP 404"));
+        assert!(describe_call(&lost, "o_u")
+            .unwrap()
+            .ends_with(" → HTTP 404"));
         lost.answer = None;
         assert!(describe_call(&lost, "o_u")
             .unwrap()

@@ -364,7 +364,11 @@ impl Inbound {
                 element(&mut out, "Description", "");
                 element(&mut out, "Url", url);
             }
-            Inbound::MenuScan { event: name, key, result } => {
+            Inbound::MenuScan {
+                event: name,
+                key,
+                result,
+            } => {
                 event(&mut out, name);
                 element(&mut out, "EventKey", key);
                 out.push_str("<ScanCodeInfo>");
@@ -383,7 +387,11 @@ impl Inbound {
                 for i in 0..*count {
                     out.push_str("<item>");
                     // A made-up MD5 per picture: 32 hex digits, different for each.
-                    element(&mut out, "PicMd5Sum", &format!("{:032x}", msg_id * 16 + u64::from(i)));
+                    element(
+                        &mut out,
+                        "PicMd5Sum",
+                        &format!("{:032x}", msg_id * 16 + u64::from(i)),
+                    );
                     out.push_str("</item>");
                 }
                 out.push_str("</PicList></SendPicsInfo>");
@@ -405,7 +413,11 @@ impl Inbound {
                 out.push_str("</SendLocationInfo>");
             }
             Inbound::Video { short } => {
-                element(&mut out, "MsgType", if *short { "shortvideo" } else { "video" });
+                element(
+                    &mut out,
+                    "MsgType",
+                    if *short { "shortvideo" } else { "video" },
+                );
                 element(&mut out, "MediaId", &media_id);
                 element(&mut out, "ThumbMediaId", &format!("chat_thumb_{msg_id}"));
             }
