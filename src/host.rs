@@ -118,6 +118,8 @@ pub struct HostBuilder<'a> {
     api_base: Option<String>,
     /// Applied to the late-reply sink the settings call for.
     late_replies: Option<LateRepliesLayer>,
+    /// Told of every `wx.http` request the scripts finish (`chat` prints them).
+    http_observer: Option<crate::net::RequestObserver>,
 }
 
 impl HostBuilder<'_> {
@@ -149,6 +151,12 @@ impl HostBuilder<'_> {
         self
     }
 
+    /// Tells `observer` of every `wx.http` request the scripts finish.
+    pub fn http_observer(mut self, observer: crate::net::RequestObserver) -> Self {
+        self.http_observer = Some(observer);
+        self
+    }
+
     /// Opens the store, sets up the API client (when appid and appsecret are configured),
     /// loads the scripts, watches them if asked, and assembles the dispatcher and HTTP state.
     pub async fn build(self) -> Result<Host, BuildError> {
@@ -162,6 +170,10 @@ impl HostBuilder<'_> {
         };
         let base = self.api_base.as_deref().unwrap_or(&config.api_base);
         let mut services = Services::new(store.clone()).with_http(config.http.clone());
+        if let Some(observer) = self.http_observer {
+            let client = crate::net::HttpClient::new(config.http.clone()).observed(observer);
+            services = services.with_http_client(client);
+        }
         match api_client_at(config, &store, base)? {
             Some(client) => services = services.with_api(client),
             None => {
@@ -246,6 +258,7 @@ impl Host {
             store: None,
             api_base: None,
             late_replies: None,
+            http_observer: None,
         }
     }
 

@@ -62,6 +62,15 @@ struct ChatArgs {
     /// The user's OpenID.
     #[arg(long = "as", value_name = "OPENID", default_value = commands::chat::DEFAULT_USER)]
     user: String,
+    /// Keep the store (wx.store) in DIR between chats (default: in memory, gone at the end).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// The fake account's menu at the start, from a JSON or TOML file as `menu push` takes it.
+    #[arg(long, value_name = "FILE")]
+    menu: Option<PathBuf>,
+    /// A template_id the fake account has, so template sends with it succeed (repeatable).
+    #[arg(long = "template", value_name = "ID")]
+    templates: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -175,6 +184,9 @@ fn main() -> ExitCode {
             config: args.config,
             raw: args.raw,
             user: args.user,
+            data: args.data,
+            menu: args.menu,
+            templates: args.templates,
         })
         .map_err(anyhow::Error::from),
     };

@@ -1,6 +1,9 @@
 //! `wechat-lua chat` driven through a pipe, as `printf 'hi\n' | wechat-lua chat` would be:
-//! one reply block per input line, API calls marked by kind (from handlers and from late
-//! replies), safe mode, raw XML, scripts that do not load, script errors and reloads.
+//! each input line echoed (`> hi`) before its reply block, API calls marked by kind (from
+//! handlers and from late replies) with WeChat's refusals inline, `wx.http` requests, every
+//! event a menu can send, the fake account's followers, templates and menu (also pushed with
+//! `wechat-lua menu push` from outside), `--data`, safe mode, raw XML, scripts that do not
+//! load, script errors and reloads.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -64,6 +67,21 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Checks a transcript line by line; an expected line ending in `…` only has to start with
+/// what comes before it (ids and timings vary).
+#[track_caller]
+fn assert_transcript(lines: &[String], expected: &[&str]) {
+    let matches = lines.len() == expected.len()
+        && lines
+            .iter()
+            .zip(expected)
+            .all(|(line, want)| match want.strip_suffix('…') {
+                Some(start) => line.starts_with(start),
+                None => line == want,
+            });
+    assert!(matches, "got {lines:#?}\nwanted {expected:#?}");
+}
+
 fn write_script(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
@@ -82,35 +100,40 @@ fn the_echo_bot_answers_each_line_through_a_pipe() {
         input,
     );
     assert!(output.status.success(), "{}", stderr(&output));
-    let lines = stdout_lines(&output);
-    let fixed = [
-        "hi",
-        "click:MENU",
-        "scan:42",
-        "welcome",
-        "23.1,113.3",
-        "1. T",
-        "   http://x",
-    ];
-    assert_eq!(lines[..fixed.len()], fixed, "{lines:#?}");
-    let rest = &lines[fixed.len()..];
-    assert_eq!(rest.len(), 5, "{lines:#?}");
-    assert!(
-        rest[0].starts_with("[image media_id=chat_media_"),
-        "{rest:?}"
-    );
-    assert!(
-        rest[1].starts_with("[voice media_id=chat_media_"),
-        "{rest:?}"
-    );
-    assert_eq!(rest[2], "(now chatting as other)");
-    assert_eq!(rest[3], "again 你好");
-    assert!(
-        rest[4].starts_with("unknown command /nope"),
-        "one-line hint: {rest:?}"
+    assert_transcript(
+        &stdout_lines(&output),
+        &[
+            "> hi",
+            "hi",
+            "> /click MENU",
+            "click:MENU",
+            "> /scan 42",
+            "scan:42",
+            "> /subscribe",
+            "welcome",
+            "> /location 23.1 113.3 Home",
+            "23.1,113.3",
+            "> /link T http://x",
+            "T",
+            "   http://x",
+            "> /image",
+            "[image media_id=chat_media_…",
+            "> /voice hello",
+            "[voice media_id=chat_media_…",
+            "> /as other",
+            "(now chatting as other)",
+            "> again 你好",
+            "again 你好",
+            "> /nope",
+            "unknown command /nope…",
+        ],
     );
     let err = stderr(&output);
     assert!(err.contains("wechat-lua chat"), "banner on stderr: {err}");
+    assert!(
+        err.contains("store: in memory, gone when the chat ends (--data DIR keeps it)"),
+        "the banner says where the store is: {err}"
+    );
     assert!(
         !dir.path().join("data").exists(),
         "nothing written: no data dir"
@@ -148,28 +171,38 @@ wx.on("location", function(msg) return msg.label end)
                  /voice 你好 world\n/image http://pic\n/location 1 2 Canton Tower\n//slash\n";
     let output = chat(dir.path(), &["--scripts", &script], &[], input);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(
-        stdout_lines(&output),
-        [
+    assert_transcript(
+        &stdout_lines(&output),
+        &[
+            "> music",
             "♪ Song",
             "  url: http://m",
             "  thumb_media_id=T",
+            "> transfer",
             "[transferred to customer service]",
-            "1. A",
+            "> news",
+            "A",
             "   first",
             "   http://a",
-            "2. B",
-            "   http://b",
+            "(WeChat shows only the first article of a news reply: 1 more not shown)",
+            "> lines",
             "one",
             "two",
+            "> /subscribe 42",
             "sub qrscene_42 ticket",
+            "> /subscribe",
             "sub - -",
+            "> /view http://v",
             "view http://v",
+            "> /voice 你好 world",
             "heard 你好 world",
+            "> /image http://pic",
             "http://pic",
+            "> /location 1 2 Canton Tower",
             "Canton Tower",
+            "> //slash",
             "(no reply)",
-        ]
+        ],
     );
 }
 
@@ -183,7 +216,15 @@ fn unsubscribe_and_unhandled_messages_show_no_reply() {
         "/unsubscribe\n/view http://v\n",
     );
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(stdout_lines(&output), ["(no reply)", "(no reply)"]);
+    assert_transcript(
+        &stdout_lines(&output),
+        &[
+            "> /unsubscribe",
+            "(no reply)",
+            "> /view http://v",
+            "(no reply)",
+        ],
+    );
 }
 
 #[test]
@@ -202,12 +243,12 @@ fn a_late_reply_arrives_through_customer_service() {
     );
     assert!(output.status.success(), "{}", stderr(&output));
     let lines = stdout_lines(&output);
-    assert_eq!(lines[0], "(no reply)", "{lines:?}");
+    assert_eq!(lines[..2], ["> hi", "(no reply)"], "{lines:?}");
     let late = lines
         .iter()
         .position(|l| l == "[客服] text: later: hi")
         .unwrap_or_else(|| panic!("late reply printed before exit: {lines:?}"));
-    assert!(late > 0);
+    assert!(late > 1);
     assert!(
         lines.iter().all(|l| !l.contains("token")),
         "token fetches are not shown: {lines:?}"
@@ -256,20 +297,24 @@ menu
 ",
     );
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(
-        stdout_lines(&output),
-        [
+    assert_transcript(
+        &stdout_lines(&output),
+        &[
+            "> kf",
             "[客服] text: from customer service",
             "[客服 → o_someone] image media_id=MEDIA",
             "true",
-            "[模板] template_id=TPL1 data: name=Ann",
+            "> tpl",
+            "[模板] template_id=TPL1 data: name=Ann → 40037 invalid template_id",
             "refused 40037",
+            "> mass",
             "[群发] sendall to all: text: hello all",
             "mass true",
+            "> menu",
             "[api] POST /cgi-bin/menu/create \
              {\"button\":[{\"key\":\"HELP\",\"name\":\"Help\",\"type\":\"click\"}]}",
             "(no reply)",
-        ]
+        ],
     );
 }
 
@@ -290,7 +335,7 @@ fn raw_prints_the_reply_xml() {
     );
     assert!(output.status.success(), "{}", stderr(&output));
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.starts_with("<xml>"), "{text}");
+    assert!(text.starts_with("> hi\n<xml>"), "{text}");
     assert!(
         text.contains("<ToUserName><![CDATA[o_raw]]></ToUserName>"),
         "{text}"
@@ -317,7 +362,10 @@ fn safe_mode_encrypts_both_ways_and_still_chats() {
         "hi 安全\n/click K\n",
     );
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(stdout_lines(&output), ["hi 安全", "click:K"]);
+    assert_transcript(
+        &stdout_lines(&output),
+        &["> hi 安全", "hi 安全", "> /click K", "click:K"],
+    );
     assert!(stderr(&output).contains("encrypt"), "{}", stderr(&output));
     // --raw shows the decrypted reply, not the envelope.
     let output = chat(
@@ -388,8 +436,10 @@ fn script_errors_and_reloads_show_on_stderr() {
     let next_out = || out_rx.recv_timeout(Duration::from_secs(15)).unwrap();
 
     writeln!(stdin, "x").unwrap();
+    assert_eq!(next_out(), "> x", "echoed first");
     assert_eq!(next_out(), "one");
     writeln!(stdin, "boom").unwrap();
+    assert_eq!(next_out(), "> boom");
     assert_eq!(next_out(), "(no reply)");
     let line = wait_err("kaboom");
     assert!(
@@ -401,14 +451,412 @@ fn script_errors_and_reloads_show_on_stderr() {
     let line = wait_err("scripts reloaded");
     assert!(line.starts_with("[info]"), "{line}");
     writeln!(stdin, "x").unwrap();
+    assert_eq!(next_out(), "> x");
     assert_eq!(next_out(), "two");
 
     std::fs::write(&script, "wx.on('text', function()\n  return (\nend)\n").unwrap();
     let line = wait_err("reload rejected");
     assert!(line.contains("bot.lua:3"), "{line}");
     writeln!(stdin, "x").unwrap();
+    assert_eq!(next_out(), "> x");
     assert_eq!(next_out(), "two", "the last good scripts keep serving");
 
     drop(stdin);
     assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn refusals_show_inline_and_templates_are_seeded_by_flag_or_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(
+        dir.path(),
+        "tpl.lua",
+        r#"
+wx.on("text", "^(%S+)$", function(msg, id)
+  local sent, err = wx.template.send{ to = msg.from, template_id = id, data = { name = { value = "Ann" } } }
+  return sent and "sent" or ("refused " .. err.errcode)
+end)
+"#,
+    );
+    let output = chat(
+        dir.path(),
+        &["--scripts", &script, "--template", "TPL2"],
+        &[],
+        "TPL1\n/templates\n/templates add TPL1 Order shipped\n/templates add TPL1\nTPL1\nTPL2\n",
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_transcript(
+        &stdout_lines(&output),
+        &[
+            "> TPL1",
+            "[模板] template_id=TPL1 data: name=Ann → 40037 invalid template_id",
+            "refused 40037",
+            "> /templates",
+            "(template TPL2: template TPL2)",
+            "> /templates add TPL1 Order shipped",
+            "(template TPL1 added: wx.template.send can use it)",
+            "> /templates add TPL1",
+            "(template TPL1 is there already)",
+            "> TPL1",
+            "[模板] template_id=TPL1 data: name=Ann",
+            "sent",
+            "> TPL2",
+            "[模板] template_id=TPL2 data: name=Ann",
+            "sent",
+        ],
+    );
+}
+
+#[test]
+fn a_kf_news_message_shows_its_first_article_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(
+        dir.path(),
+        "kfnews.lua",
+        r#"
+wx.on("text", function(msg)
+  wx.kf.send(msg.from, wx.reply.news{ { title = "A", url = "http://a" }, { title = "B" } })
+end)
+"#,
+    );
+    let output = chat(dir.path(), &["--scripts", &script], &[], "x\n");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_transcript(
+        &stdout_lines(&output),
+        &[
+            "> x",
+            "[客服] news: A (http://a) \
+             (WeChat shows only the first article of a news message: 1 more not shown)",
+            "(no reply)",
+        ],
+    );
+}
+
+#[test]
+fn user_info_follows_subscribe_and_unsubscribe() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(
+        dir.path(),
+        "who.lua",
+        r#"
+local function status(openid)
+  return "subscribe=" .. wx.user.info(openid).subscribe
+end
+wx.on("text", function(msg) return status(msg.from) end)
+wx.on("event.subscribe", function(msg) return "hello, " .. status(msg.from) end)
+"#,
+    );
+    let output = chat(
+        dir.path(),
+        &["--scripts", &script],
+        &[],
+        "who\n/unsubscribe\nwho\n/subscribe\nwho\n/as newbie\nwho\n",
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines: Vec<String> = stdout_lines(&output)
+        .into_iter()
+        .filter(|l| !l.starts_with("[api] GET /cgi-bin/user/info"))
+        .collect();
+    assert_transcript(
+        &lines,
+        &[
+            "> who",
+            "subscribe=1",
+            "> /unsubscribe",
+            "(no reply)",
+            "> who",
+            "subscribe=0",
+            "> /subscribe",
+            "hello, subscribe=1",
+            "> who",
+            "subscribe=1",
+            "> /as newbie",
+            "(now chatting as newbie)",
+            "> who",
+            "subscribe=1",
+        ],
+    );
+}
+
+#[test]
+fn every_event_a_menu_sends_and_every_message_kind_reaches_the_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(
+        dir.path(),
+        "menu_events.lua",
+        r#"
+for _, name in ipairs{ "scancode_push", "scancode_waitmsg" } do
+  wx.on("event." .. name, function(msg)
+    return name .. " " .. msg.key .. " " .. msg.scan_code_info.scan_type .. " " .. msg.scan_code_info.scan_result
+  end)
+end
+for _, name in ipairs{ "pic_sysphoto", "pic_photo_or_album", "pic_weixin" } do
+  wx.on("event." .. name, function(msg)
+    local pics = msg.send_pics_info
+    return name .. " " .. msg.key .. " " .. pics.count .. " " .. #pics.pic_list .. " " .. #pics.pic_list[1].pic_md5_sum
+  end)
+end
+wx.on("event.location_select", function(msg)
+  local at = msg.send_location_info
+  return "location_select " .. msg.key .. " " .. at.location_x .. "," .. at.location_y .. " " .. at.label
+end)
+wx.on("event.view", function(msg) return "view " .. msg.key end)
+for _, kind in ipairs{ "video", "shortvideo" } do
+  wx.on(kind, function(msg)
+    return kind .. " " .. msg.media_id:match("^chat_media_") .. " " .. msg.thumb_media_id:match("^chat_thumb_")
+  end)
+end
+wx.on("file", function(msg) return "file " .. msg.title .. " " .. msg.file_total_len end)
+"#,
+    );
+    let input = "/scancode_push SCAN hello\n/scancode_waitmsg WAIT\n/pic_sysphoto CAM 2\n\
+                 /pic_photo_or_album ALBUM\n/pic_weixin WX 3\n/location_select LOC 23.1 113.3 Canton Tower\n\
+                 /view https://example.com/\n/video\n/shortvideo\n/file notes.txt\n/pic_weixin\n";
+    let output = chat(dir.path(), &["--scripts", &script], &[], input);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_transcript(
+        &stdout_lines(&output),
+        &[
+            "> /scancode_push SCAN hello",
+            "scancode_push SCAN qrcode hello",
+            "> /scancode_waitmsg WAIT",
+            "scancode_waitmsg WAIT qrcode https://example.com/scanned",
+            "> /pic_sysphoto CAM 2",
+            "pic_sysphoto CAM 2 2 32",
+            "> /pic_photo_or_album ALBUM",
+            "pic_photo_or_album ALBUM 1 1 32",
+            "> /pic_weixin WX 3",
+            "pic_weixin WX 3 3 32",
+            "> /location_select LOC 23.1 113.3 Canton Tower",
+            "location_select LOC 23.1,113.3 Canton Tower",
+            "> /view https://example.com/",
+            "view https://example.com/",
+            "> /video",
+            "video chat_media_ chat_thumb_",
+            "> /shortvideo",
+            "shortvideo chat_media_ chat_thumb_",
+            "> /file notes.txt",
+            "file notes.txt 122880",
+            "> /pic_weixin",
+            "usage: /pic_weixin KEY [N]…",
+        ],
+    );
+}
+
+#[test]
+fn data_keeps_the_store_between_chats_and_memory_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(
+        dir.path(),
+        "visits.lua",
+        "wx.on('text', function(msg)\n  return 'visit ' .. wx.store.incr('visits:' .. msg.from)\nend)\n",
+    );
+    let kept = dir.path().join("kept");
+    let args = [
+        "--scripts",
+        script.as_str(),
+        "--data",
+        kept.to_str().unwrap(),
+    ];
+    let first = chat(dir.path(), &args, &[], "x\nx\n");
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_transcript(&stdout_lines(&first), &["> x", "visit 1", "> x", "visit 2"]);
+    assert!(
+        stderr(&first).contains("(kept between chats)"),
+        "{}",
+        stderr(&first)
+    );
+    // The second chat's fake never issued the first one's access_token: no call is refused.
+    let tpl = write_script(
+        dir.path(),
+        "visits_api.lua",
+        "wx.on('text', function(msg)\n  wx.kf.send(msg.from, 'psst')\n  return 'visit ' .. wx.store.incr('visits:' .. msg.from)\nend)\n",
+    );
+    let args = ["--scripts", tpl.as_str(), "--data", kept.to_str().unwrap()];
+    let second = chat(dir.path(), &args, &[], "x\n");
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_transcript(
+        &stdout_lines(&second),
+        &["> x", "[客服] text: psst", "visit 3"],
+    );
+    let third = chat(dir.path(), &args, &[], "x\n");
+    assert_transcript(
+        &stdout_lines(&third),
+        &["> x", "[客服] text: psst", "visit 4"],
+    );
+    let memory = chat(dir.path(), &["--scripts", &script], &[], "x\n");
+    assert_transcript(&stdout_lines(&memory), &["> x", "visit 1"]);
+}
+
+#[test]
+fn a_menu_from_a_flag_or_pushed_from_outside_shows_with_its_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let menu = dir.path().join("menu.toml");
+    std::fs::write(
+        &menu,
+        r#"
+[[button]]
+type = "click"
+name = "Today"
+key = "TODAY"
+
+[[button]]
+name = "More"
+
+[[button.sub_button]]
+type = "scancode_waitmsg"
+name = "Scan"
+key = "SCAN"
+"#,
+    )
+    .unwrap();
+    let output = chat(
+        dir.path(),
+        &[
+            "--scripts",
+            echo().to_str().unwrap(),
+            "--menu",
+            menu.to_str().unwrap(),
+        ],
+        &[],
+        "/menu\n",
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_transcript(
+        &stdout_lines(&output),
+        &[
+            "> /menu",
+            "(menu)",
+            "  Today            /click TODAY",
+            "  More",
+            "    Scan             /scancode_waitmsg SCAN",
+        ],
+    );
+
+    // Without --menu: the banner's address and credentials let `menu push` reach the fake.
+    let mut child = command(dir.path(), &["--scripts", echo().to_str().unwrap()], &[])
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let (err_tx, err_rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    // Read to the end, so the chat never writes into a closed pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = err_tx.send(line);
+        }
+    });
+    let mut vars = Vec::new();
+    while let Ok(line) = err_rx.recv_timeout(Duration::from_secs(15)) {
+        if line.contains("WECHAT_API_BASE=") {
+            vars = line
+                .split_whitespace()
+                .filter_map(|word| word.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            break;
+        }
+    }
+    assert!(
+        vars.iter().any(|(k, _)| k == "WECHAT_APPSECRET"),
+        "banner names the credentials: {vars:?}"
+    );
+    let mut push = Command::new(env!("CARGO_BIN_EXE_wechat-lua"));
+    push.args(["menu", "push", menu.to_str().unwrap()])
+        .current_dir(dir.path());
+    for var in WECHAT_VARS {
+        push.env_remove(var);
+    }
+    let pushed = push.envs(vars).output().unwrap();
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "the printed command keeps nothing on disk"
+    );
+    writeln!(stdin, "/menu").unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert_transcript(
+        &stdout_lines(&output),
+        &[
+            "[api] POST /cgi-bin/menu/create {…",
+            "> /menu",
+            "(menu)",
+            "  Today            /click TODAY",
+            "  More",
+            "    Scan             /scancode_waitmsg SCAN",
+        ],
+    );
+}
+
+/// A one-request-at-a-time HTTP server on loopback answering `200 hi`; returns its port.
+fn tiny_http_server() -> u16 {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi");
+        }
+    });
+    port
+}
+
+#[test]
+fn wx_http_requests_show_like_api_calls_and_loopback_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = tiny_http_server();
+    let script = write_script(
+        dir.path(),
+        "fetch.lua",
+        &format!(
+            r#"
+wx.on("text", "^get$", function()
+  local resp, err = wx.http.get("http://127.0.0.1:{port}/hello?key=secret")
+  return resp and (resp.status .. " " .. resp.body) or err.kind
+end)
+wx.on("text", "^private$", function()
+  local resp, err = wx.http.get("http://10.0.0.1/x")
+  return resp and "reached" or err.kind
+end)
+"#
+        ),
+    );
+    let output = chat(dir.path(), &["--scripts", &script], &[], "get\nprivate\n");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let get_line = format!("[http] GET http://127.0.0.1:{port}/hello → 200, …");
+    assert_transcript(
+        &stdout_lines(&output),
+        &[
+            "> get",
+            &get_line,
+            "200 hi",
+            "> private",
+            "[http] GET http://10.0.0.1/x → denied, …",
+            "denied",
+        ],
+    );
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("secret"),
+        "the query is not shown"
+    );
+    assert!(
+        stderr(&output).contains("wx.http: loopback"),
+        "{}",
+        stderr(&output)
+    );
 }

@@ -100,6 +100,9 @@ async fn the_menu_bot_answers_its_buttons_and_its_menu_file_is_valid() {
         .filter_map(|b| b["key"].as_str())
         .collect();
     assert_eq!(keys, ["MENU_CONTACT"]);
+    // The TOML copy (docs/chat.md's example) is the same menu.
+    let toml = wechat_lua::commands::account::read_menu(&example("menu/menu.toml")).unwrap();
+    assert_eq!(toml, menu);
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 -- A menu bot. Push the menu once with
 --   wechat-lua menu push examples/menu/menu.json
 -- then every tap arrives as a CLICK event with the button's key.
---   wechat-lua chat --scripts examples/menu    (try: /click MENU_TODAY)
+--   wechat-lua chat --scripts examples/menu --menu examples/menu/menu.toml
+--   (try: /menu, then /click MENU_TODAY)
 
 wx.on("event.click", "MENU_TODAY", function()
   return "Today's special: " .. os.date("%A") .. " noodles"

@@ -1,16 +1,24 @@
 //! `wechat-lua chat`: a terminal chat with the bot, playing a WeChat user. It runs the
 //! built-in fake WeChat API and a real host in-process, sends each typed line (or slash
 //! command) as WeChat would — signed, and encrypted when an EncodingAESKey is configured —
-//! over the real HTTP callback, and shows the passive reply, every API call the scripts make,
-//! and script errors and reloads as they happen.
+//! over the real HTTP callback, and shows the passive reply, every API call the scripts make
+//! (with WeChat's refusal when the fake refused it) and every `wx.http` request, and script
+//! errors and reloads as they happen.
+//!
+//! The fake account behaves as WeChat does where a newcomer would trip: the user chatting
+//! follows it until `/unsubscribe` (`wx.user.info` says so), template sends need a template
+//! it has (`--template ID`, `/templates add ID`), and its menu (`--menu FILE`, or pushed with
+//! `wechat-lua menu push` at the address the banner prints) is shown by `/menu`. The store is
+//! in memory unless `--data DIR` keeps it; `wx.http` may reach loopback addresses.
 
 pub mod render;
 mod screen;
 pub mod slash;
 mod wire;
 
+use std::collections::{HashSet, VecDeque};
 use std::io::BufRead;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,6 +29,7 @@ use crate::config::{Config, ConfigError, Overrides, Secret};
 use crate::dispatch::LateReplies;
 use crate::fake_wechat::{FakeWechat, FAKE_APPID, FAKE_SECRET};
 use crate::host::{BuildError, Host};
+use crate::net::HostRule;
 use crate::protocol::crypto::MessageCrypto;
 use crate::protocol::envelope::Envelope;
 use crate::script::runtime::{Handled, LateReplyFailure};
@@ -29,7 +38,7 @@ use crate::server::{self, CALLBACK_PATH};
 use crate::sync::lock;
 use render::ReplyView;
 use screen::{init_logging, Screen};
-use slash::Input;
+use slash::{Input, TemplatesCommand};
 use wire::Wire;
 
 /// The user chatting when `--as` is not given.
@@ -38,8 +47,10 @@ pub const DEFAULT_USER: &str = "o_chat_user";
 pub const CHAT_TOKEN: &str = "wechatluachat";
 /// The account's original ID (ToUserName) in simulated messages.
 pub const ACCOUNT: &str = "gh_wechat_lua_chat";
-/// The store the chat host uses: nothing outlives the session.
+/// The store the chat host uses unless `--data` is given: nothing outlives the session.
 pub const CHAT_STORE: &str = "sqlite::memory:";
+/// What `wx.http` may reach in a chat besides public addresses: the developer's own machine.
+pub const CHAT_HTTP_ALLOW: [&str; 3] = ["127.0.0.1", "::1", "localhost"];
 
 /// Longest wait at the end for handlers whose replies go out late.
 const LATE_WAIT: Duration = Duration::from_secs(30);
@@ -59,6 +70,12 @@ pub struct ChatOptions {
     pub raw: bool,
     /// `--as OPENID`: the user to chat as.
     pub user: String,
+    /// `--data DIR`: keep the store (`wx.store`) in DIR instead of in memory.
+    pub data: Option<PathBuf>,
+    /// `--menu FILE`: the fake account's menu at the start (JSON or TOML).
+    pub menu: Option<PathBuf>,
+    /// `--template ID`: templates the fake account has at the start.
+    pub templates: Vec<String>,
 }
 
 impl Default for ChatOptions {
@@ -68,6 +85,9 @@ impl Default for ChatOptions {
             config: None,
             raw: false,
             user: DEFAULT_USER.to_string(),
+            data: None,
+            menu: None,
+            templates: Vec::new(),
         }
     }
 }
@@ -87,10 +107,17 @@ pub enum ChatError {
     /// The HTTP client could not be made.
     #[error("HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    /// The `--menu` file is unusable (the message names it).
+    #[error("--menu: {0}")]
+    Menu(String),
+    /// The `--data` store could not be opened or cleared.
+    #[error("--data: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// The chat's settings: loaded as `serve` loads them, then pointed at the fake WeChat API
-/// (the host is built with its base once the fake listens) with an in-memory store.
+/// (the host is built with its base once the fake listens) with an in-memory store (or the
+/// embedded store in `--data DIR`), and `wx.http` let through to loopback addresses.
 pub fn chat_config(
     options: &ChatOptions,
     env: &std::collections::HashMap<String, String>,
@@ -105,7 +132,20 @@ pub fn chat_config(
     config.token.get_or_insert_with(|| Secret::new(CHAT_TOKEN));
     config.appid = Some(FAKE_APPID.to_string());
     config.appsecret = Some(Secret::new(FAKE_SECRET));
-    config.store = Some(CHAT_STORE.to_string());
+    match &options.data {
+        Some(dir) => {
+            config.data = dir.clone();
+            config.store = None;
+        }
+        None => config.store = Some(CHAT_STORE.to_string()),
+    }
+    // The chat runs on the developer's machine, where the services a bot talks to often run
+    // too; `[http] deny` still wins over these.
+    for host in CHAT_HTTP_ALLOW {
+        if let Ok(rule) = host.parse::<HostRule>() {
+            config.http.rules.allow.push(rule);
+        }
+    }
     Ok(config)
 }
 
@@ -156,11 +196,37 @@ async fn session(
     screen: Arc<Screen>,
 ) -> Result<(), ChatError> {
     let (fake, base) = FakeWechat::start().await?;
+    if let Some(path) = &options.menu {
+        let menu = crate::commands::account::read_menu(path)
+            .map_err(|e| ChatError::Menu(format!("{e:#}")))?;
+        fake.set_menu(menu);
+    }
+    for id in &options.templates {
+        fake.add_template(id, &format!("template {id}"));
+    }
+    fake.follow(&options.user);
+    let store = crate::store::open(config.store.as_deref(), &config.data).await?;
+    // A kept store holds the access_token of the last chat's fake, which this fake never
+    // issued: forget it rather than show every first call refused with 40001.
+    store
+        .del(&crate::store::keys::token_key(FAKE_APPID))
+        .await?;
+    let http_seen: Arc<Mutex<VecDeque<(usize, String)>>> = Arc::default();
+    let observer: crate::net::RequestObserver = {
+        let (fake, http_seen) = (fake.clone(), http_seen.clone());
+        Arc::new(move |seen: &crate::net::SeenRequest| {
+            // Numbered by the API calls received before it ended, to keep the order on screen.
+            let before = fake.call_count();
+            lock(&http_seen).push_back((before, render::describe_http(seen)));
+        })
+    };
     let pending = Arc::new(AtomicI64::new(0));
     let counted = pending.clone();
     let host = Host::builder(&config)
         .watch(true)
-        .api_base(base)
+        .store(store)
+        .api_base(base.clone())
+        .http_observer(observer)
         .late_replies(move |inner| {
             Arc::new(CountingLate {
                 inner,
@@ -181,6 +247,8 @@ async fn session(
         fake,
         seen: Mutex::new(0),
         user: user.clone(),
+        http: http_seen,
+        known_users: Mutex::new(HashSet::from([options.user.clone()])),
     });
     let token = host.state.token.clone();
     let envelope = match &config.encoding_aes_key {
@@ -197,14 +265,14 @@ async fn session(
         envelope,
     };
     eprintln!(
-        "wechat-lua chat: {} as {}{} — /help lists commands, /quit leaves",
-        config.scripts.display(),
-        options.user,
-        if wire.envelope.is_some() {
-            ", messages encrypted (encrypt_type=aes)"
-        } else {
-            ""
-        }
+        "{}",
+        banner(
+            &config,
+            &options,
+            &base,
+            wire.envelope.is_some(),
+            options.data.as_deref()
+        )
     );
 
     let poller = {
@@ -253,7 +321,7 @@ async fn session(
     if let Some(task) = interrupts {
         task.abort();
     }
-    feed.flush(&screen);
+    feed.flush_all(&screen);
 
     drop(wire);
     let _ = stop.send(());
@@ -263,6 +331,46 @@ async fn session(
     }
     host.shutdown().await;
     Ok(())
+}
+
+/// What the chat says before the first prompt: whose scripts, as whom, where the store is,
+/// where `wx.http` may go, and how to reach the fake WeChat API from another terminal.
+fn banner(
+    config: &Config,
+    options: &ChatOptions,
+    base: &str,
+    encrypted: bool,
+    data: Option<&Path>,
+) -> String {
+    let mut text = format!(
+        "wechat-lua chat: {} as {}{} — /help lists commands, /quit leaves\n",
+        config.scripts.display(),
+        options.user,
+        if encrypted {
+            ", messages encrypted (encrypt_type=aes)"
+        } else {
+            ""
+        }
+    );
+    match data {
+        Some(dir) => text.push_str(&format!(
+            "  store: {} (kept between chats)\n",
+            dir.join(crate::store::SQLITE_FILE_NAME).display()
+        )),
+        None => {
+            text.push_str("  store: in memory, gone when the chat ends (--data DIR keeps it)\n")
+        }
+    }
+    text.push_str(&format!(
+        "  wx.http: loopback ({}) allowed in chat; serve refuses it unless [http] allow lists it\n",
+        CHAT_HTTP_ALLOW.join(", ")
+    ));
+    text.push_str(&format!(
+        "  fake WeChat API: {base} (appid {FAKE_APPID}, appsecret {FAKE_SECRET}); from another terminal:\n    \
+         WECHAT_API_BASE={base} WECHAT_APPID={FAKE_APPID} WECHAT_APPSECRET={FAKE_SECRET} \
+         WECHAT_STORE={CHAT_STORE} wechat-lua menu push menu.toml"
+    ));
+    text
 }
 
 /// Lines typed (or piped) on stdin, read on their own thread so waiting for input blocks
@@ -312,17 +420,49 @@ async fn converse(
             break;
         };
         screen.answered();
-        match slash::parse(&line) {
+        // Calls answered while the line was typed (another terminal's `menu push`, a late
+        // reply) belong above it.
+        feed.flush(screen);
+        let input = slash::parse(&line);
+        if input != Input::Nothing {
+            screen.echo(&line);
+        }
+        match input {
             Input::Nothing => {}
             Input::Quit => break,
             Input::Help => screen.notes(slash::HELP.lines()),
             Input::Hint(hint) => screen.notes([hint.as_str()]),
+            Input::ShowMenu => {
+                let lines = match feed.fake.menu() {
+                    Some(menu) => render::describe_menu(&menu),
+                    None => vec![
+                        "(no menu: start with --menu FILE, push one with `wechat-lua menu push`, or call wx.menu.create)"
+                            .to_string(),
+                    ],
+                };
+                screen.notes(lines.iter().map(String::as_str));
+            }
+            Input::Templates(command) => {
+                let note = templates(&feed.fake, command);
+                screen.notes(note.iter().map(String::as_str));
+            }
             Input::SwitchUser(openid) => {
                 screen.notes([format!("(now chatting as {openid})").as_str()]);
+                // Someone new writing to the account follows it, as the user at the start.
+                if lock(&feed.known_users).insert(openid.clone()) {
+                    feed.fake.follow(&openid);
+                }
                 *lock(user) = openid;
             }
             Input::Send(inbound) => {
                 let from = lock(user).clone();
+                // WeChat counts a user in or out before it tells the bot, so `wx.user.info`
+                // in the handler already agrees with the event.
+                match &inbound {
+                    slash::Inbound::Subscribe(_) => feed.fake.follow(&from),
+                    slash::Inbound::Unsubscribe => feed.fake.unfollow(&from),
+                    _ => {}
+                }
                 let (create_time, msg_id) = clock.next();
                 let xml = inbound.to_xml(&from, ACCOUNT, create_time, msg_id);
                 let answer = wire.send(&xml).await;
@@ -333,10 +473,41 @@ async fn converse(
                     Ok(body) => match render::describe_reply(&body) {
                         ReplyView::NoReply => screen.dim("(no reply)"),
                         ReplyView::Lines(lines) => screen.bot(lines.iter().map(String::as_str)),
+                        ReplyView::Trimmed { lines, warning } => {
+                            screen.bot(lines.iter().map(String::as_str));
+                            screen.notes([warning.as_str()]);
+                        }
                     },
                     Err(e) => screen.bot([format!("[{e}]").as_str()]),
                 }
             }
+        }
+    }
+}
+
+/// `/templates`: lists the fake account's templates, or adds one.
+fn templates(fake: &FakeWechat, command: TemplatesCommand) -> Vec<String> {
+    match command {
+        TemplatesCommand::Add { id, title } => {
+            if fake.add_template(&id, &title) {
+                vec![format!(
+                    "(template {id} added: wx.template.send can use it)"
+                )]
+            } else {
+                vec![format!("(template {id} is there already)")]
+            }
+        }
+        TemplatesCommand::List => {
+            let list = fake.templates();
+            if list.is_empty() {
+                return vec![
+                    "(no templates: a template send is refused with 40037; add one with /templates add ID or --template ID)"
+                        .to_string(),
+                ];
+            }
+            list.into_iter()
+                .map(|(id, title)| format!("(template {id}: {title})"))
+                .collect()
         }
     }
 }
@@ -374,19 +545,41 @@ impl Clock {
     }
 }
 
-/// Calls recorded by the fake WeChat API, shown once each as they arrive.
+/// Calls recorded by the fake WeChat API and `wx.http` requests, shown once each, in order,
+/// as they are answered.
 struct CallFeed {
     fake: FakeWechat,
     /// How many recorded calls were shown already.
     seen: Mutex<usize>,
     /// The current user, whose sends need no recipient named.
     user: Arc<Mutex<String>>,
+    /// `wx.http` requests not shown yet, each with the number of API calls received before it
+    /// ended: it shows after those.
+    http: Arc<Mutex<VecDeque<(usize, String)>>>,
+    /// Users who chatted in this session: someone new follows the account when first seen.
+    known_users: Mutex<HashSet<String>>,
+}
+
+/// Where [`CallFeed::show`] stops.
+#[derive(Clone, Copy, PartialEq)]
+enum Until {
+    /// Before the first call not answered yet, so its outcome shows with it.
+    Unanswered,
+    /// Before the first unanswered call or the typing indicator, whichever comes first.
+    TypingOrUnanswered,
+    /// After the last call, answered or not (the session is ending).
+    End,
 }
 
 impl CallFeed {
-    /// Shows the calls not shown yet.
+    /// Shows the answered calls not shown yet.
     fn flush(&self, screen: &Screen) {
-        self.show(screen, false);
+        self.show(screen, Until::Unanswered);
+    }
+
+    /// Shows every call not shown yet, answered or not.
+    fn flush_all(&self, screen: &Screen) {
+        self.show(screen, Until::End);
     }
 
     /// Shows the calls the handler made before its answer came back: those not shown yet, up
@@ -394,10 +587,10 @@ impl CallFeed {
     /// the late reply after it, belong below the answer (`success`) they follow, whichever
     /// reached the fake API first.
     fn flush_before_answer(&self, screen: &Screen) {
-        self.show(screen, true);
+        self.show(screen, Until::TypingOrUnanswered);
     }
 
-    fn show(&self, screen: &Screen, stop_at_typing: bool) {
+    fn show(&self, screen: &Screen, until: Until) {
         let mut seen = lock(&self.seen);
         let calls = self.fake.calls();
         let Some(new) = calls.get(*seen..) else {
@@ -405,20 +598,35 @@ impl CallFeed {
             *seen = calls.len();
             return;
         };
-        let end = if stop_at_typing {
-            new.iter()
-                .position(|call| call.path == crate::api::kf::TYPING_PATH)
-                .unwrap_or(new.len())
-        } else {
-            new.len()
-        };
-        let new = &new[..end];
-        let user = lock(&self.user).clone();
-        let lines: Vec<String> = new
+        let stop = new
             .iter()
-            .filter_map(|call| render::describe_call(call, &user))
-            .collect();
-        *seen += end;
+            .position(|call| match until {
+                Until::End => false,
+                Until::Unanswered => call.answer.is_none(),
+                Until::TypingOrUnanswered => {
+                    call.answer.is_none() || call.path == crate::api::kf::TYPING_PATH
+                }
+            })
+            .unwrap_or(new.len());
+        let user = lock(&self.user).clone();
+        let mut http = lock(&self.http);
+        let mut lines = Vec::new();
+        let mut http_before = |number: usize, lines: &mut Vec<String>| {
+            while http.front().is_some_and(|(before, _)| *before <= number) {
+                if let Some((_, line)) = http.pop_front() {
+                    lines.push(line);
+                }
+            }
+        };
+        for (i, call) in new[..stop].iter().enumerate() {
+            http_before(*seen + i, &mut lines);
+            lines.extend(render::describe_call(call, &user));
+        }
+        *seen += stop;
+        http_before(*seen, &mut lines);
+        if until == Until::End {
+            http_before(usize::MAX, &mut lines);
+        }
         if !lines.is_empty() {
             screen.api(&lines);
         }
@@ -454,6 +662,57 @@ mod tests {
         env.insert("WECHAT_TOKEN".into(), "mine123".into());
         let config = chat_config(&ChatOptions::default(), &env).unwrap();
         assert_eq!(config.token.as_ref().unwrap().expose(), "mine123");
+    }
+
+    #[test]
+    fn data_keeps_the_store_on_disk_and_loopback_is_let_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = ChatOptions {
+            data: Some(dir.path().join("kept")),
+            ..ChatOptions::default()
+        };
+        let env: HashMap<String, String> = [(
+            "WECHAT_STORE".to_string(),
+            "redis://127.0.0.1:1/0".to_string(),
+        )]
+        .into();
+        let config = chat_config(&options, &env).unwrap();
+        assert_eq!(
+            config.store, None,
+            "the embedded store, not the configured one"
+        );
+        assert_eq!(config.data, dir.path().join("kept"));
+        let url = |u: &str| url::Url::parse(u).unwrap();
+        for allowed in [
+            "http://127.0.0.1:9000/",
+            "http://[::1]/",
+            "http://localhost:1/",
+        ] {
+            assert_eq!(
+                config.http.rules.check_url(&url(allowed)),
+                Ok(()),
+                "{allowed}"
+            );
+        }
+        assert!(config
+            .http
+            .rules
+            .check_resolved("localhost", "127.0.0.1".parse().unwrap())
+            .is_ok());
+        assert!(
+            config
+                .http
+                .rules
+                .check_url(&url("http://10.0.0.1/"))
+                .is_err(),
+            "private addresses stay refused"
+        );
+        assert!(
+            crate::net::Rules::default()
+                .check_url(&url("http://127.0.0.1/"))
+                .is_err(),
+            "outside chat, loopback stays refused"
+        );
     }
 
     #[test]

@@ -4,10 +4,11 @@
 //!
 //! It answers the endpoints the [`crate::api`] module uses with the JSON shapes and errcodes
 //! of the WeChat documentation, issues access_tokens with `expires_in`, records every call
-//! (method, path, query without the access_token, JSON body or multipart parts) and every
-//! message that reached a user, and can be told to misbehave: fail the next N calls of a path
-//! with an errcode, invalidate or expire tokens, handle calls slowly, or handle them at once
-//! and answer late (the ambiguous failure: delivered, yet the caller timed out).
+//! (method, path, query without the access_token, JSON body or multipart parts) with the
+//! answer it got, and every message that reached a user, and can be told to misbehave: fail
+//! the next N calls of a path with an errcode, invalidate or expire tokens, handle calls
+//! slowly, or handle them at once and answer late (the ambiguous failure: delivered, yet the
+//! caller timed out).
 //!
 //! Idempotency keys work as WeChat documents them: a template send repeating an openid and
 //! `client_msg_id` within 10 minutes is not delivered again (WeChat does not document the
@@ -51,7 +52,7 @@ use axum::Router;
 use tokio::time::Instant;
 
 use state::FakeState;
-pub use state::{RecordedCall, RecordedPart};
+pub use state::{RecordedAnswer, RecordedCall, RecordedPart};
 
 /// AppID the fake accepts by default.
 pub const FAKE_APPID: &str = "wx0000000000fake01";
@@ -156,9 +157,17 @@ impl FakeWechat {
             .collect()
     }
 
+    /// How many calls were received since the fake started (forgotten ones included).
+    pub fn call_count(&self) -> usize {
+        let s = self.lock();
+        s.cleared_calls + s.calls.len()
+    }
+
     /// Forget the recorded calls.
     pub fn clear_calls(&self) {
-        self.lock().calls.clear();
+        let mut s = self.lock();
+        s.cleared_calls += s.calls.len();
+        s.calls.clear();
     }
 
     /// How many tokens were handed out (`/cgi-bin/token` and `/cgi-bin/stable_token` calls that succeeded).
@@ -252,6 +261,65 @@ impl FakeWechat {
             Some(content_type.to_string()),
             data.to_vec(),
         )
+    }
+
+    /// `openid` follows the account (as after a `subscribe` event): `user/info` answers
+    /// `subscribe: 1` for it.
+    pub fn follow(&self, openid: &str) {
+        let mut s = self.lock();
+        if !s.followers.iter().any(|f| f == openid) {
+            s.followers.push(openid.to_string());
+        }
+    }
+
+    /// `openid` stops following (as after an `unsubscribe` event): `user/info` answers
+    /// `subscribe: 0`, and its tags are dropped as WeChat drops them.
+    pub fn unfollow(&self, openid: &str) {
+        let mut s = self.lock();
+        s.followers.retain(|f| f != openid);
+        s.user_tags.remove(openid);
+    }
+
+    /// Whether `openid` follows the account.
+    pub fn is_follower(&self, openid: &str) -> bool {
+        self.lock().followers.iter().any(|f| f == openid)
+    }
+
+    /// Adds a template with exactly this `template_id` (as if added in the 公众平台 console),
+    /// so `message/template/send` accepts it; `false` when it was there already.
+    pub fn add_template(&self, template_id: &str, title: &str) -> bool {
+        let mut s = self.lock();
+        if s.templates.iter().any(|t| t["template_id"] == template_id) {
+            return false;
+        }
+        s.templates.push(serde_json::json!({
+            "template_id": template_id, "title": title,
+            "primary_industry": "IT科技", "deputy_industry": "互联网|电子商务",
+            "content": "{{first.DATA}}\n{{keyword1.DATA}}\n{{remark.DATA}}", "example": ""
+        }));
+        true
+    }
+
+    /// The template_ids of the account's templates, with their titles, in the order added.
+    pub fn templates(&self) -> Vec<(String, String)> {
+        self.lock()
+            .templates
+            .iter()
+            .map(|t| {
+                let field = |k: &str| t[k].as_str().unwrap_or_default().to_string();
+                (field("template_id"), field("title"))
+            })
+            .collect()
+    }
+
+    /// Sets the menu as `menu/create` would (without checking it).
+    pub fn set_menu(&self, menu: serde_json::Value) {
+        self.lock().menu = Some(menu);
+    }
+
+    /// The menu the account has, as `menu/create` took it.
+    pub fn menu(&self) -> Option<serde_json::Value> {
+        self.lock().menu.clone()
     }
 
     /// Add `n` followers (for `user/get` and `user/info`); returns their OpenIDs.

@@ -38,6 +38,33 @@ pub struct RecordedCall {
     pub body: Option<Value>,
     /// The multipart parts, when the body was multipart.
     pub parts: Vec<RecordedPart>,
+    /// What the fake answered; `None` while the call is still being answered.
+    pub answer: Option<RecordedAnswer>,
+}
+
+/// The fake's answer to a recorded call, so a viewer (`chat`) can tell a refused call from a
+/// delivered one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedAnswer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The JSON body, when the answer was JSON (media downloads are not).
+    pub json: Option<Value>,
+}
+
+impl RecordedAnswer {
+    /// WeChat's errcode and errmsg (without the ` rid: …` suffix) when the call was refused;
+    /// `None` when it worked (no errcode, or 0).
+    pub fn refusal(&self) -> Option<(i64, String)> {
+        let json = self.json.as_ref()?;
+        let code = json.get("errcode").and_then(Value::as_i64)?;
+        if code == 0 {
+            return None;
+        }
+        let errmsg = json.get("errmsg").and_then(Value::as_str).unwrap_or("");
+        let errmsg = errmsg.split(" rid: ").next().unwrap_or(errmsg).trim();
+        Some((code, errmsg.to_string()))
+    }
 }
 
 impl RecordedCall {
@@ -105,6 +132,8 @@ pub(super) struct FakeState {
     /// Grows with every call and every id handed out; ids and `rid`s are made from it.
     pub(super) serial: u64,
     pub(super) calls: Vec<RecordedCall>,
+    /// Calls forgotten by `clear_calls`, so an answer still finds its call by number.
+    pub(super) cleared_calls: usize,
     pub(super) fail: HashMap<String, (i64, u32)>,
     pub(super) delays: HashMap<String, Duration>,
     /// Paths whose calls are handled at once and answered only after the delay: WeChat acting
@@ -138,6 +167,7 @@ impl FakeState {
             token_fetches: 0,
             serial: 1_000_000,
             calls: Vec::new(),
+            cleared_calls: 0,
             fail: HashMap::new(),
             delays: HashMap::new(),
             answer_delays: HashMap::new(),
@@ -294,7 +324,7 @@ pub(super) async fn record(
         None
     };
     let path = head.uri.path().to_string();
-    let delay = {
+    let (number, delay, answer_delay) = {
         let mut s = fake.lock();
         s.serial += 1;
         let recorded_query = query
@@ -317,37 +347,73 @@ pub(super) async fn record(
             query: recorded_query,
             body: recorded_body,
             parts: parts.clone(),
+            answer: None,
         });
         (
+            s.cleared_calls + s.calls.len() - 1,
             s.delays.get(&path).copied(),
             s.answer_delays.get(&path).copied(),
         )
     };
-    let (delay, answer_delay) = delay;
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
-    {
+    let injected = {
         let mut s = fake.lock();
-        if let Some((code, n)) = s.fail.get_mut(&path) {
-            if *n > 0 {
+        match s.fail.get_mut(&path) {
+            Some((code, n)) if *n > 0 => {
                 *n -= 1;
                 let code = *code;
-                return Json(s.err(code)).into_response();
+                Some(s.err(code))
             }
+            _ => None,
         }
+    };
+    if let Some(answer) = injected {
+        return remember_answer(&fake, number, Json(answer).into_response()).await;
     }
     head.extensions.insert(Arc::new(Received {
         json: json_body,
         parts,
         had_body: !body.is_empty(),
     }));
-    let answer = next.run(Request::from_parts(head, Body::empty())).await;
+    let response = next.run(Request::from_parts(head, Body::empty())).await;
+    let answer = remember_answer(&fake, number, response).await;
     if let Some(d) = answer_delay {
         // Handled already: a caller that gives up now leaves the call done, not undone.
         tokio::time::sleep(d).await;
     }
     answer
+}
+
+/// Keeps the answer to call `number` (counted since the fake started) beside the call, and
+/// hands the response on unchanged. Only JSON bodies are read; others (media) stream on.
+async fn remember_answer(fake: &FakeWechat, number: usize, response: Response) -> Response {
+    let status = response.status().as_u16();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    let (response, json) = if is_json {
+        let (head, body) = response.into_parts();
+        match axum::body::to_bytes(body, MAX_BODY).await {
+            Ok(bytes) => {
+                let json = serde_json::from_slice(&bytes).ok();
+                (Response::from_parts(head, Body::from(bytes)), json)
+            }
+            Err(_) => (StatusCode::INTERNAL_SERVER_ERROR.into_response(), None),
+        }
+    } else {
+        (response, None)
+    };
+    let mut s = fake.lock();
+    if let Some(index) = number.checked_sub(s.cleared_calls) {
+        if let Some(call) = s.calls.get_mut(index) {
+            call.answer = Some(RecordedAnswer { status, json });
+        }
+    }
+    response
 }
 
 /// The `access_token` query parameter every endpoint but the token endpoints wants.

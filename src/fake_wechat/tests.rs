@@ -181,3 +181,71 @@ async fn delays_run_on_the_paused_clock() {
 fn errmsg_40164_names_the_ip() {
     assert!(errmsg_for(40164, "198.51.100.9").contains("invalid ip 198.51.100.9"));
 }
+
+/// Each recorded call keeps the fake's answer, so a viewer can tell a refusal from a
+/// delivery: refused (with the errmsg, no `rid`), worked, injected failure, unknown path.
+#[tokio::test]
+async fn recorded_calls_keep_their_answers() {
+    let fake = FakeWechat::default();
+    let app = fake.router();
+    let (_, v) = call(&app, stable_token(false)).await;
+    let token = v["access_token"].as_str().unwrap().to_string();
+    let send = |template_id: &str| {
+        Request::post(format!(
+            "/cgi-bin/message/template/send?access_token={token}"
+        ))
+        .header("content-type", "application/json")
+        .body(Body::from(
+            json!({"touser": "o_u", "template_id": template_id, "data": {}}).to_string(),
+        ))
+        .unwrap()
+    };
+    assert_eq!(call(&app, send("TPL1")).await.1["errcode"], 40037);
+    assert!(fake.add_template("TPL1", "Order shipped"));
+    assert!(!fake.add_template("TPL1", "again"), "added once");
+    assert_eq!(call(&app, send("TPL1")).await.1["errcode"], 0);
+    fake.fail_next("/cgi-bin/message/template/send", 45009, 1);
+    call(&app, send("TPL1")).await;
+    fake.clear_calls();
+    call(&app, get(format!("/cgi-bin/nope?access_token={token}"))).await;
+
+    let refusals: Vec<_> = fake
+        .calls()
+        .iter()
+        .map(|c| c.answer.as_ref().unwrap().refusal())
+        .collect();
+    assert_eq!(refusals, [Some((40066, "invalid url".to_string()))]);
+    assert_eq!(fake.calls()[0].answer.as_ref().unwrap().status, 404);
+    assert_eq!(fake.call_count(), 5, "forgotten calls still counted");
+    assert_eq!(
+        fake.templates(),
+        [("TPL1".to_string(), "Order shipped".to_string())]
+    );
+}
+
+/// `user/info` follows what `follow` and `unfollow` say, as `chat`'s /subscribe and
+/// /unsubscribe use them.
+#[tokio::test]
+async fn followers_come_and_go() {
+    let fake = FakeWechat::default();
+    let app = fake.router();
+    let (_, v) = call(&app, stable_token(false)).await;
+    let token = v["access_token"].as_str().unwrap().to_string();
+    let info = || {
+        get(format!(
+            "/cgi-bin/user/info?access_token={token}&openid=o_u"
+        ))
+    };
+    assert_eq!(call(&app, info()).await.1["subscribe"], 0);
+    fake.follow("o_u");
+    fake.follow("o_u");
+    assert_eq!(call(&app, info()).await.1["subscribe"], 1);
+    assert!(fake.is_follower("o_u"));
+    fake.unfollow("o_u");
+    assert_eq!(call(&app, info()).await.1["subscribe"], 0);
+    let calls = fake.calls_to("/cgi-bin/user/info");
+    assert_eq!(calls.len(), 3);
+    assert!(calls
+        .iter()
+        .all(|c| c.answer.as_ref().is_some_and(|a| a.refusal().is_none())));
+}

@@ -126,6 +126,22 @@ pub struct InboundResponse {
     pub body: Vec<u8>,
 }
 
+/// One finished request, as an observer of the client sees it (`chat` shows each one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenRequest {
+    /// The method.
+    pub method: String,
+    /// The URL without its query (which may carry keys).
+    pub url: String,
+    /// The status, or what went wrong and how.
+    pub outcome: Result<u16, (ErrorKind, String)>,
+    /// From the call to its end, waiting for a slot included.
+    pub elapsed: Duration,
+}
+
+/// Told of every request a client finished.
+pub type RequestObserver = Arc<dyn Fn(&SeenRequest) + Send + Sync>;
+
 /// Refusals raised inside reqwest (resolver, redirect policy), found again in its error chain.
 #[derive(Debug, thiserror::Error)]
 enum Refusal {
@@ -194,6 +210,8 @@ pub struct HttpClient {
     client: OnceLock<Result<reqwest::Client, String>>,
     /// The process-wide cap on requests in flight.
     in_flight: Arc<Semaphore>,
+    /// Told of every finished request (`chat` prints them), when set.
+    observer: Option<RequestObserver>,
 }
 
 impl HttpClient {
@@ -204,7 +222,14 @@ impl HttpClient {
             in_flight: Arc::new(Semaphore::new(settings.max_requests)),
             settings,
             client: OnceLock::new(),
+            observer: None,
         }
+    }
+
+    /// The same client, telling `observer` of every request it finishes.
+    pub fn observed(mut self, observer: RequestObserver) -> HttpClient {
+        self.observer = Some(observer);
+        self
     }
 
     /// The settings in effect.
@@ -280,6 +305,17 @@ impl HttpClient {
             )),
         };
         let elapsed = started.elapsed();
+        if let Some(observer) = &self.observer {
+            observer(&SeenRequest {
+                method: method.to_string(),
+                url: shown.clone(),
+                outcome: match &result {
+                    Ok(resp) => Ok(resp.status),
+                    Err((kind, message)) => Err((*kind, message.clone())),
+                },
+                elapsed,
+            });
+        }
         let outcome = match &result {
             Ok(resp) => format!("{}xx", resp.status / 100),
             Err((kind, _)) => kind.as_str().to_string(),

@@ -42,6 +42,12 @@ impl Services {
         self
     }
 
+    /// The same services with `wx.http` going through `client` (one built with an observer).
+    pub fn with_http_client(mut self, client: HttpClient) -> Services {
+        self.http = Arc::new(client);
+        self
+    }
+
     /// The same services with the WeChat API.
     pub fn with_api(mut self, api: WechatClient) -> Services {
         self.outbox = Some(Outbox::new(self.store.clone(), api.clone()));

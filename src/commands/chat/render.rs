@@ -1,11 +1,15 @@
 //! How `wechat-lua chat` shows what the bot does: a passive reply (the XML of the callback
 //! answer) as the lines a user would read, and each call the scripts made to the (fake)
 //! WeChat API as one line marked by kind: `[客服]` customer service, `[模板]` template
-//! messages, `[群发]` mass sends, `[api]` anything else.
+//! messages, `[群发]` mass sends, `[api]` anything else; a call WeChat refused ends with
+//! `→ errcode errmsg`, so a failed send never reads as delivered. `wx.http` requests are
+//! `[http]` lines. What WeChat would not show (the articles of a news message after the
+//! first) is said, not shown.
 
 use serde_json::Value;
 
 use crate::fake_wechat::RecordedCall;
+use crate::net::SeenRequest;
 use crate::protocol::xml_fields::{parse_fields, Field, Fields};
 
 /// What a callback answer shows as.
@@ -15,6 +19,22 @@ pub enum ReplyView {
     NoReply,
     /// Lines to show, in order.
     Lines(Vec<String>),
+    /// Lines to show, and a warning about what WeChat leaves out of them.
+    Trimmed {
+        /// What the user sees.
+        lines: Vec<String>,
+        /// What was sent but not shown, and why.
+        warning: String,
+    },
+}
+
+/// The warning for a news message of `sent` articles, of which WeChat shows only the first
+/// (passive replies and customer-service messages alike, since 2018).
+fn first_article_only(what: &str, sent: usize) -> String {
+    format!(
+        "(WeChat shows only the first article of a {what}: {} more not shown)",
+        sent - 1
+    )
 }
 
 /// Reads a passive reply (plaintext reply XML, or `success`) as lines for the user.
@@ -70,19 +90,28 @@ pub fn describe_reply(body: &str) -> ReplyView {
             lines.push(format!("  thumb_media_id={}", text(&g, "ThumbMediaId")));
             lines
         }
-        "news" => articles(&fields)
-            .iter()
-            .enumerate()
-            .flat_map(|(i, article)| {
-                let mut lines = vec![format!("{}. {}", i + 1, text(article, "Title"))];
-                for name in ["Description", "Url"] {
-                    if let Some(value) = article.text(name).filter(|v| !v.is_empty()) {
-                        lines.extend(value.lines().map(|l| format!("   {l}")));
+        "news" => {
+            let articles = articles(&fields);
+            let lines = articles
+                .first()
+                .map(|article| {
+                    let mut lines = vec![text(article, "Title")];
+                    for name in ["Description", "Url"] {
+                        if let Some(value) = article.text(name).filter(|v| !v.is_empty()) {
+                            lines.extend(value.lines().map(|l| format!("   {l}")));
+                        }
                     }
-                }
-                lines
-            })
-            .collect(),
+                    lines
+                })
+                .unwrap_or_default();
+            if articles.len() > 1 {
+                return ReplyView::Trimmed {
+                    lines,
+                    warning: first_article_only("news reply", articles.len()),
+                };
+            }
+            lines
+        }
         "transfer_customer_service" => match group("TransInfo").and_then(|g| g.text("KfAccount")) {
             Some(account) => vec![format!("[transferred to customer service {account}]")],
             None => vec!["[transferred to customer service]".to_string()],
@@ -90,6 +119,66 @@ pub fn describe_reply(body: &str) -> ReplyView {
         other => vec![format!("[{other} reply] {trimmed}")],
     };
     ReplyView::Lines(lines)
+}
+
+/// The account's menu as `/menu` shows it: one line per button, sub-buttons indented, each
+/// with the chat command that sends what tapping it sends.
+pub fn describe_menu(menu: &Value) -> Vec<String> {
+    let buttons = menu
+        .get("button")
+        .or_else(|| menu.get("menu").and_then(|m| m.get("button")))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut lines = vec!["(menu)".to_string()];
+    for button in &buttons {
+        lines.push(menu_button(button, "  "));
+        if let Some(subs) = button.get("sub_button").and_then(Value::as_array) {
+            lines.extend(subs.iter().map(|sub| menu_button(sub, "    ")));
+        }
+    }
+    lines
+}
+
+fn menu_button(button: &Value, indent: &str) -> String {
+    let field = |key: &str| button.get(key).map(plain).unwrap_or_default();
+    let name = field("name");
+    let kind = field("type");
+    let key = field("key");
+    let command = match kind.as_str() {
+        "" => String::new(),
+        "click" => format!("/click {key}"),
+        "view" => format!("/view {}", field("url")),
+        "scancode_push" | "scancode_waitmsg" | "pic_sysphoto" | "pic_photo_or_album"
+        | "pic_weixin" => format!("/{kind} {key}"),
+        "location_select" => format!("/location_select {key} LAT LNG"),
+        other => format!("({other}: opens in WeChat, no message to the bot)"),
+    };
+    if command.is_empty() {
+        format!("{indent}{name}")
+    } else {
+        let pad = 16usize.saturating_sub(display_width(&name));
+        format!("{indent}{name}{} {command}", " ".repeat(pad))
+    }
+}
+
+/// Columns a terminal gives `text`: two for East Asian wide characters (menu names are
+/// mostly Chinese), one for the rest, so the commands after them line up.
+fn display_width(text: &str) -> usize {
+    text.chars()
+        .map(|c| match u32::from(c) {
+            0x1100..=0x115F
+            | 0x2E80..=0xA4CF
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFE30..=0xFE4F
+            | 0xFF00..=0xFF60
+            | 0xFFE0..=0xFFE6
+            | 0x1F300..=0x1FAFF
+            | 0x20000..=0x3FFFD => 2,
+            _ => 1,
+        })
+        .sum()
 }
 
 /// The `<item>`s of a news reply's `<Articles>`.
@@ -127,6 +216,34 @@ pub fn describe_call(call: &RecordedCall, user: &str) -> Option<String> {
     if TOKEN_PATHS.contains(&call.path.as_str()) {
         return None;
     }
+    let mut line = describe_request_body(call, user)?;
+    match &call.answer {
+        None => line.push_str(" → (no answer yet)"),
+        Some(answer) => match answer.refusal() {
+            Some((code, errmsg)) => line.push_str(&format!(" → {code} {errmsg}")),
+            None if answer.status != 200 => line.push_str(&format!(" → HTTP {}", answer.status)),
+            None => {}
+        },
+    }
+    Some(line)
+}
+
+/// One line for a `wx.http` request: method, URL without query, status or error kind, ms.
+pub fn describe_http(seen: &SeenRequest) -> String {
+    let ms = seen.elapsed.as_millis();
+    match &seen.outcome {
+        Ok(status) => format!("[http] {} {} → {status}, {ms} ms", seen.method, seen.url),
+        Err((kind, message)) => format!(
+            "[http] {} {} → {}, {ms} ms: {message}",
+            seen.method,
+            seen.url,
+            kind.as_str()
+        ),
+    }
+}
+
+/// What a call asked for, without its outcome.
+fn describe_request_body(call: &RecordedCall, user: &str) -> Option<String> {
     let body = call.body.clone().unwrap_or(Value::Null);
     let str_of =
         |v: &Value, key: &str| v.get(key).and_then(Value::as_str).unwrap_or("").to_string();
@@ -162,10 +279,13 @@ pub fn describe_call(call: &RecordedCall, user: &str) -> Option<String> {
                 })
                 .unwrap_or_default();
             let mut line = format!(
-                "[模板{}] template_id={} data: {data}",
+                "[模板{}] template_id={}",
                 to(&str_of(&body, "touser")),
                 str_of(&body, "template_id"),
             );
+            if !data.is_empty() {
+                line.push_str(&format!(" data: {data}"));
+            }
             if let Some(url) = body.get("url").and_then(Value::as_str) {
                 line.push_str(&format!(" url: {url}"));
             }
@@ -229,25 +349,29 @@ fn describe_message(body: &Value) -> String {
     match msgtype {
         "text" => format!("text: {}", field("content")),
         "news" => {
-            let titles: Vec<String> = payload
+            let articles = payload
                 .get("articles")
                 .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .enumerate()
-                        .map(|(i, article)| {
-                            let title = article.get("title").map(plain).unwrap_or_default();
-                            match article.get("url").map(plain) {
-                                Some(url) if !url.is_empty() => {
-                                    format!("{}. {title} ({url})", i + 1)
-                                }
-                                _ => format!("{}. {title}", i + 1),
-                            }
-                        })
-                        .collect()
+                .cloned()
+                .unwrap_or_default();
+            let first = articles
+                .first()
+                .map(|article| {
+                    let title = article.get("title").map(plain).unwrap_or_default();
+                    match article.get("url").map(plain) {
+                        Some(url) if !url.is_empty() => format!("{title} ({url})"),
+                        _ => title,
+                    }
                 })
                 .unwrap_or_default();
-            format!("news: {}", titles.join(" | "))
+            if articles.len() > 1 {
+                format!(
+                    "news: {first} {}",
+                    first_article_only("news message", articles.len())
+                )
+            } else {
+                format!("news: {first}")
+            }
         }
         "music" => format!(
             "music: {} url: {} hq: {}",
@@ -283,13 +407,14 @@ fn compact(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fake_wechat::RecordedAnswer;
     use crate::protocol::reply::{Article, Reply};
     use serde_json::json;
 
     fn lines(reply: &Reply) -> Vec<String> {
         match describe_reply(&reply.render("o_u", "gh_a", 1)) {
             ReplyView::Lines(lines) => lines,
-            ReplyView::NoReply => panic!("no reply for {reply:?}"),
+            other => panic!("{other:?} for {reply:?}"),
         }
     }
 
@@ -300,6 +425,10 @@ mod tests {
             query: Vec::new(),
             body: Some(body),
             parts: Vec::new(),
+            answer: Some(RecordedAnswer {
+                status: 200,
+                json: Some(json!({"errcode": 0, "errmsg": "ok"})),
+            }),
         }
     }
 
@@ -340,24 +469,121 @@ mod tests {
     }
 
     #[test]
-    fn news_is_numbered_with_description_and_url() {
+    fn news_shows_its_first_article_only_and_says_so() {
         let article = |title: &str, description: &str| Article {
             title: title.into(),
             description: description.into(),
             pic_url: String::new(),
             url: format!("http://x/{title}"),
         };
-        for articles in [
-            vec![article("One", "first")],
-            vec![article("One", "first"), article("Two", "")],
-        ] {
-            let n = articles.len();
-            let shown = lines(&Reply::News { articles });
-            assert_eq!(shown[..3], ["1. One", "   first", "   http://x/One"]);
-            if n == 2 {
-                assert_eq!(shown[3..], ["2. Two", "   http://x/Two"]);
+        let one = Reply::News {
+            articles: vec![article("One", "first")],
+        };
+        assert_eq!(lines(&one), ["One", "   first", "   http://x/One"]);
+        let three = Reply::News {
+            articles: vec![
+                article("One", "first"),
+                article("Two", ""),
+                article("3", ""),
+            ],
+        };
+        assert_eq!(
+            describe_reply(&three.render("o_u", "gh_a", 1)),
+            ReplyView::Trimmed {
+                lines: vec!["One".into(), "   first".into(), "   http://x/One".into()],
+                warning: "(WeChat shows only the first article of a news reply: 2 more not shown)"
+                    .into()
             }
-        }
+        );
+        let kf = call(
+            "/cgi-bin/message/custom/send",
+            json!({"touser": "o_u", "msgtype": "news", "news": {"articles": [
+                {"title": "A", "url": "http://a"}, {"title": "B"}
+            ]}}),
+        );
+        assert_eq!(
+            describe_call(&kf, "o_u").unwrap(),
+            "[客服] news: A (http://a) \
+             (WeChat shows only the first article of a news message: 1 more not shown)"
+        );
+    }
+
+    #[test]
+    fn the_menu_names_the_command_each_button_sends() {
+        let menu = json!({"button": [
+            {"type": "click", "name": "Today", "key": "TODAY"},
+            {"name": "More", "sub_button": [
+                {"type": "view", "name": "Site", "url": "https://x/"},
+                {"type": "scancode_waitmsg", "name": "Scan", "key": "SCAN"},
+                {"type": "location_select", "name": "Where", "key": "LOC"},
+                {"type": "media_id", "name": "Pic", "media_id": "M"},
+            ]},
+        ]});
+        assert_eq!(
+            describe_menu(&menu),
+            [
+                "(menu)",
+                "  Today            /click TODAY",
+                "  More",
+                "    Site             /view https://x/",
+                "    Scan             /scancode_waitmsg SCAN",
+                "    Where            /location_select LOC LAT LNG",
+                "    Pic              (media_id: opens in WeChat, no message to the bot)",
+            ]
+        );
+        let chinese = json!({"button": [{"type": "click", "name": "今日特价", "key": "T"}]});
+        assert_eq!(
+            describe_menu(&chinese)[1],
+            "  今日特价         /click T",
+            "wide characters take two columns"
+        );
+    }
+
+    #[test]
+    fn refused_calls_end_with_the_errcode_never_as_delivered() {
+        let mut tpl = call(
+            "/cgi-bin/message/template/send",
+            json!({"touser": "o_u", "template_id": "T9", "data": {}}),
+        );
+        tpl.answer = Some(RecordedAnswer {
+            status: 200,
+            json: Some(json!({"errcode": 40037, "errmsg": "invalid template_id rid: 5f3a"})),
+        });
+        assert_eq!(
+            describe_call(&tpl, "o_u").unwrap(),
+            "[模板] template_id=T9 → 40037 invalid template_id"
+        );
+        let mut lost = call("/cgi-bin/nope", json!({}));
+        lost.answer = Some(RecordedAnswer {
+            status: 404,
+            json: None,
+        });
+        assert!(describe_call(&lost, "o_u")
+            .unwrap()
+            .ends_with(" → HTTP 404"));
+        lost.answer = None;
+        assert!(describe_call(&lost, "o_u")
+            .unwrap()
+            .ends_with(" → (no answer yet)"));
+    }
+
+    #[test]
+    fn http_requests_show_status_or_error_kind_and_time() {
+        let mut seen = SeenRequest {
+            method: "GET".into(),
+            url: "http://127.0.0.1:9/x".into(),
+            outcome: Ok(200),
+            elapsed: std::time::Duration::from_millis(12),
+        };
+        assert_eq!(
+            describe_http(&seen),
+            "[http] GET http://127.0.0.1:9/x → 200, 12 ms"
+        );
+        seen.outcome = Err((crate::net::ErrorKind::Denied, "10.0.0.1 is private".into()));
+        assert_eq!(
+            describe_http(&seen),
+            "[http] GET http://127.0.0.1:9/x → denied, 12 ms: 10.0.0.1 is private"
+        );
     }
 
     #[test]

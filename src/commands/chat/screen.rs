@@ -54,6 +54,14 @@ impl Screen {
         self.prompting.store(false, Ordering::SeqCst);
     }
 
+    /// A piped line, echoed as `> line` before what it brings, so a transcript reads as a
+    /// conversation (at a terminal the typed line is on screen already).
+    pub(super) fn echo(&self, line: &str) {
+        if !self.interactive {
+            self.write(&format!("> {line}\n"));
+        }
+    }
+
     pub(super) fn end_prompt(&self) {
         if self.prompting.swap(false, Ordering::SeqCst) {
             self.write("\n");

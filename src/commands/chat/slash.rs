@@ -13,12 +13,22 @@ text                       send a text message (start with // to send a leading 
 /unsubscribe               unfollow
 /click KEY                 tap a menu button (CLICK event)
 /view URL                  tap a menu link (VIEW event)
+/scancode_push KEY [TEXT]  a menu's scan button; TEXT is what the code said
+/scancode_waitmsg KEY [TEXT]   the same, waiting for the bot's reply
+/pic_sysphoto KEY [N]      a menu's camera button, N pictures taken (default 1)
+/pic_photo_or_album KEY [N]    a menu's camera-or-album button
+/pic_weixin KEY [N]        a menu's WeChat-album button
+/location_select KEY LAT LNG [LABEL]   a menu's location-picker button
 /scan KEY                  scan a QR code while following (SCAN event)
 /location LAT LNG [LABEL]  send a location
 /image [URL]               send a picture
 /voice [recognised text]   send a voice message
+/video, /shortvideo        send a video (a short one)
+/file [NAME]               send a file (default report.pdf)
 /link TITLE URL            share a link
-/as OPENID                 continue as another user
+/as OPENID                 continue as another user (a follower unless they unsubscribed)
+/menu                      the account's menu, each button with the command it sends
+/templates [add ID [TITLE]]    the account's message templates; add one
 /help                      this list
 /quit                      leave";
 
@@ -57,6 +67,57 @@ pub enum Inbound {
         /// Url.
         url: String,
     },
+    /// A menu's scan button: `scancode_push` or `scancode_waitmsg`, with ScanCodeInfo.
+    MenuScan {
+        /// The event name.
+        event: &'static str,
+        /// The button's key.
+        key: String,
+        /// ScanResult: what the code said.
+        result: String,
+    },
+    /// A menu's picture button: `pic_sysphoto`, `pic_photo_or_album` or `pic_weixin`, with
+    /// SendPicsInfo.
+    MenuPics {
+        /// The event name.
+        event: &'static str,
+        /// The button's key.
+        key: String,
+        /// How many pictures were chosen.
+        count: u32,
+    },
+    /// A menu's location picker (`location_select`), with SendLocationInfo.
+    LocationSelect {
+        /// The button's key.
+        key: String,
+        /// Location_X (latitude), as typed.
+        lat: String,
+        /// Location_Y (longitude), as typed.
+        lng: String,
+        /// Label, empty when not given.
+        label: String,
+    },
+    /// A `video` message, or a `shortvideo` one.
+    Video {
+        /// `shortvideo` rather than `video`.
+        short: bool,
+    },
+    /// A `file` message with this Title.
+    File(String),
+}
+
+/// What `/templates` asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TemplatesCommand {
+    /// List the account's templates.
+    List,
+    /// Add a template with this id and title.
+    Add {
+        /// The template_id scripts send with.
+        id: String,
+        /// Its title, shown in the list.
+        title: String,
+    },
 }
 
 /// One typed line, understood.
@@ -68,6 +129,10 @@ pub enum Input {
     SwitchUser(String),
     /// Show the commands.
     Help,
+    /// Show the account's menu (`/menu`).
+    ShowMenu,
+    /// List or add message templates (`/templates`).
+    Templates(TemplatesCommand),
     /// Leave.
     Quit,
     /// Nothing to do (a blank line).
@@ -78,6 +143,18 @@ pub enum Input {
 
 /// The PicUrl of `/image` without a URL.
 pub const DEFAULT_PIC_URL: &str = "https://example.com/chat.jpg";
+/// The ScanResult of `/scancode_push` and `/scancode_waitmsg` without one.
+pub const DEFAULT_SCAN_RESULT: &str = "https://example.com/scanned";
+/// The Title of `/file` without a name.
+pub const DEFAULT_FILE_NAME: &str = "report.pdf";
+/// Most pictures a picture button sends at once (WeChat's limit).
+const MAX_PICS: u32 = 9;
+
+/// Latitude and longitude as typed, when both are finite numbers.
+fn coordinates<'a>(lat: &'a str, lng: &'a str) -> Option<(String, String)> {
+    let finite = |v: &str| v.parse::<f64>().is_ok_and(f64::is_finite);
+    (finite(lat) && finite(lng)).then(|| (lat.to_string(), lng.to_string()))
+}
 
 /// Understands one typed line.
 pub fn parse(line: &str) -> Input {
@@ -108,11 +185,75 @@ pub fn parse(line: &str) -> Input {
         "view" => usage("/view URL"),
         "scan" if !rest.is_empty() => Input::Send(Inbound::Scan(rest.to_string())),
         "scan" => usage("/scan KEY"),
+        "scancode_push" | "scancode_waitmsg" => match words.split_first() {
+            Some((key, result)) => Input::Send(Inbound::MenuScan {
+                event: if name == "scancode_push" {
+                    "scancode_push"
+                } else {
+                    "scancode_waitmsg"
+                },
+                key: key.to_string(),
+                result: if result.is_empty() {
+                    DEFAULT_SCAN_RESULT.to_string()
+                } else {
+                    result.join(" ")
+                },
+            }),
+            None => usage(&format!("/{name} KEY [TEXT]")),
+        },
+        "pic_sysphoto" | "pic_photo_or_album" | "pic_weixin" => {
+            let event = match name {
+                "pic_sysphoto" => "pic_sysphoto",
+                "pic_photo_or_album" => "pic_photo_or_album",
+                _ => "pic_weixin",
+            };
+            let count = match words.as_slice() {
+                [_] => Some(1),
+                [_, n] => n.parse::<u32>().ok().filter(|n| (1..=MAX_PICS).contains(n)),
+                _ => None,
+            };
+            match (words.first(), count) {
+                (Some(key), Some(count)) => Input::Send(Inbound::MenuPics {
+                    event,
+                    key: key.to_string(),
+                    count,
+                }),
+                _ => usage(&format!("/{name} KEY [N], N pictures from 1 to {MAX_PICS}")),
+            }
+        }
+        "location_select" => match words.as_slice() {
+            [key, lat, lng, label @ ..] if coordinates(lat, lng).is_some() => {
+                Input::Send(Inbound::LocationSelect {
+                    key: key.to_string(),
+                    lat: lat.to_string(),
+                    lng: lng.to_string(),
+                    label: label.join(" "),
+                })
+            }
+            _ => usage("/location_select KEY LAT LNG [LABEL], e.g. /location_select PICK 23.13 113.36 Canton Tower"),
+        },
+        "video" => Input::Send(Inbound::Video { short: false }),
+        "shortvideo" => Input::Send(Inbound::Video { short: true }),
+        "file" => Input::Send(Inbound::File(if rest.is_empty() {
+            DEFAULT_FILE_NAME.to_string()
+        } else {
+            rest.to_string()
+        })),
+        "menu" => Input::ShowMenu,
+        "templates" => match words.as_slice() {
+            [] => Input::Templates(TemplatesCommand::List),
+            ["add", id, title @ ..] => Input::Templates(TemplatesCommand::Add {
+                id: id.to_string(),
+                title: if title.is_empty() {
+                    format!("template {id}")
+                } else {
+                    title.join(" ")
+                },
+            }),
+            _ => usage("/templates, or /templates add TEMPLATE_ID [TITLE]"),
+        },
         "location" => match words.as_slice() {
-            [lat, lng, label @ ..]
-                if lat.parse::<f64>().is_ok_and(f64::is_finite)
-                    && lng.parse::<f64>().is_ok_and(f64::is_finite) =>
-            {
+            [lat, lng, label @ ..] if coordinates(lat, lng).is_some() => {
                 Input::Send(Inbound::Location {
                     lat: lat.to_string(),
                     lng: lng.to_string(),
@@ -156,6 +297,9 @@ impl Inbound {
                 | Inbound::Click(_)
                 | Inbound::View(_)
                 | Inbound::Scan(_)
+                | Inbound::MenuScan { .. }
+                | Inbound::MenuPics { .. }
+                | Inbound::LocationSelect { .. }
         )
     }
 
@@ -219,6 +363,71 @@ impl Inbound {
                 element(&mut out, "Title", title);
                 element(&mut out, "Description", "");
                 element(&mut out, "Url", url);
+            }
+            Inbound::MenuScan {
+                event: name,
+                key,
+                result,
+            } => {
+                event(&mut out, name);
+                element(&mut out, "EventKey", key);
+                out.push_str("<ScanCodeInfo>");
+                element(&mut out, "ScanType", "qrcode");
+                element(&mut out, "ScanResult", result);
+                out.push_str("</ScanCodeInfo>");
+            }
+            Inbound::MenuPics {
+                event: name,
+                key,
+                count,
+            } => {
+                event(&mut out, name);
+                element(&mut out, "EventKey", key);
+                let _ = write!(out, "<SendPicsInfo><Count>{count}</Count><PicList>");
+                for i in 0..*count {
+                    out.push_str("<item>");
+                    // A made-up MD5 per picture: 32 hex digits, different for each.
+                    element(
+                        &mut out,
+                        "PicMd5Sum",
+                        &format!("{:032x}", msg_id * 16 + u64::from(i)),
+                    );
+                    out.push_str("</item>");
+                }
+                out.push_str("</PicList></SendPicsInfo>");
+            }
+            Inbound::LocationSelect {
+                key,
+                lat,
+                lng,
+                label,
+            } => {
+                event(&mut out, "location_select");
+                element(&mut out, "EventKey", key);
+                out.push_str("<SendLocationInfo>");
+                element(&mut out, "Location_X", lat);
+                element(&mut out, "Location_Y", lng);
+                element(&mut out, "Scale", "15");
+                element(&mut out, "Label", label);
+                element(&mut out, "Poiname", "");
+                out.push_str("</SendLocationInfo>");
+            }
+            Inbound::Video { short } => {
+                element(
+                    &mut out,
+                    "MsgType",
+                    if *short { "shortvideo" } else { "video" },
+                );
+                element(&mut out, "MediaId", &media_id);
+                element(&mut out, "ThumbMediaId", &format!("chat_thumb_{msg_id}"));
+            }
+            Inbound::File(name) => {
+                element(&mut out, "MsgType", "file");
+                element(&mut out, "Title", name);
+                element(&mut out, "Description", "120 KB");
+                element(&mut out, "FileKey", &format!("chat_file_{msg_id}"));
+                element(&mut out, "FileMd5", &format!("{:032x}", msg_id));
+                out.push_str("<FileTotalLen>122880</FileTotalLen>");
             }
         }
         if self.is_message() {
@@ -317,9 +526,89 @@ mod tests {
     }
 
     #[test]
+    fn every_menu_button_event_carries_its_info_as_wechat_sends_it() {
+        let group = |msg: &InboundMessage, name: &str| {
+            msg.fields
+                .get(name)
+                .and_then(|f| f.as_group())
+                .cloned()
+                .unwrap_or_else(|| panic!("no {name}"))
+        };
+        for name in ["scancode_push", "scancode_waitmsg"] {
+            let msg = parsed(&sent(&format!("/{name} SCAN hello world")));
+            assert_eq!((msg.event(), msg.event_key()), (Some(name), Some("SCAN")));
+            let info = group(&msg, "ScanCodeInfo");
+            assert_eq!(info.text("ScanType"), Some("qrcode"));
+            assert_eq!(info.text("ScanResult"), Some("hello world"));
+            assert_eq!(msg.msg_id(), None, "an event");
+        }
+        let default = parsed(&sent("/scancode_push S"));
+        assert_eq!(
+            group(&default, "ScanCodeInfo").text("ScanResult"),
+            Some(DEFAULT_SCAN_RESULT)
+        );
+        for name in ["pic_sysphoto", "pic_photo_or_album", "pic_weixin"] {
+            let msg = parsed(&sent(&format!("/{name} PICS 3")));
+            assert_eq!((msg.event(), msg.event_key()), (Some(name), Some("PICS")));
+            let info = group(&msg, "SendPicsInfo");
+            assert_eq!(info.text("Count"), Some("3"));
+            let list = info.get("PicList").and_then(|f| f.as_list()).unwrap();
+            assert_eq!(list.len(), 3);
+            let sums: Vec<&str> = list
+                .iter()
+                .map(|item| item.as_group().unwrap().text("PicMd5Sum").unwrap())
+                .collect();
+            assert!(sums.iter().all(|s| s.len() == 32), "{sums:?}");
+            assert_ne!(sums[0], sums[1]);
+        }
+        let one = parsed(&sent("/pic_weixin P"));
+        assert_eq!(group(&one, "SendPicsInfo").text("Count"), Some("1"));
+        let msg = parsed(&sent("/location_select PICK 23.1 113.3 Canton Tower"));
+        assert_eq!(
+            (msg.event(), msg.event_key()),
+            (Some("location_select"), Some("PICK"))
+        );
+        let info = group(&msg, "SendLocationInfo");
+        assert_eq!(info.text("Location_X"), Some("23.1"));
+        assert_eq!(info.text("Location_Y"), Some("113.3"));
+        assert_eq!(info.text("Label"), Some("Canton Tower"));
+    }
+
+    #[test]
+    fn video_shortvideo_and_file_messages() {
+        for (line, kind) in [("/video", "video"), ("/shortvideo", "shortvideo")] {
+            let msg = parsed(&sent(line));
+            assert_eq!(msg.msg_type(), kind);
+            assert_eq!(msg.fields.text("MediaId"), Some("chat_media_77"));
+            assert_eq!(msg.fields.text("ThumbMediaId"), Some("chat_thumb_77"));
+            assert_eq!(msg.msg_id(), Some("77"));
+        }
+        let file = parsed(&sent("/file notes 2024.txt"));
+        assert_eq!(file.msg_type(), "file");
+        assert_eq!(file.fields.text("Title"), Some("notes 2024.txt"));
+        assert_eq!(file.fields.text("FileTotalLen"), Some("122880"));
+        assert_eq!(
+            parsed(&sent("/file")).fields.text("Title"),
+            Some(DEFAULT_FILE_NAME)
+        );
+    }
+
+    #[test]
     fn session_commands_and_hints() {
         assert_eq!(parse("/as other"), Input::SwitchUser("other".into()));
         assert_eq!(parse("/help"), Input::Help);
+        assert_eq!(parse("/menu"), Input::ShowMenu);
+        assert_eq!(
+            parse("/templates"),
+            Input::Templates(TemplatesCommand::List)
+        );
+        assert_eq!(
+            parse("/templates add T1 Order shipped"),
+            Input::Templates(TemplatesCommand::Add {
+                id: "T1".into(),
+                title: "Order shipped".into()
+            })
+        );
         assert_eq!(parse("/quit"), Input::Quit);
         for bad in [
             "/click",
@@ -328,6 +617,15 @@ mod tests {
             "/link onlyurl",
             "/as",
             "/as a b",
+            "/scancode_push",
+            "/pic_weixin",
+            "/pic_weixin K 0",
+            "/pic_weixin K 10",
+            "/pic_weixin K x",
+            "/location_select K 1",
+            "/location_select 1 2",
+            "/templates remove T",
+            "/templates add",
         ] {
             assert!(
                 matches!(parse(bad), Input::Hint(ref h) if h.starts_with("usage:")),
