@@ -156,7 +156,9 @@ impl HostBuilder<'_> {
             None => crate::store::open(config.store.as_deref(), &config.data).await?,
         };
         let base = self.api_base.as_deref().unwrap_or(&config.api_base);
-        let mut services = Services::new(store.clone()).with_http(config.http.clone());
+        let mut services = Services::new(store.clone())
+            .with_http(config.http.clone())
+            .with_session_ttl(config.session_ttl);
         match api_client_at(config, &store, base)? {
             Some(client) => services = services.with_api(client),
             None => {
@@ -164,6 +166,9 @@ impl HostBuilder<'_> {
             }
         }
         let scripts = start_scripts(config, services.clone()).await?;
+        // Start-up work (`wx.on_start`) is done before the first message is served; a
+        // failure is logged with its file:line and does not stop the host.
+        scripts.run_start().await;
         let watcher = if self.watch {
             Some(
                 crate::script::reload::watch(scripts.clone()).map_err(|e| BuildError::Watch {
