@@ -235,6 +235,17 @@ wx = {}
 ---@param handler wx.Handler
 function wx.on(kind, filter, handler) end
 
+---What a `wx.on_start` function receives.
+---@class wx.StartInfo
+---@field generation integer 1 at process start, then one more per successful reload.
+
+---Registers start-up work, at the top level of a script. It runs once per load of the
+---script set (at process start and after each successful reload), in a state of its own,
+---and may wait (wx.store, the WeChat API, wx.http), which the top level may not. An error is
+---logged with file:line and does not stop the host.
+---@param fn fun(info: wx.StartInfo)
+function wx.on_start(fn) end
+
 ---@alias wx.Reply wx.TextReply|wx.ImageReply|wx.VoiceReply|wx.VideoReply|wx.MusicReply|wx.NewsReply|wx.TransferReply
 
 ---@class wx.TextReply
@@ -333,6 +344,13 @@ function wx.log.error(...) end
 ---Waits without holding up other messages (inside a handler; an error at the top level).
 ---@param seconds number 0 to 3600.
 function wx.sleep(seconds) end
+
+---The sender's session: a table kept in the store under the account and the user's OpenID,
+---saved when the handler returns (not when it raises an error), expiring `session_ttl`
+---(30 days) after the last save. An empty table deletes it. Values as in `wx.store`.
+---@param msg wx.Message The message the handler received.
+---@return table session
+function wx.session(msg) end
 
 ---A value `wx.store` keeps (as JSON).
 ---@alias wx.StoreValue string|number|boolean|table

@@ -4,6 +4,12 @@
 //! variables, flags. Secrets (token, AppSecret, EncodingAESKey) are held in [`Secret`],
 //! whose `Debug` never shows the value, so a config can be logged safely.
 //!
+//! Relative paths have one rule: `scripts` and `data` written in a config file named with
+//! `--config` are relative to that file's directory; everything else (flags, the
+//! environment, `wechat-lua.toml` found in the working directory) is relative to the working
+//! directory. A bot directory made by `new` given where scripts are expected (`--scripts
+//! mybot`, `check mybot`) stands for its `wechat-lua.toml` and scripts ([`bot_dir`]).
+//!
 //! Loading only reads: it never writes a file, so `check`, `token` and `menu` leave the data
 //! directory alone. The one write, a generated token, happens when `serve` asks for
 //! [`Config::serving_token`].
@@ -59,6 +65,17 @@ pub enum SecurityMode {
     Compatible,
     /// 安全模式: unencrypted requests are refused.
     Safe,
+}
+
+impl fmt::Display for SecurityMode {
+    /// As the setting is written (`plain`), for logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SecurityMode::Plain => "plain",
+            SecurityMode::Compatible => "compatible",
+            SecurityMode::Safe => "safe",
+        })
+    }
 }
 
 impl std::str::FromStr for SecurityMode {
@@ -184,6 +201,7 @@ pub struct FileConfig {
     retry_cache_mb: Option<usize>,
     api_timeout: Option<f64>,
     http: Option<HttpFileConfig>,
+    session_ttl: Option<f64>,
 }
 
 /// The `[http]` table: where `wx.http` may go and how many requests may be in flight.
@@ -212,6 +230,58 @@ pub struct Overrides {
     pub store: Option<String>,
     /// `--log-format`.
     pub log_format: Option<LogFormat>,
+}
+
+impl Overrides {
+    /// These overrides with a bot directory given as `--scripts` resolved: its scripts become
+    /// the scripts, and its `wechat-lua.toml` the config file unless `--config` names one.
+    fn with_bot_dir(&self) -> Result<Overrides, ConfigError> {
+        let mut resolved = self.clone();
+        if let Some(bot) = self.scripts.as_deref().map(bot_dir).transpose()?.flatten() {
+            resolved.scripts = Some(bot.scripts);
+            if resolved.config.is_none() {
+                resolved.config = bot.config;
+            }
+        }
+        Ok(resolved)
+    }
+}
+
+/// A bot directory as `new` makes it: `wechat-lua.toml` and `scripts/`, no `main.lua` of
+/// its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotDir {
+    /// Its `wechat-lua.toml`, when it has one.
+    pub config: Option<PathBuf>,
+    /// Its scripts: the file's `scripts` setting (relative to the directory), else `scripts/`.
+    pub scripts: PathBuf,
+}
+
+/// `location` as a bot directory, when it is one: a directory without a `main.lua` that has
+/// a `wechat-lua.toml`, or a `scripts/main.lua`. `None` for a scripts directory, a file, or
+/// anything else (left to the scripts loader to judge).
+pub fn bot_dir(location: &Path) -> Result<Option<BotDir>, ConfigError> {
+    if !location.is_dir() || location.join("main.lua").exists() {
+        return Ok(None);
+    }
+    let config = location.join(DEFAULT_CONFIG_FILE);
+    if config.is_file() {
+        let scripts = read_file_at(&config)?
+            .scripts
+            .unwrap_or_else(|| location.join("scripts"));
+        return Ok(Some(BotDir {
+            config: Some(config),
+            scripts,
+        }));
+    }
+    let scripts = location.join("scripts");
+    if scripts.join("main.lua").is_file() {
+        return Ok(Some(BotDir {
+            config: None,
+            scripts,
+        }));
+    }
+    Ok(None)
 }
 
 /// Where the token in effect came from; decides what start-up prints.
@@ -283,6 +353,8 @@ pub struct Config {
     /// How long one WeChat API request may wait for its answer. A send that times out may
     /// still have been delivered: its outcome is unknown.
     pub api_timeout: Duration,
+    /// How long a `wx.session` table is kept after the last handler that saved it.
+    pub session_ttl: Duration,
 }
 
 /// The default of [`Config::claim_timeout`].
@@ -346,23 +418,19 @@ impl Config {
         overrides: &Overrides,
         env: &HashMap<String, String>,
     ) -> Result<Config, ConfigError> {
-        Self::merge(chosen_file(overrides)?, overrides, env)
+        let overrides = overrides.with_bot_dir()?;
+        Self::merge(chosen_file(&overrides)?, &overrides, env)
     }
 
     /// Only where the scripts are, as [`Config::load_with_env`] would find them, without
-    /// judging the other settings: what `check` needs.
+    /// judging the other settings.
     pub fn scripts_location(
         overrides: &Overrides,
         env: &HashMap<String, String>,
     ) -> Result<PathBuf, ConfigError> {
-        let file = chosen_file(overrides)?;
-        Ok(scripts_setting(overrides, env, file.scripts))
-    }
-
-    /// The `scripts` setting of the config file at `path`, if it has one (a bot directory's
-    /// own `wechat-lua.toml`, for `check DIR`).
-    pub fn scripts_in_file(path: &Path) -> Result<Option<PathBuf>, ConfigError> {
-        Ok(read_file(path)?.scripts)
+        let overrides = overrides.with_bot_dir()?;
+        let file = chosen_file(&overrides)?;
+        Ok(scripts_setting(&overrides, env, file.scripts))
     }
 
     fn merge(
@@ -533,6 +601,7 @@ impl Config {
         )?;
 
         let http = http_settings(file.http.unwrap_or_default())?;
+        let session_ttl = session_ttl(var("WECHAT_SESSION_TTL"), file.session_ttl)?;
 
         let token = match token {
             Some(token) if !token.expose().is_empty() => {
@@ -578,6 +647,7 @@ impl Config {
             retry_cache_bytes: retry_cache_mb.saturating_mul(1024 * 1024),
             http,
             api_timeout,
+            session_ttl,
         })
     }
 }
@@ -653,6 +723,33 @@ fn seconds(
     }
 }
 
+/// Longest `session_ttl`: a year.
+const MAX_SESSION_TTL_SECS: f64 = 365.0 * 86_400.0;
+
+/// `session_ttl` from the environment (text) or the file, in seconds: positive, at most a year.
+fn session_ttl(env: Option<String>, file: Option<f64>) -> Result<Duration, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        setting: "session_ttl",
+        reason,
+    };
+    let secs = match env {
+        Some(v) => v
+            .parse::<f64>()
+            .map_err(|_| invalid(format!("`{v}` is not a number of seconds")))?,
+        None => match file {
+            Some(secs) => secs,
+            None => return Ok(crate::script::services::DEFAULT_SESSION_TTL),
+        },
+    };
+    if secs > 0.0 && secs <= MAX_SESSION_TTL_SECS {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(invalid(format!(
+            "{secs} s is outside (0, {MAX_SESSION_TTL_SECS}]"
+        )))
+    }
+}
+
 /// A count of at least 1 from the environment (`env`, text) or the file; `default` when
 /// neither sets it.
 fn count(
@@ -697,10 +794,11 @@ impl Config {
     }
 }
 
-/// The config file named by `--config`, else `wechat-lua.toml` when present, else none.
+/// The config file named by `--config` (its relative paths made relative to its directory),
+/// else `wechat-lua.toml` in the working directory when present, else none.
 fn chosen_file(overrides: &Overrides) -> Result<FileConfig, ConfigError> {
     match &overrides.config {
-        Some(path) => read_file(path),
+        Some(path) => read_file_at(path),
         None => {
             let path = Path::new(DEFAULT_CONFIG_FILE);
             if path.exists() {
@@ -728,6 +826,18 @@ fn scripts_setting(
         })
         .or(from_file)
         .unwrap_or_else(|| PathBuf::from("scripts"))
+}
+
+/// The config file at `path` with its relative `scripts` and `data` made relative to the
+/// file's directory, where whoever wrote them meant them to be.
+fn read_file_at(path: &Path) -> Result<FileConfig, ConfigError> {
+    let mut file = read_file(path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let rebase = |p: PathBuf| if p.is_relative() { dir.join(p) } else { p };
+        file.scripts = file.scripts.map(rebase);
+        file.data = file.data.map(rebase);
+    }
+    Ok(file)
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

@@ -169,7 +169,9 @@ impl HostBuilder<'_> {
             }
         };
         let base = self.api_base.as_deref().unwrap_or(&config.api_base);
-        let mut services = Services::new(store.clone()).with_http(config.http.clone());
+        let mut services = Services::new(store.clone())
+            .with_http(config.http.clone())
+            .with_session_ttl(config.session_ttl);
         if let Some(observer) = self.http_observer {
             let client = crate::net::HttpClient::new(config.http.clone()).observed(observer);
             services = services.with_http_client(client);
@@ -181,6 +183,9 @@ impl HostBuilder<'_> {
             }
         }
         let scripts = start_scripts(config, services.clone()).await?;
+        // Start-up work (`wx.on_start`) is done before the first message is served; a
+        // failure is logged with its file:line and does not stop the host.
+        scripts.run_start().await;
         let watcher = if self.watch {
             Some(
                 crate::script::reload::watch(scripts.clone()).map_err(|e| BuildError::Watch {

@@ -17,6 +17,12 @@ pub const MAX_LINE: usize = 8 * 1024;
 /// In an oversized JSON line, the longest string value kept.
 const MAX_JSON_VALUE: usize = 2 * 1024;
 
+/// Whether the `NO_COLOR` convention (<https://no-color.org>) asks for no colours: the
+/// variable is set to anything but the empty string.
+pub fn no_color(value: Option<&std::ffi::OsStr>) -> bool {
+    value.is_some_and(|v| !v.is_empty())
+}
+
 /// The text of a line as it should be written: control characters escaped (except the ESC of
 /// the formatter's own colours when `keep_ansi`), at most [`MAX_LINE`] bytes plus a note of the
 /// original length, ending in one newline.

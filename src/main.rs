@@ -25,7 +25,8 @@ struct Cli {
 enum Command {
     /// Serve the WeChat callback at /wechat, running the bot in --scripts.
     Serve(CommonArgs),
-    /// Load the scripts without serving and report errors and warnings with file:line.
+    /// Load the scripts as serve does, running their top level, without serving; report
+    /// errors and warnings with file:line (exit 1 on errors, or on warnings with --strict).
     Check(CheckArgs),
     /// Scaffold a new bot (scripts, config, editor types) into DIR.
     New(NewArgs),
@@ -34,7 +35,7 @@ enum Command {
         #[command(subcommand)]
         action: MenuAction,
         #[command(flatten)]
-        common: CommonArgs,
+        common: AccountArgs,
     },
     /// Whether an access_token is cached and when it expires (never the token unless --show).
     Token {
@@ -42,7 +43,7 @@ enum Command {
         #[arg(long)]
         show: bool,
         #[command(flatten)]
-        common: CommonArgs,
+        common: AccountArgs,
     },
     /// Chat with the bot in the terminal, as a WeChat user, against a built-in fake WeChat API.
     Chat(ChatArgs),
@@ -92,12 +93,38 @@ struct CheckArgs {
     /// Scripts directory, one .lua file, or a bot directory (default: the configured scripts).
     #[arg(value_name = "DIR|FILE")]
     path: Option<PathBuf>,
-    /// Config file to read `scripts` from (default: wechat-lua.toml, when present).
+    /// Config file, checked as serve reads it (default: wechat-lua.toml, when present).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Fail (exit 1) on warnings too.
+    /// Fail (exit 1) on warnings too, such as misspelt wx.* names: for a pre-commit hook.
     #[arg(long)]
     strict: bool,
+}
+
+/// The flags of the account commands (`menu`, `token`): where the settings and the cached
+/// access_token are; nothing about serving.
+#[derive(Args, Clone, Default)]
+struct AccountArgs {
+    /// Config file (default: wechat-lua.toml in the working directory, when present).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where the host keeps its state, the cached access_token included (default: data).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Store: redis://HOST:PORT/DB when instances share one (default: embedded, in --data).
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+}
+
+impl AccountArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            config: self.config.clone(),
+            data: self.data.clone(),
+            store: self.store.clone(),
+            ..Overrides::default()
+        }
+    }
 }
 
 #[derive(Args)]
@@ -143,12 +170,14 @@ impl CommonArgs {
 }
 
 /// Logs to stderr, one event a line: control characters escaped and long lines cut
-/// ([`wechat_lua::logging`]), colours only on a terminal.
+/// ([`wechat_lua::logging`]), colours only on a terminal and unless `NO_COLOR` is set.
 fn init_logging(format: LogFormat) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = format == LogFormat::Text && std::io::stderr().is_terminal();
+    let ansi = format == LogFormat::Text
+        && std::io::stderr().is_terminal()
+        && !wechat_lua::logging::no_color(std::env::var_os("NO_COLOR").as_deref());
     let writer = wechat_lua::logging::SafeLines {
         json: format == LogFormat::Json,
         keep_ansi: ansi,
@@ -200,21 +229,18 @@ fn main() -> ExitCode {
 }
 
 fn check(args: &CheckArgs) -> ExitCode {
-    let location = match &args.path {
-        Some(path) => path.clone(),
-        None => {
-            let env: std::collections::HashMap<String, String> = std::env::vars().collect();
-            let overrides = Overrides {
-                config: args.config.clone(),
-                ..Overrides::default()
-            };
-            match Config::scripts_location(&overrides, &env) {
-                Ok(location) => location,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
+    // The settings are loaded and judged as `serve` would (an unknown key fails here too);
+    // the scripts they point at are what is checked.
+    let overrides = Overrides {
+        config: args.config.clone(),
+        scripts: args.path.clone(),
+        ..Overrides::default()
+    };
+    let location = match Config::load(&overrides) {
+        Ok(config) => config.scripts,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
         }
     };
     let report = wechat_lua::commands::check(&location);
@@ -236,7 +262,7 @@ fn new(args: &NewArgs) -> anyhow::Result<()> {
 }
 
 /// Runs an account command with the configured account and prints what it returns.
-fn account<F, Fut>(args: &CommonArgs, run: F) -> anyhow::Result<()>
+fn account<F, Fut>(args: &AccountArgs, run: F) -> anyhow::Result<()>
 where
     F: FnOnce(Config) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<String>>,
@@ -268,7 +294,7 @@ fn serve(args: &CommonArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         tracing::info!(
-            mode = ?config.mode,
+            mode = %config.mode,
             scripts = %config.scripts.display(),
             "listening on http://{addr}{CALLBACK_PATH}"
         );

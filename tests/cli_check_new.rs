@@ -153,7 +153,7 @@ wx.sleep(0.01)
     assert_eq!(r.code, 1, "{}", r.out);
     assert!(
         r.out
-            .contains("s/main.lua:2: error: wx.sleep waits for an answer, which a script cannot do while it loads"),
+            .contains("s/main.lua:2: error: wx.sleep: only inside a handler or wx.on_start"),
         "{}",
         r.out
     );
@@ -317,7 +317,7 @@ fn new_scaffolds_a_bot_that_checks_clean_and_whose_config_serve_accepts() {
         .filter(|l| !l.starts_with('#') && l.contains(" = "))
         .count();
     assert_eq!(
-        keys, 17,
+        keys, 21,
         "every FileConfig setting is in the template:\n{uncommented}"
     );
     let full = dir.path().join("full.toml");

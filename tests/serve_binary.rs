@@ -182,10 +182,11 @@ fn json_logs_are_one_object_per_line_with_a_span_per_message() {
         }
     }
     let handled = handled.expect("a line per handled message");
-    let span = &handled["span"];
-    assert_eq!(span["name"], "message");
-    assert_eq!(span["msg_type"], "text");
-    let openid = span["openid"].as_str().unwrap();
+    let fields = &handled["fields"];
+    assert_eq!(fields["type"], "text");
+    assert_eq!(fields["outcome"], "reply:text");
+    assert!(fields["ms"].is_u64(), "{handled}");
+    let openid = fields["openid"].as_str().unwrap();
     assert_eq!(openid.len(), 12, "a short hash");
     assert!(
         !lines.iter().any(|l| l.contains("jsonuser")),

@@ -93,17 +93,73 @@ pub async fn token_status(config: &Config, show: bool) -> anyhow::Result<String>
             expires_at_unix,
         }) if expires_at_unix > now => {
             let mut text = format!(
-                "access_token cached for {appid}: expires at {expires_at_unix} (in {} min)",
-                (expires_at_unix - now) / 60
+                "access_token cached for {appid}: expires {}",
+                local_time(expires_at_unix, now)
             );
             if show {
                 text.push_str(&format!("\n{access_token}"));
             }
             text
         }
-        Some(_) => format!(
-            "the cached access_token for {appid} has expired; the next API call fetches a new one"
+        Some(CachedToken {
+            expires_at_unix, ..
+        }) => format!(
+            "the cached access_token for {appid} expired {}; the next API call fetches a new one",
+            local_time(expires_at_unix, now)
         ),
         None => format!("no access_token cached for {appid}; the next API call fetches one"),
     })
+}
+
+/// `unix` as a date-time in the local time zone with the time from `now`:
+/// `2026-11-30 14:05:09 +08:00 (in 1 h 52 min)`.
+fn local_time(unix: i64, now: i64) -> String {
+    use chrono::{Local, TimeZone};
+    let when = Local
+        .timestamp_opt(unix, 0)
+        .single()
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S %:z").to_string())
+        .unwrap_or_else(|| format!("at Unix time {unix}"));
+    format!("{when} ({})", relative(unix - now))
+}
+
+/// A span of seconds as people say it: `in 1 h 52 min`, `3 min ago`, `now`.
+fn relative(secs: i64) -> String {
+    let span = secs.unsigned_abs();
+    let text = match span {
+        0..=59 => return "now".into(),
+        60..=3599 => format!("{} min", span / 60),
+        3600..=86_399 => match (span % 3600) / 60 {
+            0 => format!("{} h", span / 3600),
+            min => format!("{} h {min} min", span / 3600),
+        },
+        _ => format!("{} d", span / 86_400),
+    };
+    if secs > 0 {
+        format!("in {text}")
+    } else {
+        format!("{text} ago")
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+
+    #[test]
+    fn times_read_as_local_date_times_with_the_time_from_now() {
+        assert_eq!(relative(30), "now");
+        assert_eq!(relative(6720), "in 1 h 52 min");
+        assert_eq!(relative(7200), "in 2 h");
+        assert_eq!(relative(-180), "3 min ago");
+        assert_eq!(relative(3 * 86_400), "in 3 d");
+        let shown = local_time(1_700_000_000, 1_700_000_000 - 600);
+        assert!(shown.ends_with(" (in 10 min)"), "{shown}");
+        assert!(shown.starts_with("2023-11-1"), "a date: {shown}");
+        assert_eq!(
+            shown.matches(':').count(),
+            3,
+            "hh:mm:ss and the offset: {shown}"
+        );
+    }
 }

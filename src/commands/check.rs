@@ -13,13 +13,10 @@ use std::sync::Arc;
 
 use mlua::Lua;
 
-use lint::{edit_distance, host_names, unknown_names};
+use lint::{host_names, unknown_names};
 
-use crate::config::{Config, DEFAULT_CONFIG_FILE};
-use crate::protocol::message::{EventType, MsgType};
 use crate::script::error::is_host_frame;
 use crate::script::runtime::LuaRuntime;
-use crate::script::sources::ENTRY_FILE;
 use crate::script::{
     bindings, LoadError, LoadWarning, RuntimeOptions, ScriptError, ScriptSources, Services,
 };
@@ -132,24 +129,11 @@ impl fmt::Display for CheckReport {
 /// A bot directory (as `new` makes: `wechat-lua.toml` and `scripts/`, no `main.lua` of its
 /// own) stands for its scripts, so `wechat-lua check mybot` does what one expects.
 fn resolve_bot_dir(location: &Path) -> Result<PathBuf, String> {
-    if !location.is_dir() || location.join(ENTRY_FILE).exists() {
-        return Ok(location.to_path_buf());
+    match crate::config::bot_dir(location) {
+        Ok(Some(bot)) => Ok(bot.scripts),
+        Ok(None) => Ok(location.to_path_buf()),
+        Err(e) => Err(e.to_string()),
     }
-    let config = location.join(DEFAULT_CONFIG_FILE);
-    if config.is_file() {
-        if let Some(scripts) = Config::scripts_in_file(&config).map_err(|e| e.to_string())? {
-            return Ok(if scripts.is_absolute() {
-                scripts
-            } else {
-                location.join(scripts)
-            });
-        }
-    }
-    let scripts = location.join("scripts");
-    if config.is_file() || scripts.join(ENTRY_FILE).is_file() {
-        return Ok(scripts);
-    }
-    Ok(location.to_path_buf())
 }
 
 /// Checks the scripts at `location` (a scripts directory, one `.lua` file, or a bot directory
@@ -324,14 +308,8 @@ fn from_load_error(error: &LoadError, severity: Severity, fallback: &Path) -> Di
     }
 }
 
-/// A load warning as a diagnostic; one about an unknown kind names the kind likely meant,
-/// when one is within a typo of what the script wrote, instead of listing every kind.
+/// A load warning as a diagnostic, at its own place or else at `fallback`.
 fn from_warning(warning: &LoadWarning, fallback: &Path) -> Diagnostic {
-    let message = warning
-        .unknown_kind
-        .as_deref()
-        .and_then(kind_hint)
-        .unwrap_or_else(|| warning.message.clone());
     Diagnostic {
         file: warning
             .file
@@ -339,26 +317,9 @@ fn from_warning(warning: &LoadWarning, fallback: &Path) -> Diagnostic {
             .unwrap_or_else(|| fallback.display().to_string()),
         line: warning.line,
         severity: Severity::Warning,
-        message,
+        message: warning.message.clone(),
         detail: Vec::new(),
     }
-}
-
-/// The kind WeChat sends that `kind` (which it does not send) was likely meant to be, as a
-/// warning message, when one is within a typo of it.
-fn kind_hint(kind: &str) -> Option<String> {
-    let lower = kind.to_ascii_lowercase();
-    let (distance, best) = MsgType::MESSAGE_NAMES
-        .iter()
-        .map(|k| k.to_string())
-        .chain(EventType::NAMES.iter().map(|e| format!("event.{e}")))
-        .map(|candidate| (edit_distance(&lower, &candidate), candidate))
-        .min()?;
-    (distance <= 1.max(lower.len() / 3)).then(|| {
-        format!(
-            "wx.on(\"{kind}\"): WeChat sends no message of this kind (did you mean \"{best}\"?)"
-        )
-    })
 }
 
 #[cfg(test)]
@@ -393,9 +354,7 @@ mod tests {
         let warning = LoadWarning {
             file: Some("scripts/lib/bot.lua".into()),
             line: Some(3),
-            message:
-                "wx.on(\"txt\"): WeChat sends no message of this kind (did you mean one of ...)"
-                    .into(),
+            message: crate::script::bindings::handlers::unknown_kind_message("txt"),
             unknown_kind: Some("txt".into()),
         };
         let d = from_warning(&warning, Path::new("scripts/main.lua"));
@@ -406,26 +365,9 @@ mod tests {
         let far = LoadWarning {
             file: None,
             line: None,
-            unknown_kind: Some("hologram".into()),
             ..warning
         };
         let d = from_warning(&far, Path::new("scripts/main.lua"));
         assert_eq!((d.file.as_str(), d.line), ("scripts/main.lua", None));
-        assert_eq!(
-            d.message, far.message,
-            "no kind is close: the full list stays"
-        );
-    }
-
-    #[test]
-    fn unknown_kinds_get_the_likely_kind_when_one_is_close() {
-        let hint = kind_hint;
-        assert!(hint("txt").unwrap().contains("did you mean \"text\"?"));
-        assert!(hint("event.subscrib")
-            .unwrap()
-            .contains("did you mean \"event.subscribe\"?"));
-        assert!(hint("evnt.click").unwrap().contains("\"event.click\""));
-        assert_eq!(hint("hologram"), None);
-        assert_eq!(kind_hint("something else entirely"), None);
     }
 }

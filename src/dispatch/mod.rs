@@ -111,21 +111,40 @@ impl Dispatcher {
     pub async fn handle_arrived(&self, msg: InboundMessage, arrived: Instant) -> Answer {
         self.note_window(&msg);
         crate::metrics::metrics().message(&msg);
+        let kind = match msg.event() {
+            Some(event) => format!("event.{}", event.to_ascii_lowercase()),
+            None => msg.msg_type().to_string(),
+        };
+        let openid = openid_hash(&msg.from_user);
         let span = tracing::info_span!(
             "message",
             msg_type = msg.msg_type(),
             event = msg.event().unwrap_or(""),
-            openid = %openid_hash(&msg.from_user),
+            openid = %openid,
             handler = tracing::field::Empty,
             outcome = tracing::field::Empty,
             duration_us = tracing::field::Empty,
         );
+        let started = std::time::Instant::now();
         let deadline = arrived + self.reply_timeout;
-        self.answer(msg, deadline).instrument(span).await
+        let (answer, summary) = self.answer(msg, deadline).instrument(span).await;
+        // One concise line per message at info, outside the span so it is not prefixed with
+        // the span's fields again: what came, who took it, how it ended, how long it took.
+        tracing::info!(
+            target: "wechat_lua::message",
+            parent: None,
+            r#type = %kind,
+            handler = %summary.handler.as_deref().unwrap_or("-"),
+            outcome = %summary.outcome,
+            ms = started.elapsed().as_millis() as u64,
+            openid = %openid,
+            "message handled"
+        );
+        answer
     }
 
-    /// Dedup, the handler within the deadline, and rendering.
-    async fn answer(&self, msg: InboundMessage, deadline: Instant) -> Answer {
+    /// Dedup, the handler within the deadline, and rendering; with what the log line says.
+    async fn answer(&self, msg: InboundMessage, deadline: Instant) -> (Answer, Summary) {
         let metrics = crate::metrics::metrics();
         let span = tracing::Span::current();
         let guard = match self.dedup.claim(&msg.dedup_key(), deadline).await {
@@ -133,21 +152,21 @@ impl Dispatcher {
             Claim::Duplicate(answer) => {
                 metrics.retry_deduplicated();
                 span.record("outcome", "retry");
-                tracing::info!("retry of a message already handled: same answer again");
-                return answer;
+                tracing::debug!("retry of a message already handled: same answer again");
+                return (answer, Summary::new("retry", None));
             }
             Claim::StillRunning => {
                 metrics.retry_deduplicated();
                 span.record("outcome", "retry-while-running");
-                tracing::info!("retry while the first delivery still runs: success");
-                return None;
+                tracing::debug!("retry while the first delivery still runs: success");
+                return (None, Summary::new("retry-while-running", None));
             }
             Claim::Unconfirmed(e) => {
                 span.record("outcome", "claim-unconfirmed");
                 tracing::warn!(
                     "the shared store did not confirm the claim ({e}): answered success without running the handler; WeChat's retry will claim it (unconfirmed_claim = skip)"
                 );
-                return None;
+                return (None, Summary::new("claim-unconfirmed", None));
             }
         };
 
@@ -155,28 +174,36 @@ impl Dispatcher {
         let started = std::time::Instant::now();
         let handled =
             deadline::handle_within(&self.scripts, &self.late, &self.running, deadline, msg).await;
-        let reply = match handled {
+        let elapsed = started.elapsed();
+        let (reply, handler, failed) = match handled {
             Ok(handled) => {
                 span.record("handler", handled.handler.as_deref().unwrap_or("-"));
-                handled.reply
+                (handled.reply, handled.handler, false)
             }
             Err(e) => {
                 metrics.script_error();
                 span.record("outcome", "script-error");
                 tracing::error!("script error, answered success: {e}");
-                None
+                (None, None, true)
             }
         };
-        let elapsed = started.elapsed();
         metrics.handled(elapsed);
         let kind = reply.as_ref().map(|r| r.kind()).unwrap_or(SUCCESS);
         metrics.reply(kind);
         span.record("duration_us", elapsed.as_micros() as u64);
-        tracing::debug!(reply = kind, "message handled");
+        let outcome = if failed {
+            "script-error".to_string()
+        } else if reply.is_none() && handler.is_none() && Instant::now() >= deadline {
+            "late".to_string()
+        } else if reply.is_none() && handler.is_none() {
+            "no-handler".to_string()
+        } else {
+            format!("reply:{kind}")
+        };
         let answer: Answer =
             reply.map(|reply| Arc::from(reply.render(&to, &from, crate::clock::unix_secs())));
         guard.finish(answer.clone()).await;
-        answer
+        (answer, Summary { outcome, handler })
     }
 
     /// Records when the user last interacted, which opens the customer-service window: a
@@ -214,6 +241,24 @@ impl Dispatcher {
             last_error: status
                 .last_error
                 .map(|e| public_summary(&e, self.scripts.location())),
+        }
+    }
+}
+
+/// How one message ended, for its log line.
+struct Summary {
+    /// `reply:<kind>`, `reply:success` (the handler returned nil), `no-handler`, `late`,
+    /// `script-error`, `retry` or `retry-while-running`.
+    outcome: String,
+    /// `file:line` of the handler that took it.
+    handler: Option<String>,
+}
+
+impl Summary {
+    fn new(outcome: &str, handler: Option<String>) -> Summary {
+        Summary {
+            outcome: outcome.to_string(),
+            handler,
         }
     }
 }

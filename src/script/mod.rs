@@ -11,6 +11,7 @@
 //! - [`pool`]: [`LuaPool`], the Lua states messages borrow; reload swaps states between messages.
 //! - [`services`]: what the host lends scripts (store, API).
 //! - [`reload`]: the file watcher that reloads, debounced, keeping the last good set on failure.
+//! - [`suggest`]: the known name closest to a misspelt one ("did you mean …?").
 //!
 //! Lua states are pooled and replaced whole on reload, so nothing a script keeps in a Lua
 //! global survives a reload or is shared between states: state shared between
@@ -26,6 +27,7 @@ pub mod run_limit;
 pub mod runtime;
 pub mod services;
 pub mod sources;
+pub mod suggest;
 
 pub use error::{LoadError, LoadWarning, ScriptError};
 pub use pool::LuaPool;

@@ -4,6 +4,11 @@
 //! another is built from the current snapshot, up to [`MAX_STATES`]. A reload publishes a new
 //! snapshot with a new generation and replaces the idle states; a state of an older
 //! generation still running a message finishes it and is dropped when it comes back.
+//!
+//! The `wx.on_start` functions of a set run once per load of it, in one state only: the state
+//! built to validate the set, which serves no message. At start-up the host awaits them
+//! ([`LuaPool::run_start`]); after a reload they run in the background on the host's runtime,
+//! so the new set serves at once and the reload thread is never held up.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -68,6 +73,13 @@ pub struct LuaPool {
     status: Mutex<ReloadStatus>,
     /// Serialises reloads so two quick ones cannot publish out of order.
     reloading: Mutex<()>,
+    /// The state that validated the first set, kept while it has `wx.on_start` functions
+    /// still to run.
+    first_start: Mutex<Option<LuaRuntime>>,
+    /// The runtime the pool was started on, where a reloaded set's `wx.on_start` functions
+    /// run (not the reload thread's own: connections the API client opens there would only
+    /// make progress while that thread polls).
+    handle: Option<tokio::runtime::Handle>,
 }
 
 /// A borrowed state; goes back to the pool when dropped, also if the message's task is
@@ -112,7 +124,7 @@ impl LuaPool {
         for warning in first.warnings() {
             tracing::warn!("{warning}");
         }
-        drop(first);
+        let first_start = (first.start_count() > 0).then_some(first);
         let initial = workers.clamp(1, MAX_STATES);
         let idle = build_states(1, &sources, initial, &options, &services)?;
         Ok(Arc::new(LuaPool {
@@ -135,7 +147,19 @@ impl LuaPool {
                 ..Default::default()
             }),
             reloading: Mutex::new(()),
+            first_start: Mutex::new(first_start),
+            handle: tokio::runtime::Handle::try_current().ok(),
         }))
+    }
+
+    /// Runs the first set's `wx.on_start` functions, once (later calls do nothing); errors
+    /// are logged with their `file:line` and returned, never fatal.
+    pub async fn run_start(&self) -> Vec<ScriptError> {
+        let first = crate::sync::lock(&self.first_start).take();
+        match first {
+            Some(runtime) => runtime.run_start(1).await,
+            None => Vec::new(),
+        }
     }
 
     /// Runs the handler for one message on an idle Lua state, on the caller's task.
@@ -255,6 +279,7 @@ impl LuaPool {
                 for warning in runtime.warnings() {
                     tracing::warn!("{warning}");
                 }
+                let starter = (runtime.start_count() > 0).then_some(runtime);
                 // The new set's states are built here, on the reloading thread, so messages
                 // never wait for a build after a reload.
                 let idle = build_states(
@@ -264,12 +289,12 @@ impl LuaPool {
                     &self.options,
                     &self.services,
                 )?;
-                Ok((sources, idle))
+                Ok((sources, idle, starter))
             });
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         crate::metrics::metrics().reload(attempt.is_ok());
         match attempt {
-            Ok((sources, idle)) => {
+            Ok((sources, idle, starter)) => {
                 let old = {
                     let mut pool = self.lock();
                     pool.published = Published {
@@ -288,6 +313,19 @@ impl LuaPool {
                 status.generation = generation;
                 status.reloads_ok += 1;
                 status.last_error = None;
+                if let Some(starter) = starter {
+                    match &self.handle {
+                        Some(handle) => {
+                            handle.spawn(async move {
+                                starter.run_start(generation).await;
+                            });
+                        }
+                        None => tracing::warn!(
+                            generation,
+                            "wx.on_start functions not run: no async runtime to run them on"
+                        ),
+                    }
+                }
                 Ok(generation)
             }
             Err(e) => {

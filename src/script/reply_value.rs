@@ -4,6 +4,7 @@
 use mlua::{Lua, Table, Value};
 
 use crate::protocol::reply::{Article, Reply};
+use crate::script::suggest::closest;
 
 /// Converts a returned value; the error says what is wrong in a script author's terms.
 pub fn reply_from_lua(value: &Value) -> Result<Option<Reply>, String> {
@@ -44,6 +45,7 @@ fn reply_from_table(t: &Table) -> Result<Reply, String> {
             ))
         }
     };
+    check_fields(t, reply_fields(&kind), &format!("a {kind} reply"))?;
     Ok(match kind.as_str() {
         "text" => Reply::Text {
             content: required(t, "content")?,
@@ -103,6 +105,7 @@ fn articles(t: &Table) -> Result<Vec<Article>, String> {
                 ))
             }
         };
+        check_fields(&item, ARTICLE_FIELDS, &format!("article {}", i + 1))?;
         let field = |name: &str| {
             optional(&item, name)
                 .map(Option::unwrap_or_default)
@@ -116,6 +119,64 @@ fn articles(t: &Table) -> Result<Vec<Article>, String> {
         });
     }
     Ok(out)
+}
+
+/// The fields of an article of a news reply.
+const ARTICLE_FIELDS: &[&str] = &["title", "description", "pic_url", "url"];
+
+/// The fields a reply table of `kind` may have besides `type`. A video may carry
+/// `thumb_media_id`, which a passive reply ignores but `wx.kf.send` needs, so one table
+/// serves both. An unknown kind has none to check (its error comes next).
+fn reply_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "text" => &["type", "content"],
+        "image" | "voice" => &["type", "media_id"],
+        "video" => &["type", "media_id", "title", "description", "thumb_media_id"],
+        "music" => &[
+            "type",
+            "title",
+            "description",
+            "music_url",
+            "hq_music_url",
+            "thumb_media_id",
+        ],
+        "news" => &["type", "articles"],
+        "transfer_customer_service" | "transfer" => &["type", "kf_account"],
+        _ => &[],
+    }
+}
+
+/// Refuses a field `known` does not list (`titel` for `title`), naming the field likely
+/// meant: misspelt, it would be dropped without a word and the reply sent without it.
+fn check_fields(t: &Table, known: &[&str], what: &str) -> Result<(), String> {
+    if known.is_empty() {
+        return Ok(());
+    }
+    // Sorted, so the error names the same field whatever the table's order.
+    let mut unknown = Vec::new();
+    for pair in t.clone().pairs::<Value, Value>() {
+        let (key, _) = pair.map_err(|e| e.to_string())?;
+        let name = match &key {
+            Value::String(s) => s.to_string_lossy(),
+            other => format!(
+                "[{}]",
+                other
+                    .to_string()
+                    .unwrap_or_else(|_| other.type_name().into())
+            ),
+        };
+        if !known.contains(&name.as_str()) {
+            unknown.push(name);
+        }
+    }
+    unknown.sort();
+    let Some(first) = unknown.first() else {
+        return Ok(());
+    };
+    let hint = closest(first, known.iter().copied())
+        .map(|best| format!(" (did you mean `{best}`?)"))
+        .unwrap_or_else(|| format!(" (known: {})", known.join(", ")));
+    Err(format!("{what} has no field `{first}`{hint}"))
 }
 
 fn utf8(s: &mlua::LuaString, what: &str) -> Result<String, String> {

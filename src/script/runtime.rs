@@ -8,8 +8,9 @@ use std::time::Duration;
 use mlua::thread::ThreadStatus;
 use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Thread, Value};
 
-use super::bindings::handlers::{Filter, Handler, HandlerRegistry, Selector};
+use super::bindings::handlers::{Filter, Handler, HandlerRegistry, Selector, StartHook};
 use super::bindings::{self, pattern};
+use super::error::is_host_frame;
 use super::message_table::{message_table, KeyCache};
 use super::reply_value::{reply_from_lua, reply_to_lua};
 use super::run_limit::{self, RunClock, StopReason};
@@ -62,6 +63,8 @@ pub struct Handled {
 pub struct LuaRuntime {
     lua: Lua,
     handlers: Vec<Handler>,
+    /// `wx.on_start` functions, run once per load of the set by [`LuaRuntime::run_start`].
+    start: Vec<StartHook>,
     /// `xpcall` wrapper that adds a traceback to handler errors.
     call: Function,
     /// Warnings found while loading (e.g. handlers for unknown kinds).
@@ -122,13 +125,14 @@ impl LuaRuntime {
         lua.remove_hook();
         loaded.map_err(|e| ScriptError::Load(LoadError::parse(&describe_error(&e))))?;
 
-        let (handlers, warnings) = {
+        let (handlers, start, warnings) = {
             let mut registry = lua
                 .app_data_mut::<HandlerRegistry>()
                 .ok_or_else(|| ScriptError::Load(LoadError::host("handler registry missing")))?;
             registry.sealed = true;
             (
                 std::mem::take(&mut registry.handlers),
+                std::mem::take(&mut registry.start),
                 registry.warnings.clone(),
             )
         };
@@ -136,6 +140,7 @@ impl LuaRuntime {
         Ok(LuaRuntime {
             lua,
             handlers,
+            start,
             call,
             warnings,
             sources,
@@ -173,6 +178,56 @@ impl LuaRuntime {
         self.handlers.len()
     }
 
+    /// Number of `wx.on_start` functions.
+    pub fn start_count(&self) -> usize {
+        self.start.len()
+    }
+
+    /// Runs the `wx.on_start` functions in registration order, each in its own coroutine with
+    /// the limits of a handler (so they may wait), passing `{generation = n}`. An error is
+    /// logged with its `file:line` and the next function still runs: start-up work that fails
+    /// does not stop the host. Returns the errors, for tests and `chat`.
+    pub async fn run_start(&self, generation: u64) -> Vec<ScriptError> {
+        let mut errors = Vec::new();
+        for hook in &self.start {
+            let info = match self.lua.create_table().and_then(|t| {
+                t.set("generation", generation)?;
+                Ok(t)
+            }) {
+                Ok(info) => info,
+                Err(e) => {
+                    errors.push(ScriptError::Handler {
+                        handler: hook.origin.clone(),
+                        message: describe_error(&e),
+                    });
+                    continue;
+                }
+            };
+            match self
+                .run(&hook.func, &hook.origin, vec![Value::Table(info)])
+                .await
+            {
+                Ok(_) => {
+                    tracing::debug!(origin = %hook.origin, generation, "wx.on_start function ran")
+                }
+                Err(e) => {
+                    let message = match &e {
+                        ScriptError::Handler { message, .. } => message.clone(),
+                        other => other.to_string(),
+                    };
+                    tracing::error!(
+                        target: "script",
+                        generation,
+                        "wx.on_start function at {} failed: {message}",
+                        hook.origin
+                    );
+                    errors.push(e);
+                }
+            }
+        }
+        errors
+    }
+
     /// The snapshot this state was built from.
     pub fn sources(&self) -> &Arc<ScriptSources> {
         &self.sources
@@ -191,7 +246,7 @@ impl LuaRuntime {
         let mut args = Vec::with_capacity(1 + captures.len());
         args.push(Value::Table(table));
         args.extend(captures);
-        let value = self.run(handler, args).await?;
+        let value = self.run(&handler.func, &handler.origin, args).await?;
         let reply = reply_from_lua(&value).map_err(|message| ScriptError::BadReply {
             handler: function_location(&handler.func).unwrap_or_else(|| handler.origin.clone()),
             message,
@@ -237,7 +292,8 @@ impl LuaRuntime {
             event.set("error", &error).map_err(fail)?;
             let value = self
                 .run(
-                    handler,
+                    &handler.func,
+                    &handler.origin,
                     vec![
                         Value::Table(event),
                         Value::Table(reply),
@@ -262,15 +318,26 @@ impl LuaRuntime {
         self.clock.is_stopped()
     }
 
-    /// Runs one handler in its own coroutine, with the traceback wrapper, the run limit, time
-    /// slices and the total time budget, and returns its first return value.
-    async fn run(&self, handler: &Handler, args: Vec<Value>) -> Result<Value, ScriptError> {
-        let fail = |e: mlua::Error| handler_error(handler, &e);
+    /// Runs one handler (registered at `origin`) in its own coroutine, with the traceback
+    /// wrapper, the run limit, time slices and the total time budget, and returns its first
+    /// return value.
+    async fn run(
+        &self,
+        func: &Function,
+        origin: &str,
+        args: Vec<Value>,
+    ) -> Result<Value, ScriptError> {
+        let fail = |e: mlua::Error| ScriptError::Handler {
+            handler: origin.to_string(),
+            message: describe_error(&e),
+        };
         if self.is_stopped() {
             return Err(ScriptError::Unavailable);
         }
+        // Sessions opened by a run that did not return are not this run's to save.
+        bindings::session::forget(&self.lua);
         let mut call_args = MultiValue::with_capacity(1 + args.len());
-        call_args.push_back(Value::Function(handler.func.clone()));
+        call_args.push_back(Value::Function(func.clone()));
         call_args.extend(args);
 
         // The hook yields only the handler's own coroutine for a time slice, so its thread
@@ -305,7 +372,7 @@ impl LuaRuntime {
                 // used again, and dropping the coroutine closes it with the hook raising.
                 self.clock.stop(StopReason::Wall);
                 return Err(ScriptError::Handler {
-                    handler: handler.origin.clone(),
+                    handler: origin.to_string(),
                     message: format!(
                         "handler took more than its total time budget of {:?}; cancelled",
                         self.time_budget
@@ -316,14 +383,17 @@ impl LuaRuntime {
 
         let mut results = results.into_iter();
         match results.next() {
-            Some(Value::Boolean(true)) => Ok(results.next().unwrap_or(Value::Nil)),
+            Some(Value::Boolean(true)) => {
+                bindings::session::save(&self.lua).await;
+                Ok(results.next().unwrap_or(Value::Nil))
+            }
             _ => {
                 let message = results
                     .next()
                     .and_then(|v| v.to_string().ok())
                     .unwrap_or_else(|| "unknown error".into());
                 Err(ScriptError::Handler {
-                    handler: handler.origin.clone(),
+                    handler: origin.to_string(),
                     message,
                 })
             }
@@ -405,9 +475,11 @@ pub fn describe_error(e: &mlua::Error) -> String {
             format!("out of memory (the Lua memory limit): {message}")
         }
         mlua::Error::CallbackError { traceback, cause } => {
+            // The host's own frames (C functions, mlua's glue, the call wrapper `wechat-lua`)
+            // say nothing to a script's author.
             let user_frames: Vec<&str> = traceback
                 .lines()
-                .filter(|l| !l.contains("__mlua") && !l.contains("[C]:"))
+                .filter(|l| !l.contains("__mlua") && !is_host_frame(l.trim()))
                 .collect();
             format!("{}\n{}", describe_error(cause), user_frames.join("\n"))
         }

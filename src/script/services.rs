@@ -2,6 +2,7 @@
 //! the WeChat API. Shared by every worker, so everything here is `Send + Sync`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::api::outbox::Outbox;
 use crate::api::{KfWindowTracker, WechatClient};
@@ -22,7 +23,12 @@ pub struct Services {
     pub outbox: Option<Arc<Outbox>>,
     /// The outbound HTTP client of `wx.http` (its own, never the WeChat API's: no token).
     pub http: Arc<HttpClient>,
+    /// How long a `wx.session` table is kept after the last handler that saved it.
+    pub session_ttl: Duration,
 }
+
+/// The default of [`Services::session_ttl`]: 30 days.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(30 * 86_400);
 
 impl Services {
     /// Services over the given store, without the WeChat API.
@@ -33,7 +39,14 @@ impl Services {
             kf_window: Arc::new(KfWindowTracker::default()),
             outbox: None,
             http: Arc::new(HttpClient::new(HttpSettings::default())),
+            session_ttl: DEFAULT_SESSION_TTL,
         }
+    }
+
+    /// The same services with `wx.session` tables kept for `ttl` (the `session_ttl` setting).
+    pub fn with_session_ttl(mut self, ttl: Duration) -> Services {
+        self.session_ttl = ttl;
+        self
     }
 
     /// The same services with `wx.http` under `settings` (the `[http]` table).

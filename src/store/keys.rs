@@ -17,10 +17,18 @@ pub const LOCK: &str = "lock:";
 pub const REPLAY: &str = "replay:";
 /// Health probes (`/healthz`, `/readyz`).
 pub const HEALTH: &str = "health:";
+/// Per-user sessions of scripts (`wx.session`).
+pub const SESSION: &str = "session:";
 
 /// Key of a script's value named `name`.
 pub fn data_key(name: &str) -> String {
     format!("{DATA}{name}")
+}
+
+/// Key of the session of the user `openid` of the account `account` (its original ID,
+/// `gh_…`), so accounts sharing a store keep their users' sessions apart.
+pub fn session_key(account: &str, openid: &str) -> String {
+    format!("{SESSION}{account}:{openid}")
 }
 
 /// Key of the dedup record for one inbound message (MsgId, or FromUserName+CreateTime).

@@ -312,22 +312,7 @@ fn closest_sibling(parent: &str, field: &str, names: &WxNames) -> Option<String>
         .map(|(_, name)| name.clone())
 }
 
-/// Levenshtein distance between two short names.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            let next = (row[j + 1] + 1).min(row[j] + 1).min(prev + cost);
-            prev = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[b.len()]
-}
+pub use crate::script::suggest::edit_distance;
 
 #[cfg(test)]
 mod tests {

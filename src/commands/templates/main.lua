@@ -30,11 +30,20 @@ wx.on("text", "^help$", function()
   return "Send any text and I repeat it. Send a picture and I send it back."
 end)
 
--- Every other text.
+-- Every other text. wx.session(msg) is this user's own table, kept between messages.
 wx.on("text", function(msg)
-  return "You said: " .. msg.content
+  local session = wx.session(msg)
+  session.messages = (session.messages or 0) + 1
+  return "You said: " .. msg.content .. " (message " .. session.messages .. ")"
 end)
 
 wx.on("image", function(msg)
   return wx.reply.image(msg.media_id)
 end)
+
+-- The top level runs while the scripts load and may not wait: wx.store, the WeChat API,
+-- wx.http and wx.sleep belong in handlers, or in wx.on_start for start-up work, e.g.
+-- (with appid and appsecret in wechat-lua.toml):
+-- wx.on_start(function()
+--   wx.menu.create{button = {{type = "click", name = "Help", key = "HELP"}}}
+-- end)

@@ -1,10 +1,13 @@
-//! `wx.on(kind, [filter], fn)`: handler registration. Handlers are registered while the scripts
-//! load and fixed afterwards, so every message of one load sees the same list.
+//! `wx.on(kind, [filter], fn)` and `wx.on_start(fn)`: handler registration. Handlers are
+//! registered while the scripts load and fixed afterwards, so every message of one load sees
+//! the same list. Start-up functions run once per load of the script set, in a coroutine of
+//! their own, so unlike the top level they may wait (store, API, HTTP).
 
 use mlua::{Function, Lua, Result as LuaResult, Table, Value};
 
 use super::{caller_location, caller_position, error_at};
 use crate::protocol::message::{EventType, InboundMessage, MsgType};
+use crate::script::suggest::closest;
 use crate::script::LoadWarning;
 
 /// Which messages a handler is for.
@@ -86,11 +89,22 @@ pub struct Handler {
     pub origin: String,
 }
 
+/// A `wx.on_start(fn)` registration: start-up work that may wait.
+#[derive(Debug, Clone)]
+pub struct StartHook {
+    /// The Lua function.
+    pub func: Function,
+    /// `file:line` of the `wx.on_start` call, for logs.
+    pub origin: String,
+}
+
 /// The handlers of one Lua state, in registration order.
 #[derive(Debug, Default)]
 pub struct HandlerRegistry {
     /// Registered handlers.
     pub handlers: Vec<Handler>,
+    /// `wx.on_start` functions, in registration order.
+    pub start: Vec<StartHook>,
     /// Set once loading finished; later `wx.on` calls are refused.
     pub sealed: bool,
     /// Doubtful registrations (unknown kinds), for `check` and the log.
@@ -133,10 +147,16 @@ pub fn register(lua: &Lua, wx: &Table) -> LuaResult<()> {
             Some(text) if selector == Selector::Message(MsgType::Text) => Some(Filter::Pattern(text)),
             Some(key) if selector.takes_key() => Some(Filter::Key(key.to_str()?.to_string())),
             Some(_) => {
+                // `wx.on("txt", "^hi", f)`: the misspelt kind is the mistake to report.
+                let misspelt = if selector.is_known() {
+                    String::new()
+                } else {
+                    format!("{}; ", unknown_kind_message(&kind))
+                };
                 return Err(error_at(
                     lua,
                     format!(
-                        "wx.on(\"{kind}\", filter, fn): a filter applies to \"text\" (a Lua pattern on the content) and to events (an exact EventKey) only"
+                        "{misspelt}wx.on(\"{kind}\", filter, fn): a filter applies to \"text\" (a Lua pattern on the content) and to events (an exact EventKey) only"
                     ),
                 ))
             }
@@ -152,19 +172,15 @@ pub fn register(lua: &Lua, wx: &Table) -> LuaResult<()> {
             ));
         }
         if !selector.is_known() {
+            // Collected, not logged here: every Lua state built from the set runs this line,
+            // and the pool logs the warnings of a load once.
             let (file, line) = caller_position(lua, 1).unzip();
-            let warning = LoadWarning {
+            registry.warnings.push(LoadWarning {
                 file,
                 line: line.flatten(),
-                message: format!(
-                    "wx.on(\"{kind}\"): WeChat sends no message of this kind (did you mean one of {}, or event.<{}>?)",
-                    MsgType::MESSAGE_NAMES.join(", "),
-                    EventType::NAMES.join("|")
-                ),
+                message: unknown_kind_message(&kind),
                 unknown_kind: Some(kind.clone()),
-            };
-            tracing::warn!(target: "script", "{warning}");
-            registry.warnings.push(warning);
+            });
         }
         registry.handlers.push(Handler {
             kind,
@@ -175,7 +191,56 @@ pub fn register(lua: &Lua, wx: &Table) -> LuaResult<()> {
         });
         Ok(())
     })?;
-    wx.set("on", on)
+    wx.set("on", on)?;
+
+    let on_start = lua.create_function(|lua, func: Value| {
+        let func = match func {
+            Value::Function(func) => func,
+            other => {
+                return Err(error_at(
+                    lua,
+                    format!("wx.on_start takes a function, not a {}", other.type_name()),
+                ))
+            }
+        };
+        let origin = caller_location(lua, 1).unwrap_or_else(|| "?".into());
+        let mut registry = lua
+            .app_data_mut::<HandlerRegistry>()
+            .ok_or_else(|| mlua::Error::RuntimeError("handler registry missing".into()))?;
+        if registry.sealed {
+            return Err(error_at(
+                lua,
+                "wx.on_start can only be called while the scripts load (at the top level of a script)",
+            ));
+        }
+        registry.start.push(StartHook { func, origin });
+        Ok(())
+    })?;
+    wx.set("on_start", on_start)
+}
+
+/// Every kind `wx.on` knows, as a script writes it.
+pub fn known_kinds() -> Vec<String> {
+    MsgType::MESSAGE_NAMES
+        .iter()
+        .map(|k| k.to_string())
+        .chain(EventType::NAMES.iter().map(|e| format!("event.{e}")))
+        .chain(["event", "*", "late_reply_failed"].map(String::from))
+        .collect()
+}
+
+/// The warning about a kind WeChat never sends: the kind likely meant when one is within a
+/// typo of it, else where the kinds are listed.
+pub fn unknown_kind_message(kind: &str) -> String {
+    match closest(kind, known_kinds()) {
+        Some(best) => format!(
+            "wx.on(\"{kind}\"): WeChat sends no message of this kind (did you mean \"{best}\"?)"
+        ),
+        None => format!(
+            "wx.on(\"{kind}\"): WeChat sends no message of this kind (kinds: {}, event.<name>; see docs/lua-api.md)",
+            MsgType::MESSAGE_NAMES.join(", ")
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -227,5 +292,24 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn an_unknown_kind_names_the_likely_kind_or_where_the_kinds_are() {
+        let hint = unknown_kind_message;
+        assert!(
+            hint("txt").ends_with("(did you mean \"text\"?)"),
+            "{}",
+            hint("txt")
+        );
+        assert!(hint("event.subscrib").contains("did you mean \"event.subscribe\"?"));
+        assert!(hint("evnt.click").contains("\"event.click\""));
+        assert!(hint("Imgae").contains("\"image\""));
+        let far = hint("hologram");
+        assert!(!far.contains("did you mean"), "{far}");
+        assert!(
+            !far.contains("templatesendjobfinish"),
+            "not the whole list: {far}"
+        );
     }
 }

@@ -10,6 +10,7 @@ pub mod json;
 pub mod log;
 pub mod pattern;
 pub mod reply;
+pub mod session;
 pub mod stdlib;
 pub mod store;
 pub mod time;
@@ -29,6 +30,7 @@ pub fn install(lua: &Lua, sources: Arc<ScriptSources>, services: &Services) -> L
     log::register(lua, &wx)?;
     time::register(lua, &wx)?;
     store::register(lua, &wx, services)?;
+    session::register(lua, &wx, services)?;
     api::register(lua, &wx, services)?;
     json::register(lua, &wx)?;
     crypto::register(lua, &wx)?;
@@ -94,8 +96,9 @@ fn refuse_while_loading(lua: &Lua, name: &str) -> mlua::Result<()> {
         return Err(error_at(
             lua,
             format!(
-                "{name} waits for an answer, which a script cannot do while it loads (at the \
-                 top level of a script or of a required module): call it inside a handler"
+                "{name}: only inside a handler or wx.on_start (it waits for an answer, which a \
+                 script cannot do while it loads, at the top level of a script or of a required \
+                 module)"
             ),
         ));
     }
