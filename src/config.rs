@@ -150,6 +150,8 @@ pub struct FileConfig {
     idle_timeout: Option<f64>,
     max_connections: Option<usize>,
     retry_cache_mb: Option<usize>,
+    route_timeout: Option<f64>,
+    trusted_proxies: Option<Vec<String>>,
     http: Option<HttpFileConfig>,
 }
 
@@ -237,6 +239,11 @@ pub struct Config {
     pub retry_cache_bytes: usize,
     /// `wx.http`: allowed and denied hosts, user agent, caps on requests in flight.
     pub http: HttpSettings,
+    /// How long a `wx.route` handler may take, waiting included, before it is stopped and
+    /// answered 504.
+    pub route_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` names the client of a web request (`req.ip`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The default of [`Config::shutdown_grace`].
@@ -460,6 +467,20 @@ impl Config {
         )?;
 
         let http = http_settings(file.http.unwrap_or_default())?;
+        let route_timeout = seconds(
+            "route_timeout",
+            var("WECHAT_ROUTE_TIMEOUT"),
+            file.route_timeout,
+            crate::web::DEFAULT_ROUTE_TIMEOUT,
+        )?;
+        let trusted_proxies = match var("WECHAT_TRUSTED_PROXIES") {
+            Some(list) => list.split(',').map(str::to_string).collect(),
+            None => file.trusted_proxies.unwrap_or_default(),
+        }
+        .iter()
+        .filter(|text| !text.trim().is_empty())
+        .map(|text| trusted_proxy(text))
+        .collect::<Result<Vec<_>, _>>()?;
 
         let token = match token {
             Some(token) if !token.expose().is_empty() => {
@@ -501,6 +522,8 @@ impl Config {
             connections,
             retry_cache_bytes: retry_cache_mb.saturating_mul(1024 * 1024),
             http,
+            route_timeout,
+            trusted_proxies,
         })
     }
 }
@@ -545,6 +568,17 @@ fn http_settings(file: HttpFileConfig) -> Result<HttpSettings, ConfigError> {
             defaults.max_requests_per_worker,
         )?,
     })
+}
+
+/// A `trusted_proxies` entry: an address (`10.0.0.1`) or a network (`10.0.0.0/8`).
+fn trusted_proxy(text: &str) -> Result<ipnet::IpNet, ConfigError> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| ConfigError::Invalid {
+            setting: "trusted_proxies",
+            reason: format!("`{text}` is not an IP address or a network like 10.0.0.0/8"),
+        })
 }
 
 /// A positive number of seconds from the environment (`env`, text) or the file; `default`
@@ -773,6 +807,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(bad.contains("http.user_agent"), "{bad}");
+    }
+
+    #[test]
+    fn route_timeout_and_trusted_proxies_from_the_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file_path = dir.path().join("c.toml");
+        let load = |text: &str, vars: &[(&str, &str)]| {
+            std::fs::write(&file_path, text).unwrap();
+            let mut overrides = with_data(dir.path());
+            overrides.config = Some(file_path.clone());
+            Config::load_with_env(&overrides, &env(vars))
+        };
+        let config = load("", &[]).unwrap();
+        assert_eq!(config.route_timeout, Duration::from_secs(10));
+        assert!(config.trusted_proxies.is_empty());
+        let config = load(
+            "route_timeout = 2.5\ntrusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\"]\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.route_timeout, Duration::from_millis(2500));
+        assert_eq!(
+            config.trusted_proxies,
+            vec![
+                "10.0.0.0/8".parse::<ipnet::IpNet>().unwrap(),
+                "127.0.0.1/32".parse().unwrap()
+            ]
+        );
+        let config = load(
+            "",
+            &[
+                ("WECHAT_ROUTE_TIMEOUT", "1"),
+                ("WECHAT_TRUSTED_PROXIES", "::1, 192.168.0.0/16"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.route_timeout, Duration::from_secs(1));
+        assert_eq!(config.trusted_proxies.len(), 2);
+        let bad = load("trusted_proxies = [\"proxy.local\"]\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("setting `trusted_proxies`"), "{bad}");
+        let bad = load("route_timeout = 0\n", &[]).unwrap_err().to_string();
+        assert!(bad.contains("setting `route_timeout`"), "{bad}");
     }
 
     #[test]

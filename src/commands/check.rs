@@ -74,6 +74,8 @@ pub struct CheckReport {
     pub scripts: usize,
     /// Handlers registered by the entry, when it ran to the end.
     pub handlers: Option<usize>,
+    /// Web routes (`wx.route`) registered by the entry; shown when there are any.
+    pub routes: usize,
     /// Findings in the order they were made.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -113,6 +115,9 @@ impl CheckReport {
         let mut parts = vec![plural(self.scripts, "script")];
         if let Some(handlers) = self.handlers {
             parts.push(plural(handlers, "handler"));
+        }
+        if self.routes > 0 {
+            parts.push(plural(self.routes, "route"));
         }
         parts.push(plural(self.errors(), "error"));
         parts.push(plural(self.warnings(), "warning"));
@@ -159,6 +164,7 @@ pub fn check(location: &Path) -> CheckReport {
         location: location.to_path_buf(),
         scripts: 0,
         handlers: None,
+        routes: 0,
         diagnostics: Vec::new(),
     };
     let location = match resolve_bot_dir(location) {
@@ -231,6 +237,7 @@ pub fn check(location: &Path) -> CheckReport {
     match LuaRuntime::load(sources.clone(), &RuntimeOptions::default(), &services) {
         Ok(runtime) => {
             report.handlers = Some(runtime.handler_count());
+            report.routes = runtime.routes().count();
             for warning in runtime.warnings() {
                 report.diagnostics.push(from_warning(
                     warning,

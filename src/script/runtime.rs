@@ -8,9 +8,11 @@ use std::time::Duration;
 use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Value};
 
 use super::bindings::handlers::{Filter, Handler, HandlerRegistry, Selector};
+use super::bindings::web::{request_table, response_from_lua, Route};
 use super::bindings::{self, pattern};
 use super::message_table::{message_table, KeyCache};
 use super::reply_value::{reply_from_lua, reply_to_lua};
+use super::routes::{RouteError, RouteOutcome, RouteRequest};
 use super::run_limit::{self, RunClock, StopReason};
 use super::{LoadError, LoadWarning, ScriptError, ScriptSources, Services};
 use crate::protocol::message::InboundMessage;
@@ -61,6 +63,8 @@ pub struct Handled {
 pub struct LuaRuntime {
     lua: Lua,
     handlers: Vec<Handler>,
+    /// Web routes (`wx.route`), in registration order.
+    routes: Vec<Route>,
     /// `xpcall` wrapper that adds a traceback to handler errors.
     call: Function,
     /// Warnings found while loading (e.g. handlers for unknown kinds).
@@ -118,13 +122,14 @@ impl LuaRuntime {
         lua.remove_hook();
         loaded.map_err(|e| ScriptError::Load(LoadError::parse(&describe_error(&e))))?;
 
-        let (handlers, warnings) = {
+        let (handlers, routes, warnings) = {
             let mut registry = lua
                 .app_data_mut::<HandlerRegistry>()
                 .ok_or_else(|| ScriptError::Load(LoadError::host("handler registry missing")))?;
             registry.sealed = true;
             (
                 std::mem::take(&mut registry.handlers),
+                std::mem::take(&mut registry.routes),
                 registry.warnings.clone(),
             )
         };
@@ -132,6 +137,7 @@ impl LuaRuntime {
         Ok(LuaRuntime {
             lua,
             handlers,
+            routes,
             call,
             warnings,
             sources,
@@ -168,6 +174,13 @@ impl LuaRuntime {
         self.handlers.len()
     }
 
+    /// `(method, path)` of every registered route, in registration order.
+    pub fn routes(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.routes
+            .iter()
+            .map(|r| (r.method.as_str(), r.pattern.text()))
+    }
+
     /// The snapshot this state was built from.
     pub fn sources(&self) -> &Arc<ScriptSources> {
         &self.sources
@@ -186,7 +199,9 @@ impl LuaRuntime {
         let mut args = Vec::with_capacity(1 + captures.len());
         args.push(Value::Table(table));
         args.extend(captures);
-        let value = self.run(handler, args).await?;
+        let value = self
+            .run(&handler.func, &handler.origin, args, self.time_budget)
+            .await?;
         let reply = reply_from_lua(&value).map_err(|message| ScriptError::BadReply {
             handler: function_location(&handler.func).unwrap_or_else(|| handler.origin.clone()),
             message,
@@ -206,6 +221,84 @@ impl LuaRuntime {
             reply,
             handler: Some(handler.origin.clone()),
         })
+    }
+
+    /// Offers a web request to the routes: the first whose path and method match runs, with
+    /// until `deadline` (and at most the total time budget) to answer. A run stopped by a
+    /// limit is [`RouteError::TimedOut`]; an error raised or a return value that is not a
+    /// response is [`RouteError::Script`].
+    pub async fn handle_route(
+        &self,
+        req: &RouteRequest,
+        deadline: tokio::time::Instant,
+    ) -> Result<RouteOutcome, RouteError> {
+        let mut allow: Vec<&'static str> = Vec::new();
+        let mut found = None;
+        for route in &self.routes {
+            let Some(params) = route.pattern.matches(&req.path) else {
+                continue;
+            };
+            if route.method.allows(&req.method) {
+                found = Some((route, params));
+                break;
+            }
+            allow.push(route.method.as_str());
+        }
+        let Some((route, params)) = found else {
+            if allow.is_empty() {
+                return Ok(RouteOutcome::NotFound);
+            }
+            if allow.contains(&"GET") {
+                allow.push("HEAD");
+            }
+            allow.sort_unstable();
+            allow.dedup();
+            return Ok(RouteOutcome::MethodNotAllowed { allow });
+        };
+        let timed_out = |message: String| RouteError::TimedOut {
+            route: route.origin.clone(),
+            message,
+        };
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Err(timed_out(
+                "its deadline passed before a Lua state was free".into(),
+            ));
+        }
+        let budget = (deadline - now).min(self.time_budget);
+        let table = request_table(&self.lua, req, &params).map_err(|e| ScriptError::Handler {
+            handler: route.origin.clone(),
+            message: describe_error(&e),
+        })?;
+        match self
+            .run(
+                &route.func,
+                &route.origin,
+                vec![Value::Table(table)],
+                budget,
+            )
+            .await
+        {
+            Ok(value) => match response_from_lua(&self.lua, &value) {
+                Ok(response) => Ok(RouteOutcome::Answered {
+                    route: route.origin.clone(),
+                    response,
+                }),
+                Err(message) => Err(RouteError::Script(ScriptError::BadReply {
+                    handler: function_location(&route.func).unwrap_or_else(|| route.origin.clone()),
+                    message,
+                })),
+            },
+            // Stopped by the run limit or the deadline: the page never came.
+            Err(ScriptError::Handler { message, .. }) if self.is_stopped() => {
+                Err(timed_out(match self.clock.stop_reason() {
+                    // The run limit's own error names the line it stopped at.
+                    Some(StopReason::Cpu) => message,
+                    _ => "still running at its deadline (route_timeout); stopped".into(),
+                }))
+            }
+            Err(e) => Err(RouteError::Script(e)),
+        }
     }
 
     /// Calls the `late_reply_failed` handlers (in order, until one returns a value other
@@ -232,12 +325,14 @@ impl LuaRuntime {
             event.set("error", &error).map_err(fail)?;
             let value = self
                 .run(
-                    handler,
+                    &handler.func,
+                    &handler.origin,
                     vec![
                         Value::Table(event),
                         Value::Table(reply),
                         Value::Table(error),
                     ],
+                    self.time_budget,
                 )
                 .await?;
             ran = Some(handler.origin.clone());
@@ -257,15 +352,25 @@ impl LuaRuntime {
         self.clock.is_stopped()
     }
 
-    /// Runs one handler in its own coroutine, with the traceback wrapper, the run limit, time
-    /// slices and the total time budget, and returns its first return value.
-    async fn run(&self, handler: &Handler, args: Vec<Value>) -> Result<Value, ScriptError> {
-        let fail = |e: mlua::Error| handler_error(handler, &e);
+    /// Runs one handler (`func`, registered at `origin`) in its own coroutine, with the
+    /// traceback wrapper, the run limit, time slices and `budget` for the whole run, waiting
+    /// included, and returns its first return value.
+    async fn run(
+        &self,
+        func: &Function,
+        origin: &str,
+        args: Vec<Value>,
+        budget: Duration,
+    ) -> Result<Value, ScriptError> {
+        let fail = |e: mlua::Error| ScriptError::Handler {
+            handler: origin.to_string(),
+            message: describe_error(&e),
+        };
         if self.is_stopped() {
             return Err(ScriptError::Unavailable);
         }
         let mut call_args = MultiValue::with_capacity(1 + args.len());
-        call_args.push_back(Value::Function(handler.func.clone()));
+        call_args.push_back(Value::Function(func.clone()));
         call_args.extend(args);
 
         // The hook yields only the handler's own coroutine for a time slice, so its thread
@@ -273,8 +378,7 @@ impl LuaRuntime {
         let thread = self.lua.create_thread(self.call.clone()).map_err(fail)?;
         self.clock.start(thread.to_pointer());
         let running = thread.into_async::<MultiValue>(call_args).map_err(fail)?;
-        let outcome =
-            tokio::time::timeout(self.time_budget, run_limit::drive(&self.clock, running)).await;
+        let outcome = tokio::time::timeout(budget, run_limit::drive(&self.clock, running)).await;
         self.clock.finish();
         let results = match outcome {
             Ok(results) => results.map_err(fail)?,
@@ -283,10 +387,9 @@ impl LuaRuntime {
                 // used again, and dropping the coroutine closes it with the hook raising.
                 self.clock.stop(StopReason::Wall);
                 return Err(ScriptError::Handler {
-                    handler: handler.origin.clone(),
+                    handler: origin.to_string(),
                     message: format!(
-                        "handler took more than its total time budget of {:?}; cancelled",
-                        self.time_budget
+                        "handler took more than its total time budget of {budget:?}; cancelled"
                     ),
                 });
             }
@@ -301,7 +404,7 @@ impl LuaRuntime {
                     .and_then(|v| v.to_string().ok())
                     .unwrap_or_else(|| "unknown error".into());
                 Err(ScriptError::Handler {
-                    handler: handler.origin.clone(),
+                    handler: origin.to_string(),
                     message,
                 })
             }

@@ -91,7 +91,9 @@ pub struct Handler {
 pub struct HandlerRegistry {
     /// Registered handlers.
     pub handlers: Vec<Handler>,
-    /// Set once loading finished; later `wx.on` calls are refused.
+    /// Registered web routes (`wx.route`), in registration order.
+    pub routes: Vec<super::web::Route>,
+    /// Set once loading finished; later `wx.on` and `wx.route` calls are refused.
     pub sealed: bool,
     /// Doubtful registrations (unknown kinds), for `check` and the log.
     pub warnings: Vec<LoadWarning>,
