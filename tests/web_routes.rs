@@ -130,6 +130,12 @@ async fn a_string_is_a_page_and_tables_set_status_headers_json_or_a_redirect() {
     let value: serde_json::Value = serde_json::from_str(&json.body).unwrap();
     assert_eq!(value, serde_json::json!({"ok": true, "n": 2}));
 
+    let metrics = get(&site, "/metrics").await.body;
+    assert!(
+        metrics.contains(r#"wechat_lua_web_requests_total{status="201"}"#),
+        "{metrics}"
+    );
+
     let old = get(&site, "/old").await;
     assert_eq!(old.status, StatusCode::FOUND);
     assert_eq!(header(&old, "location"), "/new");

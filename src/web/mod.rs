@@ -188,7 +188,7 @@ async fn serve_route(State(web): State<Arc<Web>>, request: Request) -> Response 
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
-    match route(&web, request).await {
+    let response = match route(&web, request).await {
         Ok(response) => response,
         Err(e) => {
             let status = e.status().as_u16();
@@ -202,7 +202,9 @@ async fn serve_route(State(web): State<Arc<Web>>, request: Request) -> Response 
             }
             e.into_response()
         }
-    }
+    };
+    crate::metrics::metrics().web_request(response.status().as_u16());
+    response
 }
 
 async fn route(web: &Arc<Web>, request: Request) -> Result<Response, WebError> {
