@@ -1,5 +1,5 @@
-//! One sandboxed Lua state with a loaded script set, and the dispatch of one message to the
-//! first matching handler. A state is built whole from a [`ScriptSources`] snapshot and never
+//! One sandboxed Lua state with a loaded script set, the dispatch of one message to the first
+//! matching handler, and of one web request to the first matching route. A state is built whole from a [`ScriptSources`] snapshot and never
 //! patched: reload builds a new one.
 
 use std::sync::Arc;
