@@ -116,6 +116,8 @@ pub struct HostBuilder<'a> {
     api_base: Option<String>,
     /// Applied to the late-reply sink the settings call for.
     late_replies: Option<LateRepliesLayer>,
+    /// Who is signed in on web routes (`req.openid`); everyone is signed out without it.
+    sessions: Option<Arc<dyn crate::web::Sessions>>,
 }
 
 impl HostBuilder<'_> {
@@ -144,6 +146,13 @@ impl HostBuilder<'_> {
         layer: impl FnOnce(Arc<dyn LateReplies>) -> Arc<dyn LateReplies> + Send + 'static,
     ) -> Self {
         self.late_replies = Some(Box::new(layer));
+        self
+    }
+
+    /// Reads web visitors with `sessions` (sign-in with WeChat), so route handlers see
+    /// `req.openid`.
+    pub fn sessions(mut self, sessions: Arc<dyn crate::web::Sessions>) -> Self {
+        self.sessions = Some(sessions);
         self
     }
 
@@ -178,11 +187,12 @@ impl HostBuilder<'_> {
         if let Some(layer) = self.late_replies {
             dispatcher = dispatcher.map_late_replies(layer);
         }
-        let state = Arc::new(AppState::with_dispatcher(
-            config,
-            Arc::new(dispatcher),
-            store,
-        )?);
+        let mut state = AppState::with_dispatcher(config, Arc::new(dispatcher), store)?;
+        if let Some(sessions) = self.sessions {
+            let scripts = state.dispatcher.scripts().clone();
+            state.web = Arc::new(crate::web::Web::new(config, scripts).with_sessions(sessions));
+        }
+        let state = Arc::new(state);
         let (outbox_stop, stop) = tokio::sync::watch::channel(false);
         let outbox_task = services
             .outbox
@@ -241,6 +251,7 @@ impl Host {
             store: None,
             api_base: None,
             late_replies: None,
+            sessions: None,
         }
     }
 
@@ -302,5 +313,63 @@ mod tests {
             "no configured store opened"
         );
         host.shutdown().await;
+    }
+
+    /// Signs everyone in as `o_visitor`.
+    struct Everyone;
+
+    impl crate::web::Sessions for Everyone {
+        fn visitor(&self, _request: &axum::http::request::Parts) -> Option<crate::web::Visitor> {
+            Some(crate::web::Visitor {
+                openid: "o_visitor".into(),
+                unionid: None,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn sessions_given_to_the_builder_fill_req_openid() {
+        use tower::ServiceExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("main.lua"),
+            "wx.route('GET', '/me', function(req) return req.openid or 'nobody' end)\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            scripts: Some(dir.path().to_path_buf()),
+            data: Some(dir.path().join("data")),
+            ..Overrides::default()
+        };
+        let env = [("WECHAT_TOKEN".to_string(), "t0ken".to_string())].into();
+        let config = Config::load_with_env(&overrides, &env).unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        for (sessions, expected) in [
+            (None, "nobody"),
+            (
+                Some(Arc::new(Everyone) as Arc<dyn crate::web::Sessions>),
+                "o_visitor",
+            ),
+        ] {
+            let mut builder = Host::builder(&config).store(store.clone());
+            if let Some(sessions) = sessions {
+                builder = builder.sessions(sessions);
+            }
+            let host = builder.build().await.unwrap();
+            let response = crate::server::app(host.state.clone())
+                .oneshot(
+                    axum::http::Request::get("/me")
+                        .body(axum::body::Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let body = axum::body::to_bytes(response.into_body(), 1024)
+                .await
+                .unwrap();
+            assert_eq!(body, expected);
+            host.shutdown().await;
+        }
     }
 }
