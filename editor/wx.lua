@@ -534,6 +534,70 @@ function wx.url.decode(s) end
 function wx.url.query(params) end
 
 ------------------------------------------------------------------------------------------
+-- Web pages: wx.route, wx.web
+------------------------------------------------------------------------------------------
+
+---A web request, as a `wx.route` handler gets it.
+---@class wx.Request
+---@field method string "GET", "POST", ... as sent.
+---@field path string The path, percent-decoded.
+---@field url string The path and query as sent, for links back to this page.
+---@field query table<string, string> Query parameters; a repeated key gives its last value.
+---@field query_all table<string, string[]> Every value of every query key.
+---@field headers table<string, string> Names in lower case; repeated values joined with ", ".
+---@field cookies table<string, string> Cookies by name.
+---@field body string The body (at most 1 MiB).
+---@field params table<string, string> The path's `:name` and `*name` captures.
+---@field ip? string The client: the peer, or X-Forwarded-For from a `trusted_proxies` peer.
+---@field openid? string The signed-in visitor (sign-in with WeChat).
+---@field unionid? string The signed-in visitor's UnionID, when known.
+local Request = {}
+
+---The body decoded as JSON.
+---@return any? value
+---@return string? err
+function Request:json() end
+
+---The body read as application/x-www-form-urlencoded (last value of a repeated key).
+---@return table<string, string>? form
+---@return string? err
+function Request:form() end
+
+---What a route handler returns besides an HTML string.
+---@class wx.Response
+---@field status? integer 200 to 599 (default 200).
+---@field headers? table<string, string|number|string[]> A list for a repeated header (Set-Cookie).
+---@field body? string Default "", sent as text/html unless Content-Type says otherwise.
+---@field json? any Encoded as wx.json.encode does, sent as application/json (instead of body).
+
+---Serves a web page: `fn(req)` answers requests to `path` (at load time only). `:name` captures
+---a segment, a last `*name` the rest. The host's paths (/wechat, /healthz, /metrics, /readyz,
+---/oauth/*, /public/*) cannot be taken.
+---@param method "GET"|"POST"|"PUT"|"DELETE"|"PATCH"|"*"
+---@param path string
+---@param handler fun(req: wx.Request): string|wx.Response
+function wx.route(method, path, handler) end
+
+---Helpers for web pages.
+wx.web = {}
+
+---`s` with & < > " ' escaped for HTML text and quoted attributes.
+---@param s string|number
+---@return string
+function wx.web.escape(s) end
+
+---A redirect answer.
+---@param url string
+---@param status? 301|302|303|307|308 Default 302.
+---@return wx.Response
+function wx.web.redirect(url, status) end
+
+---nil when `req.openid` is set; otherwise a redirect to /oauth/login?next=<req.url>.
+---@param req wx.Request
+---@return wx.Response?
+function wx.web.require_login(req) end
+
+------------------------------------------------------------------------------------------
 -- WeChat API
 ------------------------------------------------------------------------------------------
 

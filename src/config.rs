@@ -200,6 +200,8 @@ pub struct FileConfig {
     max_connections: Option<usize>,
     retry_cache_mb: Option<usize>,
     api_timeout: Option<f64>,
+    route_timeout: Option<f64>,
+    trusted_proxies: Option<Vec<String>>,
     http: Option<HttpFileConfig>,
     session_ttl: Option<f64>,
 }
@@ -355,6 +357,11 @@ pub struct Config {
     pub api_timeout: Duration,
     /// How long a `wx.session` table is kept after the last handler that saved it.
     pub session_ttl: Duration,
+    /// How long a `wx.route` handler may take, waiting included, before it is stopped and
+    /// answered 504.
+    pub route_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` names the client of a web request (`req.ip`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The default of [`Config::claim_timeout`].
@@ -602,6 +609,20 @@ impl Config {
 
         let http = http_settings(file.http.unwrap_or_default())?;
         let session_ttl = session_ttl(var("WECHAT_SESSION_TTL"), file.session_ttl)?;
+        let route_timeout = seconds(
+            "route_timeout",
+            var("WECHAT_ROUTE_TIMEOUT"),
+            file.route_timeout,
+            crate::web::DEFAULT_ROUTE_TIMEOUT,
+        )?;
+        let trusted_proxies = match var("WECHAT_TRUSTED_PROXIES") {
+            Some(list) => list.split(',').map(str::to_string).collect(),
+            None => file.trusted_proxies.unwrap_or_default(),
+        }
+        .iter()
+        .filter(|text| !text.trim().is_empty())
+        .map(|text| trusted_proxy(text))
+        .collect::<Result<Vec<_>, _>>()?;
 
         let token = match token {
             Some(token) if !token.expose().is_empty() => {
@@ -648,6 +669,8 @@ impl Config {
             http,
             api_timeout,
             session_ttl,
+            route_timeout,
+            trusted_proxies,
         })
     }
 }
@@ -692,6 +715,17 @@ fn http_settings(file: HttpFileConfig) -> Result<HttpSettings, ConfigError> {
             defaults.max_requests_per_worker,
         )?,
     })
+}
+
+/// A `trusted_proxies` entry: an address (`10.0.0.1`) or a network (`10.0.0.0/8`).
+fn trusted_proxy(text: &str) -> Result<ipnet::IpNet, ConfigError> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| ConfigError::Invalid {
+            setting: "trusted_proxies",
+            reason: format!("`{text}` is not an IP address or a network like 10.0.0.0/8"),
+        })
 }
 
 /// A positive number of seconds from the environment (`env`, text) or the file; `default`
@@ -980,6 +1014,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(bad.contains("api_timeout"), "{bad}");
+    }
+
+    #[test]
+    fn route_timeout_and_trusted_proxies_from_the_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file_path = dir.path().join("c.toml");
+        let load = |text: &str, vars: &[(&str, &str)]| {
+            std::fs::write(&file_path, text).unwrap();
+            let mut overrides = with_data(dir.path());
+            overrides.config = Some(file_path.clone());
+            Config::load_with_env(&overrides, &env(vars))
+        };
+        let config = load("", &[]).unwrap();
+        assert_eq!(config.route_timeout, Duration::from_secs(10));
+        assert!(config.trusted_proxies.is_empty());
+        let config = load(
+            "route_timeout = 2.5\ntrusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\"]\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.route_timeout, Duration::from_millis(2500));
+        assert_eq!(
+            config.trusted_proxies,
+            vec![
+                "10.0.0.0/8".parse::<ipnet::IpNet>().unwrap(),
+                "127.0.0.1/32".parse().unwrap()
+            ]
+        );
+        let config = load(
+            "",
+            &[
+                ("WECHAT_ROUTE_TIMEOUT", "1"),
+                ("WECHAT_TRUSTED_PROXIES", "::1, 192.168.0.0/16"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.route_timeout, Duration::from_secs(1));
+        assert_eq!(config.trusted_proxies.len(), 2);
+        let bad = load("trusted_proxies = [\"proxy.local\"]\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("setting `trusted_proxies`"), "{bad}");
+        let bad = load("route_timeout = 0\n", &[]).unwrap_err().to_string();
+        assert!(bad.contains("setting `route_timeout`"), "{bad}");
     }
 
     #[test]

@@ -120,6 +120,8 @@ pub struct HostBuilder<'a> {
     late_replies: Option<LateRepliesLayer>,
     /// Told of every `wx.http` request the scripts finish (`chat` prints them).
     http_observer: Option<crate::net::RequestObserver>,
+    /// Who is signed in on web routes (`req.openid`); everyone is signed out without it.
+    sessions: Option<Arc<dyn crate::web::Sessions>>,
 }
 
 impl HostBuilder<'_> {
@@ -154,6 +156,13 @@ impl HostBuilder<'_> {
     /// Tells `observer` of every `wx.http` request the scripts finish.
     pub fn http_observer(mut self, observer: crate::net::RequestObserver) -> Self {
         self.http_observer = Some(observer);
+        self
+    }
+
+    /// Reads web visitors with `sessions` (sign-in with WeChat), so route handlers see
+    /// `req.openid`.
+    pub fn sessions(mut self, sessions: Arc<dyn crate::web::Sessions>) -> Self {
+        self.sessions = Some(sessions);
         self
     }
 
@@ -200,11 +209,12 @@ impl HostBuilder<'_> {
         if let Some(layer) = self.late_replies {
             dispatcher = dispatcher.map_late_replies(layer);
         }
-        let state = Arc::new(AppState::with_dispatcher(
-            config,
-            Arc::new(dispatcher),
-            store,
-        )?);
+        let mut state = AppState::with_dispatcher(config, Arc::new(dispatcher), store)?;
+        if let Some(sessions) = self.sessions {
+            let scripts = state.dispatcher.scripts().clone();
+            state.web = Arc::new(crate::web::Web::new(config, scripts).with_sessions(sessions));
+        }
+        let state = Arc::new(state);
         let (outbox_stop, stop) = tokio::sync::watch::channel(false);
         let outbox_task = services
             .outbox
@@ -264,6 +274,7 @@ impl Host {
             api_base: None,
             late_replies: None,
             http_observer: None,
+            sessions: None,
         }
     }
 
@@ -325,5 +336,63 @@ mod tests {
             "no configured store opened"
         );
         host.shutdown().await;
+    }
+
+    /// Signs everyone in as `o_visitor`.
+    struct Everyone;
+
+    impl crate::web::Sessions for Everyone {
+        fn visitor(&self, _request: &axum::http::request::Parts) -> Option<crate::web::Visitor> {
+            Some(crate::web::Visitor {
+                openid: "o_visitor".into(),
+                unionid: None,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn sessions_given_to_the_builder_fill_req_openid() {
+        use tower::ServiceExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("main.lua"),
+            "wx.route('GET', '/me', function(req) return req.openid or 'nobody' end)\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            scripts: Some(dir.path().to_path_buf()),
+            data: Some(dir.path().join("data")),
+            ..Overrides::default()
+        };
+        let env = [("WECHAT_TOKEN".to_string(), "t0ken".to_string())].into();
+        let config = Config::load_with_env(&overrides, &env).unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        for (sessions, expected) in [
+            (None, "nobody"),
+            (
+                Some(Arc::new(Everyone) as Arc<dyn crate::web::Sessions>),
+                "o_visitor",
+            ),
+        ] {
+            let mut builder = Host::builder(&config).store(store.clone());
+            if let Some(sessions) = sessions {
+                builder = builder.sessions(sessions);
+            }
+            let host = builder.build().await.unwrap();
+            let response = crate::server::app(host.state.clone())
+                .oneshot(
+                    axum::http::Request::get("/me")
+                        .body(axum::body::Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let body = axum::body::to_bytes(response.into_body(), 1024)
+                .await
+                .unwrap();
+            assert_eq!(body, expected);
+            host.shutdown().await;
+        }
     }
 }

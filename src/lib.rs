@@ -9,6 +9,9 @@
 //! - [`script`]: the Lua runtime, the `wx` bindings, handler dispatch and hot reload.
 //! - [`dispatch`]: one message to one answer: retry dedup, the reply deadline, late replies,
 //!   the customer-service window note and metrics. Knows no HTTP.
+//! - [`web`]: `wx.route`'s HTTP side: a request the host does not serve itself offered to the
+//!   scripts' routes within `route_timeout`, static files of `public/`, the client address
+//!   behind trusted proxies and the sign-in hook (`req.openid`).
 //! - [`server`]: HTTP only: the router, the extractors that check and open requests, errors
 //!   as responses, connections and shutdown.
 //! - [`store`]: persistent state (embedded default, Redis).
@@ -38,3 +41,4 @@ pub mod script;
 pub mod server;
 pub mod store;
 pub mod sync;
+pub mod web;

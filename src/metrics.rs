@@ -41,6 +41,7 @@ pub struct Metrics {
     http_seconds: Histogram,
     /// Hosts already used as a label, at most [`MAX_HTTP_HOSTS`].
     http_hosts: Mutex<HashSet<String>>,
+    web_requests: Family<Labels, Counter>,
 }
 
 /// Distinct `host` label values of `http_requests`; later hosts are `other`.
@@ -153,8 +154,15 @@ impl Metrics {
             "Time a wx.http request took, waiting for a slot included",
             http_seconds.clone(),
         );
+        let web_requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "web_requests",
+            "Requests to the scripts' wx.route pages, by status (404 when no route has the path)",
+            web_requests.clone(),
+        );
         Metrics {
             registry,
+            web_requests,
             http_requests,
             http_seconds,
             http_hosts: Mutex::new(HashSet::new()),
@@ -268,6 +276,14 @@ impl Metrics {
             .get_or_create(&vec![("host", host), ("outcome", outcome.to_string())])
             .inc();
         self.http_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// A request offered to the scripts' routes was answered with `status` (a number, so the
+    /// label's values are a closed set).
+    pub fn web_request(&self, status: u16) {
+        self.web_requests
+            .get_or_create(&vec![("status", status.to_string())])
+            .inc();
     }
 
     /// Everything in the Prometheus text format.

@@ -317,7 +317,7 @@ fn new_scaffolds_a_bot_that_checks_clean_and_whose_config_serve_accepts() {
         .filter(|l| !l.starts_with('#') && l.contains(" = "))
         .count();
     assert_eq!(
-        keys, 21,
+        keys, 23,
         "every FileConfig setting is in the template:\n{uncommented}"
     );
     let full = dir.path().join("full.toml");
@@ -325,6 +325,8 @@ fn new_scaffolds_a_bot_that_checks_clean_and_whose_config_serve_accepts() {
     let loaded = load(&full).unwrap();
     assert_eq!(loaded.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(loaded.workers, 2);
+    assert_eq!(loaded.route_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(loaded.trusted_proxies.len(), 1);
 }
 
 #[test]

@@ -71,6 +71,8 @@ pub struct CheckReport {
     pub scripts: usize,
     /// Handlers registered by the entry, when it ran to the end.
     pub handlers: Option<usize>,
+    /// Web routes (`wx.route`) registered by the entry; shown when there are any.
+    pub routes: usize,
     /// Findings in the order they were made.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -111,6 +113,9 @@ impl CheckReport {
         if let Some(handlers) = self.handlers {
             parts.push(plural(handlers, "handler"));
         }
+        if self.routes > 0 {
+            parts.push(plural(self.routes, "route"));
+        }
         parts.push(plural(self.errors(), "error"));
         parts.push(plural(self.warnings(), "warning"));
         format!("{}: {}", self.location.display(), parts.join(", "))
@@ -143,6 +148,7 @@ pub fn check(location: &Path) -> CheckReport {
         location: location.to_path_buf(),
         scripts: 0,
         handlers: None,
+        routes: 0,
         diagnostics: Vec::new(),
     };
     let location = match resolve_bot_dir(location) {
@@ -215,6 +221,7 @@ pub fn check(location: &Path) -> CheckReport {
     match LuaRuntime::load(sources.clone(), &RuntimeOptions::default(), &services) {
         Ok(runtime) => {
             report.handlers = Some(runtime.handler_count());
+            report.routes = runtime.routes().count();
             for warning in runtime.warnings() {
                 report.diagnostics.push(from_warning(
                     warning,

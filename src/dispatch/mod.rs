@@ -231,6 +231,11 @@ impl Dispatcher {
         self.running.wait_idle(until).await
     }
 
+    /// The Lua states this dispatcher runs handlers on (web routes run on the same ones).
+    pub fn scripts(&self) -> &Arc<LuaPool> {
+        &self.scripts
+    }
+
     /// The scripts' reload state, for `/healthz`.
     pub fn script_health(&self) -> ScriptHealth {
         let status = self.scripts.status();

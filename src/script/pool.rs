@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
+use super::routes::{RouteError, RouteOutcome, RouteRequest};
 use super::runtime::{Handled, LateReplyFailure, LuaRuntime};
 use super::{LoadError, RuntimeOptions, ScriptError, ScriptSources, Services};
 use crate::protocol::message::InboundMessage;
@@ -168,6 +169,21 @@ impl LuaPool {
         match &lease.state {
             Some(state) => state.runtime.handle(&msg).await,
             None => Err(ScriptError::Unavailable),
+        }
+    }
+
+    /// Offers a web request to the scripts' routes on an idle Lua state, on the caller's task;
+    /// the route has until `deadline`. Routes and messages share the states, so a reload
+    /// changes both at once.
+    pub async fn handle_route(
+        &self,
+        req: &RouteRequest,
+        deadline: tokio::time::Instant,
+    ) -> Result<RouteOutcome, RouteError> {
+        let lease = self.take().await?;
+        match &lease.state {
+            Some(state) => state.runtime.handle_route(req, deadline).await,
+            None => Err(ScriptError::Unavailable.into()),
         }
     }
 

@@ -1,5 +1,5 @@
-//! One sandboxed Lua state with a loaded script set, and the dispatch of one message to the
-//! first matching handler. A state is built whole from a [`ScriptSources`] snapshot and never
+//! One sandboxed Lua state with a loaded script set, the dispatch of one message to the first
+//! matching handler, and of one web request to the first matching route. A state is built whole from a [`ScriptSources`] snapshot and never
 //! patched: reload builds a new one.
 
 use std::sync::Arc;
@@ -9,10 +9,12 @@ use mlua::thread::ThreadStatus;
 use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Thread, Value};
 
 use super::bindings::handlers::{Filter, Handler, HandlerRegistry, Selector, StartHook};
+use super::bindings::web::{request_table, response_from_lua, Route};
 use super::bindings::{self, pattern};
 use super::error::is_host_frame;
 use super::message_table::{message_table, KeyCache};
 use super::reply_value::{reply_from_lua, reply_to_lua};
+use super::routes::{RouteError, RouteOutcome, RouteRequest};
 use super::run_limit::{self, RunClock, StopReason};
 use super::{LoadError, LoadWarning, ScriptError, ScriptSources, Services};
 use crate::protocol::message::InboundMessage;
@@ -65,6 +67,8 @@ pub struct LuaRuntime {
     handlers: Vec<Handler>,
     /// `wx.on_start` functions, run once per load of the set by [`LuaRuntime::run_start`].
     start: Vec<StartHook>,
+    /// Web routes (`wx.route`), in registration order.
+    routes: Vec<Route>,
     /// `xpcall` wrapper that adds a traceback to handler errors.
     call: Function,
     /// Warnings found while loading (e.g. handlers for unknown kinds).
@@ -125,7 +129,7 @@ impl LuaRuntime {
         lua.remove_hook();
         loaded.map_err(|e| ScriptError::Load(LoadError::parse(&describe_error(&e))))?;
 
-        let (handlers, start, warnings) = {
+        let (handlers, start, routes, warnings) = {
             let mut registry = lua
                 .app_data_mut::<HandlerRegistry>()
                 .ok_or_else(|| ScriptError::Load(LoadError::host("handler registry missing")))?;
@@ -133,6 +137,7 @@ impl LuaRuntime {
             (
                 std::mem::take(&mut registry.handlers),
                 std::mem::take(&mut registry.start),
+                std::mem::take(&mut registry.routes),
                 registry.warnings.clone(),
             )
         };
@@ -141,6 +146,7 @@ impl LuaRuntime {
             lua,
             handlers,
             start,
+            routes,
             call,
             warnings,
             sources,
@@ -204,7 +210,7 @@ impl LuaRuntime {
                 }
             };
             match self
-                .run(&hook.func, &hook.origin, vec![Value::Table(info)])
+                .run(&hook.func, &hook.origin, vec![Value::Table(info)], self.time_budget)
                 .await
             {
                 Ok(_) => {
@@ -228,6 +234,13 @@ impl LuaRuntime {
         errors
     }
 
+    /// `(method, path)` of every registered route, in registration order.
+    pub fn routes(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.routes
+            .iter()
+            .map(|r| (r.method.as_str(), r.pattern.text()))
+    }
+
     /// The snapshot this state was built from.
     pub fn sources(&self) -> &Arc<ScriptSources> {
         &self.sources
@@ -246,7 +259,9 @@ impl LuaRuntime {
         let mut args = Vec::with_capacity(1 + captures.len());
         args.push(Value::Table(table));
         args.extend(captures);
-        let value = self.run(&handler.func, &handler.origin, args).await?;
+        let value = self
+            .run(&handler.func, &handler.origin, args, self.time_budget)
+            .await?;
         let reply = reply_from_lua(&value).map_err(|message| ScriptError::BadReply {
             handler: function_location(&handler.func).unwrap_or_else(|| handler.origin.clone()),
             message,
@@ -266,6 +281,84 @@ impl LuaRuntime {
             reply,
             handler: Some(handler.origin.clone()),
         })
+    }
+
+    /// Offers a web request to the routes: the first whose path and method match runs, with
+    /// until `deadline` (and at most the total time budget) to answer. A run stopped by a
+    /// limit is [`RouteError::TimedOut`]; an error raised or a return value that is not a
+    /// response is [`RouteError::Script`].
+    pub async fn handle_route(
+        &self,
+        req: &RouteRequest,
+        deadline: tokio::time::Instant,
+    ) -> Result<RouteOutcome, RouteError> {
+        let mut allow: Vec<&'static str> = Vec::new();
+        let mut found = None;
+        for route in &self.routes {
+            let Some(params) = route.pattern.matches(&req.path) else {
+                continue;
+            };
+            if route.method.allows(&req.method) {
+                found = Some((route, params));
+                break;
+            }
+            allow.push(route.method.as_str());
+        }
+        let Some((route, params)) = found else {
+            if allow.is_empty() {
+                return Ok(RouteOutcome::NotFound);
+            }
+            if allow.contains(&"GET") {
+                allow.push("HEAD");
+            }
+            allow.sort_unstable();
+            allow.dedup();
+            return Ok(RouteOutcome::MethodNotAllowed { allow });
+        };
+        let timed_out = |message: String| RouteError::TimedOut {
+            route: route.origin.clone(),
+            message,
+        };
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Err(timed_out(
+                "its deadline passed before a Lua state was free".into(),
+            ));
+        }
+        let budget = (deadline - now).min(self.time_budget);
+        let table = request_table(&self.lua, req, &params).map_err(|e| ScriptError::Handler {
+            handler: route.origin.clone(),
+            message: describe_error(&e),
+        })?;
+        match self
+            .run(
+                &route.func,
+                &route.origin,
+                vec![Value::Table(table)],
+                budget,
+            )
+            .await
+        {
+            Ok(value) => match response_from_lua(&self.lua, &value) {
+                Ok(response) => Ok(RouteOutcome::Answered {
+                    route: route.origin.clone(),
+                    response,
+                }),
+                Err(message) => Err(RouteError::Script(ScriptError::BadReply {
+                    handler: function_location(&route.func).unwrap_or_else(|| route.origin.clone()),
+                    message,
+                })),
+            },
+            // Stopped by the run limit or the deadline: the page never came.
+            Err(ScriptError::Handler { message, .. }) if self.is_stopped() => {
+                Err(timed_out(match self.clock.stop_reason() {
+                    // The run limit's own error names the line it stopped at.
+                    Some(StopReason::Cpu) => message,
+                    _ => "still running at its deadline (route_timeout); stopped".into(),
+                }))
+            }
+            Err(e) => Err(RouteError::Script(e)),
+        }
     }
 
     /// Calls the `late_reply_failed` handlers (in order, until one returns a value other
@@ -299,6 +392,7 @@ impl LuaRuntime {
                         Value::Table(reply),
                         Value::Table(error),
                     ],
+                    self.time_budget,
                 )
                 .await?;
             ran = Some(handler.origin.clone());
@@ -318,14 +412,15 @@ impl LuaRuntime {
         self.clock.is_stopped()
     }
 
-    /// Runs one handler (registered at `origin`) in its own coroutine, with the traceback
-    /// wrapper, the run limit, time slices and the total time budget, and returns its first
-    /// return value.
+    /// Runs one handler (`func`, registered at `origin`) in its own coroutine, with the
+    /// traceback wrapper, the run limit, time slices and `budget` for the whole run, waiting
+    /// included, and returns its first return value.
     async fn run(
         &self,
         func: &Function,
         origin: &str,
         args: Vec<Value>,
+        budget: Duration,
     ) -> Result<Value, ScriptError> {
         let fail = |e: mlua::Error| ScriptError::Handler {
             handler: origin.to_string(),
@@ -352,8 +447,7 @@ impl LuaRuntime {
             .clone()
             .into_async::<MultiValue>(call_args)
             .map_err(fail)?;
-        let outcome =
-            tokio::time::timeout(self.time_budget, run_limit::drive(&self.clock, running)).await;
+        let outcome = tokio::time::timeout(budget, run_limit::drive(&self.clock, running)).await;
         self.clock.finish();
         let results = match outcome {
             Ok(results) => {
@@ -374,8 +468,7 @@ impl LuaRuntime {
                 return Err(ScriptError::Handler {
                     handler: origin.to_string(),
                     message: format!(
-                        "handler took more than its total time budget of {:?}; cancelled",
-                        self.time_budget
+                        "handler took more than its total time budget of {budget:?}; cancelled"
                     ),
                 });
             }

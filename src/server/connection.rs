@@ -71,10 +71,10 @@ pub async fn serve(
             _ = &mut shutdown => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _peer)) => {
+        let (stream, peer) = match accepted {
+            Ok(accepted) => {
                 backoff.reset();
-                stream
+                accepted
             }
             Err(e) if is_connection_error(&e) => {
                 // That client gave up before we took it: nothing wrong with the listener.
@@ -108,8 +108,13 @@ pub async fn serve(
                 move |request: axum::http::Request<hyper::body::Incoming>| {
                     let request_guard = in_service.begin_request();
                     let router = router.clone();
+                    let mut request = request.map(Body::new);
+                    // The peer, for `req.ip` of web routes.
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
                     async move {
-                        let response = router.oneshot(request.map(Body::new)).await;
+                        let response = router.oneshot(request).await;
                         drop(request_guard);
                         response
                     }

@@ -13,6 +13,9 @@
 //! - [`error`]: every refusal as one [`AppError`], mapped to a status in one place.
 //! - [`health`]: the store probe and outbox age behind `/healthz` and `/readyz`.
 //! - [`state`]: what the handlers share.
+//!
+//! Paths the host does not serve itself go to [`crate::web`]: `/public/` and the scripts'
+//! `wx.route` pages, under the same body limit and body deadline.
 
 pub mod connection;
 pub mod error;
@@ -50,6 +53,19 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))
+        // A short plain answer, as every other refusal has (axum's own 405 is empty).
+        .method_not_allowed_fallback(|| async {
+            (
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed",
+            )
+        })
+        .nest_service(
+            crate::web::PUBLIC_PATH,
+            crate::web::public_files(state.web.public_dir()),
+        )
+        // Every other path: the scripts' `wx.route` pages.
+        .fallback_service(crate::web::script_routes(state.web.clone()))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(
             state.clone(),

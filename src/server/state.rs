@@ -41,6 +41,9 @@ pub struct AppState {
     pub dispatcher: Arc<Dispatcher>,
     /// Deadlines and the cap on connections.
     pub limits: ConnectionLimits,
+    /// The scripts' web routes and static files (a sign-in hook goes in with
+    /// [`Web::with_sessions`](crate::web::Web::with_sessions)).
+    pub web: Arc<crate::web::Web>,
 }
 
 impl AppState {
@@ -70,7 +73,9 @@ impl AppState {
             ))),
             _ => None,
         };
+        let web = Arc::new(crate::web::Web::new(config, dispatcher.scripts().clone()));
         Ok(AppState {
+            web,
             token,
             mode: config.mode,
             envelope,

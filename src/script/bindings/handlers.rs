@@ -105,7 +105,9 @@ pub struct HandlerRegistry {
     pub handlers: Vec<Handler>,
     /// `wx.on_start` functions, in registration order.
     pub start: Vec<StartHook>,
-    /// Set once loading finished; later `wx.on` calls are refused.
+    /// Registered web routes (`wx.route`), in registration order.
+    pub routes: Vec<super::web::Route>,
+    /// Set once loading finished; later `wx.on` and `wx.route` calls are refused.
     pub sealed: bool,
     /// Doubtful registrations (unknown kinds), for `check` and the log.
     pub warnings: Vec<LoadWarning>,

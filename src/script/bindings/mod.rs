@@ -14,6 +14,7 @@ pub mod session;
 pub mod stdlib;
 pub mod store;
 pub mod time;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -36,6 +37,7 @@ pub fn install(lua: &Lua, sources: Arc<ScriptSources>, services: &Services) -> L
     crypto::register(lua, &wx)?;
     encoding::register(lua, &wx)?;
     http::register(lua, &wx, services)?;
+    web::register(lua, &wx)?;
     lua.globals().set("wx", &wx)?;
     Ok(wx)
 }
