@@ -156,6 +156,8 @@ async fn session(
     screen: Arc<Screen>,
 ) -> Result<(), ChatError> {
     let (fake, base) = FakeWechat::start().await?;
+    // The fake's sign-in page signs pages in as the user chatting (`/as` switches both).
+    fake.set_oauth_user(&options.user);
     let pending = Arc::new(AtomicI64::new(0));
     let counted = pending.clone();
     let host = Host::builder(&config)
@@ -319,6 +321,7 @@ async fn converse(
             Input::Hint(hint) => screen.notes([hint.as_str()]),
             Input::SwitchUser(openid) => {
                 screen.notes([format!("(now chatting as {openid})").as_str()]);
+                feed.fake.set_oauth_user(&openid);
                 *lock(user) = openid;
             }
             Input::Send(inbound) => {

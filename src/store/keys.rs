@@ -15,6 +15,8 @@ pub const TOKEN: &str = "token:";
 pub const LOCK: &str = "lock:";
 /// Signed callback queries already used (replay memory).
 pub const REPLAY: &str = "replay:";
+/// Cached tickets (the JS-SDK's jsapi_ticket), per type and appid.
+pub const TICKET: &str = "ticket:";
 
 /// Key of a script's value named `name`.
 pub fn data_key(name: &str) -> String {
@@ -29,6 +31,11 @@ pub fn dedup_key(message_id: &str) -> String {
 /// Key of the cached access_token of `appid`.
 pub fn token_key(appid: &str) -> String {
     format!("{TOKEN}{appid}")
+}
+
+/// Key of the cached ticket of type `kind` (`jsapi`) of `appid`.
+pub fn ticket_key(kind: &str, appid: &str) -> String {
+    format!("{TICKET}{kind}:{appid}")
 }
 
 /// Key of the lock named `name`.
@@ -78,6 +85,7 @@ mod tests {
             token_key("x"),
             lock_key("x"),
             replay_key("x"),
+            ticket_key("x", "x"),
         ];
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {
@@ -85,6 +93,7 @@ mod tests {
             }
         }
         assert_eq!(token_key("wx123"), "token:wx123");
+        assert_eq!(ticket_key("jsapi", "wx123"), "ticket:jsapi:wx123");
     }
 
     #[tokio::test]
