@@ -1,10 +1,10 @@
-//! `wx.template.send/list`: template messages (模板消息).
+//! `wx.template.send/list/add`: template messages (模板消息).
 
 use mlua::{Lua, Result as LuaResult, Table, Value};
 use serde_json::Value as Json;
 
 use super::convert::queue_if_transient;
-use super::convert::{api_function, arg_str, arg_table, opt_str};
+use super::convert::{api_function, arg_str, arg_str_list, arg_table, opt_str};
 use crate::api::template::{TemplateMessage, TemplateMiniProgram, TemplateValue};
 use crate::script::bindings::error_at;
 use crate::script::services::Services;
@@ -113,6 +113,30 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
                     .get_all_private_template()
                     .await
                     .map(Json::Array)
+            },
+        )?,
+    )?;
+    template.set(
+        "add",
+        api_function(
+            lua,
+            &services.api,
+            "wx.template.add",
+            |lua, (short, names): (Value, Value)| {
+                let f = "wx.template.add";
+                let short = arg_str(lua, f, "template_id_short", &short)?;
+                let names = match names {
+                    Value::Nil => Vec::new(),
+                    v => arg_str_list(lua, f, "keyword_name_list", &v)?,
+                };
+                Ok((short, names))
+            },
+            |api, (short, names)| async move {
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                api.template()
+                    .add_template(&short, &names)
+                    .await
+                    .map(Json::from)
             },
         )?,
     )?;
