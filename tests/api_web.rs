@@ -4,6 +4,8 @@
 //! shared, refreshed ahead, fetched again after the access_token is rejected) and its
 //! signature, and 订阅通知's endpoints.
 
+#[path = "support/redis.rs"]
+mod redis_support;
 mod support;
 
 use std::sync::Arc;
@@ -321,6 +323,33 @@ async fn instances_on_one_store_share_the_ticket_and_a_restart_reuses_it() {
         .config("https://a.example/", vec![], vec![], false)
         .await
         .unwrap();
+    assert_eq!(fake.calls_to(GETTICKET_PATH).len(), 1);
+    assert_eq!(fake.token_fetches(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_redis_fetch_one_ticket_between_them() {
+    let redis = redis_support::RedisServer::start();
+    let (fake, base) = FakeWechat::start().await.unwrap();
+    let on_redis = || async {
+        let store: Arc<dyn Store> = Arc::new(
+            wechat_lua::store::RedisStore::connect(
+                &redis.url(0),
+                wechat_lua::store::redis::DEFAULT_PREFIX,
+            )
+            .await
+            .unwrap(),
+        );
+        client_on_store(&fake, &base, &store, None)
+    };
+    let (a, b) = (on_redis().await, on_redis().await);
+    // Slow enough that the second instance finds the first one's fetch under way.
+    fake.delay(GETTICKET_PATH, Duration::from_millis(300));
+    let (ta, tb) = tokio::join!(
+        tokio::spawn(async move { a.jsapi_ticket().await }),
+        tokio::spawn(async move { b.jsapi_ticket().await })
+    );
+    assert_eq!(ta.unwrap().unwrap(), tb.unwrap().unwrap());
     assert_eq!(fake.calls_to(GETTICKET_PATH).len(), 1);
     assert_eq!(fake.token_fetches(), 1);
 }
