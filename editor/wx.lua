@@ -609,7 +609,7 @@ function wx.web.require_login(req) end
 ---@field errmsg string
 ---@field kind? string For `wx.store`: "unknown_outcome" (a write got no answer in time and may have been applied), "unavailable" or "error" (nothing was written).
 ---@field retry_after? integer Seconds to wait, when WeChat says to retry later (45066).
----@field queued? boolean true when a transient failure (busy, rate limit, network) of `wx.kf.send`, `wx.template.send` or `wx.mass.send` was kept in the host's outbox: the host retries it, so do not send it again.
+---@field queued? boolean true when a transient failure (busy, rate limit, network) of `wx.kf.send`, `wx.template.send`, `wx.mass.send` or `wx.subscribe.send` was kept in the host's outbox: the host retries it, so do not send it again.
 ---@field kind? "unknown_outcome" Set when the request went out and no answer came: the call may have taken effect (a customer-service message may have arrived; it is not sent again).
 
 ---A customer-service message: a string (text), a reply table (`wx.reply.text/image/voice/
@@ -783,7 +783,7 @@ wx.template = {}
 ---@field template_id string
 ---@field url? string Opened on tap.
 ---@field miniprogram? {appid: string, pagepath?: string} Opened on tap (wins over url).
----@field data table<string, string|number|{value: string|number, color?: string}> The template's keys.
+---@field data table<string, string|number|{value: string|number}> The template's keywords (WeChat shows no first/remark lines or colours since 2023-05).
 ---@field client_msg_id? string Makes the send idempotent: one message per openid and key within 10 minutes (generated when omitted).
 
 ---Sends a template message; the outcome arrives later as `event.templatesendjobfinish`. A
@@ -835,6 +835,105 @@ function wx.template.get_industry() end
 ---@return true? ok
 ---@return wx.Error? err
 function wx.template.set_industry(industry_id1, industry_id2) end
+
+---Subscription notifications (订阅通知).
+wx.subscribe = {}
+
+---@class wx.SubscribeSendArgs
+---@field to string OpenID (also accepted as `touser`).
+---@field template_id string The priTmplId of one of the account's templates.
+---@field data table<string, string|number|{value: string|number}> The template's keys (thing1, time2, ...).
+---@field page? string Web page opened on tap.
+---@field miniprogram? {appid: string, pagepath?: string} Opened on tap (wins over page).
+
+---Sends a subscription notification to a user who subscribed (43101 otherwise). A transient
+---failure is kept in the outbox and retried by the host (`err.queued`).
+---@param args wx.SubscribeSendArgs
+---@return true? ok
+---@return wx.Error? err
+function wx.subscribe.send(args) end
+
+---@class wx.SubscribeTemplate
+---@field priTmplId string
+---@field title string
+---@field content string
+---@field example string
+---@field type integer 2 one-off, 3 long-term.
+
+---The account's subscription templates.
+---@return wx.SubscribeTemplate[]? templates
+---@return wx.Error? err
+function wx.subscribe.templates() end
+
+---Adds library template `tid` with 2 to 5 keyword ids, in order.
+---@param tid string
+---@param kid_list integer[]
+---@param scene_desc string Up to 15 characters.
+---@return string? pri_tmpl_id
+---@return wx.Error? err
+function wx.subscribe.add(tid, kid_list, scene_desc) end
+
+---@param pri_tmpl_id string
+---@return true? ok
+---@return wx.Error? err
+function wx.subscribe.delete(pri_tmpl_id) end
+
+---The account's categories.
+---@return {id: integer, name: string}[]? categories
+---@return wx.Error? err
+function wx.subscribe.categories() end
+
+---网页授权: sign-in of web pages opened in WeChat.
+wx.oauth = {}
+
+---The sign-in URL to send a visitor to; WeChat redirects to `redirect_uri` with
+---`?code=…&state=…`. Waits for nothing. `nil, err` without appid/appsecret.
+---@param args {redirect_uri: string, scope?: "snsapi_base"|"snsapi_userinfo", state?: string}
+---@return string? url
+---@return wx.Error? err
+function wx.oauth.url(args) end
+
+---@class wx.OauthToken
+---@field openid string
+---@field unionid? string When the account is bound to an open platform account.
+---@field scope string
+---@field access_token string The visitor's, for wx.oauth.userinfo.
+---@field refresh_token string
+---@field expires_in integer
+
+---The visitor behind a redirect's `code` (each works once: 40163 when used, 40029 unknown).
+---@param code string
+---@return wx.OauthToken? token
+---@return wx.Error? err
+function wx.oauth.exchange(code) end
+
+---The profile of a visitor who granted snsapi_userinfo.
+---@param access_token string From wx.oauth.exchange.
+---@param openid string
+---@param lang? string "zh_CN" (default), "zh_TW" or "en".
+---@return {openid: string, nickname: string, headimgurl: string, sex: integer, province: string, city: string, country: string, privilege: string[], unionid?: string}? info
+---@return wx.Error? err
+function wx.oauth.userinfo(access_token, openid, lang) end
+
+---The JS-SDK.
+wx.jssdk = {}
+
+---@class wx.JsSdkConfig
+---@field appId string
+---@field timestamp integer
+---@field nonceStr string
+---@field signature string
+---@field jsApiList string[]
+---@field openTagList string[]
+---@field debug boolean
+
+---A signed config for the page at `url` (its absolute URL; the #fragment is not signed),
+---ready for the page's `wx.config(...)`.
+---@param url string
+---@param options? {apis?: string[], open_tags?: string[], debug?: boolean}
+---@return wx.JsSdkConfig? config
+---@return wx.Error? err
+function wx.jssdk.config(url, options) end
 
 ---Followers (用户管理).
 wx.user = {}

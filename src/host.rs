@@ -94,12 +94,13 @@ fn api_client_at(
     let (Some(appid), Some(secret)) = (&config.appid, &config.appsecret) else {
         return Ok(None);
     };
-    let mut client_config = ClientConfig::new(appid.clone(), secret.expose());
-    client_config.base_url = base.to_string();
+    let mut client_config = ClientConfig::new(appid.clone(), secret.expose()).with_base_url(base);
     client_config.token_endpoint = config.token_endpoint;
     client_config.timeout = config.api_timeout;
     client_config.connect_timeout = client_config.connect_timeout.min(config.api_timeout);
     client_config.persistence = Arc::new(StoreTokenPersistence::new(store.clone(), appid));
+    client_config.ticket_persistence =
+        Arc::new(StoreTokenPersistence::jsapi_ticket(store.clone(), appid));
     Ok(Some(WechatClient::new(client_config)?))
 }
 

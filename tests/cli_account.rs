@@ -44,7 +44,8 @@ url = "http://www.soso.com/"
     let out = run(dir.path(), &api, &["token"]);
     assert!(out.status.success(), "{out:?}");
     assert!(
-        stdout(&out).contains("no access_token cached"),
+        stdout(&out).contains("no access_token cached")
+            && stdout(&out).contains("no jsapi_ticket cached"),
         "{}",
         stdout(&out)
     );

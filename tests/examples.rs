@@ -145,6 +145,17 @@ async fn the_notify_bot_sends_an_order_shipped_template() {
     assert_eq!(body["touser"], "buyer");
     assert_eq!(body["data"]["keyword1"]["value"], "A1001");
     assert_eq!(body["url"], "https://example.com/orders/A1001");
+    // Modern templates: keywords only, no first/remark lines or colours.
+    let data = body["data"].as_object().unwrap();
+    assert!(data.keys().all(|k| k.starts_with("keyword")), "{data:?}");
+    assert!(data.values().all(|v| v.get("color").is_none()), "{data:?}");
+    assert_eq!(
+        b.fake.calls_to("/cgi-bin/template/api_add_template")[0]
+            .body
+            .clone()
+            .unwrap()["keyword_name_list"],
+        serde_json::json!(["订单编号", "发货时间"])
+    );
     // The template is added from the library once, then remembered.
     assert_eq!(
         b.text("buyer", "ship A1002").await,

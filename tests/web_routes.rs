@@ -450,7 +450,11 @@ async fn bad_input_is_a_short_4xx() {
         assert!(!answer.body.contains("caught"), "{own}");
     }
     let ready = get(&site, "/readyz").await;
-    assert_eq!(ready.status, StatusCode::OK, "the host answers its own /readyz");
+    assert_eq!(
+        ready.status,
+        StatusCode::OK,
+        "the host answers its own /readyz"
+    );
     assert!(ready.body.contains("ready"), "{}", ready.body);
     assert_eq!(
         get(&site, "/anything/else").await.body,

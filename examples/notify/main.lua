@@ -5,13 +5,14 @@
 -- 订单发货提醒 in the template library; adding it gives this account's own template_id.
 local TEMPLATE_SHORT_ID = "OPENTM200565259"
 
--- The account's template_id, added from the library once and remembered in the store.
+-- The account's template_id, added from the library once (with the keywords this notice
+-- shows, in order) and remembered in the store.
 local function template_id()
   local id = wx.store.get("notify:template_id")
   if id then
     return id
   end
-  local added, err = wx.template.add(TEMPLATE_SHORT_ID)
+  local added, err = wx.template.add(TEMPLATE_SHORT_ID, { "订单编号", "发货时间" })
   if not added then
     return nil, err
   end
@@ -29,11 +30,11 @@ wx.on("text", "^ship%s+(%S+)$", function(msg, order)
     to = msg.from,
     template_id = id,
     url = "https://example.com/orders/" .. order,
+    -- One value per keyword, under the keys the template's content names (since 2023-05
+    -- WeChat shows no "first"/"remark" lines and no colours).
     data = {
-      first = { value = "Your order has shipped", color = "#173177" },
-      keyword1 = { value = order },
-      keyword2 = { value = os.date("%Y-%m-%d %H:%M") },
-      remark = { value = "Thanks for shopping with us." },
+      keyword1 = order,
+      keyword2 = os.date("%Y-%m-%d %H:%M"),
     },
   }
   if not msgid then

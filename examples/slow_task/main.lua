@@ -25,7 +25,7 @@ wx.on("late_reply_failed", function(ev, reply, err)
   wx.template.send{
     to = ev.openid,
     template_id = "REPORT_READY_TEMPLATE_ID",
-    data = { first = { value = reply.content or "Your report is ready" } },
+    data = { thing1 = "Your report is ready", time2 = os.date("%Y-%m-%d %H:%M") },
   }
 end)
 

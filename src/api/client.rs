@@ -13,6 +13,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::error::{self, ApiError};
+use super::ticket::{TicketManager, TicketStatus};
 use super::token::{
     Clock, Credentials, MemoryPersistence, SystemClock, TokenEndpoint, TokenManager,
     TokenPersistence, TokenSettings, TokenStatus,
@@ -22,6 +23,8 @@ use crate::sync::lock;
 
 /// The production API host; `config` reads any other (`api_base`, `WECHAT_API_BASE`).
 pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
+/// Where WeChat's 网页授权 sign-in page lives (`/connect/oauth2/authorize`).
+pub const DEFAULT_AUTHORIZE_BASE: &str = "https://open.weixin.qq.com";
 /// Beijing time offset: WeChat daily quotas reset at midnight UTC+8.
 const BEIJING_OFFSET_SECS: i64 = 8 * 3600;
 
@@ -46,6 +49,11 @@ pub struct ClientConfig {
     pub refresh_ahead: Duration,
     /// Where the token survives restarts.
     pub persistence: Arc<dyn TokenPersistence>,
+    /// Where the jsapi_ticket survives restarts (and is shared between instances).
+    pub ticket_persistence: Arc<dyn TokenPersistence>,
+    /// Origin of the 网页授权 page users are sent to (`wx.oauth.url`): WeChat's, or the
+    /// fake's when the API is the fake.
+    pub authorize_base: String,
     /// The clock token expiry is measured against.
     pub clock: Arc<dyn Clock>,
 }
@@ -63,13 +71,18 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             refresh_ahead: Duration::from_secs(300),
             persistence: Arc::new(MemoryPersistence::default()),
+            ticket_persistence: Arc::new(MemoryPersistence::default()),
+            authorize_base: DEFAULT_AUTHORIZE_BASE.to_string(),
             clock: Arc::new(SystemClock),
         }
     }
 
-    /// Same config talking to another host (the fake in tests).
+    /// Same config talking to another host (the fake in tests). The sign-in page follows:
+    /// WeChat's own for any `*.weixin.qq.com` API host (api2, sh.api, …), otherwise that host,
+    /// which is the fake (tests, `chat`), serving its own sign-in page.
     pub fn with_base_url(mut self, base_url: impl Into<String>) -> ClientConfig {
         self.base_url = base_url.into();
+        self.authorize_base = authorize_base_for(&self.base_url);
         self
     }
 }
@@ -99,6 +112,19 @@ pub struct RawResponse {
     pub data: Bytes,
 }
 
+/// The sign-in page's origin for an API host (see [`ClientConfig::with_base_url`]).
+fn authorize_base_for(api_base: &str) -> String {
+    let wechat = url::Url::parse(api_base)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .is_some_and(|h| h == "weixin.qq.com" || h.ends_with(".weixin.qq.com"));
+    if wechat {
+        DEFAULT_AUTHORIZE_BASE.to_string()
+    } else {
+        api_base.trim_end_matches('/').to_string()
+    }
+}
+
 /// The next midnight in Beijing time after `now` (Unix seconds): when daily quotas reset.
 fn next_quota_reset(now: i64) -> i64 {
     let local = now + BEIJING_OFFSET_SECS;
@@ -108,6 +134,10 @@ fn next_quota_reset(now: i64) -> i64 {
 struct Inner {
     transport: Arc<Transport>,
     tokens: Arc<TokenManager>,
+    /// The JS-SDK's jsapi_ticket, kept like the token.
+    jsapi_ticket: Arc<TicketManager>,
+    /// Origin of the 网页授权 page.
+    authorize_base: String,
     retry: RetryPolicy,
     /// Whole-request timeout of one HTTP exchange, for [`WechatClient::longest_call`].
     timeout: Duration,
@@ -134,6 +164,12 @@ impl WechatClient {
     /// Build the client (one `reqwest::Client` with rustls and the configured timeouts).
     pub fn new(config: ClientConfig) -> Result<WechatClient, ApiError> {
         let transport = Transport::new(&config.base_url, config.timeout, config.connect_timeout)?;
+        let jsapi_ticket = Arc::new(TicketManager::new(
+            "jsapi",
+            config.ticket_persistence,
+            Arc::clone(&config.clock),
+            config.refresh_ahead,
+        ));
         let tokens = Arc::new(TokenManager::new(
             Arc::clone(&transport),
             TokenSettings {
@@ -152,6 +188,8 @@ impl WechatClient {
             inner: Arc::new(Inner {
                 transport,
                 tokens,
+                jsapi_ticket,
+                authorize_base: config.authorize_base.trim_end_matches('/').to_string(),
                 retry: config.retry,
                 timeout: config.timeout,
                 quota_stopped: Mutex::new(HashMap::new()),
@@ -265,6 +303,89 @@ impl WechatClient {
         self.inner.tokens.refresh_ahead_now().await
     }
 
+    /// The JS-SDK's jsapi_ticket, fetching one if needed (once, however many callers wait);
+    /// never log it.
+    pub async fn jsapi_ticket(&self) -> Result<String, ApiError> {
+        self.inner.jsapi_ticket.get(self).await
+    }
+
+    /// The cached jsapi_ticket's status (never the ticket itself).
+    pub fn jsapi_ticket_status(&self) -> TicketStatus {
+        self.inner.jsapi_ticket.status()
+    }
+
+    /// Fetch the next jsapi_ticket now if the cached one is within the refresh-ahead window.
+    pub async fn refresh_jsapi_ticket_if_due(&self) {
+        self.inner.jsapi_ticket.refresh_ahead_now(self).await
+    }
+
+    /// Now, in Unix seconds, on the clock tokens and tickets are measured against.
+    pub(crate) fn now_unix(&self) -> i64 {
+        self.inner.tokens.now_unix()
+    }
+
+    /// How many access_tokens WeChat has rejected (tickets fetched before are stale).
+    pub(crate) fn token_rejections(&self) -> u64 {
+        self.inner.tokens.rejections()
+    }
+
+    /// Origin of the 网页授权 sign-in page, without a trailing slash.
+    pub fn authorize_base(&self) -> &str {
+        &self.inner.authorize_base
+    }
+
+    /// `GET {base}{path}?appid=..&secret=..&query..`: the calls WeChat authenticates with the
+    /// AppSecret (网页授权's code exchange), with the busy backoff of every call but none of
+    /// the access_token policy. The secret is in the query only; log lines name the path.
+    pub(crate) async fn get_with_credentials(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Value, ApiError> {
+        let q = self.inner.tokens.with_credentials(query)?;
+        self.call_without_account_token(path, None, &q).await
+    }
+
+    /// `GET {base}{path}?access_token=<token>&query..` with a token that is not the account's
+    /// (a user's 网页授权 access_token): WeChat rejecting it (40001, 42001) is the caller's
+    /// error, never a reason to drop the account's token.
+    pub(crate) async fn get_with_token(
+        &self,
+        path: &str,
+        token: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Value, ApiError> {
+        self.call_without_account_token(path, Some(token), query)
+            .await
+    }
+
+    async fn call_without_account_token(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        query: &[(&str, &str)],
+    ) -> Result<Value, ApiError> {
+        let path = normalise(path);
+        let mut attempt = 0;
+        loop {
+            let r = self
+                .inner
+                .transport
+                .send_json(Method::GET, &path, token, &Wire::Query(query))
+                .await;
+            match r {
+                Err(e) => match self.inner.retry.retry_after_busy(&e, attempt) {
+                    Some(delay) => {
+                        tokio::time::sleep(delay).await;
+                        attempt += 1;
+                    }
+                    None => return Err(e),
+                },
+                ok => return ok,
+            }
+        }
+    }
+
     async fn call_json(
         &self,
         method: Method,
@@ -349,6 +470,32 @@ fn normalise(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sign_in_page_follows_a_fake_api_but_not_wechats_other_hosts() {
+        let cfg = || ClientConfig::new("wx", "s");
+        assert_eq!(cfg().authorize_base, DEFAULT_AUTHORIZE_BASE);
+        for wechat in [
+            "https://api2.weixin.qq.com",
+            "https://sh.api.weixin.qq.com/",
+        ] {
+            assert_eq!(
+                cfg().with_base_url(wechat).authorize_base,
+                DEFAULT_AUTHORIZE_BASE
+            );
+        }
+        assert_eq!(
+            cfg().with_base_url("http://127.0.0.1:9/").authorize_base,
+            "http://127.0.0.1:9"
+        );
+        // A look-alike host is not WeChat's.
+        assert_eq!(
+            cfg()
+                .with_base_url("https://evilweixin.qq.com.example")
+                .authorize_base,
+            "https://evilweixin.qq.com.example"
+        );
+    }
 
     #[test]
     fn quota_resets_at_beijing_midnight() {

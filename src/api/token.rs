@@ -30,7 +30,8 @@ pub enum TokenEndpoint {
     Classic,
 }
 
-/// An access_token with its absolute expiry, as cached and persisted.
+/// An access_token with its absolute expiry, as cached and persisted; a jsapi_ticket is kept
+/// in the same shape ([`super::ticket`]), the ticket in `access_token`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CachedToken {
     /// The token itself; never logged.
@@ -67,7 +68,7 @@ pub trait TokenPersistence: Send + Sync {
 }
 
 /// How long an instance waits for another instance's token fetch before fetching itself.
-const SHARED_FETCH_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const SHARED_FETCH_WAIT: Duration = Duration::from_secs(10);
 
 /// The default persistence: in memory only, so a restart fetches a new token.
 #[derive(Default)]
@@ -209,6 +210,9 @@ pub(crate) struct TokenManager {
     fetch_gen: AtomicU64,
     /// Why the latest fetch attempt failed, shared with the callers that waited for it.
     last_error: Mutex<Option<ApiError>>,
+    /// How many cached tokens WeChat rejected: a jsapi_ticket fetched before the latest
+    /// rejection is fetched again with the new token.
+    rejections: AtomicU64,
 }
 
 impl TokenManager {
@@ -230,12 +234,38 @@ impl TokenManager {
             fetches: AtomicU64::new(0),
             fetch_gen: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            rejections: AtomicU64::new(0),
         }
+    }
+
+    /// How many cached tokens WeChat has rejected so far (see `rejections`).
+    pub(crate) fn rejections(&self) -> u64 {
+        self.rejections.load(Ordering::SeqCst)
     }
 
     /// The AppID tokens are fetched for.
     pub(crate) fn appid(&self) -> &str {
         &self.creds.appid
+    }
+
+    /// `query` followed by the AppID and AppSecret, for the calls WeChat authenticates with
+    /// the secret instead of an access_token (网页授权's code exchange).
+    pub(crate) fn with_credentials<'a>(
+        &'a self,
+        query: &[(&'a str, &'a str)],
+    ) -> Result<Vec<(&'a str, &'a str)>, ApiError> {
+        let cfg = &self.creds;
+        if cfg.appid.is_empty() || cfg.secret.is_empty() {
+            return Err(ApiError::Config(
+                "no appid/secret configured; cannot call WeChat".into(),
+            ));
+        }
+        let mut q = vec![
+            ("appid", cfg.appid.as_str()),
+            ("secret", cfg.secret.as_str()),
+        ];
+        q.extend_from_slice(query);
+        Ok(q)
     }
 
     pub(crate) fn now_unix(&self) -> i64 {
@@ -322,6 +352,7 @@ impl TokenManager {
         if cached.as_ref().is_some_and(|t| t.access_token == failed) {
             *cached = None;
             *lock(&self.last_rejected) = Some(failed.to_string());
+            self.rejections.fetch_add(1, Ordering::SeqCst);
             tracing::info!("access_token rejected by WeChat; fetching a new one");
         }
     }

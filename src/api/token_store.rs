@@ -1,6 +1,7 @@
 //! The access_token kept in the store, so a restart does not spend one of the account's 2000
-//! daily fetches, and a lock so that with a shared store exactly one instance fetches. It
-//! lives beside the token manager, so that `store` depends on nothing above it.
+//! daily fetches, and a lock so that with a shared store exactly one instance fetches; the
+//! jsapi_ticket is kept the same way under its own key and lock. It lives beside the token
+//! manager, so that `store` depends on nothing above it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use super::token::{CachedToken, TokenPersistence};
-use crate::store::keys::{token_key, try_lock, unlock};
+use crate::store::keys::{ticket_key, token_key, try_lock, unlock};
 use crate::store::Store;
 
 /// How long a fetch lock lives if its holder dies mid-fetch.
@@ -17,34 +18,47 @@ const FETCH_LOCK_TTL: Duration = Duration::from_secs(30);
 /// [`TokenPersistence`] over a [`Store`].
 pub struct StoreTokenPersistence {
     store: Arc<dyn Store>,
-    appid: String,
+    /// Where the token (or ticket) is kept.
+    key: String,
+    /// The lock one instance holds while it fetches.
+    lock_name: String,
     /// Identifies this instance as the lock holder.
     holder: String,
 }
 
 impl StoreTokenPersistence {
-    /// Persistence of `appid`'s token in `store`.
+    /// Persistence of `appid`'s access_token in `store`.
     pub fn new(store: Arc<dyn Store>, appid: &str) -> StoreTokenPersistence {
+        Self::at(store, token_key(appid), format!("token-fetch:{appid}"))
+    }
+
+    /// Persistence of `appid`'s jsapi_ticket in `store`.
+    pub fn jsapi_ticket(store: Arc<dyn Store>, appid: &str) -> StoreTokenPersistence {
+        Self::at(
+            store,
+            ticket_key("jsapi", appid),
+            format!("ticket-fetch:jsapi:{appid}"),
+        )
+    }
+
+    fn at(store: Arc<dyn Store>, key: String, lock_name: String) -> StoreTokenPersistence {
         use rand::distr::{Alphanumeric, SampleString};
         StoreTokenPersistence {
             store,
-            appid: appid.to_string(),
+            key,
+            lock_name,
             holder: Alphanumeric.sample_string(&mut rand::rng(), 16),
         }
-    }
-
-    fn lock_name(&self) -> String {
-        format!("token-fetch:{}", self.appid)
     }
 }
 
 impl TokenPersistence for StoreTokenPersistence {
     fn load(&self) -> BoxFuture<'_, Option<CachedToken>> {
         Box::pin(async move {
-            let raw = match self.store.get(&token_key(&self.appid)).await {
+            let raw = match self.store.get(&self.key).await {
                 Ok(raw) => raw?,
                 Err(e) => {
-                    tracing::warn!("cannot read the stored access_token: {e}");
+                    tracing::warn!(key = %self.key, "cannot read the stored token: {e}");
                     return None;
                 }
             };
@@ -61,12 +75,8 @@ impl TokenPersistence for StoreTokenPersistence {
         let now = crate::clock::unix_secs();
         let ttl = Duration::from_secs((token.expires_at_unix - now).max(1) as u64);
         Box::pin(async move {
-            if let Err(e) = self
-                .store
-                .set(&token_key(&self.appid), &value, Some(ttl))
-                .await
-            {
-                tracing::warn!("cannot keep the access_token in the store: {e}");
+            if let Err(e) = self.store.set(&self.key, &value, Some(ttl)).await {
+                tracing::warn!(key = %self.key, "cannot keep the token in the store: {e}");
             }
         })
     }
@@ -75,7 +85,7 @@ impl TokenPersistence for StoreTokenPersistence {
         Box::pin(async move {
             match try_lock(
                 self.store.as_ref(),
-                &self.lock_name(),
+                &self.lock_name,
                 &self.holder,
                 FETCH_LOCK_TTL,
             )
@@ -84,7 +94,7 @@ impl TokenPersistence for StoreTokenPersistence {
                 Ok(taken) => taken,
                 // A store that cannot lock must not stop the bot from getting a token.
                 Err(e) => {
-                    tracing::warn!("token fetch lock unavailable, fetching anyway: {e}");
+                    tracing::warn!(lock = %self.lock_name, "fetch lock unavailable, fetching anyway: {e}");
                     true
                 }
             }
@@ -93,7 +103,7 @@ impl TokenPersistence for StoreTokenPersistence {
 
     fn unlock_fetch(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let _ = unlock(self.store.as_ref(), &self.lock_name(), &self.holder).await;
+            let _ = unlock(self.store.as_ref(), &self.lock_name, &self.holder).await;
         })
     }
 }

@@ -1,6 +1,6 @@
 //! Commands that act on the WeChat account through the API: `menu push|show|delete` and
-//! `token` (whether an access_token is cached and until when; the token itself only when
-//! asked with `--show`).
+//! `token` (whether an access_token and a jsapi_ticket are cached and until when; the values
+//! themselves only when asked with `--show`).
 
 use std::path::Path;
 
@@ -78,22 +78,44 @@ pub async fn menu_delete(config: &Config) -> anyhow::Result<String> {
     Ok("menu deleted".into())
 }
 
-/// `token [--show]`: what the store holds, without fetching.
+/// `token [--show]`: what the store holds, without fetching: the access_token and the
+/// JS-SDK's jsapi_ticket.
 pub async fn token_status(config: &Config, show: bool) -> anyhow::Result<String> {
     let appid = config
         .appid
         .as_deref()
         .ok_or_else(|| anyhow::anyhow!("no appid configured: set WECHAT_APPID"))?;
     let store = crate::store::open(config.store.as_deref(), &config.data).await?;
-    let persistence = StoreTokenPersistence::new(store, appid);
     let now = crate::clock::unix_secs();
-    Ok(match persistence.load().await {
+    let token = StoreTokenPersistence::new(store.clone(), appid)
+        .load()
+        .await;
+    let ticket = StoreTokenPersistence::jsapi_ticket(store, appid)
+        .load()
+        .await;
+    Ok(format!(
+        "{}\n{}",
+        describe_cached("access_token", "API call", appid, token, now, show),
+        describe_cached("jsapi_ticket", "wx.jssdk.config", appid, ticket, now, show),
+    ))
+}
+
+/// One line (two with `show`) on a stored token or ticket.
+fn describe_cached(
+    what: &str,
+    fetched_by: &str,
+    appid: &str,
+    cached: Option<CachedToken>,
+    now: i64,
+    show: bool,
+) -> String {
+    match cached {
         Some(CachedToken {
             access_token,
             expires_at_unix,
         }) if expires_at_unix > now => {
             let mut text = format!(
-                "access_token cached for {appid}: expires {}",
+                "{what} cached for {appid}: expires {}",
                 local_time(expires_at_unix, now)
             );
             if show {
@@ -104,11 +126,11 @@ pub async fn token_status(config: &Config, show: bool) -> anyhow::Result<String>
         Some(CachedToken {
             expires_at_unix, ..
         }) => format!(
-            "the cached access_token for {appid} expired {}; the next API call fetches a new one",
+            "the cached {what} for {appid} expired {}; the next {fetched_by} fetches a new one",
             local_time(expires_at_unix, now)
         ),
-        None => format!("no access_token cached for {appid}; the next API call fetches one"),
-    })
+        None => format!("no {what} cached for {appid}; the next {fetched_by} fetches one"),
+    }
 }
 
 /// `unix` as a date-time in the local time zone with the time from `now`:

@@ -220,6 +220,8 @@ async fn session(
             lock(&http_seen).push_back((before, render::describe_http(seen)));
         })
     };
+    // The fake's sign-in page signs pages in as the user chatting (`/as` switches both).
+    fake.set_oauth_user(&options.user);
     let pending = Arc::new(AtomicI64::new(0));
     let counted = pending.clone();
     let host = Host::builder(&config)
@@ -452,6 +454,7 @@ async fn converse(
                 if lock(&feed.known_users).insert(openid.clone()) {
                     feed.fake.follow(&openid);
                 }
+                feed.fake.set_oauth_user(&openid);
                 *lock(user) = openid;
             }
             Input::Send(inbound) => {

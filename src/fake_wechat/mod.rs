@@ -23,6 +23,11 @@
 //! paths get HTTP 404 with errcode 40066 ("invalid url"). Token lifetimes are measured on
 //! tokio's clock, so a test with paused time can let tokens expire without waiting.
 //!
+//! It also serves WeChat's 网页授权 sign-in page (`/connect/oauth2/authorize`, on
+//! open.weixin.qq.com for real), which signs in its current user
+//! ([`FakeWechat::set_oauth_user`]; `chat` sets its own) without asking and redirects back
+//! with a single-use code, so pages can be developed without an account.
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use wechat_lua::fake_wechat::FakeWechat;
@@ -37,10 +42,13 @@ mod mass;
 mod material;
 mod media;
 mod menu;
+mod oauth;
 mod qrcode;
 mod state;
+mod subscribe;
 mod tags;
 mod template;
+mod ticket;
 mod token;
 mod user;
 
@@ -51,6 +59,7 @@ use axum::middleware;
 use axum::Router;
 use tokio::time::Instant;
 
+pub use oauth::DEFAULT_OAUTH_USER;
 use state::FakeState;
 pub use state::{RecordedAnswer, RecordedCall, RecordedPart};
 
@@ -102,8 +111,8 @@ impl FakeWechat {
     }
 
     /// The fake as an axum `Router`, for in-process tests. Every call is recorded (and delayed
-    /// or failed when told to); every endpoint but the two token endpoints wants a valid
-    /// access_token; a path no family routes answers 40066.
+    /// or failed when told to); every endpoint but the two token endpoints and 网页授权's
+    /// wants a valid access_token; a path no family routes answers 40066.
     pub fn router(&self) -> Router {
         let with_token = Router::new()
             .merge(kf::routes())
@@ -115,12 +124,15 @@ impl FakeWechat {
             .merge(user::routes())
             .merge(tags::routes())
             .merge(qrcode::routes())
+            .merge(ticket::routes())
+            .merge(subscribe::routes())
             .route_layer(middleware::from_fn_with_state(
                 self.clone(),
                 state::require_token,
             ));
         Router::new()
             .merge(token::routes())
+            .merge(oauth::routes())
             .merge(with_token)
             .fallback(state::unknown_path)
             .layer(middleware::from_fn_with_state(self.clone(), state::record))

@@ -153,6 +153,9 @@ pub(super) struct FakeState {
     pub(super) user_tags: HashMap<String, Vec<i64>>,
     pub(super) followers: Vec<String>,
     pub(super) media: HashMap<String, StoredMedia>,
+    pub(super) oauth: super::oauth::OauthState,
+    pub(super) ticket: super::ticket::TicketState,
+    pub(super) subscribe: super::subscribe::SubscribeState,
 }
 
 impl FakeState {
@@ -182,6 +185,9 @@ impl FakeState {
             user_tags: HashMap::new(),
             followers: Vec::new(),
             media: HashMap::new(),
+            oauth: Default::default(),
+            ticket: Default::default(),
+            subscribe: Default::default(),
         }
     }
 
@@ -225,10 +231,13 @@ pub(super) fn errmsg_for(code: i64, caller_ip: &str) -> String {
         40013 => "invalid appid",
         40014 => "invalid access_token",
         40016 => "invalid button size",
+        40029 => "invalid code",
         40037 => "invalid template_id",
         40066 => "invalid url",
         40125 => "invalid appsecret",
+        40097 => "invalid args",
         40130 => "invalid openid list size, at least two openid",
+        40163 => "code been used",
         40164 => {
             return format!("invalid ip {caller_ip} ipv6 ::ffff:{caller_ip}, not in whitelist")
         }
@@ -237,6 +246,7 @@ pub(super) fn errmsg_for(code: i64, caller_ip: &str) -> String {
         42001 => "access_token expired",
         43004 => "require subscribe",
         44001 => "empty media data",
+        43101 => "user refuse to accept the msg",
         44002 => "empty post data",
         45009 => "reach max api daily quota limit",
         45011 => "api minute-quota reach limit  mustslower  retry next minute",
@@ -250,6 +260,8 @@ pub(super) fn errmsg_for(code: i64, caller_ip: &str) -> String {
         46003 => "menu no exist",
         46004 => "user not exist",
         47001 => "data format error",
+        47003 => "argument invalid! data.value is invalid",
+        48001 => "api unauthorized",
         _ => "fake error",
     };
     m.to_string()

@@ -52,16 +52,35 @@ async fn get_industry(State(fake): State<FakeWechat>) -> Json<Value> {
     }))
 }
 
+/// `api_add_template`: the template's content names each of `keyword_name_list` (the
+/// library's keywords picked for it), or two keywords when the list is empty or absent —
+/// never `first`/`remark`, which WeChat stopped showing in 2023-05.
 async fn add_template(State(fake): State<FakeWechat>, JsonBody(b): JsonBody) -> Json<Value> {
     let mut s = fake.lock();
-    Json(match b["template_id_short"].as_str() {
-        Some(short) if !short.is_empty() && s.templates.len() >= MAX_TEMPLATES => s.err(45026),
-        Some(short) if !short.is_empty() => {
+    let names: Option<Vec<&str>> = match &b["keyword_name_list"] {
+        Value::Null => Some(Vec::new()),
+        v => v
+            .as_array()
+            .and_then(|l| l.iter().map(Value::as_str).collect()),
+    };
+    let full = s.templates.len() >= MAX_TEMPLATES;
+    Json(match (b["template_id_short"].as_str(), names) {
+        (Some(short), Some(_)) if !short.is_empty() && full => s.err(45026),
+        (Some(short), Some(names)) if !short.is_empty() => {
             let id = format!("tpl{}{}", short, s.next_serial());
+            let content: String = if names.is_empty() {
+                "订单号:{{character_string1.DATA}}\n时间:{{time2.DATA}}".into()
+            } else {
+                names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| format!("{name}:{{{{keyword{}.DATA}}}}\n", i + 1))
+                    .collect()
+            };
             s.templates.push(json!({
                 "template_id": id, "title": format!("template {short}"),
                 "primary_industry": "IT科技", "deputy_industry": "互联网|电子商务",
-                "content": "{{first.DATA}}\n{{keyword1.DATA}}\n{{remark.DATA}}", "example": ""
+                "content": content, "example": ""
             }));
             json!({"errcode": 0, "errmsg": "ok", "template_id": id})
         }

@@ -210,7 +210,12 @@ impl LuaRuntime {
                 }
             };
             match self
-                .run(&hook.func, &hook.origin, vec![Value::Table(info)], self.time_budget)
+                .run(
+                    &hook.func,
+                    &hook.origin,
+                    vec![Value::Table(info)],
+                    self.time_budget,
+                )
                 .await
             {
                 Ok(_) => {

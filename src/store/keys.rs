@@ -19,6 +19,8 @@ pub const REPLAY: &str = "replay:";
 pub const HEALTH: &str = "health:";
 /// Per-user sessions of scripts (`wx.session`).
 pub const SESSION: &str = "session:";
+/// Cached tickets (the JS-SDK's jsapi_ticket), per type and appid.
+pub const TICKET: &str = "ticket:";
 
 /// Key of a script's value named `name`.
 pub fn data_key(name: &str) -> String {
@@ -39,6 +41,11 @@ pub fn dedup_key(message_id: &str) -> String {
 /// Key of the cached access_token of `appid`.
 pub fn token_key(appid: &str) -> String {
     format!("{TOKEN}{appid}")
+}
+
+/// Key of the cached ticket of type `kind` (`jsapi`) of `appid`.
+pub fn ticket_key(kind: &str, appid: &str) -> String {
+    format!("{TICKET}{kind}:{appid}")
 }
 
 /// Key of the lock named `name`.
@@ -94,6 +101,7 @@ mod tests {
             lock_key("x"),
             replay_key("x"),
             health_key("x"),
+            ticket_key("x", "x"),
         ];
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {
@@ -101,6 +109,7 @@ mod tests {
             }
         }
         assert_eq!(token_key("wx123"), "token:wx123");
+        assert_eq!(ticket_key("jsapi", "wx123"), "ticket:jsapi:wx123");
     }
 
     #[tokio::test]

@@ -52,3 +52,12 @@ pub async fn reply(host: &LuaPool, xml: &str) -> Option<Reply> {
 pub fn text(s: &str) -> Option<Reply> {
     Some(Reply::Text { content: s.into() })
 }
+
+/// A pool of one state over a `main.lua` with `services` (the WeChat API of a fake, say).
+pub fn host_on(main: &str, services: Services) -> (TempDir, Arc<LuaPool>) {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir, &[("main.lua", main)]);
+    let host =
+        LuaPool::start(dir.path(), RuntimeOptions::default(), 1, services).expect("scripts load");
+    (dir, host)
+}

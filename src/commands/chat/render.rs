@@ -1,10 +1,10 @@
 //! How `wechat-lua chat` shows what the bot does: a passive reply (the XML of the callback
 //! answer) as the lines a user would read, and each call the scripts made to the (fake)
 //! WeChat API as one line marked by kind: `[客服]` customer service, `[模板]` template
-//! messages, `[群发]` mass sends, `[api]` anything else; a call WeChat refused ends with
-//! `→ errcode errmsg`, so a failed send never reads as delivered. `wx.http` requests are
-//! `[http]` lines. What WeChat would not show (the articles of a news message after the
-//! first) is said, not shown.
+//! messages, `[订阅通知]` subscription notifications, `[群发]` mass sends, `[api]` anything
+//! else; a call WeChat refused ends with `→ errcode errmsg`, so a failed send never reads as
+//! delivered. `wx.http` requests are `[http]` lines. What WeChat would not show (the articles
+//! of a news message after the first) is said, not shown.
 
 use serde_json::Value;
 
@@ -264,7 +264,8 @@ fn describe_request_body(call: &RecordedCall, user: &str) -> Option<String> {
             "Typing" => Some(format!("[客服{}] (typing…)", to(&str_of(&body, "touser")))),
             _ => None,
         },
-        "/cgi-bin/message/template/send" => {
+        path @ ("/cgi-bin/message/template/send" | "/cgi-bin/message/subscribe/bizsend") => {
+            let subscribe = path.ends_with("bizsend");
             let data = body
                 .get("data")
                 .and_then(Value::as_object)
@@ -279,15 +280,17 @@ fn describe_request_body(call: &RecordedCall, user: &str) -> Option<String> {
                 })
                 .unwrap_or_default();
             let mut line = format!(
-                "[模板{}] template_id={}",
+                "[{}{}] template_id={}",
+                if subscribe { "订阅通知" } else { "模板" },
                 to(&str_of(&body, "touser")),
                 str_of(&body, "template_id"),
             );
             if !data.is_empty() {
                 line.push_str(&format!(" data: {data}"));
             }
-            if let Some(url) = body.get("url").and_then(Value::as_str) {
-                line.push_str(&format!(" url: {url}"));
+            let link = if subscribe { "page" } else { "url" };
+            if let Some(url) = body.get(link).and_then(Value::as_str) {
+                line.push_str(&format!(" {link}: {url}"));
             }
             Some(line)
         }
@@ -604,6 +607,15 @@ mod tests {
         assert_eq!(
             describe_call(&tpl, "o_u").unwrap(),
             "[模板] template_id=T1 data: name=Ann"
+        );
+        let sub = call(
+            "/cgi-bin/message/subscribe/bizsend",
+            json!({"touser": "o_v", "template_id": "S1", "page": "https://shop.example/o/42",
+                   "data": {"thing1": {"value": "shipped"}}}),
+        );
+        assert_eq!(
+            describe_call(&sub, "o_u").unwrap(),
+            "[订阅通知 → o_v] template_id=S1 data: thing1=shipped page: https://shop.example/o/42"
         );
         let mass = call(
             "/cgi-bin/message/mass/sendall",

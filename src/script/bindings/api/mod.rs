@@ -1,16 +1,20 @@
 //! The outbound WeChat API from Lua: `wx.kf`, `wx.mass`, `wx.template`, `wx.user`, `wx.tags`,
-//! `wx.menu`, `wx.media`, `wx.material`, `wx.qrcode` and the generic `wx.api.get/post`. Every call is an
-//! async function (waiting suspends only the calling script), returns its result as Lua
-//! values, and reports WeChat failures as `nil, err` (see [`convert`]).
+//! `wx.menu`, `wx.media`, `wx.material`, `wx.qrcode`, `wx.oauth`, `wx.jssdk`, `wx.subscribe`
+//! and the generic `wx.api.get/post`. Every call that waits is an async function (waiting
+//! suspends only the calling script), returns its result as Lua values, and reports WeChat
+//! failures as `nil, err` (see [`convert`]).
 
 pub mod convert;
 pub mod generic;
+pub mod jssdk;
 pub mod kf;
 pub mod mass;
 pub mod material;
 pub mod media;
 pub mod menu;
+pub mod oauth;
 pub mod qrcode;
+pub mod subscribe;
 pub mod template;
 pub mod user;
 
@@ -28,5 +32,8 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
     media::register(lua, wx, services)?;
     material::register(lua, wx, services)?;
     qrcode::register(lua, wx, services)?;
+    oauth::register(lua, wx, services)?;
+    jssdk::register(lua, wx, services)?;
+    subscribe::register(lua, wx, services)?;
     generic::register(lua, wx, services)
 }
