@@ -21,9 +21,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use hyper::body::{Frame, SizeHint};
@@ -36,7 +35,6 @@ use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
-use super::AppState;
 pub use crate::config::ConnectionLimits;
 
 /// First pause after a failed `accept` (e.g. out of file descriptors).
@@ -108,14 +106,20 @@ pub async fn serve(
                 move |request: axum::http::Request<hyper::body::Incoming>| {
                     let request_guard = in_service.begin_request();
                     let router = router.clone();
-                    let mut request = request.map(Body::new);
+                    // The head is complete: the reply deadline counts from here.
+                    let arrived = Arrived(tokio::time::Instant::now());
+                    let (mut request, expired) =
+                        with_body_deadline(request.map(Body::new), limits.body_timeout);
+                    let extensions = request.extensions_mut();
+                    extensions.insert(arrived);
                     // The peer, for `req.ip` of web routes.
-                    request
-                        .extensions_mut()
-                        .insert(axum::extract::ConnectInfo(peer));
+                    extensions.insert(axum::extract::ConnectInfo(peer));
                     async move {
                         let response = router.oneshot(request).await;
                         drop(request_guard);
+                        if expired.load(Ordering::Relaxed) {
+                            return Ok(body_timed_out(limits.body_timeout));
+                        }
                         response
                     }
                 },
@@ -352,18 +356,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
 #[derive(Debug, Clone, Copy)]
 pub struct Arrived(pub tokio::time::Instant);
 
-/// Middleware, outermost: stamps each request with its [`Arrived`] instant.
-pub async fn stamp_arrival(mut request: Request, next: Next) -> Response {
-    request
-        .extensions_mut()
-        .insert(Arrived(tokio::time::Instant::now()));
-    next.run(request).await
-}
-
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Arrived {
     type Rejection = std::convert::Infallible;
 
-    /// The stamp of [`stamp_arrival`], or now for a router built without it.
+    /// The stamp the connection put on the request, or now for a router driven without
+    /// one (`oneshot` in tests).
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
         _state: &S,
@@ -376,16 +373,12 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Arrived {
     }
 }
 
-/// Middleware: the request body must arrive whole within [`ConnectionLimits::body_timeout`] of
-/// the head, or the request is answered 408 (and, its body unread, the connection closed).
-/// The body is not buffered here: it is read, as before, only by handlers that want it, after
-/// the signature check.
-pub async fn body_deadline(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let timeout = state.limits.body_timeout;
+/// The request with a body that must arrive whole within `timeout` of the head, and the flag
+/// that says it did not: the request is then answered 408 (and, its body unread, the
+/// connection closed). The body is not buffered here: it is read, as before, only by handlers
+/// that want it, after the signature check. Done on the connection rather than as a router
+/// layer: every layer costs each request a few boxed futures and service clones.
+fn with_body_deadline(request: Request, timeout: Duration) -> (Request, Arc<AtomicBool>) {
     let expired = Arc::new(AtomicBool::new(false));
     let request = request.map(|body| {
         Body::new(DeadlineBody {
@@ -394,16 +387,17 @@ pub async fn body_deadline(
             expired: expired.clone(),
         })
     });
-    let response = next.run(request).await;
-    if expired.load(Ordering::Relaxed) {
-        tracing::warn!(
-            status = 408,
-            "refused request: body not received within {} ms",
-            timeout.as_millis()
-        );
-        return (StatusCode::REQUEST_TIMEOUT, "Request Timeout").into_response();
-    }
-    response
+    (request, expired)
+}
+
+/// The answer to a request whose body missed its deadline.
+fn body_timed_out(timeout: Duration) -> Response {
+    tracing::warn!(
+        status = 408,
+        "refused request: body not received within {} ms",
+        timeout.as_millis()
+    );
+    (StatusCode::REQUEST_TIMEOUT, "Request Timeout").into_response()
 }
 
 /// The body did not arrive within its deadline.

@@ -30,7 +30,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::middleware;
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
@@ -67,12 +66,6 @@ pub fn app(state: Arc<AppState>) -> Router {
         // Every other path: the scripts' `wx.route` pages.
         .fallback_service(crate::web::script_routes(state.web.clone()))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            connection::body_deadline,
-        ))
-        // Outermost, so the reply deadline counts everything after the request's head.
-        .layer(middleware::from_fn(connection::stamp_arrival))
         .with_state(state)
 }
 
