@@ -7,7 +7,8 @@
 //! the `host` of `wx.http` calls, comes from scripts (the operator's own code) and is capped
 //! at [`MAX_HTTP_HOSTS`] values, later hosts counted as `other`.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -21,13 +22,16 @@ use prometheus_client::registry::Registry;
 use crate::protocol::message::{EventType, InboundMessage, MsgType};
 
 type Labels = Vec<(&'static str, String)>;
+/// One label whose value is usually a `&'static str`: the families counted on every message
+/// use it, so counting allocates nothing (a `Labels` key costs a `Vec` and a `String`).
+type StaticLabel = [(&'static str, Cow<'static, str>); 1];
 
 /// Every metric of the host.
 pub struct Metrics {
     registry: Registry,
-    messages: Family<Labels, Counter>,
+    messages: Family<StaticLabel, Counter>,
     handler_seconds: Histogram,
-    replies: Family<Labels, Counter>,
+    replies: Family<StaticLabel, Counter>,
     script_errors: Counter,
     deadline_fallbacks: Counter,
     retries_deduplicated: Counter,
@@ -49,14 +53,33 @@ pub const MAX_HTTP_HOSTS: usize = 100;
 
 /// The `type` label of a message: its MsgType, or `event.<Event>`, when the host knows it by
 /// name; `other` and `event.other` for the rest, whatever the sender wrote.
-pub fn message_label(msg: &InboundMessage) -> String {
+pub fn message_label(msg: &InboundMessage) -> Cow<'static, str> {
     match &msg.kind {
-        MsgType::Other(_) => "other".to_string(),
-        MsgType::Event(_) if msg.event_type().is_none() => "event".to_string(),
-        MsgType::Event(EventType::Other(_)) => "event.other".to_string(),
-        MsgType::Event(event) => format!("event.{}", event.as_str()),
-        known => known.as_str().to_string(),
+        MsgType::Other(_) => Cow::Borrowed("other"),
+        MsgType::Event(_) if msg.event_type().is_none() => Cow::Borrowed("event"),
+        MsgType::Event(EventType::Other(_)) => Cow::Borrowed("event.other"),
+        MsgType::Event(event) => Cow::Borrowed(event_label(event.as_str())),
+        known => MsgType::MESSAGE_NAMES
+            .iter()
+            .find(|name| **name == known.as_str())
+            .map_or_else(
+                || Cow::Owned(known.as_str().to_string()),
+                |name| Cow::Borrowed(*name),
+            ),
     }
+}
+
+/// `event.<name>` of a known event, made once per name for the life of the process (the
+/// names are a closed set), so labelling an event allocates nothing.
+fn event_label(name: &str) -> &'static str {
+    static LABELS: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
+    let labels = LABELS.get_or_init(|| {
+        EventType::NAMES
+            .iter()
+            .map(|name| (*name, &*Box::leak(format!("event.{name}").into_boxed_str())))
+            .collect()
+    });
+    labels.get(name).copied().unwrap_or("event.other")
 }
 
 /// The process's metrics.
@@ -68,7 +91,7 @@ pub fn metrics() -> &'static Metrics {
 impl Metrics {
     fn new() -> Metrics {
         let mut registry = Registry::with_prefix("wechat_lua");
-        let messages = Family::<Labels, Counter>::default();
+        let messages = Family::<StaticLabel, Counter>::default();
         registry.register(
             "messages",
             "Messages received, by type (events as event.<name>)",
@@ -81,7 +104,7 @@ impl Metrics {
             "Time from dispatch to the handler's reply",
             handler_seconds.clone(),
         );
-        let replies = Family::<Labels, Counter>::default();
+        let replies = Family::<StaticLabel, Counter>::default();
         registry.register(
             "replies",
             "Passive replies sent, by kind (success for none)",
@@ -184,7 +207,7 @@ impl Metrics {
     /// A message arrived; counted under [`message_label`].
     pub fn message(&self, msg: &InboundMessage) {
         self.messages
-            .get_or_create(&vec![("type", message_label(msg))])
+            .get_or_create(&[("type", message_label(msg))])
             .inc();
     }
 
@@ -194,9 +217,9 @@ impl Metrics {
     }
 
     /// A passive reply of `kind` (or `success`) went out.
-    pub fn reply(&self, kind: &str) {
+    pub fn reply(&self, kind: &'static str) {
         self.replies
-            .get_or_create(&vec![("kind", kind.to_string())])
+            .get_or_create(&[("kind", Cow::Borrowed(kind))])
             .inc();
     }
 

@@ -111,9 +111,13 @@ impl Dispatcher {
     pub async fn handle_arrived(&self, msg: InboundMessage, arrived: Instant) -> Answer {
         self.note_window(&msg);
         crate::metrics::metrics().message(&msg);
-        let kind = match msg.event() {
-            Some(event) => format!("event.{}", event.to_ascii_lowercase()),
-            None => msg.msg_type().to_string(),
+        // The metrics label when the host knows the kind (no allocation), else what was sent.
+        let kind = match crate::metrics::message_label(&msg) {
+            label if !label.ends_with("other") && label != "event" => label,
+            _ => std::borrow::Cow::Owned(match msg.event() {
+                Some(event) => format!("event.{}", event.to_ascii_lowercase()),
+                None => msg.msg_type().to_string(),
+            }),
         };
         let openid = openid_hash(&msg.from_user);
         let span = tracing::info_span!(
@@ -153,20 +157,20 @@ impl Dispatcher {
                 metrics.retry_deduplicated();
                 span.record("outcome", "retry");
                 tracing::debug!("retry of a message already handled: same answer again");
-                return (answer, Summary::new("retry", None));
+                return (answer, Summary::new(Outcome::Retry, None));
             }
             Claim::StillRunning => {
                 metrics.retry_deduplicated();
                 span.record("outcome", "retry-while-running");
                 tracing::debug!("retry while the first delivery still runs: success");
-                return (None, Summary::new("retry-while-running", None));
+                return (None, Summary::new(Outcome::RetryWhileRunning, None));
             }
             Claim::Unconfirmed(e) => {
                 span.record("outcome", "claim-unconfirmed");
                 tracing::warn!(
                     "the shared store did not confirm the claim ({e}): answered success without running the handler; WeChat's retry will claim it (unconfirmed_claim = skip)"
                 );
-                return (None, Summary::new("claim-unconfirmed", None));
+                return (None, Summary::new(Outcome::ClaimUnconfirmed, None));
             }
         };
 
@@ -192,13 +196,13 @@ impl Dispatcher {
         metrics.reply(kind);
         span.record("duration_us", elapsed.as_micros() as u64);
         let outcome = if failed {
-            "script-error".to_string()
+            Outcome::ScriptError
         } else if reply.is_none() && handler.is_none() && Instant::now() >= deadline {
-            "late".to_string()
+            Outcome::Late
         } else if reply.is_none() && handler.is_none() {
-            "no-handler".to_string()
+            Outcome::NoHandler
         } else {
-            format!("reply:{kind}")
+            Outcome::Reply(kind)
         };
         let answer: Answer =
             reply.map(|reply| Arc::from(reply.render(&to, &from, crate::clock::unix_secs())));
@@ -252,18 +256,40 @@ impl Dispatcher {
 
 /// How one message ended, for its log line.
 struct Summary {
-    /// `reply:<kind>`, `reply:success` (the handler returned nil), `no-handler`, `late`,
-    /// `script-error`, `retry` or `retry-while-running`.
-    outcome: String,
+    outcome: Outcome,
     /// `file:line` of the handler that took it.
     handler: Option<String>,
 }
 
 impl Summary {
-    fn new(outcome: &str, handler: Option<String>) -> Summary {
-        Summary {
-            outcome: outcome.to_string(),
-            handler,
+    fn new(outcome: Outcome, handler: Option<String>) -> Summary {
+        Summary { outcome, handler }
+    }
+}
+
+/// The `outcome` field of a message's log line (a value, so writing it allocates nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// `reply:<kind>`; `reply:success` when the handler returned nil.
+    Reply(&'static str),
+    NoHandler,
+    Late,
+    ScriptError,
+    Retry,
+    RetryWhileRunning,
+    ClaimUnconfirmed,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Reply(kind) => write!(f, "reply:{kind}"),
+            Outcome::NoHandler => f.write_str("no-handler"),
+            Outcome::Late => f.write_str("late"),
+            Outcome::ScriptError => f.write_str("script-error"),
+            Outcome::Retry => f.write_str("retry"),
+            Outcome::RetryWhileRunning => f.write_str("retry-while-running"),
+            Outcome::ClaimUnconfirmed => f.write_str("claim-unconfirmed"),
         }
     }
 }
