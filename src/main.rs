@@ -106,13 +106,14 @@ struct CheckArgs {
 #[derive(Args, Clone, Default)]
 struct AccountArgs {
     /// Config file (default: wechat-lua.toml in the working directory, when present).
-    #[arg(long, value_name = "FILE")]
+    // Global: `menu push FILE --config X` reads as naturally as `menu --config X push FILE`.
+    #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// Where the host keeps its state, the cached access_token included (default: data).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     data: Option<PathBuf>,
     /// Store: redis://HOST:PORT/DB when instances share one (default: embedded, in --data).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", global = true)]
     store: Option<String>,
 }
 

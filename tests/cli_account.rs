@@ -113,3 +113,30 @@ fn a_bad_menu_file_is_refused_before_any_call() {
     );
     assert!(api.fake.calls_to("/cgi-bin/menu/create").is_empty());
 }
+
+/// `wechat-lua menu push FILE --data DIR` is how one writes it after reading `menu push FILE`:
+/// the account flags are accepted after the action as well as before it.
+#[test]
+fn the_account_flags_go_before_or_after_the_menu_action() {
+    let api = FakeApi::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("menu.json"),
+        r#"{"button":[{"type":"click","name":"Today","key":"MENU_TODAY"}]}"#,
+    )
+    .unwrap();
+    let out = run(
+        dir.path(),
+        &api,
+        &["menu", "push", "menu.json", "--data", "after"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(dir.path().join("after").is_dir(), "--data after the action");
+    let out = run(dir.path(), &api, &["menu", "--data", "before", "show"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        dir.path().join("before").is_dir(),
+        "--data before the action"
+    );
+    assert!(stdout(&out).contains("MENU_TODAY"), "{}", stdout(&out));
+}

@@ -578,6 +578,53 @@ wx.on("event.subscribe", function(msg) return "hello, " .. status(msg.from) end)
     );
 }
 
+/// On WeChat the MediaId of a picture, voice or video a user sent can be fetched for three
+/// days; in chat `wx.media.get(msg.media_id)` must work too (docs/lua-api.md's image example).
+#[test]
+fn the_media_a_user_sends_can_be_fetched_with_its_media_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(
+        dir.path(),
+        "media.lua",
+        r#"
+local function fetch(msg)
+  local file, err = wx.media.get(msg.media_id)
+  if not file then return "media.get failed: " .. err.errcode end
+  if file.video_url then return msg.type .. ": video_url" end
+  return msg.type .. ": " .. file.content_type .. ", " .. #file.bytes .. " bytes"
+end
+wx.on("image", fetch)
+wx.on("voice", fetch)
+wx.on("video", fetch)
+wx.on("shortvideo", fetch)
+"#,
+    );
+    let output = chat(
+        dir.path(),
+        &["--scripts", &script],
+        &[],
+        "/image\n/voice hello\n/video\n/shortvideo\n",
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines: Vec<String> = stdout_lines(&output)
+        .into_iter()
+        .filter(|l| !l.starts_with("[api] GET /cgi-bin/media/get"))
+        .collect();
+    assert_transcript(
+        &lines,
+        &[
+            "> /image",
+            "image: image/jpeg, …",
+            "> /voice hello",
+            "voice: audio/amr, …",
+            "> /video",
+            "video: video_url",
+            "> /shortvideo",
+            "shortvideo: video_url",
+        ],
+    );
+}
+
 #[test]
 fn every_event_a_menu_sends_and_every_message_kind_reaches_the_script() {
     let dir = tempfile::tempdir().unwrap();

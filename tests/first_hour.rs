@@ -318,6 +318,27 @@ fn check_refuses_an_unknown_key_in_the_config_as_serve_does() {
     assert!(all_output(&out).contains("unknown field `serve`"));
 }
 
+/// The line of a message whose handler failed names that handler, as configuration.md
+/// promises for every line ("the handler that took it"), so the error above it can be found.
+#[test]
+fn a_failed_handler_is_named_in_its_message_line() {
+    let dir = tree(&[(
+        "scripts/main.lua",
+        "wx.on('text', function(msg)\n  local order = nil\n  return order.id\nend)\n",
+    )]);
+    let server = Server::start(dir.path(), &[], &[("WECHAT_TOKEN", TOKEN)]);
+    let (status, _) = server.post(&text_xml("someone", "x", 1));
+    assert_eq!(status, 200);
+    assert!(server.wait_for_log("message handled", Duration::from_secs(10)));
+    let lines = server.log.lock().unwrap().clone();
+    let line = lines
+        .iter()
+        .find(|l| l.contains("message handled"))
+        .unwrap();
+    assert!(line.contains("outcome=script-error"), "{line}");
+    assert!(line.contains("handler=scripts/main.lua:1"), "{line}");
+}
+
 #[test]
 fn menu_and_token_list_only_the_flags_that_apply_to_them() {
     let dir = tempfile::tempdir().unwrap();

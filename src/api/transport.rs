@@ -197,14 +197,33 @@ impl Transport {
 /// connect timeouts included) from what failed after the request was sent (a timeout, a
 /// connection lost mid-answer): only the latter may have reached WeChat.
 fn map_reqwest(e: reqwest::Error) -> ApiError {
-    // without_url: the URL carries the access_token or the secret.
     if e.is_connect() {
-        ApiError::Network(e.without_url().to_string())
+        ApiError::Network(describe(e))
     } else if e.is_timeout() {
         ApiError::Timeout
     } else {
-        ApiError::ConnectionLost(e.without_url().to_string())
+        ApiError::ConnectionLost(describe(e))
     }
+}
+
+/// A reqwest error with its causes: reqwest's own text is only "error sending request",
+/// while the cause says what an operator can act on (a name that does not resolve, a refused
+/// connection, a certificate).
+fn describe(e: reqwest::Error) -> String {
+    // without_url: the URL carries the access_token or the secret. The causes below it are
+    // the connector's and resolver's, which name at most the host.
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn truncate(body: &[u8]) -> String {
@@ -273,6 +292,28 @@ fn msg_id_in(errmsg: &str) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_connection_failure_says_why_not_just_that_sending_failed() {
+        // A port nothing listens on: the connection is refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = reqwest::Client::new()
+            .get(format!(
+                "http://127.0.0.1:{port}/cgi-bin/token?secret=s3cr3t"
+            ))
+            .send()
+            .await
+            .unwrap_err();
+        let ApiError::Network(text) = map_reqwest(e) else {
+            panic!("a refused connection never left");
+        };
+        assert!(text.to_lowercase().contains("refused"), "{text}");
+        assert!(!text.contains("s3cr3t"), "{text}");
+    }
 
     #[test]
     fn backoff_doubles_and_is_bounded() {

@@ -467,6 +467,15 @@ async fn converse(
                     _ => {}
                 }
                 let (create_time, msg_id) = clock.next();
+                if let Some((kind, filename, content_type, bytes)) = inbound.sent_media() {
+                    feed.fake.add_media_as(
+                        &slash::media_id(msg_id),
+                        kind,
+                        filename,
+                        content_type,
+                        bytes,
+                    );
+                }
                 let xml = inbound.to_xml(&from, ACCOUNT, create_time, msg_id);
                 let answer = wire.send(&xml).await;
                 // Calls the handler made before answering belong above its reply.

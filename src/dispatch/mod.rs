@@ -188,7 +188,11 @@ impl Dispatcher {
                 metrics.script_error();
                 span.record("outcome", "script-error");
                 tracing::error!("script error, answered success: {e}");
-                (None, None, true)
+                let handler = e.handler().map(str::to_string);
+                if let Some(handler) = &handler {
+                    span.record("handler", handler.as_str());
+                }
+                (None, handler, true)
             }
         };
         metrics.handled(elapsed);

@@ -193,8 +193,43 @@ pub(super) fn new_media_id(
 ) -> String {
     let serial = s.next_serial();
     let id = format!("FAKE_MEDIA_{kind}_{serial}");
+    insert_temporary(s, id.clone(), serial, kind, filename, content_type, data);
+    id
+}
+
+/// Keeps temporary media under a media_id chosen by the caller (the `MediaId` of a message a
+/// user sent), replacing any file that had it.
+pub(super) fn keep_media_as(
+    s: &mut FakeState,
+    id: &str,
+    kind: &str,
+    filename: Option<String>,
+    content_type: Option<String>,
+    data: Vec<u8>,
+) {
+    let serial = s.next_serial();
+    insert_temporary(
+        s,
+        id.to_string(),
+        serial,
+        kind,
+        filename,
+        content_type,
+        data,
+    );
+}
+
+fn insert_temporary(
+    s: &mut FakeState,
+    id: String,
+    serial: u64,
+    kind: &str,
+    filename: Option<String>,
+    content_type: Option<String>,
+    data: Vec<u8>,
+) {
     s.media.insert(
-        id.clone(),
+        id,
         StoredMedia {
             kind: kind.to_string(),
             filename,
@@ -206,5 +241,4 @@ pub(super) fn new_media_id(
             update_time: crate::clock::unix_secs(),
         },
     );
-    id
 }

@@ -275,6 +275,27 @@ impl FakeWechat {
         )
     }
 
+    /// Keep a temporary media file under `media_id`, the `MediaId` a message from a user
+    /// carries (the chat makes its own), so `media/get` hands back these bytes as WeChat
+    /// does for three days.
+    pub fn add_media_as(
+        &self,
+        media_id: &str,
+        kind: &str,
+        filename: &str,
+        content_type: &str,
+        data: &[u8],
+    ) {
+        media::keep_media_as(
+            &mut self.lock(),
+            media_id,
+            kind,
+            Some(filename.to_string()),
+            Some(content_type.to_string()),
+            data.to_vec(),
+        );
+    }
+
     /// `openid` follows the account (as after a `subscribe` event): `user/info` answers
     /// `subscribe: 1` for it.
     pub fn follow(&self, openid: &str) {

@@ -48,6 +48,18 @@ pub enum ScriptError {
     Unavailable,
 }
 
+impl ScriptError {
+    /// Where the handler at fault was registered (`file:line`), when a handler is at fault.
+    pub fn handler(&self) -> Option<&str> {
+        match self {
+            ScriptError::Handler { handler, .. } | ScriptError::BadReply { handler, .. } => {
+                Some(handler)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Why a script set did not load, located where Lua or the host could tell. Displays as the
 /// text Lua wrote (`file:line: message`, then the traceback), which is what the log shows.
 #[derive(Debug, Clone, PartialEq, Eq)]

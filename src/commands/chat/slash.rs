@@ -287,6 +287,11 @@ pub fn parse(line: &str) -> Input {
     }
 }
 
+/// The `MediaId` of the picture, voice or video sent as message `msg_id`.
+pub fn media_id(msg_id: u64) -> String {
+    format!("chat_media_{msg_id}")
+}
+
 impl Inbound {
     /// Whether WeChat gives this a MsgId (messages do, events do not).
     pub fn is_message(&self) -> bool {
@@ -303,6 +308,18 @@ impl Inbound {
         )
     }
 
+    /// The file a message of this kind carries as its `MediaId`, which the chat keeps in its
+    /// fake API under [`media_id`] so `wx.media.get(msg.media_id)` works as on WeChat:
+    /// (media type, file name, content type, a small placeholder content).
+    pub fn sent_media(&self) -> Option<(&'static str, &'static str, &'static str, &'static [u8])> {
+        match self {
+            Inbound::Image(_) => Some(("image", "photo.jpg", "image/jpeg", b"chat: a picture")),
+            Inbound::Voice(_) => Some(("voice", "voice.amr", "audio/amr", b"#!AMR\nchat: a voice")),
+            Inbound::Video { .. } => Some(("video", "video.mp4", "video/mp4", b"chat: a video")),
+            _ => None,
+        }
+    }
+
     /// The XML WeChat would POST: from `user` to the account `account`, at `create_time`;
     /// `msg_id` is used by messages only, and also seeds the made-up MediaId and Ticket.
     pub fn to_xml(&self, user: &str, account: &str, create_time: i64, msg_id: u64) -> String {
@@ -311,7 +328,7 @@ impl Inbound {
         element(&mut out, "ToUserName", account);
         element(&mut out, "FromUserName", user);
         let _ = write!(out, "<CreateTime>{create_time}</CreateTime>");
-        let media_id = format!("chat_media_{msg_id}");
+        let media_id = media_id(msg_id);
         let ticket = format!("chat_ticket_{msg_id}");
         match self {
             Inbound::Text(content) => {
