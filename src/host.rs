@@ -47,6 +47,9 @@ pub enum BuildError {
     /// The API client could not be set up.
     #[error("WeChat API client: {0}")]
     Api(crate::api::ApiError),
+    /// `[oauth]` is configured but sign-in cannot work.
+    #[error("[oauth]: {0}")]
+    Oauth(String),
 }
 
 impl From<crate::store::StoreError> for BuildError {
@@ -211,9 +214,20 @@ impl HostBuilder<'_> {
             dispatcher = dispatcher.map_late_replies(layer);
         }
         let mut state = AppState::with_dispatcher(config, Arc::new(dispatcher), store)?;
-        if let Some(sessions) = self.sessions {
+        let sign_in = match &config.oauth {
+            Some(oauth) => Some(sign_in(oauth, services.api.clone())?),
+            None => None,
+        };
+        if sign_in.is_some() || self.sessions.is_some() {
             let scripts = state.dispatcher.scripts().clone();
-            state.web = Arc::new(crate::web::Web::new(config, scripts).with_sessions(sessions));
+            let mut web = crate::web::Web::new(config, scripts);
+            if let Some(sign_in) = sign_in {
+                web = web.with_sign_in(sign_in);
+            }
+            if let Some(sessions) = self.sessions {
+                web = web.with_sessions(sessions);
+            }
+            state.web = Arc::new(web);
         }
         let state = Arc::new(state);
         let (outbox_stop, stop) = tokio::sync::watch::channel(false);
@@ -228,6 +242,35 @@ impl HostBuilder<'_> {
             outbox_task,
         })
     }
+}
+
+/// Sign-in with WeChat as `[oauth]` says: it exchanges codes with the account's credentials,
+/// so it needs them; without a `cookie_secret` (serve reads or generates the one in the data
+/// directory first) sessions are signed with a key made for this run, and end with it.
+fn sign_in(
+    oauth: &crate::config::OauthConfig,
+    api: Option<WechatClient>,
+) -> Result<Arc<crate::web::oauth::SignIn>, BuildError> {
+    let api = api.ok_or_else(|| {
+        BuildError::Oauth(
+            "sign-in with WeChat exchanges codes with the account's appid and appsecret: set them"
+                .into(),
+        )
+    })?;
+    let secret = match &oauth.cookie_secret {
+        Some(secret) => secret.clone(),
+        None => {
+            tracing::info!("[oauth] cookie_secret: none kept, so sessions last until the host stops");
+            crate::config::generate_cookie_secret()
+        }
+    };
+    tracing::info!(
+        scope = oauth.scope.as_str(),
+        callback = %format!("{}{}", oauth.public_url, crate::web::oauth::CALLBACK_PATH),
+        "sign-in with WeChat at {}",
+        crate::web::oauth::LOGIN_PATH
+    );
+    Ok(Arc::new(crate::web::oauth::SignIn::new(oauth, &secret, api)))
 }
 
 /// Loads the scripts into a pool of Lua states, on a blocking thread (loading compiles every

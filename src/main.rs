@@ -288,6 +288,11 @@ fn serve(args: &CommonArgs) -> anyhow::Result<()> {
         );
     }
     config.token = Some(token);
+    // Sessions signed with a kept secret survive restarts (never printed: nobody pastes it).
+    let cookie_secret = config.serving_cookie_secret()?;
+    if let Some(oauth) = config.oauth.as_mut() {
+        oauth.cookie_secret = cookie_secret;
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let host = Host::build(&config, true).await?;

@@ -1,0 +1,398 @@
+//! Sign-in with WeChat (网页授权), built in: `GET /oauth/login?next=/path` sends the visitor
+//! to WeChat's sign-in page with a random `state` that a short-lived signed cookie binds to
+//! this browser (so a callback started elsewhere — CSRF, a link someone was sent — is
+//! refused), and `GET /oauth/callback?code=&state=` checks that state, exchanges the code for
+//! the visitor's openid ([`crate::api::oauth`]), sets the session cookie and goes back to
+//! `next`. [`SignIn`] is also the [`Sessions`] reader that turns that cookie into
+//! `req.openid`.
+//!
+//! Cookies are signed with HMAC-SHA256 (the `cookie` crate's signed jar) under a key derived
+//! from `[oauth] cookie_secret`; a cookie whose signature does not verify, or whose session
+//! has expired, is simply no session. `next` is only ever a same-origin path (`/orders`),
+//! never an absolute URL or `//host`, so sign-in cannot be used as an open redirect.
+//! Failures are short readable pages (a code that expired or was used already is a 400 with a
+//! link to sign in again), never a 500; codes and tokens never reach a log line.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use cookie::{Cookie, CookieJar, Key, SameSite};
+use serde::Deserialize;
+
+use super::session::{Sessions, Visitor};
+use crate::api::oauth::{Scope, CODE_USED, INVALID_CODE};
+use crate::api::{ApiError, WechatClient};
+use crate::config::{OauthConfig, Secret};
+use crate::script::bindings::web::{escape_html, HTML};
+pub use crate::script::routes::LOGIN_PATH;
+
+/// Where WeChat sends the visitor back with `code` and `state`.
+pub const CALLBACK_PATH: &str = "/oauth/callback";
+/// The session cookie: the visitor's openid (and unionid) and when the session ends, signed.
+pub const SESSION_COOKIE: &str = "wl_session";
+/// The sign-in's state and `next`, signed; lives only while the visitor is at WeChat.
+pub const STATE_COOKIE: &str = "wl_oauth_state";
+/// How long a session lasts after sign-in.
+pub const SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a visitor may take on WeChat's sign-in page (a code itself lives 5 minutes).
+pub const STATE_TTL: Duration = Duration::from_secs(600);
+/// Length of the random `state` (letters and digits, as WeChat accepts).
+const STATE_LEN: usize = 32;
+
+/// Sign-in with WeChat: what the two paths and the session reader share.
+pub struct SignIn {
+    /// Exchanges codes and builds the authorize URL (WeChat's page, or the fake's).
+    api: WechatClient,
+    /// What visitors are asked to grant.
+    scope: Scope,
+    /// `<public_url>/oauth/callback`: the `redirect_uri` WeChat sends visitors back to.
+    redirect_uri: String,
+    /// Signs and verifies both cookies.
+    key: Key,
+    /// Cookies are `Secure` when the site is https (a browser would drop them on http).
+    secure: bool,
+}
+
+impl std::fmt::Debug for SignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignIn")
+            .field("scope", &self.scope)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("key", &"<redacted>")
+            .field("secure", &self.secure)
+            .finish()
+    }
+}
+
+impl SignIn {
+    /// Sign-in as `[oauth]` describes it, with cookies signed under `cookie_secret` (at least
+    /// [`crate::config::MIN_COOKIE_SECRET_LEN`] bytes; config checks that) and codes
+    /// exchanged through `api`.
+    pub fn new(oauth: &OauthConfig, cookie_secret: &Secret, api: WechatClient) -> SignIn {
+        SignIn {
+            api,
+            scope: oauth.scope,
+            redirect_uri: format!("{}{CALLBACK_PATH}", oauth.public_url),
+            key: Key::derive_from(cookie_secret.expose().as_bytes()),
+            secure: oauth.is_https(),
+        }
+    }
+
+    /// The session cookie for `visitor`, valid for [`SESSION_TTL`] from `now` (Unix seconds).
+    fn session_cookie(&self, visitor: &Visitor, now: i64) -> Option<Cookie<'static>> {
+        let value = session_value(visitor, now + SESSION_TTL.as_secs() as i64)?;
+        let cookie = self.cookie(SESSION_COOKIE, value, "/", SESSION_TTL);
+        Some(self.signed(cookie))
+    }
+
+    /// A cookie with this site's attributes: `HttpOnly`, `SameSite=Lax` (sent on the
+    /// top-level navigation back from WeChat, not on cross-site subrequests), `Secure` on https.
+    fn cookie(
+        &self,
+        name: &'static str,
+        value: String,
+        path: &'static str,
+        ttl: Duration,
+    ) -> Cookie<'static> {
+        Cookie::build((name, value))
+            .path(path)
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.secure)
+            .max_age(cookie::time::Duration::seconds(ttl.as_secs() as i64))
+            .build()
+    }
+
+    /// `cookie` with its value signed.
+    fn signed(&self, cookie: Cookie<'static>) -> Cookie<'static> {
+        let mut jar = CookieJar::new();
+        jar.signed_mut(&self.key).add(cookie.clone());
+        jar.get(cookie.name()).cloned().unwrap_or(cookie)
+    }
+
+    /// The verified value of the cookie `name` among the request's cookies; `None` when it is
+    /// missing or its signature does not verify.
+    fn verified(&self, headers: &HeaderMap, name: &str) -> Option<String> {
+        let mut jar = CookieJar::new();
+        for cookie in headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(Cookie::split_parse_encoded)
+            .filter_map(Result::ok)
+            .filter(|c| c.name() == name)
+        {
+            // The first one that verifies: a second cookie of the same name (set by a
+            // sibling subdomain) cannot push a valid one out.
+            jar.add_original(cookie.into_owned());
+            if let Some(verified) = jar.signed(&self.key).get(name) {
+                return Some(verified.value().to_string());
+            }
+            jar = CookieJar::new();
+        }
+        None
+    }
+
+    /// The visitor the request's session cookie names, if it verifies and has not expired at
+    /// `now` (Unix seconds).
+    fn visitor_at(&self, headers: &HeaderMap, now: i64) -> Option<Visitor> {
+        let value = self.verified(headers, SESSION_COOKIE)?;
+        let (visitor, expires) = parse_session_value(&value)?;
+        (now < expires).then_some(visitor)
+    }
+}
+
+impl Sessions for SignIn {
+    fn visitor(&self, request: &Parts) -> Option<Visitor> {
+        self.visitor_at(&request.headers, crate::clock::unix_secs())
+    }
+}
+
+/// `<expires>|<openid>|<unionid>`: openids and unionids are letters, digits, `-` and `_`,
+/// so `|` separates them; `None` for an id with anything else (never from WeChat).
+fn session_value(visitor: &Visitor, expires: i64) -> Option<String> {
+    let plain = |id: &str| {
+        !id.is_empty()
+            && id.len() <= 128
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !plain(&visitor.openid) || !visitor.unionid.as_deref().is_none_or(plain) {
+        return None;
+    }
+    Some(format!(
+        "{expires}|{}|{}",
+        visitor.openid,
+        visitor.unionid.as_deref().unwrap_or("")
+    ))
+}
+
+fn parse_session_value(value: &str) -> Option<(Visitor, i64)> {
+    let mut parts = value.split('|');
+    let expires = parts.next()?.parse().ok()?;
+    let openid = parts.next().filter(|o| !o.is_empty())?.to_string();
+    let unionid = parts.next()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    let unionid = (!unionid.is_empty()).then(|| unionid.to_string());
+    Some((Visitor { openid, unionid }, expires))
+}
+
+/// `next` when it is a path on this site to go back to after sign-in: it starts with one `/`
+/// (not `//host`, nor `/\host`, which browsers read as `//host`), and has no backslash,
+/// control character or space. Anything else could send the visitor to another site.
+pub fn safe_next(next: &str) -> Option<&str> {
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && next.len() <= 2048
+        && !next
+            .bytes()
+            .any(|b| b == b'\\' || b.is_ascii_control() || b == b' ' || b >= 0x80);
+    local.then_some(next)
+}
+
+/// The two paths, served when `[oauth]` is configured.
+pub fn routes(sign_in: Arc<SignIn>) -> Router {
+    Router::new()
+        .route(LOGIN_PATH, get(login))
+        .route(CALLBACK_PATH, get(callback))
+        .method_not_allowed_fallback(|| async {
+            (StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        })
+        .with_state(sign_in)
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginQuery {
+    next: Option<String>,
+}
+
+/// `GET /oauth/login?next=/path`: to WeChat's sign-in page, with a fresh state bound to this
+/// browser. A `next` that is not a path on this site is ignored (back to `/`), and logged.
+async fn login(
+    State(sign_in): State<Arc<SignIn>>,
+    query: Result<Query<LoginQuery>, QueryRejection>,
+) -> Response {
+    let wanted = query.ok().and_then(|Query(q)| q.next);
+    let next = match wanted.as_deref() {
+        None => "/",
+        Some(next) => safe_next(next).unwrap_or_else(|| {
+            tracing::warn!(
+                next = %next,
+                "sign-in: `next` is not a path on this site; going back to / instead"
+            );
+            "/"
+        }),
+    };
+    let state = {
+        use rand::distr::{Alphanumeric, SampleString};
+        Alphanumeric.sample_string(&mut rand::rng(), STATE_LEN)
+    };
+    let cookie = sign_in.signed(sign_in.cookie(
+        STATE_COOKIE,
+        format!("{state}|{next}"),
+        "/oauth",
+        STATE_TTL,
+    ));
+    let target = sign_in
+        .api
+        .oauth()
+        .authorize_url(&sign_in.redirect_uri, sign_in.scope, &state);
+    redirect(&target, &[cookie])
+}
+
+#[derive(Debug, Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+}
+
+/// `GET /oauth/callback?code=&state=`: the state must be the one this browser was given;
+/// then the code is exchanged, the session set, and the visitor sent back to `next`.
+async fn callback(
+    State(sign_in): State<Arc<SignIn>>,
+    headers: HeaderMap,
+    query: Result<Query<CallbackQuery>, QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return page(StatusCode::BAD_REQUEST, "Sign-in failed", "The sign-in link is malformed.", None);
+    };
+    let expected = sign_in.verified(&headers, STATE_COOKIE);
+    let Some((expected_state, next)) = expected.as_deref().and_then(|v| v.split_once('|')) else {
+        tracing::warn!("sign-in refused: no sign-in was started in this browser (or it took over 10 minutes)");
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in failed",
+            "This sign-in was not started in this browser, or it took too long.",
+            Some("/"),
+        );
+    };
+    let next = safe_next(next).unwrap_or("/").to_string();
+    let state_matches = query.state.as_deref().is_some_and(|given| {
+        use subtle::ConstantTimeEq;
+        given.len() == expected_state.len()
+            && bool::from(given.as_bytes().ct_eq(expected_state.as_bytes()))
+    });
+    if !state_matches {
+        tracing::warn!("sign-in refused: the state does not match the one given to this browser");
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in failed",
+            "This sign-in was not started in this browser.",
+            Some(&next),
+        );
+    }
+    let clear_state = sign_in.cookie(STATE_COOKIE, String::new(), "/oauth", Duration::ZERO);
+    let Some(code) = query.code.filter(|c| !c.is_empty()) else {
+        // WeChat comes back without a code when the visitor declines snsapi_userinfo.
+        tracing::info!("sign-in declined: no code came back");
+        return with_cookies(
+            page(
+                StatusCode::FORBIDDEN,
+                "Not signed in",
+                "Sign-in was declined.",
+                Some(&next),
+            ),
+            &[clear_state],
+        );
+    };
+    let token = match sign_in.api.oauth().exchange(&code).await {
+        Ok(token) => token,
+        Err(e) => {
+            let (status, text) = match &e {
+                ApiError::Api { errcode, .. } if *errcode == CODE_USED => (
+                    StatusCode::BAD_REQUEST,
+                    "This sign-in link was used already.",
+                ),
+                ApiError::Api { errcode, .. } if *errcode == INVALID_CODE => (
+                    StatusCode::BAD_REQUEST,
+                    "This sign-in link has expired.",
+                ),
+                _ => (
+                    StatusCode::BAD_GATEWAY,
+                    "WeChat could not complete the sign-in just now.",
+                ),
+            };
+            tracing::warn!(status = status.as_u16(), "sign-in failed: code exchange: {e}");
+            return with_cookies(page(status, "Sign-in failed", text, Some(&next)), &[clear_state]);
+        }
+    };
+    let visitor = Visitor {
+        openid: token.openid,
+        unionid: token.unionid.filter(|u| !u.is_empty()),
+    };
+    let Some(session) = sign_in.session_cookie(&visitor, crate::clock::unix_secs()) else {
+        tracing::error!("sign-in failed: WeChat returned an openid that cannot be kept in a cookie");
+        return with_cookies(
+            page(
+                StatusCode::BAD_GATEWAY,
+                "Sign-in failed",
+                "WeChat's answer could not be used.",
+                None,
+            ),
+            &[clear_state],
+        );
+    };
+    tracing::info!(openid = %visitor.openid, "signed in with WeChat");
+    redirect(&next, &[clear_state, session])
+}
+
+/// A 302 to `target` setting `cookies`, never cached.
+fn redirect(target: &str, cookies: &[Cookie<'static>]) -> Response {
+    let mut response = StatusCode::FOUND.into_response();
+    match HeaderValue::from_str(target) {
+        Ok(location) => {
+            response.headers_mut().insert(LOCATION, location);
+        }
+        // Every target is a checked path or a URL we built; refuse rather than panic.
+        Err(_) => return page(StatusCode::BAD_REQUEST, "Sign-in failed", "Bad address.", None),
+    }
+    with_cookies(response, cookies)
+}
+
+fn with_cookies(mut response: Response, cookies: &[Cookie<'static>]) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    for cookie in cookies {
+        if let Ok(value) = HeaderValue::from_str(&cookie.encoded().to_string()) {
+            headers.append(SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+/// A short readable page: a title, one sentence and, when there is a page to go back to, a
+/// link that signs in again and returns there.
+fn page(status: StatusCode, title: &str, text: &str, retry_next: Option<&str>) -> Response {
+    let retry = retry_next
+        .map(|next| {
+            let next: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
+            format!(
+                "<p><a href=\"{}\">Sign in again</a></p>",
+                escape_html(&format!("{LOGIN_PATH}?next={next}"))
+            )
+        })
+        .unwrap_or_default();
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title></head><body><h1>{title}</h1><p>{text}</p>{retry}</body></html>\n",
+        title = escape_html(title),
+        text = escape_html(text),
+    );
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(HTML));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
