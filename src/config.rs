@@ -1200,6 +1200,88 @@ mod tests {
     }
 
     #[test]
+    fn the_oauth_table_is_checked_and_its_secret_kept_in_the_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file_path = dir.path().join("c.toml");
+        let data = dir.path().join("data");
+        let load = |text: &str| {
+            std::fs::write(&file_path, text).unwrap();
+            let mut overrides = with_data(&data);
+            overrides.config = Some(file_path.clone());
+            Config::load_with_env(&overrides, &env(&[]))
+        };
+        let config = load("").unwrap();
+        assert_eq!(config.oauth, None);
+        assert_eq!(config.serving_cookie_secret().unwrap(), None);
+
+        let config = load("[oauth]\npublic_url = \"https://shop.example/\"\n").unwrap();
+        let oauth = config.oauth.clone().unwrap();
+        assert_eq!(oauth.public_url, "https://shop.example");
+        assert_eq!(oauth.scope, crate::api::oauth::Scope::Base);
+        assert!(oauth.is_https());
+        assert!(!data.exists(), "loading writes nothing");
+        let first = config.serving_cookie_secret().unwrap().unwrap();
+        assert_eq!(first.expose().len(), 64);
+        let second = config.serving_cookie_secret().unwrap().unwrap();
+        assert_eq!(first, second, "kept across restarts");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(data.join(COOKIE_SECRET_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+
+        let secret = "x".repeat(32);
+        let config = load(&format!(
+            "[oauth]\nscope = \"snsapi_userinfo\"\npublic_url = \"http://127.0.0.1:8080\"\ncookie_secret = \"{secret}\"\n"
+        ))
+        .unwrap();
+        let oauth = config.oauth.clone().unwrap();
+        assert_eq!(oauth.scope, crate::api::oauth::Scope::UserInfo);
+        assert!(!oauth.is_https());
+        assert_eq!(
+            config.serving_cookie_secret().unwrap().unwrap().expose(),
+            secret
+        );
+        assert!(!format!("{config:?}").contains(&secret), "never shown");
+
+        for (text, setting) in [
+            ("[oauth]\n", "oauth.public_url"),
+            (
+                "[oauth]\npublic_url = \"shop.example\"\n",
+                "oauth.public_url",
+            ),
+            (
+                "[oauth]\npublic_url = \"https://shop.example/app\"\n",
+                "oauth.public_url",
+            ),
+            (
+                "[oauth]\npublic_url = \"ftp://shop.example\"\n",
+                "oauth.public_url",
+            ),
+            (
+                "[oauth]\npublic_url = \"https://a.example\"\nscope = \"snsapi_login\"\n",
+                "oauth.scope",
+            ),
+            (
+                "[oauth]\npublic_url = \"https://a.example\"\ncookie_secret = \"short\"\n",
+                "oauth.cookie_secret",
+            ),
+        ] {
+            let err = load(text).unwrap_err().to_string();
+            assert!(err.contains(setting), "{text}: {err}");
+            assert!(!err.contains("short\""), "{err}");
+        }
+        let err = load("[oauth]\npublic_url = \"https://a.example\"\nsecret = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `secret`"), "{err}");
+    }
+
+    #[test]
     fn file_then_env_then_flags() {
         let dir = tempfile::tempdir().unwrap();
         let file_path = dir.path().join("c.toml");

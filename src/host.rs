@@ -260,7 +260,9 @@ fn sign_in(
     let secret = match &oauth.cookie_secret {
         Some(secret) => secret.clone(),
         None => {
-            tracing::info!("[oauth] cookie_secret: none kept, so sessions last until the host stops");
+            tracing::info!(
+                "[oauth] cookie_secret: none kept, so sessions last until the host stops"
+            );
             crate::config::generate_cookie_secret()
         }
     };
@@ -270,7 +272,9 @@ fn sign_in(
         "sign-in with WeChat at {}",
         crate::web::oauth::LOGIN_PATH
     );
-    Ok(Arc::new(crate::web::oauth::SignIn::new(oauth, &secret, api)))
+    Ok(Arc::new(crate::web::oauth::SignIn::new(
+        oauth, &secret, api,
+    )))
 }
 
 /// Loads the scripts into a pool of Lua states, on a blocking thread (loading compiles every

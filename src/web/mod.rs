@@ -278,7 +278,10 @@ async fn route(web: &Arc<Web>, request: Request) -> Result<Response, WebError> {
         });
     let method = parts.method.as_str().to_string();
     let body = Bytes::from_request(Request::from_parts(parts, body), &()).await?;
-    let page_url = web.public_url.as_ref().map(|origin| format!("{origin}{url}"));
+    let page_url = web
+        .public_url
+        .as_ref()
+        .map(|origin| format!("{origin}{url}"));
     let req = RouteRequest {
         method,
         path,

@@ -265,11 +265,18 @@ async fn callback(
     query: Result<Query<CallbackQuery>, QueryRejection>,
 ) -> Response {
     let Ok(Query(query)) = query else {
-        return page(StatusCode::BAD_REQUEST, "Sign-in failed", "The sign-in link is malformed.", None);
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in failed",
+            "The sign-in link is malformed.",
+            None,
+        );
     };
     let expected = sign_in.verified(&headers, STATE_COOKIE);
     let Some((expected_state, next)) = expected.as_deref().and_then(|v| v.split_once('|')) else {
-        tracing::warn!("sign-in refused: no sign-in was started in this browser (or it took over 10 minutes)");
+        tracing::warn!(
+            "sign-in refused: no sign-in was started in this browser (or it took over 10 minutes)"
+        );
         return page(
             StatusCode::BAD_REQUEST,
             "Sign-in failed",
@@ -314,17 +321,22 @@ async fn callback(
                     StatusCode::BAD_REQUEST,
                     "This sign-in link was used already.",
                 ),
-                ApiError::Api { errcode, .. } if *errcode == INVALID_CODE => (
-                    StatusCode::BAD_REQUEST,
-                    "This sign-in link has expired.",
-                ),
+                ApiError::Api { errcode, .. } if *errcode == INVALID_CODE => {
+                    (StatusCode::BAD_REQUEST, "This sign-in link has expired.")
+                }
                 _ => (
                     StatusCode::BAD_GATEWAY,
                     "WeChat could not complete the sign-in just now.",
                 ),
             };
-            tracing::warn!(status = status.as_u16(), "sign-in failed: code exchange: {e}");
-            return with_cookies(page(status, "Sign-in failed", text, Some(&next)), &[clear_state]);
+            tracing::warn!(
+                status = status.as_u16(),
+                "sign-in failed: code exchange: {e}"
+            );
+            return with_cookies(
+                page(status, "Sign-in failed", text, Some(&next)),
+                &[clear_state],
+            );
         }
     };
     let visitor = Visitor {
@@ -332,7 +344,9 @@ async fn callback(
         unionid: token.unionid.filter(|u| !u.is_empty()),
     };
     let Some(session) = sign_in.session_cookie(&visitor, crate::clock::unix_secs()) else {
-        tracing::error!("sign-in failed: WeChat returned an openid that cannot be kept in a cookie");
+        tracing::error!(
+            "sign-in failed: WeChat returned an openid that cannot be kept in a cookie"
+        );
         return with_cookies(
             page(
                 StatusCode::BAD_GATEWAY,
@@ -355,7 +369,14 @@ fn redirect(target: &str, cookies: &[Cookie<'static>]) -> Response {
             response.headers_mut().insert(LOCATION, location);
         }
         // Every target is a checked path or a URL we built; refuse rather than panic.
-        Err(_) => return page(StatusCode::BAD_REQUEST, "Sign-in failed", "Bad address.", None),
+        Err(_) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Sign-in failed",
+                "Bad address.",
+                None,
+            )
+        }
     }
     with_cookies(response, cookies)
 }
@@ -395,4 +416,298 @@ fn page(status: StatusCode, title: &str, text: &str, retry_next: Option<&str>) -
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(HTML));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::api::ClientConfig;
+    use crate::fake_wechat::FakeWechat;
+
+    const PUBLIC: &str = "https://shop.example";
+
+    async fn sign_in() -> (FakeWechat, Arc<SignIn>) {
+        let (fake, base) = FakeWechat::start().await.unwrap();
+        let api =
+            WechatClient::new(ClientConfig::new(fake.appid(), fake.secret()).with_base_url(base))
+                .unwrap();
+        let oauth = OauthConfig {
+            scope: Scope::Base,
+            cookie_secret: None,
+            public_url: PUBLIC.into(),
+        };
+        let secret = Secret::new("s".repeat(40));
+        (fake, Arc::new(SignIn::new(&oauth, &secret, api)))
+    }
+
+    async fn get(sign_in: &Arc<SignIn>, uri: &str, cookies: &[String]) -> Response {
+        let mut request = Request::get(uri);
+        for cookie in cookies {
+            request = request.header(COOKIE, cookie);
+        }
+        routes(sign_in.clone())
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+    }
+
+    fn set_cookies(response: &Response) -> Vec<Cookie<'static>> {
+        response
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| Cookie::parse_encoded(v.to_str().unwrap().to_string()).unwrap())
+            .collect()
+    }
+
+    fn location(response: &Response) -> String {
+        response.headers()[LOCATION].to_str().unwrap().to_string()
+    }
+
+    async fn text(response: Response) -> String {
+        String::from_utf8(
+            response
+                .into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+        )
+        .unwrap()
+    }
+
+    /// `/oauth/login?next=…`: the state it sent to WeChat, and the state cookie as the
+    /// browser sends it back.
+    async fn login(sign_in: &Arc<SignIn>, next: &str) -> (String, String) {
+        let next: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
+        let response = get(sign_in, &format!("{LOGIN_PATH}?next={next}"), &[]).await;
+        assert_eq!(response.status(), StatusCode::FOUND);
+        let target = url::Url::parse(&location(&response)).unwrap();
+        assert_eq!(target.path(), crate::api::oauth::AUTHORIZE_PATH);
+        let query: std::collections::HashMap<_, _> = target.query_pairs().into_owned().collect();
+        assert_eq!(query["redirect_uri"], format!("{PUBLIC}{CALLBACK_PATH}"));
+        assert_eq!(query["scope"], "snsapi_base");
+        let cookie = set_cookies(&response)
+            .into_iter()
+            .find(|c| c.name() == STATE_COOKIE)
+            .unwrap();
+        assert_eq!(cookie.http_only(), Some(true));
+        assert_eq!(cookie.same_site(), Some(SameSite::Lax));
+        assert_eq!(cookie.secure(), Some(true), "https public_url");
+        (
+            query["state"].clone(),
+            cookie.stripped().encoded().to_string(),
+        )
+    }
+
+    /// What the state cookie says `next` is.
+    fn next_in(sign_in: &SignIn, state_cookie: &str) -> String {
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, HeaderValue::from_str(state_cookie).unwrap());
+        let value = sign_in.verified(&headers, STATE_COOKIE).unwrap();
+        value.split_once('|').unwrap().1.to_string()
+    }
+
+    #[tokio::test]
+    async fn a_sign_in_sets_a_signed_session_and_returns_to_next() {
+        let (fake, sign_in) = sign_in().await;
+        let (state, state_cookie) = login(&sign_in, "/orders?tab=open").await;
+        let code = fake.issue_oauth_code("o_buyer", "snsapi_base");
+        let response = get(
+            &sign_in,
+            &format!("{CALLBACK_PATH}?code={code}&state={state}"),
+            &[state_cookie],
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::FOUND);
+        assert_eq!(location(&response), "/orders?tab=open");
+        let cookies = set_cookies(&response);
+        let session = cookies.iter().find(|c| c.name() == SESSION_COOKIE).unwrap();
+        assert_eq!(session.http_only(), Some(true));
+        assert_eq!(session.same_site(), Some(SameSite::Lax));
+        assert_eq!(session.secure(), Some(true));
+        assert_eq!(session.path(), Some("/"));
+        assert!(
+            cookies
+                .iter()
+                .any(|c| c.name() == STATE_COOKIE
+                    && c.max_age() == Some(cookie::time::Duration::ZERO)),
+            "the state is used up"
+        );
+        let mut headers = HeaderMap::new();
+        let sent = session.stripped().encoded().to_string();
+        headers.insert(COOKIE, HeaderValue::from_str(&sent).unwrap());
+        let now = crate::clock::unix_secs();
+        assert_eq!(
+            sign_in.visitor_at(&headers, now),
+            Some(Visitor {
+                openid: "o_buyer".into(),
+                unionid: None
+            })
+        );
+        assert_eq!(
+            sign_in.visitor_at(&headers, now + SESSION_TTL.as_secs() as i64 + 1),
+            None,
+            "a session ends"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tampered_session_cookie_is_signed_out() {
+        let (_fake, sign_in) = sign_in().await;
+        let visitor = Visitor {
+            openid: "o_alice".into(),
+            unionid: Some("u_alice".into()),
+        };
+        let now = crate::clock::unix_secs();
+        let good = sign_in.session_cookie(&visitor, now).unwrap();
+        let sent = good.stripped().encoded().to_string();
+        let read = |cookie: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(COOKIE, HeaderValue::from_str(cookie).unwrap());
+            sign_in.visitor_at(&headers, now)
+        };
+        assert_eq!(read(&sent), Some(visitor.clone()));
+        // Another visitor's openid with the signature kept.
+        let forged = sent.replace("o_alice", "o_mallory");
+        assert_ne!(forged, sent);
+        assert_eq!(read(&forged), None);
+        // A later expiry with the signature kept.
+        let value = good.value().to_string();
+        let (mac, plain) = value.split_at(44);
+        let longer = plain.replacen(|c: char| c.is_ascii_digit(), "9", 1);
+        assert_eq!(read(&format!("{SESSION_COOKIE}={mac}{longer}")), None);
+        // Unsigned, and signed with another secret.
+        assert_eq!(read(&format!("{SESSION_COOKIE}={plain}")), None);
+        let (_fake, other) = {
+            let (fake, base) = FakeWechat::start().await.unwrap();
+            let api = WechatClient::new(
+                ClientConfig::new(fake.appid(), fake.secret()).with_base_url(base),
+            )
+            .unwrap();
+            let oauth = OauthConfig {
+                scope: Scope::Base,
+                cookie_secret: None,
+                public_url: PUBLIC.into(),
+            };
+            (fake, SignIn::new(&oauth, &Secret::new("t".repeat(40)), api))
+        };
+        let foreign = other.session_cookie(&visitor, now).unwrap();
+        assert_eq!(read(&foreign.stripped().encoded().to_string()), None);
+        // A bad cookie first does not hide a good one after it.
+        assert_eq!(
+            read(&format!("{SESSION_COOKIE}=junk; {sent}")),
+            Some(visitor)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_state_that_does_not_match_this_browser_is_refused_with_400() {
+        let (fake, sign_in) = sign_in().await;
+        let (state, state_cookie) = login(&sign_in, "/orders").await;
+        let code = fake.issue_oauth_code("o_buyer", "snsapi_base");
+        // Another state (an attacker's callback link), the right cookie.
+        let response = get(
+            &sign_in,
+            &format!("{CALLBACK_PATH}?code={code}&state=attacker0state"),
+            std::slice::from_ref(&state_cookie),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(set_cookies(&response)
+            .iter()
+            .all(|c| c.name() != SESSION_COOKIE));
+        // The right state, but no sign-in started in this browser.
+        let response = get(
+            &sign_in,
+            &format!("{CALLBACK_PATH}?code={code}&state={state}"),
+            &[],
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(text(response).await.contains("not started in this browser"));
+        // A state cookie that was not signed here.
+        let response = get(
+            &sign_in,
+            &format!("{CALLBACK_PATH}?code={code}&state={state}"),
+            &[format!("{STATE_COOKIE}={state}%7C%2F")],
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(
+            fake.calls_to(crate::api::oauth::EXCHANGE_PATH).is_empty(),
+            "no code was exchanged"
+        );
+    }
+
+    #[tokio::test]
+    async fn next_outside_this_site_is_ignored() {
+        let (_fake, sign_in) = sign_in().await;
+        for evil in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "evil.example",
+            "javascript:alert(1)",
+            "/\t/evil.example",
+        ] {
+            let (_, cookie) = login(&sign_in, evil).await;
+            assert_eq!(next_in(&sign_in, &cookie), "/", "{evil}");
+        }
+        let (_, cookie) = login(&sign_in, "/orders/42?x=a;b,c").await;
+        assert_eq!(next_in(&sign_in, &cookie), "/orders/42?x=a;b,c");
+    }
+
+    #[tokio::test]
+    async fn an_expired_or_used_code_is_a_readable_page_not_a_500() {
+        let (fake, sign_in) = sign_in().await;
+        let (state, state_cookie) = login(&sign_in, "/orders").await;
+        // Unknown or expired: 40029.
+        let response = get(
+            &sign_in,
+            &format!("{CALLBACK_PATH}?code=NOSUCHCODE&state={state}"),
+            std::slice::from_ref(&state_cookie),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()[CONTENT_TYPE], HTML);
+        let page = text(response).await;
+        assert!(page.contains("has expired"), "{page}");
+        assert!(page.contains("/oauth/login?next=%2Forders"), "{page}");
+        // Used already: 40163.
+        let code = fake.issue_oauth_code("o_buyer", "snsapi_base");
+        let uri = format!("{CALLBACK_PATH}?code={code}&state={state}");
+        let first = get(&sign_in, &uri, std::slice::from_ref(&state_cookie)).await;
+        assert_eq!(first.status(), StatusCode::FOUND);
+        let again = get(&sign_in, &uri, std::slice::from_ref(&state_cookie)).await;
+        assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+        let page = text(again).await;
+        assert!(page.contains("used already"), "{page}");
+        assert!(!page.contains(&code), "the code stays out of the page");
+    }
+
+    #[test]
+    fn safe_next_takes_only_paths_on_this_site() {
+        assert_eq!(safe_next("/"), Some("/"));
+        assert_eq!(safe_next("/orders?id=1#top"), Some("/orders?id=1#top"));
+        for bad in [
+            "",
+            "orders",
+            "//x",
+            "/\\x",
+            "https://x/",
+            "/a b",
+            "/é",
+            "/a\nb",
+        ] {
+            assert_eq!(safe_next(bad), None, "{bad:?}");
+        }
+    }
 }
