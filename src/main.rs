@@ -72,6 +72,13 @@ struct ChatArgs {
     /// A template_id the fake account has, so template sends with it succeed (repeatable).
     #[arg(long = "template", value_name = "ID")]
     templates: Vec<String>,
+    /// Serve the scripts' pages (wx.route) for a browser too, signed in with WeChat as the
+    /// user chatting (through the fake's sign-in page); prints the address.
+    #[arg(long)]
+    web: bool,
+    /// Where --web serves the pages (default: a free port on 127.0.0.1).
+    #[arg(long, value_name = "ADDR", requires = "web")]
+    listen: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -216,6 +223,8 @@ fn main() -> ExitCode {
             data: args.data,
             menu: args.menu,
             templates: args.templates,
+            web: args.web,
+            listen: args.listen,
         })
         .map_err(anyhow::Error::from),
     };
