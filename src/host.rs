@@ -443,4 +443,83 @@ mod tests {
             host.shutdown().await;
         }
     }
+
+    #[tokio::test]
+    async fn oauth_serves_sign_in_and_gives_routes_the_page_url() {
+        use tower::ServiceExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("main.lua"),
+            "wx.route('GET', '/here', function(req) return req.page_url or 'no url' end)\n",
+        )
+        .unwrap();
+        let toml = dir.path().join("c.toml");
+        std::fs::write(&toml, "[oauth]\npublic_url = \"https://shop.example\"\n").unwrap();
+        let get = |host: &Host, uri: &str| {
+            crate::server::app(host.state.clone()).oneshot(
+                axum::http::Request::get(uri)
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+        };
+        let (fake, base) = crate::fake_wechat::FakeWechat::start().await.unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        for with_oauth in [false, true] {
+            let overrides = Overrides {
+                scripts: Some(dir.path().to_path_buf()),
+                data: Some(dir.path().join("data")),
+                config: with_oauth.then(|| toml.clone()),
+                ..Overrides::default()
+            };
+            let env = [
+                ("WECHAT_TOKEN".to_string(), "t0ken".to_string()),
+                ("WECHAT_APPID".to_string(), fake.appid()),
+                ("WECHAT_APPSECRET".to_string(), fake.secret()),
+            ]
+            .into();
+            let config = Config::load_with_env(&overrides, &env).unwrap();
+            let host = Host::builder(&config)
+                .store(store.clone())
+                .api_base(base.clone())
+                .build()
+                .await
+                .unwrap();
+            let login = get(&host, "/oauth/login?next=/here").await.unwrap();
+            let page = get(&host, "/here?x=1").await.unwrap();
+            let body = axum::body::to_bytes(page.into_body(), 1024).await.unwrap();
+            if with_oauth {
+                assert_eq!(login.status(), axum::http::StatusCode::FOUND);
+                let to = login.headers()["location"].to_str().unwrap();
+                assert!(
+                    to.starts_with(&format!("{base}/connect/oauth2/authorize?")),
+                    "{to}"
+                );
+                assert!(
+                    to.contains("redirect_uri=https%3A%2F%2Fshop.example%2Foauth%2Fcallback"),
+                    "{to}"
+                );
+                assert_eq!(body, "https://shop.example/here?x=1");
+            } else {
+                assert_eq!(login.status(), axum::http::StatusCode::NOT_FOUND);
+                assert_eq!(body, "no url");
+            }
+            host.shutdown().await;
+
+            if with_oauth {
+                // Without the account's credentials sign-in cannot exchange codes.
+                let mut bare = config.clone();
+                bare.appid = None;
+                bare.appsecret = None;
+                let err = Host::builder(&bare)
+                    .store(store.clone())
+                    .build()
+                    .await
+                    .err()
+                    .expect("refused")
+                    .to_string();
+                assert!(err.contains("[oauth]") && err.contains("appid"), "{err}");
+            }
+        }
+    }
 }
