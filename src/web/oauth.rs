@@ -81,7 +81,7 @@ impl SignIn {
             api,
             scope: oauth.scope,
             redirect_uri: format!("{}{CALLBACK_PATH}", oauth.public_url),
-            key: Key::derive_from(cookie_secret.expose().as_bytes()),
+            key: signing_key(cookie_secret.expose()),
             secure: oauth.is_https(),
         }
     }
@@ -153,6 +153,18 @@ impl SignIn {
 impl Sessions for SignIn {
     fn visitor(&self, request: &Parts) -> Option<Visitor> {
         self.visitor_at(&request.headers, crate::clock::unix_secs())
+    }
+}
+
+/// The cookie signing key, derived (HKDF) from the secret. `Key::derive_from` wants at least
+/// 32 bytes and panics on fewer: config refuses shorter secrets, and one that reaches here
+/// anyway is hashed to 32 bytes first rather than take the host down.
+fn signing_key(secret: &str) -> Key {
+    use sha2::{Digest, Sha256};
+    if secret.len() >= crate::config::MIN_COOKIE_SECRET_LEN {
+        Key::derive_from(secret.as_bytes())
+    } else {
+        Key::derive_from(&Sha256::digest(secret.as_bytes()))
     }
 }
 
@@ -691,6 +703,13 @@ mod tests {
         let page = text(again).await;
         assert!(page.contains("used already"), "{page}");
         assert!(!page.contains(&code), "the code stays out of the page");
+    }
+
+    #[test]
+    fn a_short_secret_still_gives_a_key_instead_of_a_panic() {
+        let short = signing_key("short");
+        let long = signing_key(&"x".repeat(40));
+        assert_ne!(short.signing(), long.signing());
     }
 
     #[test]
