@@ -542,6 +542,7 @@ function wx.url.query(params) end
 ---@field method string "GET", "POST", ... as sent.
 ---@field path string The path, percent-decoded.
 ---@field url string The path and query as sent, for links back to this page.
+---@field page_url? string The full URL the browser shows ([oauth] public_url .. url), what wx.jssdk.config signs; nil without [oauth].
 ---@field query table<string, string> Query parameters; a repeated key gives its last value.
 ---@field query_all table<string, string[]> Every value of every query key.
 ---@field headers table<string, string> Names in lower case; repeated values joined with ", ".

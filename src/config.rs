@@ -32,6 +32,11 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_CONFIG_FILE: &str = "wechat-lua.toml";
 /// Where a generated token is kept, inside the data directory.
 pub const TOKEN_FILE: &str = "token";
+/// Where a generated `[oauth] cookie_secret` is kept, inside the data directory.
+pub const COOKIE_SECRET_FILE: &str = "cookie_secret";
+/// Shortest `cookie_secret` accepted: the signing key is derived from it (HKDF), which wants
+/// at least 32 bytes of it.
+pub const MIN_COOKIE_SECRET_LEN: usize = 32;
 
 /// A value that must never reach a log line.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -160,8 +165,9 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The generated token could not be kept in the data directory.
-    #[error("cannot keep the generated token in {path}: {source}")]
+    /// A generated secret (the token, the cookie secret) could not be kept in the data
+    /// directory.
+    #[error("cannot keep the generated secret in {path}: {source}")]
     TokenFile {
         /// The token file.
         path: PathBuf,
@@ -204,6 +210,16 @@ pub struct FileConfig {
     trusted_proxies: Option<Vec<String>>,
     http: Option<HttpFileConfig>,
     session_ttl: Option<f64>,
+    oauth: Option<OauthFileConfig>,
+}
+
+/// The `[oauth]` table: sign-in with WeChat (网页授权) for the scripts' pages.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OauthFileConfig {
+    scope: Option<String>,
+    cookie_secret: Option<Secret>,
+    public_url: Option<String>,
 }
 
 /// The `[http]` table: where `wx.http` may go and how many requests may be in flight.
@@ -362,6 +378,29 @@ pub struct Config {
     pub route_timeout: Duration,
     /// Proxies whose `X-Forwarded-For` names the client of a web request (`req.ip`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Sign-in with WeChat (`[oauth]`), when the table is there.
+    pub oauth: Option<OauthConfig>,
+}
+
+/// The `[oauth]` table checked: sign-in with WeChat at `/oauth/login` and `/oauth/callback`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OauthConfig {
+    /// What the visitor is asked to grant.
+    pub scope: crate::api::oauth::Scope,
+    /// Signs the session cookies; `None` until `serve` reads or generates the one kept in the
+    /// data directory ([`Config::serving_cookie_secret`]). Never logged.
+    pub cookie_secret: Option<Secret>,
+    /// The site's origin as visitors reach it (`https://shop.example`), without a trailing
+    /// slash: WeChat redirects back to `<public_url>/oauth/callback`, and pages are signed for
+    /// the JS-SDK at `<public_url><path>`.
+    pub public_url: String,
+}
+
+impl OauthConfig {
+    /// Whether the site is served over https, so session cookies are `Secure`.
+    pub fn is_https(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
 }
 
 /// The default of [`Config::claim_timeout`].
@@ -608,6 +647,7 @@ impl Config {
         )?;
 
         let http = http_settings(file.http.unwrap_or_default())?;
+        let oauth = file.oauth.map(oauth_settings).transpose()?;
         let session_ttl = session_ttl(var("WECHAT_SESSION_TTL"), file.session_ttl)?;
         let route_timeout = seconds(
             "route_timeout",
@@ -671,8 +711,70 @@ impl Config {
             session_ttl,
             route_timeout,
             trusted_proxies,
+            oauth,
         })
     }
+}
+
+/// The `[oauth]` table checked: a known scope, an http(s) `public_url` that is an origin (no
+/// path, query or fragment), a `cookie_secret` long enough when one is written.
+fn oauth_settings(file: OauthFileConfig) -> Result<OauthConfig, ConfigError> {
+    let scope = match file.scope.as_deref() {
+        None => crate::api::oauth::Scope::default(),
+        Some(name) => {
+            crate::api::oauth::Scope::parse(name).ok_or_else(|| ConfigError::Invalid {
+                setting: "oauth.scope",
+                reason: format!("`{name}` is not snsapi_base or snsapi_userinfo"),
+            })?
+        }
+    };
+    let public_url = file.public_url.ok_or_else(|| ConfigError::Invalid {
+        setting: "oauth.public_url",
+        reason: "sign-in needs the site's origin as WeChat reaches it, like https://shop.example"
+            .into(),
+    })?;
+    let public_url = public_origin(&public_url).map_err(|reason| ConfigError::Invalid {
+        setting: "oauth.public_url",
+        reason,
+    })?;
+    if let Some(secret) = &file.cookie_secret {
+        check_cookie_secret(secret.expose())?;
+    }
+    Ok(OauthConfig {
+        scope,
+        cookie_secret: file.cookie_secret,
+        public_url,
+    })
+}
+
+/// `text` as an origin (`https://host[:port]`), or why it is not one.
+fn public_origin(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("`{text}` is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("`{text}` is not an http(s) URL with a host"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "`{text}` must be an origin only (scheme, host, port), without a path or query"
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("`{text}` must not carry a user name or password"));
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+/// A cookie secret long enough to derive a signing key from; the value is never in the error.
+fn check_cookie_secret(secret: &str) -> Result<(), ConfigError> {
+    if secret.len() < MIN_COOKIE_SECRET_LEN {
+        return Err(ConfigError::Invalid {
+            setting: "oauth.cookie_secret",
+            reason: format!(
+                "must be at least {MIN_COOKIE_SECRET_LEN} bytes (leave it out to have one generated)"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The `[http]` table checked: every rule readable, the user agent a valid header value.
@@ -826,6 +928,43 @@ impl Config {
             None => stored_or_generated_token(&self.data),
         }
     }
+
+    /// The `[oauth] cookie_secret` `serve` signs sessions with: the configured one; else the
+    /// one an earlier start generated and kept in the data directory; else a new one, kept
+    /// there (readable by its owner only), so sessions survive restarts. `None` without
+    /// `[oauth]`.
+    pub fn serving_cookie_secret(&self) -> Result<Option<Secret>, ConfigError> {
+        let Some(oauth) = &self.oauth else {
+            return Ok(None);
+        };
+        if let Some(secret) = &oauth.cookie_secret {
+            return Ok(Some(secret.clone()));
+        }
+        let path = self.data.join(COOKIE_SECRET_FILE);
+        let io_err = |source| ConfigError::TokenFile {
+            path: path.clone(),
+            source,
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let secret = text.trim().to_string();
+                check_cookie_secret(&secret)?;
+                return Ok(Some(Secret(secret)));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(e)),
+        }
+        std::fs::create_dir_all(&self.data).map_err(io_err)?;
+        let secret = generate_cookie_secret();
+        write_private(&path, secret.expose()).map_err(io_err)?;
+        Ok(Some(secret))
+    }
+}
+
+/// A fresh random cookie secret (64 letters and digits, about 380 bits).
+pub fn generate_cookie_secret() -> Secret {
+    use rand::distr::{Alphanumeric, SampleString};
+    Secret(Alphanumeric.sample_string(&mut rand::rng(), 64))
 }
 
 /// The config file named by `--config` (its relative paths made relative to its directory),
@@ -1058,6 +1197,88 @@ mod tests {
         assert!(bad.contains("setting `trusted_proxies`"), "{bad}");
         let bad = load("route_timeout = 0\n", &[]).unwrap_err().to_string();
         assert!(bad.contains("setting `route_timeout`"), "{bad}");
+    }
+
+    #[test]
+    fn the_oauth_table_is_checked_and_its_secret_kept_in_the_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file_path = dir.path().join("c.toml");
+        let data = dir.path().join("data");
+        let load = |text: &str| {
+            std::fs::write(&file_path, text).unwrap();
+            let mut overrides = with_data(&data);
+            overrides.config = Some(file_path.clone());
+            Config::load_with_env(&overrides, &env(&[]))
+        };
+        let config = load("").unwrap();
+        assert_eq!(config.oauth, None);
+        assert_eq!(config.serving_cookie_secret().unwrap(), None);
+
+        let config = load("[oauth]\npublic_url = \"https://shop.example/\"\n").unwrap();
+        let oauth = config.oauth.clone().unwrap();
+        assert_eq!(oauth.public_url, "https://shop.example");
+        assert_eq!(oauth.scope, crate::api::oauth::Scope::Base);
+        assert!(oauth.is_https());
+        assert!(!data.exists(), "loading writes nothing");
+        let first = config.serving_cookie_secret().unwrap().unwrap();
+        assert_eq!(first.expose().len(), 64);
+        let second = config.serving_cookie_secret().unwrap().unwrap();
+        assert_eq!(first, second, "kept across restarts");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(data.join(COOKIE_SECRET_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+
+        let secret = "x".repeat(32);
+        let config = load(&format!(
+            "[oauth]\nscope = \"snsapi_userinfo\"\npublic_url = \"http://127.0.0.1:8080\"\ncookie_secret = \"{secret}\"\n"
+        ))
+        .unwrap();
+        let oauth = config.oauth.clone().unwrap();
+        assert_eq!(oauth.scope, crate::api::oauth::Scope::UserInfo);
+        assert!(!oauth.is_https());
+        assert_eq!(
+            config.serving_cookie_secret().unwrap().unwrap().expose(),
+            secret
+        );
+        assert!(!format!("{config:?}").contains(&secret), "never shown");
+
+        for (text, setting) in [
+            ("[oauth]\n", "oauth.public_url"),
+            (
+                "[oauth]\npublic_url = \"shop.example\"\n",
+                "oauth.public_url",
+            ),
+            (
+                "[oauth]\npublic_url = \"https://shop.example/app\"\n",
+                "oauth.public_url",
+            ),
+            (
+                "[oauth]\npublic_url = \"ftp://shop.example\"\n",
+                "oauth.public_url",
+            ),
+            (
+                "[oauth]\npublic_url = \"https://a.example\"\nscope = \"snsapi_login\"\n",
+                "oauth.scope",
+            ),
+            (
+                "[oauth]\npublic_url = \"https://a.example\"\ncookie_secret = \"short\"\n",
+                "oauth.cookie_secret",
+            ),
+        ] {
+            let err = load(text).unwrap_err().to_string();
+            assert!(err.contains(setting), "{text}: {err}");
+            assert!(!err.contains("short\""), "{err}");
+        }
+        let err = load("[oauth]\npublic_url = \"https://a.example\"\nsecret = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `secret`"), "{err}");
     }
 
     #[test]

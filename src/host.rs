@@ -47,6 +47,9 @@ pub enum BuildError {
     /// The API client could not be set up.
     #[error("WeChat API client: {0}")]
     Api(crate::api::ApiError),
+    /// `[oauth]` is configured but sign-in cannot work.
+    #[error("[oauth]: {0}")]
+    Oauth(String),
 }
 
 impl From<crate::store::StoreError> for BuildError {
@@ -211,9 +214,20 @@ impl HostBuilder<'_> {
             dispatcher = dispatcher.map_late_replies(layer);
         }
         let mut state = AppState::with_dispatcher(config, Arc::new(dispatcher), store)?;
-        if let Some(sessions) = self.sessions {
+        let sign_in = match &config.oauth {
+            Some(oauth) => Some(sign_in(oauth, services.api.clone())?),
+            None => None,
+        };
+        if sign_in.is_some() || self.sessions.is_some() {
             let scripts = state.dispatcher.scripts().clone();
-            state.web = Arc::new(crate::web::Web::new(config, scripts).with_sessions(sessions));
+            let mut web = crate::web::Web::new(config, scripts);
+            if let Some(sign_in) = sign_in {
+                web = web.with_sign_in(sign_in);
+            }
+            if let Some(sessions) = self.sessions {
+                web = web.with_sessions(sessions);
+            }
+            state.web = Arc::new(web);
         }
         let state = Arc::new(state);
         let (outbox_stop, stop) = tokio::sync::watch::channel(false);
@@ -228,6 +242,39 @@ impl HostBuilder<'_> {
             outbox_task,
         })
     }
+}
+
+/// Sign-in with WeChat as `[oauth]` says: it exchanges codes with the account's credentials,
+/// so it needs them; without a `cookie_secret` (serve reads or generates the one in the data
+/// directory first) sessions are signed with a key made for this run, and end with it.
+fn sign_in(
+    oauth: &crate::config::OauthConfig,
+    api: Option<WechatClient>,
+) -> Result<Arc<crate::web::oauth::SignIn>, BuildError> {
+    let api = api.ok_or_else(|| {
+        BuildError::Oauth(
+            "sign-in with WeChat exchanges codes with the account's appid and appsecret: set them"
+                .into(),
+        )
+    })?;
+    let secret = match &oauth.cookie_secret {
+        Some(secret) => secret.clone(),
+        None => {
+            tracing::info!(
+                "[oauth] cookie_secret: none kept, so sessions last until the host stops"
+            );
+            crate::config::generate_cookie_secret()
+        }
+    };
+    tracing::info!(
+        scope = oauth.scope.as_str(),
+        callback = %format!("{}{}", oauth.public_url, crate::web::oauth::CALLBACK_PATH),
+        "sign-in with WeChat at {}",
+        crate::web::oauth::LOGIN_PATH
+    );
+    Ok(Arc::new(crate::web::oauth::SignIn::new(
+        oauth, &secret, api,
+    )))
 }
 
 /// Loads the scripts into a pool of Lua states, on a blocking thread (loading compiles every
@@ -394,6 +441,85 @@ mod tests {
                 .unwrap();
             assert_eq!(body, expected);
             host.shutdown().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn oauth_serves_sign_in_and_gives_routes_the_page_url() {
+        use tower::ServiceExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("main.lua"),
+            "wx.route('GET', '/here', function(req) return req.page_url or 'no url' end)\n",
+        )
+        .unwrap();
+        let toml = dir.path().join("c.toml");
+        std::fs::write(&toml, "[oauth]\npublic_url = \"https://shop.example\"\n").unwrap();
+        let get = |host: &Host, uri: &str| {
+            crate::server::app(host.state.clone()).oneshot(
+                axum::http::Request::get(uri)
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+        };
+        let (fake, base) = crate::fake_wechat::FakeWechat::start().await.unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        for with_oauth in [false, true] {
+            let overrides = Overrides {
+                scripts: Some(dir.path().to_path_buf()),
+                data: Some(dir.path().join("data")),
+                config: with_oauth.then(|| toml.clone()),
+                ..Overrides::default()
+            };
+            let env = [
+                ("WECHAT_TOKEN".to_string(), "t0ken".to_string()),
+                ("WECHAT_APPID".to_string(), fake.appid()),
+                ("WECHAT_APPSECRET".to_string(), fake.secret()),
+            ]
+            .into();
+            let config = Config::load_with_env(&overrides, &env).unwrap();
+            let host = Host::builder(&config)
+                .store(store.clone())
+                .api_base(base.clone())
+                .build()
+                .await
+                .unwrap();
+            let login = get(&host, "/oauth/login?next=/here").await.unwrap();
+            let page = get(&host, "/here?x=1").await.unwrap();
+            let body = axum::body::to_bytes(page.into_body(), 1024).await.unwrap();
+            if with_oauth {
+                assert_eq!(login.status(), axum::http::StatusCode::FOUND);
+                let to = login.headers()["location"].to_str().unwrap();
+                assert!(
+                    to.starts_with(&format!("{base}/connect/oauth2/authorize?")),
+                    "{to}"
+                );
+                assert!(
+                    to.contains("redirect_uri=https%3A%2F%2Fshop.example%2Foauth%2Fcallback"),
+                    "{to}"
+                );
+                assert_eq!(body, "https://shop.example/here?x=1");
+            } else {
+                assert_eq!(login.status(), axum::http::StatusCode::NOT_FOUND);
+                assert_eq!(body, "no url");
+            }
+            host.shutdown().await;
+
+            if with_oauth {
+                // Without the account's credentials sign-in cannot exchange codes.
+                let mut bare = config.clone();
+                bare.appid = None;
+                bare.appsecret = None;
+                let err = Host::builder(&bare)
+                    .store(store.clone())
+                    .build()
+                    .await
+                    .err()
+                    .expect("refused")
+                    .to_string();
+                assert!(err.contains("[oauth]") && err.contains("appid"), "{err}");
+            }
         }
     }
 }

@@ -72,6 +72,13 @@ struct ChatArgs {
     /// A template_id the fake account has, so template sends with it succeed (repeatable).
     #[arg(long = "template", value_name = "ID")]
     templates: Vec<String>,
+    /// Serve the scripts' pages (wx.route) for a browser too, signed in with WeChat as the
+    /// user chatting (through the fake's sign-in page); prints the address.
+    #[arg(long)]
+    web: bool,
+    /// Where --web serves the pages (default: a free port on 127.0.0.1).
+    #[arg(long, value_name = "ADDR", requires = "web")]
+    listen: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -217,6 +224,8 @@ fn main() -> ExitCode {
             data: args.data,
             menu: args.menu,
             templates: args.templates,
+            web: args.web,
+            listen: args.listen,
         })
         .map_err(anyhow::Error::from),
     };
@@ -289,6 +298,11 @@ fn serve(args: &CommonArgs) -> anyhow::Result<()> {
         );
     }
     config.token = Some(token);
+    // Sessions signed with a kept secret survive restarts (never printed: nobody pastes it).
+    let cookie_secret = config.serving_cookie_secret()?;
+    if let Some(oauth) = config.oauth.as_mut() {
+        oauth.cookie_secret = cookie_secret;
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let host = Host::build(&config, true).await?;

@@ -907,3 +907,123 @@ end)
         stderr(&output)
     );
 }
+
+/// Follows redirects from `url` as a browser would, keeping cookies (by name; every path);
+/// returns the last URL and its body.
+async fn browse(
+    url: &str,
+    jar: &mut std::collections::BTreeMap<String, String>,
+) -> (String, String) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let mut url = reqwest::Url::parse(url).unwrap();
+    for _ in 0..10 {
+        let cookie = jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let response = client
+            .get(url.clone())
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        for set in response.headers().get_all("set-cookie") {
+            let pair = set.to_str().unwrap().split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() {
+                jar.remove(name);
+            } else {
+                jar.insert(name.to_string(), value.to_string());
+            }
+        }
+        match response.headers().get("location") {
+            Some(to) => url = url.join(to.to_str().unwrap()).unwrap(),
+            None => {
+                let status = response.status();
+                let body = response.text().await.unwrap();
+                assert_eq!(status, 200, "{url}: {body}");
+                return (url.to_string(), body);
+            }
+        }
+    }
+    panic!("too many redirects from {url}");
+}
+
+#[test]
+fn web_serves_pages_signed_in_as_the_user_chatting() {
+    let dir = tempfile::tempdir().unwrap();
+    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shop");
+    let mut child = command(
+        dir.path(),
+        &["--web", "--scripts", shop.to_str().unwrap()],
+        &[],
+    )
+    .spawn()
+    .expect("start wechat-lua chat --web");
+    let mut stdin = child.stdin.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    for stream in [
+        Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stdout.take().unwrap()),
+    ] {
+        let tx = lines_tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let wait_for = |needle: &str| -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no line with {needle:?}"),
+            }
+        }
+    };
+    let banner = wait_for("web pages: http://");
+    let base = banner
+        .split("web pages: ")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("/");
+    writeln!(stdin, "buy tea").unwrap();
+    wait_for("Order 42 placed");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut jar = Default::default();
+        let (landed, page) = browse(&format!("{base}/orders"), &mut jar).await;
+        assert_eq!(landed, format!("{base}/orders"));
+        assert!(page.contains("Signed in as o_chat_user"), "{page}");
+        assert!(page.contains("#42 tea"), "{page}");
+        assert!(page.contains("\"signature\":"), "a JS-SDK config: {page}");
+        // Signed in: the next visit goes straight to the page.
+        let (_, again) = browse(&format!("{base}/orders"), &mut jar).await;
+        assert!(again.contains("#42 tea"));
+
+        writeln!(stdin, "/as o_other").unwrap();
+        wait_for("now chatting as o_other");
+        let mut fresh = Default::default();
+        let (_, page) = browse(&format!("{base}/orders"), &mut fresh).await;
+        assert!(page.contains("Signed in as o_other"), "{page}");
+        assert!(page.contains("No orders yet"), "{page}");
+    });
+    writeln!(stdin, "/quit").unwrap();
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}

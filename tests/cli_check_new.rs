@@ -83,7 +83,7 @@ fn a_clean_set_passes_without_warnings() {
 
 #[test]
 fn the_repository_scripts_and_the_echo_example_check_clean() {
-    for location in ["scripts", "examples/echo.lua"] {
+    for location in ["scripts", "examples/echo.lua", "examples/shop"] {
         let r = run(&repo(), &["check", "--strict", location]);
         assert_eq!(r.code, 0, "{location}: {}", r.out);
         assert!(r.out.contains("0 errors, 0 warnings"), "{}", r.out);

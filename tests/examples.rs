@@ -388,3 +388,47 @@ fn the_ask_bot_answers_fast_late_and_sorry_and_keeps_each_users_history() {
     assert_eq!(reply("alice", "reset"), "Conversation cleared.");
     assert_eq!(reply("alice", "again"), "echo: again (after 1)");
 }
+
+#[tokio::test]
+async fn shop_takes_orders_and_notifies_the_buyer_when_one_ships() {
+    let b = bot("shop").await;
+    assert_eq!(
+        b.text("o_buyer", "buy tea").await,
+        "Order 42 placed: tea. See it under My orders."
+    );
+    assert_eq!(
+        b.text("o_buyer", "order 42 shipped").await,
+        "Only staff can mark orders shipped."
+    );
+    assert!(b
+        .fake
+        .calls_to(wechat_lua::api::subscribe::SEND_PATH)
+        .is_empty());
+    assert_eq!(
+        b.text("o_shop_staff", "order 42 shipped").await,
+        "Order 42 shipped; o_buyer notified."
+    );
+    let sends = b.fake.calls_to(wechat_lua::api::subscribe::SEND_PATH);
+    assert_eq!(sends.len(), 1);
+    let body = sends[0].body.as_ref().unwrap();
+    assert_eq!(body["touser"], "o_buyer");
+    assert!(body["template_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("FAKE_SUB_1001_"));
+    assert_eq!(body["data"]["thing2"]["value"], "已发货");
+    // The template was added from the library once and kept.
+    assert_eq!(
+        b.text("o_shop_staff", "buy more").await,
+        "Order 43 placed: more. See it under My orders."
+    );
+    b.text("o_shop_staff", "order 43 shipped").await;
+    assert_eq!(
+        b.fake.calls_to(wechat_lua::api::subscribe::ADD_PATH).len(),
+        1
+    );
+    assert_eq!(
+        b.text("o_shop_staff", "order 99 shipped").await,
+        "No order 99."
+    );
+}

@@ -10,6 +10,12 @@
 //! it has (`--template ID`, `/templates add ID`), and its menu (`--menu FILE`, or pushed with
 //! `wechat-lua menu push` at the address the banner prints) is shown by `/menu`. The store is
 //! in memory unless `--data DIR` keeps it; `wx.http` may reach loopback addresses.
+//!
+//! With `--web` the chat also serves the scripts' pages (`wx.route`) at a printed local
+//! address (`--listen`), with sign-in with WeChat wired to the fake: `/oauth/login` goes to
+//! the fake's sign-in page, which comes straight back signed in as the user chatting (`/as`
+//! switches), so pages that need sign-in and the JS-SDK can be developed in a browser without
+//! an account.
 
 pub mod render;
 mod screen;
@@ -76,6 +82,10 @@ pub struct ChatOptions {
     pub menu: Option<PathBuf>,
     /// `--template ID`: templates the fake account has at the start.
     pub templates: Vec<String>,
+    /// `--web`: serve the scripts' pages for a browser, signed in as the user chatting.
+    pub web: bool,
+    /// `--listen ADDR`: where the pages are served (default: a free loopback port).
+    pub listen: Option<String>,
 }
 
 impl Default for ChatOptions {
@@ -88,6 +98,8 @@ impl Default for ChatOptions {
             data: None,
             menu: None,
             templates: Vec::new(),
+            web: false,
+            listen: None,
         }
     }
 }
@@ -224,6 +236,11 @@ async fn session(
     fake.set_oauth_user(&options.user);
     let pending = Arc::new(AtomicI64::new(0));
     let counted = pending.clone();
+    let listen = options.listen.as_deref().unwrap_or("127.0.0.1:0");
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let address = listener.local_addr()?;
+    let mut config = config;
+    local_sign_in(&mut config, address);
     let host = Host::builder(&config)
         .watch(true)
         .store(store)
@@ -237,8 +254,7 @@ async fn session(
         })
         .build()
         .await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}{CALLBACK_PATH}", listener.local_addr()?);
+    let url = format!("http://{address}{CALLBACK_PATH}");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(server::run(listener, host.state.clone(), async {
         let _ = stopped.await;
@@ -276,6 +292,9 @@ async fn session(
             options.data.as_deref()
         )
     );
+    if options.web {
+        eprintln!("{}", web_banner(address, &options.user));
+    }
 
     let poller = {
         let (feed, screen) = (feed.clone(), screen.clone());
@@ -373,6 +392,26 @@ fn banner(
          WECHAT_STORE={CHAT_STORE} wechat-lua menu push menu.toml"
     ));
     text
+}
+
+/// Sign-in with WeChat for the chat's pages at `address`: the configured scope (if any),
+/// `public_url` the chat's own address, and a cookie secret made for this chat (nothing is
+/// written). The fake's sign-in page signs the user chatting in.
+fn local_sign_in(config: &mut Config, address: std::net::SocketAddr) {
+    let scope = config.oauth.as_ref().map(|o| o.scope).unwrap_or_default();
+    config.oauth = Some(crate::config::OauthConfig {
+        scope,
+        cookie_secret: Some(crate::config::generate_cookie_secret()),
+        public_url: format!("http://{address}"),
+    });
+}
+
+/// What `--web` adds to the banner: where the pages are and who is signed in.
+pub fn web_banner(address: std::net::SocketAddr, user: &str) -> String {
+    format!(
+        "  web pages: http://{address}/ — open a page (wx.route) in a browser; sign-in ({}) signs you in as {user}, the user chatting (/as switches)",
+        crate::web::oauth::LOGIN_PATH
+    )
 }
 
 /// Lines typed (or piped) on stdin, read on their own thread so waiting for input blocks

@@ -313,6 +313,9 @@ pub struct RouteRequest {
     pub path: RoutePath,
     /// The path and query as sent (`/orders?page=2`), for links back to this page.
     pub url: String,
+    /// The page's full URL as the visitor's browser shows it (`[oauth] public_url` and
+    /// [`url`](Self::url)), what `wx.jssdk.config` signs; `None` without a public URL.
+    pub page_url: Option<String>,
     /// The query's pairs, decoded, in order.
     pub query: Vec<(String, String)>,
     /// Headers with lower-case names, in order; repeated names appear once each time.

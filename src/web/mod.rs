@@ -2,14 +2,16 @@
 //! [`RouteRequest`] (path and query decoded strictly, headers, cookies, body, client address,
 //! the signed-in visitor), is offered to the scripts' routes on the Lua pool within
 //! `route_timeout`, and the route's answer becomes the response. Also the static files of
-//! `public/` ([`public`]), the client address behind trusted proxies ([`client_ip`]) and the
-//! hook sign-in fills ([`session`]).
+//! `public/` ([`public`]), the client address behind trusted proxies ([`client_ip`]), the
+//! hook sign-in fills ([`session`]) and sign-in with WeChat itself ([`oauth`]: `/oauth/login`,
+//! `/oauth/callback` and the signed session cookie).
 //!
 //! Nothing here can take `/wechat` down: routes run on tasks of their own, at most
 //! [`MAX_ROUTES_IN_FLIGHT`] at once so they cannot take every Lua state from messages, each
 //! stopped at its deadline; every failure is a short plain answer, details in the log only.
 
 pub mod client_ip;
+pub mod oauth;
 pub mod public;
 pub mod session;
 
@@ -60,6 +62,11 @@ pub struct Web {
     in_flight: Arc<Semaphore>,
     /// The `public/` directory beside the entry script.
     public_dir: PathBuf,
+    /// Sign-in with WeChat (`/oauth/login`, `/oauth/callback`), when `[oauth]` is configured.
+    sign_in: Option<Arc<oauth::SignIn>>,
+    /// The site's origin as visitors reach it (`[oauth] public_url`), so routes see the
+    /// page's full URL (`req.page_url`, what the JS-SDK signs).
+    public_url: Option<String>,
 }
 
 impl Web {
@@ -80,7 +87,16 @@ impl Web {
             trusted_proxies: config.trusted_proxies.clone(),
             sessions: Arc::new(SignedOut),
             in_flight: Arc::new(Semaphore::new(MAX_ROUTES_IN_FLIGHT)),
+            sign_in: None,
+            public_url: config.oauth.as_ref().map(|o| o.public_url.clone()),
         }
+    }
+
+    /// The same, serving sign-in with WeChat and reading visitors from its session cookie.
+    pub fn with_sign_in(mut self, sign_in: Arc<oauth::SignIn>) -> Web {
+        self.sessions = sign_in.clone();
+        self.sign_in = Some(sign_in);
+        self
     }
 
     /// The same, reading visitors with `sessions` (sign-in with WeChat).
@@ -176,8 +192,13 @@ impl IntoResponse for WebError {
 }
 
 /// The service behind every path the host does not serve itself: the scripts' routes.
+/// With sign-in configured, `/oauth/login` and `/oauth/callback` are served here too.
 pub fn script_routes(web: Arc<Web>) -> Router {
-    Router::new().fallback(serve_route).with_state(web)
+    let routes = Router::new().fallback(serve_route).with_state(web.clone());
+    match &web.sign_in {
+        Some(sign_in) => oauth::routes(sign_in.clone()).fallback_service(routes),
+        None => routes,
+    }
 }
 
 /// One web request, offered to the scripts' routes.
@@ -257,9 +278,14 @@ async fn route(web: &Arc<Web>, request: Request) -> Result<Response, WebError> {
         });
     let method = parts.method.as_str().to_string();
     let body = Bytes::from_request(Request::from_parts(parts, body), &()).await?;
+    let page_url = web
+        .public_url
+        .as_ref()
+        .map(|origin| format!("{origin}{url}"));
     let req = RouteRequest {
         method,
         path,
+        page_url,
         url,
         query,
         headers,

@@ -107,9 +107,20 @@ pub struct Server {
 impl Server {
     /// Starts `wechat-lua serve` with `args` and `envs` and waits until it listens.
     pub fn start(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
+        Server::start_on(dir, "127.0.0.1:0", args, envs)
+    }
+
+    /// [`Server::start`] listening on `listen` (a port chosen beforehand, for settings that
+    /// name the server's own address).
+    pub fn start_on(
+        dir: &std::path::Path,
+        listen: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wechat-lua"));
         cmd.arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(args)
             .current_dir(dir)
             .env_remove("WECHAT_TOKEN")

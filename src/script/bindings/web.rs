@@ -284,6 +284,9 @@ pub fn request_table(
     t.raw_set("method", req.method.as_str())?;
     t.raw_set("path", req.path.decoded.as_str())?;
     t.raw_set("url", req.url.as_str())?;
+    if let Some(page_url) = &req.page_url {
+        t.raw_set("page_url", page_url.as_str())?;
+    }
 
     let query = lua.create_table()?;
     let query_all = lua.create_table()?;
