@@ -324,11 +324,7 @@ fn serve(args: &CommonArgs) -> anyhow::Result<()> {
             ),
         }
         let signalled_at = (*on_signal.borrow()).unwrap_or_else(tokio::time::Instant::now);
-        let still_running = host
-            .state
-            .dispatcher
-            .wait_for_handlers(signalled_at + grace)
-            .await;
+        let still_running = host.state.wait_for_handlers(signalled_at + grace).await;
         if still_running > 0 {
             tracing::warn!(
                 count = still_running,

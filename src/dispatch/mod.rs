@@ -53,6 +53,10 @@ pub struct Dispatcher {
     kf_window: Arc<KfWindowTracker>,
     /// Handler runs not finished yet (late ones included), for a shutdown to wait for.
     running: Arc<RunningHandlers>,
+    /// Put before every retry-cache key, so the same MsgId at two accounts is two messages
+    /// (also in a store shared with other instances); empty for the `default` account, whose
+    /// keys are as they were before accounts existed.
+    dedup_namespace: String,
 }
 
 /// The scripts' reload state as `/healthz` shows it: no source text, the file relative to the
@@ -87,6 +91,11 @@ impl Dispatcher {
             late: late::for_services(services),
             kf_window: services.kf_window.clone(),
             running: Arc::default(),
+            dedup_namespace: if services.account.is_default() {
+                String::new()
+            } else {
+                format!("{}/", services.account.name)
+            },
         }
     }
 
@@ -147,7 +156,13 @@ impl Dispatcher {
     async fn answer(&self, msg: InboundMessage, deadline: Instant) -> (Answer, Summary) {
         let metrics = crate::metrics::metrics();
         let span = tracing::Span::current();
-        let guard = match self.dedup.claim(&msg.dedup_key(), deadline).await {
+        let key = msg.dedup_key();
+        let key = if self.dedup_namespace.is_empty() {
+            key
+        } else {
+            format!("{}{key}", self.dedup_namespace)
+        };
+        let guard = match self.dedup.claim(&key, deadline).await {
             Claim::First(guard) => guard,
             Claim::Duplicate(answer) => {
                 metrics.retry_deduplicated();

@@ -84,6 +84,8 @@ pub struct LuaRuntime {
     /// The coroutine of the last run that finished, reset and ready for the next: a new one
     /// per run cost a Lua thread, its stack and call-info blocks (five allocations).
     spare_thread: std::sync::Mutex<Option<Thread>>,
+    /// The account whose messages this state answers (`msg.account`, `msg.appid`).
+    account: super::services::AccountLabel,
 }
 
 impl LuaRuntime {
@@ -154,6 +156,7 @@ impl LuaRuntime {
             time_budget: options.time_budget,
             keys,
             spare_thread: std::sync::Mutex::new(None),
+            account: services.account.clone(),
         })
     }
 
@@ -261,6 +264,11 @@ impl LuaRuntime {
         };
         let table =
             message_table(&self.lua, &self.keys, msg).map_err(|e| handler_error(handler, &e))?;
+        // Set after the message's own fields, so an element named `Account` cannot pose as it.
+        table
+            .raw_set("account", &*self.account.name)
+            .and_then(|()| table.raw_set("appid", self.account.appid.as_deref()))
+            .map_err(|e| handler_error(handler, &e))?;
         let mut args = Vec::with_capacity(1 + captures.len());
         args.push(Value::Table(table));
         args.extend(captures);
