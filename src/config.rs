@@ -276,7 +276,11 @@ fn check_accounts(
 ) -> Result<Vec<AccountConfig>, ConfigError> {
     let mut checked: Vec<AccountConfig> = Vec::with_capacity(tables.len());
     for table in tables {
-        let line = text[..table.span().start.min(text.len())].lines().count().max(1);
+        let line = text.as_bytes()[..table.span().start.min(text.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
         let at = |reason: String| ConfigError::Account {
             path: path.to_path_buf(),
             line,
@@ -295,10 +299,16 @@ fn check_accounts(
             )));
         }
         if checked.iter().any(|a| a.name == table.name) {
-            return Err(at(format!("name `{}` is used by another account", table.name)));
+            return Err(at(format!(
+                "name `{}` is used by another account",
+                table.name
+            )));
         }
         if checked.iter().any(|a| a.appid == table.appid) || top_appid == Some(&table.appid) {
-            return Err(at(format!("appid `{}` is used by another account", table.appid)));
+            return Err(at(format!(
+                "appid `{}` is used by another account",
+                table.appid
+            )));
         }
         validate_token(table.token.expose()).map_err(|e| at(e.to_string()))?;
         let mode = table.mode.unwrap_or(if table.encoding_aes_key.is_some() {

@@ -286,8 +286,8 @@ impl HostBuilder<'_> {
         if let Some(layer) = self.late_replies {
             dispatcher = dispatcher.map_late_replies(layer);
         }
-        let mut state = AppState::with_dispatcher(config, Arc::new(dispatcher), store)?
-            .with_accounts(accounts);
+        let mut state =
+            AppState::with_dispatcher(config, Arc::new(dispatcher), store)?.with_accounts(accounts);
         if let Some(sessions) = self.sessions {
             let scripts = state.dispatcher.scripts().clone();
             state.web = Arc::new(crate::web::Web::new(config, scripts).with_sessions(sessions));

@@ -143,7 +143,9 @@ impl Outbox {
     /// An outbox over `store`, sending through `api`.
     pub fn new(store: Arc<dyn Store>, api: WechatClient) -> Arc<Outbox> {
         let lease = api.longest_call() + LEASE_MARGIN;
-        let senders = [(api.appid().to_string(), api.clone())].into_iter().collect();
+        let senders = [(api.appid().to_string(), api.clone())]
+            .into_iter()
+            .collect();
         Arc::new(Outbox {
             store,
             api,
@@ -183,7 +185,8 @@ impl Outbox {
         let id = Alphanumeric.sample_string(&mut rand::rng(), 20);
         let now = crate::clock::unix_millis();
         let mut call = call.clone();
-        call.appid.get_or_insert_with(|| self.api.appid().to_string());
+        call.appid
+            .get_or_insert_with(|| self.api.appid().to_string());
         call.begun = 1;
         call.begun_at_unix_ms.get_or_insert(now);
         if error.outcome_unknown() {

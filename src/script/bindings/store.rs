@@ -137,7 +137,8 @@ fn family(lua: &Lua, services: &Services, prefix: String) -> LuaResult<Table> {
                 let (s, p) = (s.clone(), p.clone());
                 async move {
                     check_key(&lua, "incr", &key)?;
-                    match script_data::incr(s.as_ref(), &format!("{p}{key}"), by.unwrap_or(1)).await {
+                    match script_data::incr(s.as_ref(), &format!("{p}{key}"), by.unwrap_or(1)).await
+                    {
                         Ok(n) => Ok((Value::Integer(n), Value::Nil)),
                         Err(e) => failure(&lua, e, Call::Write),
                     }
