@@ -3,6 +3,8 @@
 //! window tracker and `wx.store` space.
 
 mod support;
+#[path = "support/redis.rs"]
+mod redis_support;
 
 use std::sync::Arc;
 
@@ -56,6 +58,11 @@ struct Accounts {
 }
 
 async fn accounts(fake: &FakeWechat, base: &str) -> Accounts {
+    accounts_on(fake, base, None).await
+}
+
+/// [`accounts`] on the store `store` (a Redis URL), or an in-memory one.
+async fn accounts_on(fake: &FakeWechat, base: &str, store: Option<&str>) -> Accounts {
     fake.add_app("wxshop", "shopsecret000000000000000000000");
     fake.add_app("wxnews", "newssecret000000000000000000000");
     let dir = tempfile::tempdir().unwrap();
@@ -72,6 +79,7 @@ appsecret = "{secret}"
 api_base = "{base}"
 scripts = "scripts"
 data = "data"
+{store}
 
 [[accounts]]
 name = "shop"
@@ -87,6 +95,9 @@ token = "{NEWS_TOKEN}"
 "#,
             appid = fake.appid(),
             secret = fake.secret(),
+            store = store
+                .map(|url| format!("store = \"{url}\""))
+                .unwrap_or_default(),
         ),
     )
     .unwrap();
@@ -95,11 +106,11 @@ token = "{NEWS_TOKEN}"
         ..Default::default()
     };
     let config = Config::load_with_env(&overrides, &Default::default()).unwrap();
-    let host = Host::builder(&config)
-        .store(Arc::new(SqliteStore::open_in_memory().unwrap()))
-        .build()
-        .await
-        .expect("host builds");
+    let mut builder = Host::builder(&config);
+    if store.is_none() {
+        builder = builder.store(Arc::new(SqliteStore::open_in_memory().unwrap()));
+    }
+    let host = builder.build().await.expect("host builds");
     Accounts {
         router: wechat_lua::server::app(host.state.clone()),
         _host: host,
@@ -205,6 +216,27 @@ async fn the_same_msg_id_at_two_accounts_is_two_messages() {
     assert_eq!(
         host.ask("/wechat/shop", SHOP_TOKEN, "x", 7).await,
         "ran shop 1"
+    );
+}
+
+#[tokio::test]
+async fn the_same_msg_id_at_two_accounts_is_two_messages_also_on_a_shared_store() {
+    // On Redis the retry cache's claims go through the store, where one key per message would
+    // make news's message a retry of shop's.
+    let redis = redis_support::RedisServer::start();
+    let (fake, base) = FakeWechat::start().await.unwrap();
+    let host = accounts_on(&fake, &base, Some(&redis.url(0))).await;
+    assert_eq!(
+        host.ask("/wechat/shop", SHOP_TOKEN, "x", 7).await,
+        "ran shop 1"
+    );
+    assert_eq!(
+        host.ask("/wechat/news", NEWS_TOKEN, "x", 7).await,
+        "ran news 1"
+    );
+    assert_eq!(
+        host.ask("/wechat/news", NEWS_TOKEN, "x", 7).await,
+        "ran news 1"
     );
 }
 
