@@ -2,9 +2,9 @@
 //! implicit `default` account at `/wechat`, each with its own token, retry cache, API client,
 //! window tracker and `wx.store` space.
 
-mod support;
 #[path = "support/redis.rs"]
 mod redis_support;
+mod support;
 
 use std::sync::Arc;
 
@@ -370,4 +370,31 @@ fn config_errors_name_the_accounts_table_line() {
         load(&format!("{}{}", table("a", "wx1"), table("b", "wx2"))),
         "loaded"
     );
+}
+
+#[tokio::test]
+async fn a_queued_send_goes_out_again_with_its_own_accounts_token() {
+    let (fake, base) = FakeWechat::start().await.unwrap();
+    let host = accounts(&fake, &base).await;
+    // Busy on every try of the first send: it is queued in the one outbox of the host.
+    fake.fail_next(support::fake::SEND, -1, 4);
+    let answer = host.ask("/wechat/news", NEWS_TOKEN, "kf", 1).await;
+    assert!(answer.starts_with("failed"), "{answer}");
+    let delivered = |fake: &FakeWechat| {
+        fake.calls_to(support::fake::SEND)
+            .into_iter()
+            .filter(|c| {
+                c.answer
+                    .as_ref()
+                    .is_some_and(|a| a.json.as_ref().is_some_and(|j| j["errcode"] == 0))
+            })
+            .collect::<Vec<_>>()
+    };
+    let waited = std::time::Instant::now();
+    while delivered(&fake).is_empty() && waited.elapsed() < std::time::Duration::from_secs(20) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let sent = delivered(&fake);
+    assert_eq!(sent.len(), 1, "the queued send went out once");
+    assert_eq!(sent[0].appid.as_deref(), Some("wxnews"));
 }
