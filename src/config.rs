@@ -956,6 +956,41 @@ impl Config {
             .is_some_and(|s| s.starts_with("redis://") || s.starts_with("rediss://"))
     }
 
+    /// The settings of one account as a single-account host's: for `name` an `[[accounts]]`
+    /// table, its appid, appsecret, token, key, mode and scripts in place of the top-level
+    /// ones; `default` is these settings as they are. What the account commands (`menu`,
+    /// `token`) act on with `--account NAME`.
+    pub fn for_account(&self, name: &str) -> Result<Config, ConfigError> {
+        if name == DEFAULT_ACCOUNT {
+            return Ok(self.clone());
+        }
+        let account = self
+            .accounts
+            .iter()
+            .find(|a| a.name == name)
+            .ok_or_else(|| ConfigError::Invalid {
+                setting: "--account",
+                reason: format!(
+                    "no [[accounts]] table is named `{name}` (accounts: {})",
+                    std::iter::once(DEFAULT_ACCOUNT)
+                        .chain(self.accounts.iter().map(|a| a.name.as_str()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })?;
+        let mut config = self.clone();
+        config.appid = Some(account.appid.clone());
+        config.appsecret = account.appsecret.clone();
+        config.token = Some(account.token.clone());
+        config.encoding_aes_key = account.encoding_aes_key.clone();
+        config.mode = account.mode;
+        if let Some(scripts) = &account.scripts {
+            config.scripts = scripts.clone();
+        }
+        config.accounts.clear();
+        Ok(config)
+    }
+
     /// The token `serve` signs callbacks with: the configured one; else the one an earlier
     /// start generated and kept in the data directory; else a new one, kept there (readable
     /// by its owner only). The only place settings write a file.

@@ -114,6 +114,10 @@ struct AccountArgs {
     /// Store: redis://HOST:PORT/DB when instances share one (default: embedded, in --data).
     #[arg(long, value_name = "URL")]
     store: Option<String>,
+    /// Which account: an [[accounts]] table's name (default: the top-level settings' account).
+    /// Global, so `menu push FILE --account NAME` reads as well as `menu --account NAME push`.
+    #[arg(long, value_name = "NAME", global = true)]
+    account: Option<String>,
 }
 
 impl AccountArgs {
@@ -268,6 +272,10 @@ where
     Fut: std::future::Future<Output = anyhow::Result<String>>,
 {
     let config = Config::load(&args.overrides())?;
+    let config = match &args.account {
+        Some(name) => config.for_account(name)?,
+        None => config,
+    };
     init_logging(config.log_format);
     let output = tokio::runtime::Runtime::new()?.block_on(run(config))?;
     println!("{output}");

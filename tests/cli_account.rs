@@ -113,3 +113,48 @@ fn a_bad_menu_file_is_refused_before_any_call() {
     );
     assert!(api.fake.calls_to("/cgi-bin/menu/create").is_empty());
 }
+
+#[test]
+fn account_commands_act_for_the_account_named() {
+    let api = FakeApi::start();
+    api.fake
+        .add_app("wxshop", "shopsecret000000000000000000000");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wechat-lua.toml"),
+        "[[accounts]]\nname = \"shop\"\nappid = \"wxshop\"\n\
+         appsecret = \"shopsecret000000000000000000000\"\ntoken = \"shoptoken1\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("menu.json"),
+        r#"{"button": [{"type": "click", "name": "A", "key": "K"}]}"#,
+    )
+    .unwrap();
+
+    let out = run(
+        dir.path(),
+        &api,
+        &["menu", "push", "menu.json", "--account", "shop"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let created = api.fake.calls_to("/cgi-bin/menu/create");
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].appid.as_deref(), Some("wxshop"));
+
+    let out = run(dir.path(), &api, &["token", "--account", "shop"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout(&out).contains("cached for wxshop"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = run(dir.path(), &api, &["token", "--account", "nope"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no [[accounts]] table is named `nope` (accounts: default, shop)"),
+        "{err}"
+    );
+}
