@@ -316,8 +316,15 @@ fn check_accounts(
         } else {
             SecurityMode::Plain
         });
-        if mode != SecurityMode::Plain && table.encoding_aes_key.is_none() {
-            return Err(at("compatible and safe mode need encoding_aes_key".into()));
+        match &table.encoding_aes_key {
+            None if mode != SecurityMode::Plain => {
+                return Err(at("compatible and safe mode need encoding_aes_key".into()));
+            }
+            Some(key) => {
+                crate::protocol::crypto::MessageCrypto::new(key.expose(), &table.appid)
+                    .map_err(|e| at(format!("encoding_aes_key: {e}")))?;
+            }
+            None => {}
         }
         checked.push(AccountConfig {
             name: table.name,

@@ -364,6 +364,15 @@ fn config_errors_name_the_accounts_table_line() {
     );
     let err = load(&table("default", "wx1"));
     assert!(err.contains("`default`"), "{err}");
+    let err = load(&format!(
+        "{}encoding_aes_key = \"short\"\n",
+        table("a", "wx1")
+    ));
+    assert!(
+        err.contains("line 1") && err.contains("encoding_aes_key"),
+        "{err}"
+    );
+    assert!(!err.contains("short"), "no key in the message: {err}");
     let err = load(&format!("appid = \"wx1\"\n{}", table("a", "wx1")));
     assert!(err.contains("appid `wx1`"), "{err}");
     assert_eq!(

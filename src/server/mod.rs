@@ -49,8 +49,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         CALLBACK_PATH,
         get(routes::verify_url).post(routes::callback),
     );
-    // Only with `[[accounts]]`: without them `/wechat/…` stays free for the scripts' pages,
-    // as before accounts existed.
+    // Only with `[[accounts]]`: without them `/wechat/…` answers as before accounts existed
+    // (the scripts' routes refuse the reserved `/wechat` segment, so it is a 404).
     if !state.accounts.is_empty() {
         router = router.route(
             &format!("{CALLBACK_PATH}/{{{}}}", verify::ACCOUNT_PARAM),
