@@ -240,16 +240,27 @@ fn check(args: &CheckArgs) -> ExitCode {
         scripts: args.path.clone(),
         ..Overrides::default()
     };
-    let location = match Config::load(&overrides) {
-        Ok(config) => config.scripts,
+    let config = match Config::load(&overrides) {
+        Ok(config) => config,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let report = wechat_lua::commands::check(&location);
-    println!("{report}");
-    if report.passed(args.strict) {
+    // The shared scripts, then every `[[accounts]]` table's own scripts directory, once each.
+    let mut locations = vec![config.scripts.clone()];
+    for own in config.accounts.iter().filter_map(|a| a.scripts.clone()) {
+        if !locations.contains(&own) {
+            locations.push(own);
+        }
+    }
+    let mut passed = true;
+    for location in &locations {
+        let report = wechat_lua::commands::check(location);
+        println!("{report}");
+        passed &= report.passed(args.strict);
+    }
+    if passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
