@@ -42,6 +42,8 @@ pub struct Metrics {
     /// Hosts already used as a label, at most [`MAX_HTTP_HOSTS`].
     http_hosts: Mutex<HashSet<String>>,
     web_requests: Family<Labels, Counter>,
+    /// Messages by account name (a closed set: the configured accounts).
+    account_messages: Family<Labels, Counter>,
 }
 
 /// Distinct `host` label values of `http_requests`; later hosts are `other`.
@@ -160,8 +162,15 @@ impl Metrics {
             "Requests to the scripts' wx.route pages, by status (404 when no route has the path)",
             web_requests.clone(),
         );
+        let account_messages = Family::<Labels, Counter>::default();
+        registry.register(
+            "account_messages",
+            "Messages received, by account (`default` or an [[accounts]] name)",
+            account_messages.clone(),
+        );
         Metrics {
             registry,
+            account_messages,
             web_requests,
             http_requests,
             http_seconds,
@@ -185,6 +194,13 @@ impl Metrics {
     pub fn message(&self, msg: &InboundMessage) {
         self.messages
             .get_or_create(&vec![("type", message_label(msg))])
+            .inc();
+    }
+
+    /// A message arrived for `account`.
+    pub fn account_message(&self, account: &str) {
+        self.account_messages
+            .get_or_create(&vec![("account", account.to_string())])
             .inc();
     }
 

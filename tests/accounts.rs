@@ -197,6 +197,20 @@ async fn a_handler_sees_its_account_and_appid() {
         host.ask("/wechat/shop", SHOP_TOKEN, "who", 2).await,
         "shop wxshop"
     );
+    let metrics = host
+        .router
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let metrics = axum::body::to_bytes(metrics.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics);
+    for account in ["default", "shop"] {
+        let line = format!("wechat_lua_account_messages_total{{account=\"{account}\"}}");
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
 }
 
 #[tokio::test]

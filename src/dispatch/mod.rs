@@ -57,6 +57,8 @@ pub struct Dispatcher {
     /// (also in a store shared with other instances); empty for the `default` account, whose
     /// keys are as they were before accounts existed.
     dedup_namespace: String,
+    /// The account's name, for metrics and the message's log line.
+    account: Arc<str>,
 }
 
 /// The scripts' reload state as `/healthz` shows it: no source text, the file relative to the
@@ -96,6 +98,7 @@ impl Dispatcher {
             } else {
                 format!("{}/", services.account.name)
             },
+            account: services.account.name.clone(),
         }
     }
 
@@ -120,6 +123,7 @@ impl Dispatcher {
     pub async fn handle_arrived(&self, msg: InboundMessage, arrived: Instant) -> Answer {
         self.note_window(&msg);
         crate::metrics::metrics().message(&msg);
+        crate::metrics::metrics().account_message(&self.account);
         let kind = match msg.event() {
             Some(event) => format!("event.{}", event.to_ascii_lowercase()),
             None => msg.msg_type().to_string(),
@@ -147,6 +151,7 @@ impl Dispatcher {
             outcome = %summary.outcome,
             ms = started.elapsed().as_millis() as u64,
             openid = %openid,
+            account = %self.account,
             "message handled"
         );
         answer
