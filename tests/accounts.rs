@@ -421,3 +421,90 @@ async fn a_queued_send_goes_out_again_with_its_own_accounts_token() {
     assert_eq!(sent.len(), 1, "the queued send went out once");
     assert_eq!(sent[0].appid.as_deref(), Some("wxnews"));
 }
+
+#[tokio::test]
+async fn an_accounts_own_scripts_reload_on_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("shared")).unwrap();
+    std::fs::create_dir(dir.path().join("shop")).unwrap();
+    std::fs::write(
+        dir.path().join("shared/main.lua"),
+        "wx.on('text', function(msg) return 'shared ' .. msg.account end)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("shop/main.lua"),
+        "wx.on('text', function(msg) return 'own ' .. msg.account end)\n",
+    )
+    .unwrap();
+    let file = dir.path().join("wechat-lua.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "token = \"{DEFAULT_TOKEN}\"\nscripts = \"shared\"\n\n\
+             [[accounts]]\nname = \"shop\"\nappid = \"wxshop\"\ntoken = \"{SHOP_TOKEN}\"\nscripts = \"shop\"\n\n\
+             [[accounts]]\nname = \"news\"\nappid = \"wxnews\"\ntoken = \"{NEWS_TOKEN}\"\n"
+        ),
+    )
+    .unwrap();
+    let overrides = Overrides {
+        config: Some(file),
+        ..Default::default()
+    };
+    let config = Config::load_with_env(&overrides, &Default::default()).unwrap();
+    let host = Host::builder(&config)
+        .store(Arc::new(SqliteStore::open_in_memory().unwrap()))
+        .build()
+        .await
+        .unwrap();
+    let accounts = Accounts {
+        router: wechat_lua::server::app(host.state.clone()),
+        _host: host,
+        _dir: dir,
+    };
+    assert_eq!(
+        accounts.ask("/wechat/shop", SHOP_TOKEN, "a", 1).await,
+        "own shop"
+    );
+    assert_eq!(
+        accounts.ask("/wechat/news", NEWS_TOKEN, "a", 2).await,
+        "shared news"
+    );
+
+    // A broken edit of shop's scripts: its reload fails and keeps the last good set; the
+    // shared scripts (default, news) are not touched, and reload on their own.
+    std::fs::write(
+        accounts._dir.path().join("shop/main.lua"),
+        "wx.on('text', function() return 'broken' end\n",
+    )
+    .unwrap();
+    std::fs::write(
+        accounts._dir.path().join("shared/main.lua"),
+        "wx.on('text', function(msg) return 'shared v2 ' .. msg.account end)\n",
+    )
+    .unwrap();
+    let state = &accounts._host.state;
+    assert!(state.accounts["shop"]
+        .dispatcher
+        .scripts()
+        .reload()
+        .is_err());
+    state.dispatcher.scripts().reload().unwrap();
+    state.accounts["news"]
+        .dispatcher
+        .scripts()
+        .reload()
+        .unwrap();
+    assert_eq!(
+        accounts.ask("/wechat/shop", SHOP_TOKEN, "a", 3).await,
+        "own shop"
+    );
+    assert_eq!(
+        accounts.ask("/wechat/news", NEWS_TOKEN, "a", 4).await,
+        "shared v2 news"
+    );
+    assert_eq!(
+        accounts.ask("/wechat", DEFAULT_TOKEN, "a", 5).await,
+        "shared v2 default"
+    );
+}
