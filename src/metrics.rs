@@ -197,11 +197,12 @@ impl Metrics {
             .inc();
     }
 
-    /// A message arrived for `account`.
-    pub fn account_message(&self, account: &str) {
+    /// The counter of messages for `account`, looked up once per account (a dispatcher keeps
+    /// it), so counting a message allocates nothing.
+    pub fn account_messages(&self, account: &str) -> Counter {
         self.account_messages
             .get_or_create(&vec![("account", account.to_string())])
-            .inc();
+            .clone()
     }
 
     /// A handler finished (or the deadline passed) after `elapsed`.

@@ -57,8 +57,10 @@ pub struct Dispatcher {
     /// (also in a store shared with other instances); empty for the `default` account, whose
     /// keys are as they were before accounts existed.
     dedup_namespace: String,
-    /// The account's name, for metrics and the message's log line.
+    /// The account's name, for the message's log line.
     account: Arc<str>,
+    /// `wechat_lua_account_messages_total{account}` of this account.
+    account_messages: prometheus_client::metrics::counter::Counter,
 }
 
 /// The scripts' reload state as `/healthz` shows it: no source text, the file relative to the
@@ -99,6 +101,7 @@ impl Dispatcher {
                 format!("{}/", services.account.name)
             },
             account: services.account.name.clone(),
+            account_messages: crate::metrics::metrics().account_messages(&services.account.name),
         }
     }
 
@@ -123,7 +126,7 @@ impl Dispatcher {
     pub async fn handle_arrived(&self, msg: InboundMessage, arrived: Instant) -> Answer {
         self.note_window(&msg);
         crate::metrics::metrics().message(&msg);
-        crate::metrics::metrics().account_message(&self.account);
+        self.account_messages.inc();
         let kind = match msg.event() {
             Some(event) => format!("event.{}", event.to_ascii_lowercase()),
             None => msg.msg_type().to_string(),

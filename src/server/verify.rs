@@ -134,6 +134,10 @@ impl FromRequestParts<Arc<AppState>> for Signed {
 /// The account a callback path names: `/wechat/<name>` one of the `[[accounts]]`, any other
 /// callback path (`/wechat`) the default account.
 async fn account_of(parts: &mut Parts, state: &Arc<AppState>) -> Result<Arc<Account>, AppError> {
+    // A single-account host has only `/wechat`: nothing to look up on its hot path.
+    if state.accounts.is_empty() {
+        return Ok(state.default_account.clone());
+    }
     let params = RawPathParams::from_request_parts(parts, state)
         .await
         .map_err(|e| AppError::BadQuery(e.to_string()))?;
