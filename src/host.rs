@@ -94,18 +94,10 @@ fn api_client_at(
     let (Some(appid), Some(secret)) = (&config.appid, &config.appsecret) else {
         return Ok(None);
     };
-    let mut client_config = ClientConfig::new(appid.clone(), secret.expose()).with_base_url(base);
-    client_config.token_endpoint = config.token_endpoint;
-    client_config.timeout = config.api_timeout;
-    client_config.connect_timeout = client_config.connect_timeout.min(config.api_timeout);
-    client_config.persistence = Arc::new(StoreTokenPersistence::new(store.clone(), appid));
-    client_config.ticket_persistence =
-        Arc::new(StoreTokenPersistence::jsapi_ticket(store.clone(), appid));
-    Ok(Some(WechatClient::new(client_config)?))
+    client_for(config, appid, secret, store, base).map(Some)
 }
 
-/// The WeChat API client of an `[[accounts]]` table, its access_token kept in `store` under its
-/// appid; `None` without an appsecret.
+/// The WeChat API client of an `[[accounts]]` table; `None` without an appsecret.
 fn account_client_at(
     config: &Config,
     account: &crate::config::AccountConfig,
@@ -115,15 +107,26 @@ fn account_client_at(
     let Some(secret) = &account.appsecret else {
         return Ok(None);
     };
-    let appid = &account.appid;
-    let mut client_config = ClientConfig::new(appid.clone(), secret.expose()).with_base_url(base);
+    client_for(config, &account.appid, secret, store, base).map(Some)
+}
+
+/// The client of the account `appid`, its access_token and jsapi_ticket kept in `store` under
+/// its appid (so every account, and every instance on Redis, has its own and shares it).
+fn client_for(
+    config: &Config,
+    appid: &str,
+    secret: &crate::config::Secret,
+    store: &Arc<dyn Store>,
+    base: &str,
+) -> Result<WechatClient, BuildError> {
+    let mut client_config = ClientConfig::new(appid, secret.expose()).with_base_url(base);
     client_config.token_endpoint = config.token_endpoint;
     client_config.timeout = config.api_timeout;
     client_config.connect_timeout = client_config.connect_timeout.min(config.api_timeout);
     client_config.persistence = Arc::new(StoreTokenPersistence::new(store.clone(), appid));
     client_config.ticket_persistence =
         Arc::new(StoreTokenPersistence::jsapi_ticket(store.clone(), appid));
-    Ok(Some(WechatClient::new(client_config)?))
+    Ok(WechatClient::new(client_config)?)
 }
 
 /// Wraps (or replaces) the host's late-reply sink.
@@ -270,6 +273,14 @@ impl HostBuilder<'_> {
                 watchers.push(watch_scripts(&pool, location)?);
             }
             let dispatcher = Arc::new(Dispatcher::new(config, pool, &own));
+            tracing::info!(
+                account = %account.name,
+                mode = %account.mode,
+                api = own.api.is_some(),
+                "serving account at {}/{}",
+                crate::server::CALLBACK_PATH,
+                account.name
+            );
             accounts.push(crate::account::Account::new(
                 &account.name,
                 Some(&account.appid),
