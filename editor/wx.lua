@@ -70,6 +70,8 @@ wx = {}
 ---@field id? string MsgId (a string: it can exceed 2^53); not on events.
 ---@field content? string Content of a text message.
 ---@field key? string EventKey of an event (menu key, `qrscene_<scene>`, URL, ...).
+---@field account string The account it came to: "default" at /wechat, else its [[accounts]] name.
+---@field appid? string That account's AppID.
 ---@field to_user_name string ToUserName.
 ---@field from_user_name string FromUserName.
 ---@field create_time string CreateTime as sent.
@@ -385,6 +387,39 @@ function wx.store.incr(key, by) end
 ---@return boolean? existed Whether the key existed.
 ---@return wx.Error? err
 function wx.store.del(key) end
+
+---The same functions on keys every account of the host shares (`wx.store` itself keeps the
+---handling account's keys).
+wx.store.global = {}
+
+---@param key string
+---@return wx.StoreValue? value nil when missing or expired.
+---@return wx.Error? err
+function wx.store.global.get(key) end
+
+---@param key string
+---@param value wx.StoreValue? nil deletes the key.
+---@param ttl? number Seconds until the key expires (positive).
+---@return true? ok
+---@return wx.Error? err
+function wx.store.global.set(key, value, ttl) end
+
+---@param key string
+---@param by? integer Default 1.
+---@return integer? value
+---@return wx.Error? err
+function wx.store.global.incr(key, by) end
+
+---@param key string
+---@return boolean? existed
+---@return wx.Error? err
+function wx.store.global.del(key) end
+
+---The API tables of another account of the host (`[[accounts]]`, or "default"), for jobs that
+---act across accounts. An unknown name raises an error at the calling line.
+---@param name string
+---@return { kf: table, mass: table, template: table, subscribe: table, user: table, tags: table, menu: table, media: table, material: table, qrcode: table, oauth: table, jssdk: table, api: table }
+function wx.account(name) end
 
 ------------------------------------------------------------------------------------------
 -- The outside world: wx.http, wx.json, wx.crypto, wx.base64, wx.url

@@ -165,6 +165,16 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An `[[accounts]]` table is wrong.
+    #[error("config file {path}, the [[accounts]] table at line {line}: {reason}")]
+    Account {
+        /// The file.
+        path: PathBuf,
+        /// The line of the table's `[[accounts]]` header.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A generated secret (the token, the cookie secret) could not be kept in the data
     /// directory.
     #[error("cannot keep the generated secret in {path}: {source}")]
@@ -211,6 +221,129 @@ pub struct FileConfig {
     http: Option<HttpFileConfig>,
     session_ttl: Option<f64>,
     oauth: Option<OauthFileConfig>,
+    /// `[[accounts]]`: more Official Accounts served beside the implicit `default` one.
+    accounts: Option<Vec<toml::Spanned<AccountFileConfig>>>,
+    /// The `[[accounts]]` tables checked against each other, made in [`read_file`] where the
+    /// text is at hand to name each table's line.
+    #[serde(skip)]
+    checked_accounts: Vec<AccountConfig>,
+}
+
+/// One `[[accounts]]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountFileConfig {
+    name: String,
+    appid: String,
+    appsecret: Option<Secret>,
+    token: Secret,
+    encoding_aes_key: Option<Secret>,
+    mode: Option<SecurityMode>,
+    scripts: Option<PathBuf>,
+}
+
+/// The name of the implicit account the top-level settings describe, served at `/wechat`.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
+/// One more Official Account, from an `[[accounts]]` table: served at `/wechat/<name>`.
+#[derive(Debug, Clone)]
+pub struct AccountConfig {
+    /// URL-safe and unique; the path segment and `msg.account`.
+    pub name: String,
+    /// The account's AppID (unique among the accounts).
+    pub appid: String,
+    /// The AppSecret, for the access_token; without it scripts cannot call the API for it.
+    pub appsecret: Option<Secret>,
+    /// The token its callbacks are signed with.
+    pub token: Secret,
+    /// Its EncodingAESKey.
+    pub encoding_aes_key: Option<Secret>,
+    /// How its inbound messages are protected.
+    pub mode: SecurityMode,
+    /// Its own scripts; `None` runs the shared ones.
+    pub scripts: Option<PathBuf>,
+}
+
+/// Whether `name` can be one path segment as it is: letters, digits, `-` and `_`, 1 to 64.
+fn url_safe(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Checks the `[[accounts]]` tables of `text`: each name URL-safe, not `default`, and unique,
+/// each appid unique (also against the top-level `appid`), each token one the console takes,
+/// each mode backed by a key. An error names the table's line.
+fn check_accounts(
+    path: &Path,
+    text: &str,
+    top_appid: Option<&str>,
+    tables: Vec<toml::Spanned<AccountFileConfig>>,
+) -> Result<Vec<AccountConfig>, ConfigError> {
+    let mut checked: Vec<AccountConfig> = Vec::with_capacity(tables.len());
+    for table in tables {
+        let line = text.as_bytes()[..table.span().start.min(text.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        let at = |reason: String| ConfigError::Account {
+            path: path.to_path_buf(),
+            line,
+            reason,
+        };
+        let table = table.into_inner();
+        if !url_safe(&table.name) {
+            return Err(at(format!(
+                "name `{}` is not URL-safe: use 1 to 64 letters, digits, `-` or `_`",
+                table.name
+            )));
+        }
+        if table.name == DEFAULT_ACCOUNT {
+            return Err(at(format!(
+                "name `{DEFAULT_ACCOUNT}` is the account of the top-level settings, served at /wechat"
+            )));
+        }
+        if checked.iter().any(|a| a.name == table.name) {
+            return Err(at(format!(
+                "name `{}` is used by another account",
+                table.name
+            )));
+        }
+        if checked.iter().any(|a| a.appid == table.appid) || top_appid == Some(&table.appid) {
+            return Err(at(format!(
+                "appid `{}` is used by another account",
+                table.appid
+            )));
+        }
+        validate_token(table.token.expose()).map_err(|e| at(e.to_string()))?;
+        let mode = table.mode.unwrap_or(if table.encoding_aes_key.is_some() {
+            SecurityMode::Compatible
+        } else {
+            SecurityMode::Plain
+        });
+        match &table.encoding_aes_key {
+            None if mode != SecurityMode::Plain => {
+                return Err(at("compatible and safe mode need encoding_aes_key".into()));
+            }
+            Some(key) => {
+                crate::protocol::crypto::MessageCrypto::new(key.expose(), &table.appid)
+                    .map_err(|e| at(format!("encoding_aes_key: {e}")))?;
+            }
+            None => {}
+        }
+        checked.push(AccountConfig {
+            name: table.name,
+            appid: table.appid,
+            appsecret: table.appsecret,
+            token: table.token,
+            encoding_aes_key: table.encoding_aes_key,
+            mode,
+            scripts: table.scripts,
+        });
+    }
+    Ok(checked)
 }
 
 /// The `[oauth]` table: sign-in with WeChat (网页授权) for the scripts' pages.
@@ -378,6 +511,9 @@ pub struct Config {
     pub route_timeout: Duration,
     /// Proxies whose `X-Forwarded-For` names the client of a web request (`req.ip`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The `[[accounts]]` served beside the implicit `default` account, each at
+    /// `/wechat/<name>`; empty for a single-account host.
+    pub accounts: Vec<AccountConfig>,
     /// Sign-in with WeChat (`[oauth]`), when the table is there.
     pub oauth: Option<OauthConfig>,
 }
@@ -503,6 +639,15 @@ impl Config {
             return Err(ConfigError::Invalid {
                 setting: "mode",
                 reason: "compatible and safe mode need encoding_aes_key (WECHAT_AES_KEY)".into(),
+            });
+        }
+        if let Some(shared) = appid
+            .as_deref()
+            .filter(|appid| file.checked_accounts.iter().any(|a| a.appid == *appid))
+        {
+            return Err(ConfigError::Invalid {
+                setting: "appid",
+                reason: format!("`{shared}` is also an [[accounts]] table's appid"),
             });
         }
         let api_base = var("WECHAT_API_BASE")
@@ -712,6 +857,7 @@ impl Config {
             route_timeout,
             trusted_proxies,
             oauth,
+            accounts: file.checked_accounts,
         })
     }
 }
@@ -919,6 +1065,41 @@ impl Config {
             .is_some_and(|s| s.starts_with("redis://") || s.starts_with("rediss://"))
     }
 
+    /// The settings of one account as a single-account host's: for `name` an `[[accounts]]`
+    /// table, its appid, appsecret, token, key, mode and scripts in place of the top-level
+    /// ones; `default` is these settings as they are. What the account commands (`menu`,
+    /// `token`) act on with `--account NAME`.
+    pub fn for_account(&self, name: &str) -> Result<Config, ConfigError> {
+        if name == DEFAULT_ACCOUNT {
+            return Ok(self.clone());
+        }
+        let account = self
+            .accounts
+            .iter()
+            .find(|a| a.name == name)
+            .ok_or_else(|| ConfigError::Invalid {
+                setting: "--account",
+                reason: format!(
+                    "no [[accounts]] table is named `{name}` (accounts: {})",
+                    std::iter::once(DEFAULT_ACCOUNT)
+                        .chain(self.accounts.iter().map(|a| a.name.as_str()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })?;
+        let mut config = self.clone();
+        config.appid = Some(account.appid.clone());
+        config.appsecret = account.appsecret.clone();
+        config.token = Some(account.token.clone());
+        config.encoding_aes_key = account.encoding_aes_key.clone();
+        config.mode = account.mode;
+        if let Some(scripts) = &account.scripts {
+            config.scripts = scripts.clone();
+        }
+        config.accounts.clear();
+        Ok(config)
+    }
+
     /// The token `serve` signs callbacks with: the configured one; else the one an earlier
     /// start generated and kept in the data directory; else a new one, kept there (readable
     /// by its owner only). The only place settings write a file.
@@ -1009,6 +1190,9 @@ fn read_file_at(path: &Path) -> Result<FileConfig, ConfigError> {
         let rebase = |p: PathBuf| if p.is_relative() { dir.join(p) } else { p };
         file.scripts = file.scripts.map(rebase);
         file.data = file.data.map(rebase);
+        for account in &mut file.checked_accounts {
+            account.scripts = account.scripts.take().map(rebase);
+        }
     }
     Ok(file)
 }
@@ -1018,10 +1202,14 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+    let mut file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
         message: e.to_string(),
-    })
+    })?;
+    if let Some(tables) = file.accounts.take() {
+        file.checked_accounts = check_accounts(path, &text, file.appid.as_deref(), tables)?;
+    }
+    Ok(file)
 }
 
 /// The console accepts 3 to 32 letters and digits.

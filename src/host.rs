@@ -97,14 +97,39 @@ fn api_client_at(
     let (Some(appid), Some(secret)) = (&config.appid, &config.appsecret) else {
         return Ok(None);
     };
-    let mut client_config = ClientConfig::new(appid.clone(), secret.expose()).with_base_url(base);
+    client_for(config, appid, secret, store, base).map(Some)
+}
+
+/// The WeChat API client of an `[[accounts]]` table; `None` without an appsecret.
+fn account_client_at(
+    config: &Config,
+    account: &crate::config::AccountConfig,
+    store: &Arc<dyn Store>,
+    base: &str,
+) -> Result<Option<WechatClient>, BuildError> {
+    let Some(secret) = &account.appsecret else {
+        return Ok(None);
+    };
+    client_for(config, &account.appid, secret, store, base).map(Some)
+}
+
+/// The client of the account `appid`, its access_token and jsapi_ticket kept in `store` under
+/// its appid (so every account, and every instance on Redis, has its own and shares it).
+fn client_for(
+    config: &Config,
+    appid: &str,
+    secret: &crate::config::Secret,
+    store: &Arc<dyn Store>,
+    base: &str,
+) -> Result<WechatClient, BuildError> {
+    let mut client_config = ClientConfig::new(appid, secret.expose()).with_base_url(base);
     client_config.token_endpoint = config.token_endpoint;
     client_config.timeout = config.api_timeout;
     client_config.connect_timeout = client_config.connect_timeout.min(config.api_timeout);
     client_config.persistence = Arc::new(StoreTokenPersistence::new(store.clone(), appid));
     client_config.ticket_persistence =
         Arc::new(StoreTokenPersistence::jsapi_ticket(store.clone(), appid));
-    Ok(Some(WechatClient::new(client_config)?))
+    Ok(WechatClient::new(client_config)?)
 }
 
 /// Wraps (or replaces) the host's late-reply sink.
@@ -189,31 +214,94 @@ impl HostBuilder<'_> {
             let client = crate::net::HttpClient::new(config.http.clone()).observed(observer);
             services = services.with_http_client(client);
         }
+        let peers: Arc<std::sync::OnceLock<_>> = Arc::default();
+        services = services.for_account(crate::config::DEFAULT_ACCOUNT, config.appid.as_deref());
+        services.peers = peers.clone();
+        let common = services.clone();
         match api_client_at(config, &store, base)? {
             Some(client) => services = services.with_api(client),
-            None => {
+            None if config.accounts.is_empty() => {
                 tracing::info!("no appid/appsecret configured: scripts cannot call the WeChat API")
             }
+            None => {}
         }
-        let scripts = start_scripts(config, services.clone()).await?;
+        // One outbox queue and one worker for every account: each handle stamps its account's
+        // appid on what it queues, and the worker sends each item with that account's token.
+        let mut outbox = services.outbox.clone();
+        let mut account_services = Vec::with_capacity(config.accounts.len());
+        for account in &config.accounts {
+            let mut own = common
+                .clone()
+                .for_account(&account.name, Some(&account.appid));
+            // Its own window tracker: a user's window at one account says nothing of another.
+            own.kf_window = Arc::default();
+            if let Some(client) = account_client_at(config, account, &store, base)? {
+                own = match &outbox {
+                    Some(queue) => own.with_api_sharing(client, queue),
+                    None => {
+                        let own = own.with_api(client);
+                        outbox = own.outbox.clone();
+                        own
+                    }
+                };
+            }
+            account_services.push(own);
+        }
+        let _ = peers.set(
+            std::iter::once(&services)
+                .chain(&account_services)
+                .map(|s| {
+                    let mut peer = s.clone();
+                    // No map inside the map's own entries: that would be a reference cycle.
+                    peer.peers = Arc::default();
+                    (s.account.name.to_string(), peer)
+                })
+                .collect(),
+        );
+
+        let scripts = start_scripts(config, &config.scripts, services.clone()).await?;
         // Start-up work (`wx.on_start`) is done before the first message is served; a
         // failure is logged with its file:line and does not stop the host.
         scripts.run_start().await;
-        let watcher = if self.watch {
-            Some(
-                crate::script::reload::watch(scripts.clone()).map_err(|e| BuildError::Watch {
-                    location: config.scripts.display().to_string(),
-                    reason: e.to_string(),
-                })?,
-            )
-        } else {
-            None
-        };
+        let mut watchers = Vec::new();
+        if self.watch {
+            watchers.push(watch_scripts(&scripts, &config.scripts)?);
+        }
+        let mut accounts = Vec::with_capacity(config.accounts.len());
+        for (account, own) in config.accounts.iter().zip(account_services) {
+            let location = account.scripts.as_ref().unwrap_or(&config.scripts);
+            let pool = start_scripts(config, location, own.clone()).await?;
+            pool.run_start().await;
+            if self.watch {
+                watchers.push(watch_scripts(&pool, location)?);
+            }
+            let dispatcher = Arc::new(Dispatcher::new(config, pool, &own));
+            tracing::info!(
+                account = %account.name,
+                mode = %account.mode,
+                api = own.api.is_some(),
+                "serving account at {}/{}",
+                crate::server::CALLBACK_PATH,
+                account.name
+            );
+            accounts.push(crate::account::Account::new(
+                &account.name,
+                Some(&account.appid),
+                account.token.clone(),
+                account.mode,
+                account.encoding_aes_key.as_ref(),
+                dispatcher,
+            )?);
+        }
+        let mut watchers = watchers.into_iter();
+        let watcher = watchers.next();
+        let account_watchers = watchers.collect();
         let mut dispatcher = Dispatcher::new(config, scripts, &services);
         if let Some(layer) = self.late_replies {
             dispatcher = dispatcher.map_late_replies(layer);
         }
-        let mut state = AppState::with_dispatcher(config, Arc::new(dispatcher), store)?;
+        let mut state =
+            AppState::with_dispatcher(config, Arc::new(dispatcher), store)?.with_accounts(accounts);
         let sign_in = match &config.oauth {
             Some(oauth) => Some(sign_in(oauth, services.api.clone())?),
             None => None,
@@ -231,13 +319,11 @@ impl HostBuilder<'_> {
         }
         let state = Arc::new(state);
         let (outbox_stop, stop) = tokio::sync::watch::channel(false);
-        let outbox_task = services
-            .outbox
-            .clone()
-            .map(|outbox| tokio::spawn(outbox.run(stop)));
+        let outbox_task = outbox.map(|outbox| tokio::spawn(outbox.run(stop)));
         Ok(Host {
             state,
             watcher,
+            account_watchers,
             outbox_stop,
             outbox_task,
         })
@@ -277,26 +363,42 @@ fn sign_in(
     )))
 }
 
-/// Loads the scripts into a pool of Lua states, on a blocking thread (loading compiles every
-/// file).
-async fn start_scripts(config: &Config, services: Services) -> Result<Arc<LuaPool>, BuildError> {
+/// Watches the scripts of `pool` at `location` and reloads them when they change.
+fn watch_scripts(
+    pool: &Arc<LuaPool>,
+    location: &std::path::Path,
+) -> Result<ReloadWatcher, BuildError> {
+    crate::script::reload::watch(pool.clone()).map_err(|e| BuildError::Watch {
+        location: location.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Loads the scripts at `location` into a pool of Lua states, on a blocking thread (loading
+/// compiles every file).
+async fn start_scripts(
+    config: &Config,
+    location: &std::path::Path,
+    services: Services,
+) -> Result<Arc<LuaPool>, BuildError> {
     let options = RuntimeOptions {
         memory_limit: config.lua_memory_limit,
         run_limit: config.reply_timeout,
         time_budget: config.handler_time_budget,
     };
-    let location = config.scripts.clone();
+    let shown = location.display().to_string();
+    let location = location.to_path_buf();
     let workers = config.workers;
     tokio::task::spawn_blocking(move || LuaPool::start(&location, options, workers, services))
         .await
         .map_err(|e| BuildError::Scripts {
-            location: config.scripts.display().to_string(),
+            location: shown.clone(),
             error: crate::script::ScriptError::Load(crate::script::LoadError::host(format!(
                 "loader task failed: {e}"
             ))),
         })?
         .map_err(|error| BuildError::Scripts {
-            location: config.scripts.display().to_string(),
+            location: shown,
             error,
         })
 }
@@ -307,6 +409,9 @@ pub struct Host {
     pub state: Arc<AppState>,
     /// Keeps the scripts watched; reloads stop when it is dropped.
     pub watcher: Option<ReloadWatcher>,
+    /// Keeps the scripts of the `[[accounts]]` watched, each pool on its own, so a broken
+    /// edit in one account's scripts never touches another's.
+    account_watchers: Vec<ReloadWatcher>,
     /// Stops the outbox worker.
     outbox_stop: tokio::sync::watch::Sender<bool>,
     outbox_task: Option<tokio::task::JoinHandle<()>>,
@@ -335,6 +440,7 @@ impl Host {
     /// worker finishes the send it is on (queued sends stay in the store for the next start).
     pub async fn shutdown(mut self) {
         drop(self.watcher.take());
+        self.account_watchers.clear();
         let _ = self.outbox_stop.send(true);
         if let Some(task) = self.outbox_task.take() {
             let _ = task.await;

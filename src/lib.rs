@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`protocol`]: pure WeChat wire formats (signature, crypto, the encrypted envelope, the XML
 //!   field tree, inbound messages and their kinds, reply XML). No I/O.
+//! - [`account`]: the accounts one host serves: the implicit `default` at `/wechat` and the
+//!   `[[accounts]]` at `/wechat/<name>`, each with its token, envelope and dispatcher.
 //! - [`api`]: the outbound WeChat API (access_token lifecycle, one module per API family).
 //! - [`net`]: the outbound HTTP client scripts use (`wx.http`): allow/deny rules checked on
 //!   every resolved address and redirect hop, caps on requests in flight.
@@ -26,6 +28,7 @@
 //! - [`metrics`]: counters and histograms for `GET /metrics`.
 //! - [`commands`]: developer commands that need no server (`check`, `new`).
 
+pub mod account;
 pub mod api;
 pub mod clock;
 pub mod commands;

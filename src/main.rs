@@ -122,6 +122,10 @@ struct AccountArgs {
     /// Store: redis://HOST:PORT/DB when instances share one (default: embedded, in --data).
     #[arg(long, value_name = "URL", global = true)]
     store: Option<String>,
+    /// Which account: an [[accounts]] table's name (default: the top-level settings' account).
+    /// Global, so `menu push FILE --account NAME` reads as well as `menu --account NAME push`.
+    #[arg(long, value_name = "NAME", global = true)]
+    account: Option<String>,
 }
 
 impl AccountArgs {
@@ -246,16 +250,27 @@ fn check(args: &CheckArgs) -> ExitCode {
         scripts: args.path.clone(),
         ..Overrides::default()
     };
-    let location = match Config::load(&overrides) {
-        Ok(config) => config.scripts,
+    let config = match Config::load(&overrides) {
+        Ok(config) => config,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let report = wechat_lua::commands::check(&location);
-    println!("{report}");
-    if report.passed(args.strict) {
+    // The shared scripts, then every `[[accounts]]` table's own scripts directory, once each.
+    let mut locations = vec![config.scripts.clone()];
+    for own in config.accounts.iter().filter_map(|a| a.scripts.clone()) {
+        if !locations.contains(&own) {
+            locations.push(own);
+        }
+    }
+    let mut passed = true;
+    for location in &locations {
+        let report = wechat_lua::commands::check(location);
+        println!("{report}");
+        passed &= report.passed(args.strict);
+    }
+    if passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -278,6 +293,10 @@ where
     Fut: std::future::Future<Output = anyhow::Result<String>>,
 {
     let config = Config::load(&args.overrides())?;
+    let config = match &args.account {
+        Some(name) => config.for_account(name)?,
+        None => config,
+    };
     init_logging(config.log_format);
     let output = tokio::runtime::Runtime::new()?.block_on(run(config))?;
     println!("{output}");
@@ -339,11 +358,7 @@ fn serve(args: &CommonArgs) -> anyhow::Result<()> {
             ),
         }
         let signalled_at = (*on_signal.borrow()).unwrap_or_else(tokio::time::Instant::now);
-        let still_running = host
-            .state
-            .dispatcher
-            .wait_for_handlers(signalled_at + grace)
-            .await;
+        let still_running = host.state.wait_for_handlers(signalled_at + grace).await;
         if still_running > 0 {
             tracing::warn!(
                 count = still_running,

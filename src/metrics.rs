@@ -46,6 +46,8 @@ pub struct Metrics {
     /// Hosts already used as a label, at most [`MAX_HTTP_HOSTS`].
     http_hosts: Mutex<HashSet<String>>,
     web_requests: Family<Labels, Counter>,
+    /// Messages by account name (a closed set: the configured accounts).
+    account_messages: Family<Labels, Counter>,
 }
 
 /// Distinct `host` label values of `http_requests`; later hosts are `other`.
@@ -183,8 +185,15 @@ impl Metrics {
             "Requests to the scripts' wx.route pages, by status (404 when no route has the path)",
             web_requests.clone(),
         );
+        let account_messages = Family::<Labels, Counter>::default();
+        registry.register(
+            "account_messages",
+            "Messages received, by account (`default` or an [[accounts]] name)",
+            account_messages.clone(),
+        );
         Metrics {
             registry,
+            account_messages,
             web_requests,
             http_requests,
             http_seconds,
@@ -209,6 +218,14 @@ impl Metrics {
         self.messages
             .get_or_create(&[("type", message_label(msg))])
             .inc();
+    }
+
+    /// The counter of messages for `account`, looked up once per account (a dispatcher keeps
+    /// it), so counting a message allocates nothing.
+    pub fn account_messages(&self, account: &str) -> Counter {
+        self.account_messages
+            .get_or_create(&vec![("account", account.to_string())])
+            .clone()
     }
 
     /// A handler finished (or the deadline passed) after `elapsed`.

@@ -140,3 +140,48 @@ fn the_account_flags_go_before_or_after_the_menu_action() {
     );
     assert!(stdout(&out).contains("MENU_TODAY"), "{}", stdout(&out));
 }
+
+#[test]
+fn account_commands_act_for_the_account_named() {
+    let api = FakeApi::start();
+    api.fake
+        .add_app("wxshop", "shopsecret000000000000000000000");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wechat-lua.toml"),
+        "[[accounts]]\nname = \"shop\"\nappid = \"wxshop\"\n\
+         appsecret = \"shopsecret000000000000000000000\"\ntoken = \"shoptoken1\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("menu.json"),
+        r#"{"button": [{"type": "click", "name": "A", "key": "K"}]}"#,
+    )
+    .unwrap();
+
+    let out = run(
+        dir.path(),
+        &api,
+        &["menu", "push", "menu.json", "--account", "shop"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let created = api.fake.calls_to("/cgi-bin/menu/create");
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].appid.as_deref(), Some("wxshop"));
+
+    let out = run(dir.path(), &api, &["token", "--account", "shop"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout(&out).contains("cached for wxshop"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = run(dir.path(), &api, &["token", "--account", "nope"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no [[accounts]] table is named `nope` (accounts: default, shop)"),
+        "{err}"
+    );
+}

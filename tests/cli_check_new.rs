@@ -455,3 +455,25 @@ fn check_knows_the_outside_world_names() {
     assert!(r.out.contains(" 0 warnings"), "{}", r.out);
     assert!(!r.out.contains("unknown name"), "{}", r.out);
 }
+
+#[test]
+fn check_also_checks_each_accounts_own_scripts() {
+    let dir = tree(&[
+        (
+            "scripts/main.lua",
+            "wx.on('text', function() return 'ok' end)\n",
+        ),
+        (
+            "shop/main.lua",
+            "wx.on('text', function()\n  return 'broken'\nend\nend\n",
+        ),
+        (
+            "wechat-lua.toml",
+            "scripts = \"scripts\"\n\n[[accounts]]\nname = \"shop\"\nappid = \"wxshop\"\n\
+             token = \"shoptoken1\"\nscripts = \"shop\"\n",
+        ),
+    ]);
+    let r = run(dir.path(), &["check", "--config", "wechat-lua.toml"]);
+    assert_eq!(r.code, 1, "{}", r.out);
+    assert!(r.out.contains("shop/main.lua:4"), "{}", r.out);
+}

@@ -57,6 +57,11 @@ pub struct QueuedCall {
     /// the idempotency key keeps a retry from delivering twice, for as long as WeChat keeps it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unknown_since_unix_ms: Option<i64>,
+    /// The appid of the account the call is for, stamped when it is queued: the accounts of
+    /// one host share one queue, and each item goes out with its own account's token. Items
+    /// queued before accounts existed have none and go out with the queue's first account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appid: Option<String>,
 }
 
 impl QueuedCall {
@@ -69,6 +74,7 @@ impl QueuedCall {
             begun: 0,
             begun_at_unix_ms: None,
             unknown_since_unix_ms: None,
+            appid: None,
         }
     }
 
@@ -121,24 +127,55 @@ pub mod unknown_reason {
 /// The durable queue of sends to retry, and its worker.
 pub struct Outbox {
     store: Arc<dyn Store>,
+    /// The account this handle queues for (its appid is stamped on what it queues).
     api: WechatClient,
+    /// Every account's client by appid, shared by the handles of one queue, so the one worker
+    /// sends each item with its own account's token.
+    senders: Arc<std::sync::Mutex<std::collections::HashMap<String, WechatClient>>>,
     /// How long a taken item is reserved for this instance before another may try it: longer
     /// than one attempt can take, so two attempts of one item never overlap.
     lease: Duration,
     /// Wakes the worker when something is queued.
-    wake: Notify,
+    wake: Arc<Notify>,
 }
 
 impl Outbox {
     /// An outbox over `store`, sending through `api`.
     pub fn new(store: Arc<dyn Store>, api: WechatClient) -> Arc<Outbox> {
         let lease = api.longest_call() + LEASE_MARGIN;
+        let senders = [(api.appid().to_string(), api.clone())]
+            .into_iter()
+            .collect();
         Arc::new(Outbox {
             store,
             api,
+            senders: Arc::new(std::sync::Mutex::new(senders)),
             lease,
-            wake: Notify::new(),
+            wake: Arc::new(Notify::new()),
         })
+    }
+
+    /// A handle on the same queue for another account, whose calls go out with `api`: it
+    /// queues into the same store and wakes the same worker (run one worker per queue).
+    pub fn for_account(&self, api: WechatClient) -> Arc<Outbox> {
+        crate::sync::lock(&self.senders).insert(api.appid().to_string(), api.clone());
+        Arc::new(Outbox {
+            store: self.store.clone(),
+            lease: self.lease.max(api.longest_call() + LEASE_MARGIN),
+            api,
+            senders: self.senders.clone(),
+            wake: self.wake.clone(),
+        })
+    }
+
+    /// The client `call` goes out with: its account's, or this handle's for an item queued
+    /// without an appid; `None` for an account no longer configured.
+    fn sender(&self, call: &QueuedCall) -> Option<WechatClient> {
+        match call.appid.as_deref() {
+            None => Some(self.api.clone()),
+            Some(appid) if appid == self.api.appid() => Some(self.api.clone()),
+            Some(appid) => crate::sync::lock(&self.senders).get(appid).cloned(),
+        }
     }
 
     /// Queues a call that just failed with `error`, to be retried after the first backoff.
@@ -148,6 +185,8 @@ impl Outbox {
         let id = Alphanumeric.sample_string(&mut rand::rng(), 20);
         let now = crate::clock::unix_millis();
         let mut call = call.clone();
+        call.appid
+            .get_or_insert_with(|| self.api.appid().to_string());
         call.begun = 1;
         call.begun_at_unix_ms.get_or_insert(now);
         if error.outcome_unknown() {
@@ -214,8 +253,16 @@ impl Outbox {
         call.begun = item.attempts + 1;
         call.begun_at_unix_ms = Some(now);
         item.payload = encode(&call)?;
+        let Some(api) = self.sender(&call) else {
+            tracing::error!(
+                purpose = %call.purpose,
+                appid = call.appid.as_deref().unwrap_or_default(),
+                "queued send dropped: its account is no longer configured"
+            );
+            return self.store.outbox_done(&item.id).await;
+        };
         self.store.outbox_push(&item).await?;
-        match self.api.post(&call.path, &call.body).await {
+        match api.post(&call.path, &call.body).await {
             Ok(_) => {
                 tracing::info!(purpose = %call.purpose, attempts = item.attempts + 1, "queued send delivered");
                 self.store.outbox_done(&item.id).await

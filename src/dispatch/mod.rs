@@ -53,6 +53,14 @@ pub struct Dispatcher {
     kf_window: Arc<KfWindowTracker>,
     /// Handler runs not finished yet (late ones included), for a shutdown to wait for.
     running: Arc<RunningHandlers>,
+    /// Put before every retry-cache key, so the same MsgId at two accounts is two messages
+    /// (also in a store shared with other instances); empty for the `default` account, whose
+    /// keys are as they were before accounts existed.
+    dedup_namespace: String,
+    /// The account's name, for the message's log line.
+    account: Arc<str>,
+    /// `wechat_lua_account_messages_total{account}` of this account.
+    account_messages: prometheus_client::metrics::counter::Counter,
 }
 
 /// The scripts' reload state as `/healthz` shows it: no source text, the file relative to the
@@ -87,6 +95,13 @@ impl Dispatcher {
             late: late::for_services(services),
             kf_window: services.kf_window.clone(),
             running: Arc::default(),
+            dedup_namespace: if services.account.is_default() {
+                String::new()
+            } else {
+                format!("{}/", services.account.name)
+            },
+            account: services.account.name.clone(),
+            account_messages: crate::metrics::metrics().account_messages(&services.account.name),
         }
     }
 
@@ -111,6 +126,7 @@ impl Dispatcher {
     pub async fn handle_arrived(&self, msg: InboundMessage, arrived: Instant) -> Answer {
         self.note_window(&msg);
         crate::metrics::metrics().message(&msg);
+        self.account_messages.inc();
         // The metrics label when the host knows the kind (no allocation), else what was sent.
         let kind = match crate::metrics::message_label(&msg) {
             label if !label.ends_with("other") && label != "event" => label,
@@ -142,6 +158,7 @@ impl Dispatcher {
             outcome = %summary.outcome,
             ms = started.elapsed().as_millis() as u64,
             openid = %openid,
+            account = %self.account,
             "message handled"
         );
         answer
@@ -151,7 +168,13 @@ impl Dispatcher {
     async fn answer(&self, msg: InboundMessage, deadline: Instant) -> (Answer, Summary) {
         let metrics = crate::metrics::metrics();
         let span = tracing::Span::current();
-        let guard = match self.dedup.claim(&msg.dedup_key(), deadline).await {
+        let key = msg.dedup_key();
+        let key = if self.dedup_namespace.is_empty() {
+            key
+        } else {
+            format!("{}{key}", self.dedup_namespace)
+        };
+        let guard = match self.dedup.claim(&key, deadline).await {
             Claim::First(guard) => guard,
             Claim::Duplicate(answer) => {
                 metrics.retry_deduplicated();

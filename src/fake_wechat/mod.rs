@@ -154,6 +154,15 @@ impl FakeWechat {
         self.lock().secret.clone()
     }
 
+    /// Serves one more account, `appid` with `secret`: its tokens are its own, everything
+    /// else is shared with the fake's first account. Each recorded call names the appid its
+    /// token was issued to ([`RecordedCall::appid`]).
+    pub fn add_app(&self, appid: &str, secret: &str) {
+        self.lock()
+            .other_apps
+            .insert(appid.to_string(), secret.to_string());
+    }
+
     /// Every call received so far, oldest first.
     pub fn calls(&self) -> Vec<RecordedCall> {
         self.lock().calls.clone()

@@ -38,6 +38,9 @@ pub struct RecordedCall {
     pub body: Option<Value>,
     /// The multipart parts, when the body was multipart.
     pub parts: Vec<RecordedPart>,
+    /// The appid whose access_token the call carried (`None` without a known token): which
+    /// account a call was made for, on a host serving several.
+    pub appid: Option<String>,
     /// What the fake answered; `None` while the call is still being answered.
     pub answer: Option<RecordedAnswer>,
 }
@@ -98,6 +101,8 @@ pub(super) struct TokenRec {
     pub(super) revoked: bool,
     /// Invalidated, yet stable_token's normal mode still returns it (force_refresh needed).
     pub(super) sticky: bool,
+    /// The account it was issued to.
+    pub(super) appid: String,
 }
 
 /// An uploaded file, as `media/get` or `material/get_material` hands it back.
@@ -128,6 +133,11 @@ pub(super) struct FakeState {
     pub(super) token_ttl: Duration,
     pub(super) tokens: HashMap<String, TokenRec>,
     pub(super) current: Option<String>,
+    /// More accounts the fake serves (appid → secret), for hosts with several: they share
+    /// everything but their credentials and tokens.
+    pub(super) other_apps: HashMap<String, String>,
+    /// The current token of each of [`FakeState::other_apps`].
+    pub(super) other_current: HashMap<String, String>,
     pub(super) token_fetches: u64,
     /// Grows with every call and every id handed out; ids and `rid`s are made from it.
     pub(super) serial: u64,
@@ -167,6 +177,8 @@ impl FakeState {
             token_ttl: DEFAULT_TOKEN_TTL,
             tokens: HashMap::new(),
             current: None,
+            other_apps: HashMap::new(),
+            other_current: HashMap::new(),
             token_fetches: 0,
             serial: 1_000_000,
             calls: Vec::new(),
@@ -188,6 +200,15 @@ impl FakeState {
             oauth: Default::default(),
             ticket: Default::default(),
             subscribe: Default::default(),
+        }
+    }
+
+    /// The current token of `appid`.
+    pub(super) fn current_of(&self, appid: &str) -> Option<String> {
+        if appid == self.appid {
+            self.current.clone()
+        } else {
+            self.other_current.get(appid).cloned()
         }
     }
 
@@ -339,6 +360,11 @@ pub(super) async fn record(
     let (number, delay, answer_delay) = {
         let mut s = fake.lock();
         s.serial += 1;
+        let appid = query
+            .iter()
+            .find(|(k, _)| k == "access_token")
+            .and_then(|(_, token)| s.tokens.get(token))
+            .map(|t| t.appid.clone());
         let recorded_query = query
             .into_iter()
             .filter(|(k, _)| k != "access_token")
@@ -354,6 +380,7 @@ pub(super) async fn record(
             }
         }
         s.calls.push(RecordedCall {
+            appid,
             method: head.method.to_string(),
             path: path.clone(),
             query: recorded_query,

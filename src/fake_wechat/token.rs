@@ -32,10 +32,11 @@ async fn classic(
     if q("grant_type") != Some("client_credential") {
         return Json(s.err(40002));
     }
-    if let Some(e) = check_creds(&s, q("appid"), q("secret")) {
-        return Json(e);
-    }
-    Json(issue_token(&mut s, true))
+    let appid = match check_creds(&s, q("appid"), q("secret")) {
+        Ok(appid) => appid,
+        Err(e) => return Json(e),
+    };
+    Json(issue_token(&mut s, true, &appid))
 }
 
 /// `POST /cgi-bin/stable_token`: the current token until under 5 minutes remain, unless
@@ -45,12 +46,13 @@ async fn stable(State(fake): State<FakeWechat>, JsonBody(b): JsonBody) -> Json<V
     if b["grant_type"] != "client_credential" {
         return Json(s.err(40002));
     }
-    if let Some(e) = check_creds(&s, b["appid"].as_str(), b["secret"].as_str()) {
-        return Json(e);
-    }
+    let appid = match check_creds(&s, b["appid"].as_str(), b["secret"].as_str()) {
+        Ok(appid) => appid,
+        Err(e) => return Json(e),
+    };
     let force = b["force_refresh"].as_bool().unwrap_or(false);
     if !force {
-        if let Some(cur) = s.current.clone() {
+        if let Some(cur) = s.current_of(&appid) {
             if let Some(t) = s.tokens.get(&cur) {
                 let remaining = t.expires.saturating_duration_since(Instant::now());
                 if remaining > GRACE && (!t.revoked || t.sticky) {
@@ -60,25 +62,30 @@ async fn stable(State(fake): State<FakeWechat>, JsonBody(b): JsonBody) -> Json<V
             }
         }
     }
-    Json(issue_token(&mut s, !force))
+    Json(issue_token(&mut s, !force, &appid))
 }
 
-fn check_creds(s: &FakeState, appid: Option<&str>, secret: Option<&str>) -> Option<Value> {
-    if appid != Some(s.appid.as_str()) {
-        Some(s.err(40013))
-    } else if secret != Some(s.secret.as_str()) {
-        Some(s.err(40125))
-    } else {
-        None
+/// The appid whose credentials these are (the fake's own, or one added with
+/// [`FakeWechat::add_app`](super::FakeWechat::add_app)), or WeChat's refusal.
+fn check_creds(s: &FakeState, appid: Option<&str>, secret: Option<&str>) -> Result<String, Value> {
+    let expected = match appid {
+        Some(appid) if appid == s.appid => Some(s.secret.as_str()),
+        Some(appid) => s.other_apps.get(appid).map(String::as_str),
+        None => None,
+    };
+    match (appid, expected) {
+        (Some(appid), Some(expected)) if secret == Some(expected) => Ok(appid.to_string()),
+        (_, Some(_)) => Err(s.err(40125)),
+        _ => Err(s.err(40013)),
     }
 }
 
-/// Issue a new token; with `grace` the previous one keeps working for 5 minutes.
-fn issue_token(s: &mut FakeState, grace: bool) -> Value {
+/// Issue a new token for `appid`; with `grace` its previous one keeps working for 5 minutes.
+fn issue_token(s: &mut FakeState, grace: bool, appid: &str) -> Value {
     s.serial += 1;
     s.token_fetches += 1;
     let now = Instant::now();
-    if let Some(prev) = s.current.clone() {
+    if let Some(prev) = s.current_of(appid) {
         if let Some(t) = s.tokens.get_mut(&prev) {
             if grace {
                 t.expires = t.expires.min(now + GRACE);
@@ -94,8 +101,13 @@ fn issue_token(s: &mut FakeState, grace: bool) -> Value {
             expires: now + s.token_ttl,
             revoked: false,
             sticky: false,
+            appid: appid.to_string(),
         },
     );
-    s.current = Some(token.clone());
+    if appid == s.appid {
+        s.current = Some(token.clone());
+    } else {
+        s.other_current.insert(appid.to_string(), token.clone());
+    }
     json!({"access_token": token, "expires_in": s.token_ttl.as_secs()})
 }

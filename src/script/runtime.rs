@@ -84,6 +84,9 @@ pub struct LuaRuntime {
     /// The coroutine of the last run that finished, reset and ready for the next: a new one
     /// per run cost a Lua thread, its stack and call-info blocks (five allocations).
     spare_thread: std::sync::Mutex<Option<Thread>>,
+    /// `msg.account` and `msg.appid` of every message this state answers: keys and values
+    /// made once, so setting them allocates nothing per message.
+    account: [(mlua::LuaString, Option<mlua::LuaString>); 2],
 }
 
 impl LuaRuntime {
@@ -142,6 +145,7 @@ impl LuaRuntime {
             )
         };
         let keys = KeyCache::new(&lua).map_err(internal)?;
+        let account = account_fields(&lua, &services.account).map_err(internal)?;
         Ok(LuaRuntime {
             lua,
             handlers,
@@ -154,6 +158,7 @@ impl LuaRuntime {
             time_budget: options.time_budget,
             keys,
             spare_thread: std::sync::Mutex::new(None),
+            account,
         })
     }
 
@@ -261,6 +266,12 @@ impl LuaRuntime {
         };
         let table =
             message_table(&self.lua, &self.keys, msg).map_err(|e| handler_error(handler, &e))?;
+        // Set after the message's own fields, so an element named `Account` cannot pose as it.
+        for (key, value) in &self.account {
+            table
+                .raw_set(key, value.clone())
+                .map_err(|e| handler_error(handler, &e))?;
+        }
         let mut args = Vec::with_capacity(1 + captures.len());
         args.push(Value::Table(table));
         args.extend(captures);
@@ -535,6 +546,27 @@ impl LuaRuntime {
         }
         Ok(None)
     }
+}
+
+/// The `account` and `appid` fields of the messages of `account`, as Lua strings.
+fn account_fields(
+    lua: &Lua,
+    account: &super::services::AccountLabel,
+) -> mlua::Result<[(mlua::LuaString, Option<mlua::LuaString>); 2]> {
+    Ok([
+        (
+            lua.create_string("account")?,
+            Some(lua.create_string(&*account.name)?),
+        ),
+        (
+            lua.create_string("appid")?,
+            account
+                .appid
+                .as_deref()
+                .map(|appid| lua.create_string(appid))
+                .transpose()?,
+        ),
+    ])
 }
 
 fn handler_error(handler: &Handler, e: &mlua::Error) -> ScriptError {

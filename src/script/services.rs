@@ -1,7 +1,8 @@
 //! What the host lends to scripts: the store, the outbound HTTP client and (when configured)
 //! the WeChat API. Shared by every worker, so everything here is `Send + Sync`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::api::outbox::Outbox;
@@ -25,6 +26,36 @@ pub struct Services {
     pub http: Arc<HttpClient>,
     /// How long a `wx.session` table is kept after the last handler that saved it.
     pub session_ttl: Duration,
+    /// The account these services act for (`msg.account`, `msg.appid`, `wx.store`'s space).
+    pub account: AccountLabel,
+    /// Every account of the host by name, for `wx.account(name)`; filled once the host has
+    /// built them all. The services inside have an empty map of their own (no cycle).
+    pub peers: Arc<OnceLock<HashMap<String, Services>>>,
+}
+
+/// Which account a set of services acts for.
+#[derive(Debug, Clone)]
+pub struct AccountLabel {
+    /// The account's name: `default` for the top-level settings, else its `[[accounts]]` name.
+    pub name: Arc<str>,
+    /// Its AppID, when configured.
+    pub appid: Option<Arc<str>>,
+}
+
+impl Default for AccountLabel {
+    fn default() -> Self {
+        AccountLabel {
+            name: Arc::from(crate::config::DEFAULT_ACCOUNT),
+            appid: None,
+        }
+    }
+}
+
+impl AccountLabel {
+    /// Whether this is the implicit account of the top-level settings.
+    pub fn is_default(&self) -> bool {
+        &*self.name == crate::config::DEFAULT_ACCOUNT
+    }
 }
 
 /// The default of [`Services::session_ttl`]: 30 days.
@@ -40,7 +71,26 @@ impl Services {
             outbox: None,
             http: Arc::new(HttpClient::new(HttpSettings::default())),
             session_ttl: DEFAULT_SESSION_TTL,
+            account: AccountLabel::default(),
+            peers: Arc::default(),
         }
+    }
+
+    /// The same services acting for the account `name` (appid `appid`).
+    pub fn for_account(mut self, name: &str, appid: Option<&str>) -> Services {
+        self.account = AccountLabel {
+            name: Arc::from(name),
+            appid: appid.map(Arc::from),
+        };
+        self
+    }
+
+    /// The same services with the WeChat API through `api`, its failed sends queued in
+    /// `outbox`'s queue (one queue and one worker for all the accounts of a host).
+    pub fn with_api_sharing(mut self, api: WechatClient, outbox: &Outbox) -> Services {
+        self.outbox = Some(outbox.for_account(api.clone()));
+        self.api = Some(api);
+        self
     }
 
     /// The same services with `wx.session` tables kept for `ttl` (the `session_ttl` setting).

@@ -48,6 +48,10 @@ pub enum AppError {
     /// Safe mode and the request is not encrypted.
     #[error("safe mode accepts only encrypted messages")]
     PlaintextRefused,
+    /// `/wechat/<name>` for a name no `[[accounts]]` table has (the name is not repeated: it
+    /// is the caller's text).
+    #[error("no such account")]
+    UnknownAccount,
     /// The request is encrypted but no EncodingAESKey is configured.
     #[error("encrypted message received, but no encoding_aes_key is configured (mode is plain)")]
     NoKey,
@@ -68,6 +72,7 @@ impl AppError {
             | AppError::StaleTimestamp(_)
             | AppError::Replayed
             | AppError::PlaintextRefused => StatusCode::FORBIDDEN,
+            AppError::UnknownAccount => StatusCode::NOT_FOUND,
             AppError::Body(rejection) => rejection.status(),
         }
     }

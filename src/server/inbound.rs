@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::verify::Signed;
 use super::{AppError, AppState};
+use crate::account::Account;
 use crate::config::SecurityMode;
 use crate::dispatch::Answer;
 use crate::protocol::envelope::Envelope;
@@ -21,8 +22,9 @@ use crate::protocol::message::InboundMessage;
 const SUCCESS: &str = "success";
 
 /// A signed message, opened and parsed.
-#[derive(Debug)]
 pub struct Inbound {
+    /// The account it came for.
+    pub account: Arc<Account>,
     /// The message.
     pub message: InboundMessage,
     /// How its answer goes out.
@@ -75,16 +77,18 @@ impl FromRequest<Arc<AppState>> for Inbound {
         // The signature first: nothing of an unsigned request is read.
         let signed = Signed::from_request_parts(&mut parts, state).await?;
         let body = Bytes::from_request(Request::from_parts(parts, body), state).await?;
+        let account = signed.account.clone();
         if signed.query.encrypt_type.as_deref() != Some("aes") {
-            if state.mode == SecurityMode::Safe {
+            if account.mode == SecurityMode::Safe {
                 return Err(AppError::PlaintextRefused);
             }
             return Ok(Inbound {
+                account,
                 message: InboundMessage::parse(&body)?,
                 seal: Seal::Plain,
             });
         }
-        let envelope = state.envelope.clone().ok_or(AppError::NoKey)?;
+        let envelope = account.envelope.clone().ok_or(AppError::NoKey)?;
         let message = envelope.open_request(
             &body,
             &signed.timestamp,
@@ -92,6 +96,7 @@ impl FromRequest<Arc<AppState>> for Inbound {
             signed.query.msg_signature.as_deref(),
         )?;
         Ok(Inbound {
+            account,
             message,
             seal: Seal::Envelope {
                 envelope,

@@ -44,11 +44,19 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 
 /// The router, without a socket, so tests can drive it with `oneshot`.
 pub fn app(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route(
-            CALLBACK_PATH,
+    let mut router = Router::new().route(
+        CALLBACK_PATH,
+        get(routes::verify_url).post(routes::callback),
+    );
+    // Only with `[[accounts]]`: without them `/wechat/…` answers as before accounts existed
+    // (the scripts' routes refuse the reserved `/wechat` segment, so it is a 404).
+    if !state.accounts.is_empty() {
+        router = router.route(
+            &format!("{CALLBACK_PATH}/{{{}}}", verify::ACCOUNT_PARAM),
             get(routes::verify_url).post(routes::callback),
-        )
+        );
+    }
+    router
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))

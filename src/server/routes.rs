@@ -14,7 +14,7 @@ use super::inbound::Inbound;
 use super::verify::Signed;
 use super::{AppError, AppState};
 
-/// `GET /wechat`: the console's URL verification; echoes `echostr` when the signature matches.
+/// `GET /wechat` (and `/wechat/<account>`): the console's URL verification; echoes `echostr` when the signature matches.
 /// The echo is plaintext in every mode for Official Accounts.
 pub async fn verify_url(signed: Signed) -> Result<Response, AppError> {
     let echostr = signed
@@ -29,16 +29,16 @@ pub async fn verify_url(signed: Signed) -> Result<Response, AppError> {
         .into_response())
 }
 
-/// `POST /wechat`: one message or event, answered with a passive reply or `success`. The
+/// `POST /wechat` (and `/wechat/<account>`): one message or event, answered with a passive reply or `success`. The
 /// extractor has checked, opened and parsed it; the dispatcher answers it by the deadline
 /// counted from its arrival.
-pub async fn callback(
-    State(state): State<Arc<AppState>>,
-    Arrived(arrived): Arrived,
-    inbound: Inbound,
-) -> Response {
-    let Inbound { message, seal } = inbound;
-    let answer = state.dispatcher.handle_arrived(message, arrived).await;
+pub async fn callback(Arrived(arrived): Arrived, inbound: Inbound) -> Response {
+    let Inbound {
+        account,
+        message,
+        seal,
+    } = inbound;
+    let answer = account.dispatcher.handle_arrived(message, arrived).await;
     seal.respond(answer)
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, Secret, SecurityMode};
 use crate::dispatch::Dispatcher;
-use crate::protocol::crypto::{CryptoError, MessageCrypto};
+use crate::protocol::crypto::CryptoError;
 use crate::protocol::envelope::Envelope;
 use crate::script::{LuaPool, Services};
 use crate::store::Store;
@@ -41,6 +41,11 @@ pub struct AppState {
     pub dispatcher: Arc<Dispatcher>,
     /// Deadlines and the cap on connections.
     pub limits: ConnectionLimits,
+    /// The `default` account (the top-level settings), served at `/wechat`: the fields above
+    /// as one [`Account`](crate::account::Account).
+    pub default_account: Arc<crate::account::Account>,
+    /// The `[[accounts]]`, served at `/wechat/<name>`.
+    pub accounts: crate::account::Accounts,
     /// The scripts' web routes and static files (a sign-in hook goes in with
     /// [`Web::with_sessions`](crate::web::Web::with_sessions)).
     pub web: Arc<crate::web::Web>,
@@ -66,13 +71,15 @@ impl AppState {
         store: Arc<dyn Store>,
     ) -> Result<AppState, StateError> {
         let token = config.token.clone().ok_or(StateError::NoToken)?;
-        let envelope = match (&config.encoding_aes_key, config.mode) {
-            (Some(key), mode) if mode != SecurityMode::Plain => Some(Arc::new(Envelope::new(
-                token.expose(),
-                MessageCrypto::new(key.expose(), config.appid.as_deref().unwrap_or_default())?,
-            ))),
-            _ => None,
-        };
+        let default_account = Arc::new(crate::account::Account::new(
+            crate::config::DEFAULT_ACCOUNT,
+            config.appid.as_deref(),
+            token.clone(),
+            config.mode,
+            config.encoding_aes_key.as_ref(),
+            dispatcher.clone(),
+        )?);
+        let envelope = default_account.envelope.clone();
         let web = Arc::new(crate::web::Web::new(config, dispatcher.scripts().clone()));
         Ok(AppState {
             web,
@@ -88,7 +95,31 @@ impl AppState {
             store_timeout: config.claim_timeout,
             store,
             dispatcher,
+            default_account,
+            accounts: crate::account::Accounts::new(),
             limits: config.connections,
         })
+    }
+
+    /// Waits until every account's handler runs have finished or `until` comes; returns how
+    /// many still run then. A shutdown calls it after the server stopped.
+    pub async fn wait_for_handlers(&self, until: tokio::time::Instant) -> usize {
+        let mut still_running = self.dispatcher.wait_for_handlers(until).await;
+        for account in self.accounts.values() {
+            still_running += account.dispatcher.wait_for_handlers(until).await;
+        }
+        still_running
+    }
+
+    /// The same state serving `accounts` at `/wechat/<name>` beside the default account.
+    pub fn with_accounts(
+        mut self,
+        accounts: impl IntoIterator<Item = crate::account::Account>,
+    ) -> AppState {
+        self.accounts = accounts
+            .into_iter()
+            .map(|account| (account.name.clone(), Arc::new(account)))
+            .collect();
+        self
     }
 }

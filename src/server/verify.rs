@@ -12,7 +12,10 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
+use axum::extract::RawPathParams;
+
 use super::{AppError, AppState};
+use crate::account::Account;
 use crate::protocol::signature;
 
 /// How far a request's timestamp may be from now before it is taken for a replay.
@@ -67,8 +70,9 @@ impl CallbackQuery {
 }
 
 /// A request whose `signature` matched, recent and not seen before.
-#[derive(Debug)]
 pub struct Signed {
+    /// The account the path names (`/wechat` is `default`), whose token signed the request.
+    pub account: Arc<Account>,
     /// The verified timestamp, as sent.
     pub timestamp: String,
     /// The verified nonce.
@@ -84,6 +88,7 @@ impl FromRequestParts<Arc<AppState>> for Signed {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
+        let account = account_of(parts, state).await?;
         let mut query = CallbackQuery::parse(parts.uri.query().unwrap_or_default())
             .map_err(AppError::BadQuery)?;
         if query.signature.is_none() {
@@ -98,7 +103,7 @@ impl FromRequestParts<Arc<AppState>> for Signed {
             .take()
             .ok_or(AppError::MissingParameter("nonce"))?;
         let received = query.signature.as_deref().unwrap_or_default();
-        if !signature::verify(&[state.token.expose(), &timestamp, &nonce], received) {
+        if !signature::verify(&[account.token.expose(), &timestamp, &nonce], received) {
             return Err(AppError::BadSignature);
         }
         let sent_at: i64 = timestamp
@@ -118,12 +123,36 @@ impl FromRequestParts<Arc<AppState>> for Signed {
             Err(e) => tracing::warn!("replay check skipped, store unavailable: {e}"),
         }
         Ok(Signed {
+            account,
             timestamp,
             nonce,
             query,
         })
     }
 }
+
+/// The account a callback path names: `/wechat/<name>` one of the `[[accounts]]`, any other
+/// callback path (`/wechat`) the default account.
+async fn account_of(parts: &mut Parts, state: &Arc<AppState>) -> Result<Arc<Account>, AppError> {
+    // A single-account host has only `/wechat`: nothing to look up on its hot path.
+    if state.accounts.is_empty() {
+        return Ok(state.default_account.clone());
+    }
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|e| AppError::BadQuery(e.to_string()))?;
+    match params.iter().find(|(name, _)| *name == ACCOUNT_PARAM) {
+        None => Ok(state.default_account.clone()),
+        Some((_, name)) => state
+            .accounts
+            .get(name)
+            .cloned()
+            .ok_or(AppError::UnknownAccount),
+    }
+}
+
+/// The path parameter of `/wechat/{account}`.
+pub const ACCOUNT_PARAM: &str = "account";
 
 #[cfg(test)]
 mod tests {

@@ -423,6 +423,7 @@ mod tests {
 
     fn call(path: &str, body: Value) -> RecordedCall {
         RecordedCall {
+            appid: None,
             method: "POST".into(),
             path: path.into(),
             query: Vec::new(),

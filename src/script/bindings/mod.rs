@@ -1,6 +1,7 @@
 //! The `wx` table scripts talk to, built from one `register` function per family, and the
 //! restricted standard library they run with.
 
+pub mod account;
 pub mod api;
 pub mod crypto;
 pub mod encoding;
@@ -33,6 +34,7 @@ pub fn install(lua: &Lua, sources: Arc<ScriptSources>, services: &Services) -> L
     store::register(lua, &wx, services)?;
     session::register(lua, &wx, services)?;
     api::register(lua, &wx, services)?;
+    account::register(lua, &wx, services)?;
     json::register(lua, &wx)?;
     crypto::register(lua, &wx)?;
     encoding::register(lua, &wx)?;

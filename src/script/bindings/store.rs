@@ -52,18 +52,46 @@ fn failure(lua: &Lua, e: StoreError, call: Call) -> LuaResult<(Value, Value)> {
     Ok((Value::Nil, Value::Table(err)))
 }
 
-/// Adds `wx.store`.
-pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
-    let store = lua.create_table()?;
+/// Where the keys of named accounts and of `wx.store.global` live: behind a control
+/// character no script writes in a key, so no key of one space can name one of another.
+/// The default account's keys have no prefix, as before accounts existed.
+const SPACE_MARK: char = '\u{1}';
 
-    let s = services.store.clone();
+/// The prefix of the keys `wx.store` reads and writes for `account`.
+fn account_prefix(account: &crate::script::services::AccountLabel) -> String {
+    if account.is_default() {
+        String::new()
+    } else {
+        format!("{SPACE_MARK}account:{}:", account.name)
+    }
+}
+
+/// The prefix of `wx.store.global`, shared by every account.
+fn global_prefix() -> String {
+    format!("{SPACE_MARK}global:")
+}
+
+/// Adds `wx.store` (the handling account's keys) and `wx.store.global` (keys every account
+/// shares), with the same functions.
+pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
+    let store = family(lua, services, account_prefix(&services.account))?;
+    store.set("global", family(lua, services, global_prefix())?)?;
+    wx.set("store", store)
+}
+
+/// `get`, `set`, `incr` and `del` on the keys under `prefix`.
+fn family(lua: &Lua, services: &Services, prefix: String) -> LuaResult<Table> {
+    let store = lua.create_table()?;
+    let prefix: std::sync::Arc<str> = prefix.into();
+
+    let (s, p) = (services.store.clone(), prefix.clone());
     store.set(
         "get",
         super::waiting_function(lua, "wx.store.get", move |lua, key: String| {
-            let s = s.clone();
+            let (s, p) = (s.clone(), p.clone());
             async move {
                 check_key(&lua, "get", &key)?;
-                match script_data::get(s.as_ref(), &key).await {
+                match script_data::get(s.as_ref(), &format!("{p}{key}")).await {
                     Ok(Some(value)) => {
                         Ok((json_to_lua(&lua, &value, ObjectNull::Sentinel)?, Value::Nil))
                     }
@@ -74,11 +102,11 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         })?,
     )?;
 
-    let s = services.store.clone();
+    let (s, p) = (services.store.clone(), prefix.clone());
     store.set(
         "set",
         super::waiting_function(lua, "wx.store.set", move |lua, (key, value, ttl): (String, Value, Option<f64>)| {
-            let s = s.clone();
+            let (s, p) = (s.clone(), p.clone());
             async move {
                 check_key(&lua, "set", &key)?;
                 // Refuses what JSON cannot hold (NaN, ±inf, functions, ...) at the script's line
@@ -91,7 +119,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
                         return Err(error_at(&lua, format!("wx.store.set: ttl must be a positive number of seconds, not {secs}")))
                     }
                 };
-                match script_data::set(s.as_ref(), &key, &json, ttl).await {
+                match script_data::set(s.as_ref(), &format!("{p}{key}"), &json, ttl).await {
                     Ok(()) => Ok((Value::Boolean(true), Value::Nil)),
                     Err(e) => failure(&lua, e, Call::Write),
                 }
@@ -99,17 +127,18 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         })?,
     )?;
 
-    let s = services.store.clone();
+    let (s, p) = (services.store.clone(), prefix.clone());
     store.set(
         "incr",
         super::waiting_function(
             lua,
             "wx.store.incr",
             move |lua, (key, by): (String, Option<i64>)| {
-                let s = s.clone();
+                let (s, p) = (s.clone(), p.clone());
                 async move {
                     check_key(&lua, "incr", &key)?;
-                    match script_data::incr(s.as_ref(), &key, by.unwrap_or(1)).await {
+                    match script_data::incr(s.as_ref(), &format!("{p}{key}"), by.unwrap_or(1)).await
+                    {
                         Ok(n) => Ok((Value::Integer(n), Value::Nil)),
                         Err(e) => failure(&lua, e, Call::Write),
                     }
@@ -118,14 +147,14 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         )?,
     )?;
 
-    let s = services.store.clone();
+    let (s, p) = (services.store.clone(), prefix.clone());
     store.set(
         "del",
         super::waiting_function(lua, "wx.store.del", move |lua, key: String| {
-            let s = s.clone();
+            let (s, p) = (s.clone(), p.clone());
             async move {
                 check_key(&lua, "del", &key)?;
-                match script_data::del(s.as_ref(), &key).await {
+                match script_data::del(s.as_ref(), &format!("{p}{key}")).await {
                     Ok(existed) => Ok((Value::Boolean(existed), Value::Nil)),
                     Err(e) => failure(&lua, e, Call::Write),
                 }
@@ -133,5 +162,5 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         })?,
     )?;
 
-    wx.set("store", store)
+    Ok(store)
 }
