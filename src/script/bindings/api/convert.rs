@@ -181,6 +181,54 @@ pub fn typed_fields(
     Ok((kind, fields))
 }
 
+/// The fields every notice sent to one user shares (`wx.template.send`,
+/// `wx.subscribe.send`): the argument table, the recipient (`to`, or `touser` as WeChat
+/// spells it) and `template_id`.
+pub fn notice_head(lua: &Lua, fname: &str, args: &Value) -> LuaResult<(Table, String, String)> {
+    let t = arg_table(
+        lua,
+        fname,
+        "the argument ({to =, template_id =, data =})",
+        args,
+    )?;
+    let to = match t.raw_get::<Value>("to")? {
+        Value::Nil => t.raw_get::<Value>("touser")?,
+        v => v,
+    };
+    let to = arg_str(lua, fname, "to", &to)?;
+    let template_id = arg_str(
+        lua,
+        fname,
+        "template_id",
+        &t.raw_get::<Value>("template_id")?,
+    )?;
+    Ok((t, to, template_id))
+}
+
+/// A notice's `miniprogram = {appid =, pagepath =}`, when given: `(appid, pagepath)`.
+pub fn notice_mini_program(
+    lua: &Lua,
+    fname: &str,
+    v: &Value,
+) -> LuaResult<Option<(String, Option<String>)>> {
+    if v.is_nil() {
+        return Ok(None);
+    }
+    let mp = arg_table(lua, fname, "miniprogram", v)?;
+    Ok(Some((
+        arg_str(lua, fname, "miniprogram.appid", &mp.raw_get("appid")?)?,
+        opt_str(lua, fname, "miniprogram.pagepath", &mp.raw_get("pagepath")?)?,
+    )))
+}
+
+/// A notice's data value: a string, or a number written as Lua prints it.
+pub fn notice_value(lua: &Lua, fname: &str, what: &str, v: &Value) -> LuaResult<String> {
+    match v {
+        Value::Number(n) => Ok(n.to_string()),
+        other => arg_str(lua, fname, what, other),
+    }
+}
+
 pub fn arg_table(lua: &Lua, fname: &str, what: &str, v: &Value) -> LuaResult<Table> {
     match v {
         Value::Table(t) => Ok(t.clone()),

@@ -4,7 +4,10 @@
 use mlua::{Lua, Result as LuaResult, Table, Value};
 use serde_json::Value as Json;
 
-use super::convert::{api_function, arg_int, arg_str, arg_table, opt_str, queue_if_transient};
+use super::convert::{
+    api_function, arg_int, arg_str, arg_table, notice_head, notice_mini_program, notice_value,
+    opt_str, queue_if_transient,
+};
 use crate::api::subscribe::{SubscribeMessage, SubscribeMiniProgram, SubscribeValue};
 use crate::script::bindings::error_at;
 use crate::script::services::Services;
@@ -19,54 +22,29 @@ const MAX_SCENE_DESC: usize = 15;
 /// `{to =, template_id =, data = {key = value | {value =}}, page =, miniprogram = {appid =,
 /// pagepath =}}`.
 pub fn subscribe_message(lua: &Lua, args: &Value) -> LuaResult<SubscribeMessage> {
-    let t = arg_table(
-        lua,
-        SEND,
-        "the argument ({to =, template_id =, data =})",
-        args,
-    )?;
+    let (t, to, template_id) = notice_head(lua, SEND, args)?;
     let field = |name: &str| t.raw_get::<Value>(name);
-    let to = match field("to")? {
-        Value::Nil => field("touser")?,
-        v => v,
-    };
-    let mut msg = SubscribeMessage::new(
-        arg_str(lua, SEND, "to", &to)?,
-        arg_str(lua, SEND, "template_id", &field("template_id")?)?,
-    );
+    let mut msg = SubscribeMessage::new(to, template_id);
     msg.page = opt_str(lua, SEND, "page", &field("page")?)?;
-    match field("miniprogram")? {
-        Value::Nil => {}
-        v => {
-            let mp = arg_table(lua, SEND, "miniprogram", &v)?;
-            msg.miniprogram = Some(SubscribeMiniProgram {
-                appid: arg_str(lua, SEND, "miniprogram.appid", &mp.raw_get("appid")?)?,
-                pagepath: opt_str(lua, SEND, "miniprogram.pagepath", &mp.raw_get("pagepath")?)?,
-            });
-        }
-    }
+    msg.miniprogram = notice_mini_program(lua, SEND, &field("miniprogram")?)?
+        .map(|(appid, pagepath)| SubscribeMiniProgram { appid, pagepath });
     let data = arg_table(lua, SEND, "data", &field("data")?)?;
     for pair in data.pairs::<Value, Value>() {
         let (k, v) = pair?;
         let key = arg_str(lua, SEND, "a data key", &k)?;
         let what = format!("data.{key}");
         let value = match &v {
-            Value::Table(entry) => {
-                value_text(lua, &format!("{what}.value"), &entry.raw_get("value")?)?
-            }
-            other => value_text(lua, &what, other)?,
+            Value::Table(entry) => notice_value(
+                lua,
+                SEND,
+                &format!("{what}.value"),
+                &entry.raw_get("value")?,
+            )?,
+            other => notice_value(lua, SEND, &what, other)?,
         };
         msg.data.insert(key, SubscribeValue { value });
     }
     Ok(msg)
-}
-
-/// A data value: a string, or a number written as Lua prints it.
-fn value_text(lua: &Lua, what: &str, v: &Value) -> LuaResult<String> {
-    match v {
-        Value::Number(n) => Ok(n.to_string()),
-        other => arg_str(lua, SEND, what, other),
-    }
 }
 
 /// `tid, kid_list, scene_desc` of `wx.subscribe.add`.

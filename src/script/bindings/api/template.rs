@@ -5,9 +5,11 @@ use mlua::{Lua, Result as LuaResult, Table, Value};
 use serde_json::Value as Json;
 
 use super::convert::queue_if_transient;
-use super::convert::{api_function, arg_str, arg_str_list, arg_table, opt_str};
+use super::convert::{
+    api_function, arg_str, arg_str_list, arg_table, notice_head, notice_mini_program, notice_value,
+    opt_str,
+};
 use crate::api::template::{TemplateMessage, TemplateMiniProgram, TemplateValue};
-use crate::script::bindings::error_at;
 use crate::script::services::Services;
 
 const SEND: &str = "wx.template.send";
@@ -15,35 +17,13 @@ const SEND: &str = "wx.template.send";
 /// `{to =, template_id =, url =, miniprogram = {appid =, pagepath =}, data = {...},
 /// client_msg_id =}`; a data entry is `{value =, color =}` or just the value.
 pub fn template_message(lua: &Lua, args: &Value) -> LuaResult<TemplateMessage> {
-    let t = arg_table(
-        lua,
-        SEND,
-        "the argument ({to =, template_id =, data =})",
-        args,
-    )?;
+    let (t, to, template_id) = notice_head(lua, SEND, args)?;
     let field = |name: &str| t.raw_get::<Value>(name);
-    let to = match field("to")? {
-        Value::Nil => field("touser")?,
-        v => v,
-    };
-    let mut msg = TemplateMessage::new(
-        arg_str(lua, SEND, "to", &to)?,
-        arg_str(lua, SEND, "template_id", &field("template_id")?)?,
-    );
+    let mut msg = TemplateMessage::new(to, template_id);
     msg.url = opt_str(lua, SEND, "url", &field("url")?)?;
     msg.client_msg_id = opt_str(lua, SEND, "client_msg_id", &field("client_msg_id")?)?;
-    if let v @ Value::Table(_) = field("miniprogram")? {
-        let mp = arg_table(lua, SEND, "miniprogram", &v)?;
-        msg.miniprogram = Some(TemplateMiniProgram {
-            appid: arg_str(lua, SEND, "miniprogram.appid", &mp.raw_get("appid")?)?,
-            pagepath: opt_str(lua, SEND, "miniprogram.pagepath", &mp.raw_get("pagepath")?)?,
-        });
-    } else if !field("miniprogram")?.is_nil() {
-        return Err(error_at(
-            lua,
-            format!("{SEND}: miniprogram must be a table"),
-        ));
-    }
+    msg.miniprogram = notice_mini_program(lua, SEND, &field("miniprogram")?)?
+        .map(|(appid, pagepath)| TemplateMiniProgram { appid, pagepath });
     let data = arg_table(lua, SEND, "data", &field("data")?)?;
     for pair in data.pairs::<Value, Value>() {
         let (k, v) = pair?;
@@ -51,7 +31,12 @@ pub fn template_message(lua: &Lua, args: &Value) -> LuaResult<TemplateMessage> {
         let what = format!("data.{key}");
         let value = match &v {
             Value::Table(entry) => TemplateValue {
-                value: value_text(lua, &format!("{what}.value"), &entry.raw_get("value")?)?,
+                value: notice_value(
+                    lua,
+                    SEND,
+                    &format!("{what}.value"),
+                    &entry.raw_get("value")?,
+                )?,
                 color: opt_str(
                     lua,
                     SEND,
@@ -60,21 +45,13 @@ pub fn template_message(lua: &Lua, args: &Value) -> LuaResult<TemplateMessage> {
                 )?,
             },
             other => TemplateValue {
-                value: value_text(lua, &what, other)?,
+                value: notice_value(lua, SEND, &what, other)?,
                 color: None,
             },
         };
         msg.data.insert(key, value);
     }
     Ok(msg)
-}
-
-/// A data value: a string, or a number written as Lua prints it.
-fn value_text(lua: &Lua, what: &str, v: &Value) -> LuaResult<String> {
-    match v {
-        Value::Number(n) => Ok(n.to_string()),
-        other => arg_str(lua, SEND, what, other),
-    }
 }
 
 /// Adds `wx.template`.
