@@ -42,6 +42,34 @@ fn answers_ping(port: u16) -> bool {
     s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
+/// Whether the server answering on `port` is process `pid`: when two tests probe the same
+/// free port, the loser's redis-server cannot bind, yet the winner answers its PING; a test
+/// talking to another test's server then loses it when that test ends.
+fn is_process(port: u16, pid: u32) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(b"INFO server\r\n").is_err() {
+        return false;
+    }
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        reply.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&reply);
+        if let Some(rest) = text.split("process_id:").nth(1) {
+            if let Some((id, _)) = rest.split_once("\r\n") {
+                return id.trim() == pid.to_string();
+            }
+        }
+    }
+    false
+}
+
 impl RedisServer {
     /// Starts a server and waits until it answers PING; panics if it cannot.
     pub fn start() -> Self {
@@ -67,6 +95,12 @@ impl RedisServer {
                     break;
                 }
                 if answers_ping(port) {
+                    if !is_process(port, child.id()) {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        last_failure = format!("port {port} was taken by another redis-server");
+                        break;
+                    }
                     return Self {
                         child,
                         port,
