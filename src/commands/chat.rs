@@ -20,7 +20,7 @@
 pub mod render;
 mod screen;
 pub mod slash;
-mod wire;
+pub mod wire;
 
 use std::collections::{HashSet, VecDeque};
 use std::io::BufRead;
@@ -45,7 +45,7 @@ use crate::sync::lock;
 use render::ReplyView;
 use screen::{init_logging, Screen};
 use slash::{Input, TemplatesCommand};
-use wire::Wire;
+pub use wire::Wire;
 
 /// The user chatting when `--as` is not given.
 pub const DEFAULT_USER: &str = "o_chat_user";
@@ -202,63 +202,144 @@ impl LateReplies for CountingLate {
     }
 }
 
+/// What `chat` and `play` share: the built-in fake WeChat API, a host running the scripts
+/// against it (reloading them on save, `wx.http` let through to loopback), served over HTTP
+/// with sign-in wired to the fake, and the wire that sends it messages as WeChat would.
+pub struct Simulator {
+    /// The fake WeChat API the scripts call.
+    pub fake: FakeWechat,
+    /// The fake's base URL (`http://127.0.0.1:port`), for `menu push` from another terminal.
+    pub base: String,
+    /// The host: its state, and the reload watcher.
+    pub host: Host,
+    /// Sends messages to the host as WeChat would (signed, sealed when encrypted).
+    pub wire: Wire,
+    /// Where the host serves the callback and the scripts' pages.
+    pub address: std::net::SocketAddr,
+    /// The settings the host was built with (the chat's, with sign-in at [`Self::address`]).
+    pub config: Config,
+    /// Handlers that missed the deadline and have not finished delivering.
+    pub pending: Arc<AtomicI64>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Simulator {
+    /// Starts the fake (with `--menu` and `--template`, `options.user` following), the store,
+    /// and the host serving at `options.listen` (default: a free loopback port). `observer`
+    /// is given the fake and may return a watcher of the scripts' `wx.http` requests.
+    pub async fn start(
+        config: Config,
+        options: &ChatOptions,
+        observer: impl FnOnce(&FakeWechat) -> Option<crate::net::RequestObserver>,
+    ) -> Result<Simulator, ChatError> {
+        let (fake, base) = FakeWechat::start().await?;
+        if let Some(path) = &options.menu {
+            let menu = crate::commands::account::read_menu(path)
+                .map_err(|e| ChatError::Menu(format!("{e:#}")))?;
+            fake.set_menu(menu);
+        }
+        for id in &options.templates {
+            fake.add_template(id, &format!("template {id}"));
+        }
+        fake.follow(&options.user);
+        let store = crate::store::open(config.store.as_deref(), &config.data).await?;
+        // A kept store holds the access_token of the last chat's fake, which this fake never
+        // issued: forget it rather than show every first call refused with 40001.
+        store
+            .del(&crate::store::keys::token_key(FAKE_APPID))
+            .await?;
+        // The fake's sign-in page signs pages in as the user chatting (`/as` switches both).
+        fake.set_oauth_user(&options.user);
+        let pending = Arc::new(AtomicI64::new(0));
+        let counted = pending.clone();
+        let listen = options.listen.as_deref().unwrap_or("127.0.0.1:0");
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let address = listener.local_addr()?;
+        let mut config = config;
+        local_sign_in(&mut config, address);
+        let mut builder = Host::builder(&config)
+            .watch(true)
+            .store(store)
+            .api_base(base.clone())
+            .late_replies(move |inner| {
+                Arc::new(CountingLate {
+                    inner,
+                    pending: counted,
+                })
+            });
+        if let Some(observer) = observer(&fake) {
+            builder = builder.http_observer(observer);
+        }
+        let host = builder.build().await?;
+        let url = format!("http://{address}{CALLBACK_PATH}");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(server::run(listener, host.state.clone(), async {
+            let _ = stopped.await;
+        }));
+        let token = host.state.token.clone();
+        let envelope = match &config.encoding_aes_key {
+            Some(key) if config.mode != crate::config::SecurityMode::Plain => Some(Envelope::new(
+                token.expose(),
+                MessageCrypto::new(key.expose(), FAKE_APPID).map_err(BuildError::from)?,
+            )),
+            _ => None,
+        };
+        let wire = Wire {
+            client: reqwest::Client::builder().no_proxy().build()?,
+            url,
+            token,
+            envelope,
+        };
+        Ok(Simulator {
+            fake,
+            base,
+            host,
+            wire,
+            address,
+            config,
+            pending,
+            stop,
+            server,
+        })
+    }
+
+    /// Stops the host's HTTP server, then what runs beside it.
+    pub async fn stop(self) -> Result<(), ChatError> {
+        drop(self.wire);
+        let _ = self.stop.send(());
+        match self.server.await {
+            Ok(result) => result?,
+            Err(e) => tracing::error!("the chat's HTTP server failed: {e}"),
+        }
+        self.host.shutdown().await;
+        Ok(())
+    }
+}
+
 async fn session(
     config: Config,
     options: ChatOptions,
     screen: Arc<Screen>,
 ) -> Result<(), ChatError> {
-    let (fake, base) = FakeWechat::start().await?;
-    if let Some(path) = &options.menu {
-        let menu = crate::commands::account::read_menu(path)
-            .map_err(|e| ChatError::Menu(format!("{e:#}")))?;
-        fake.set_menu(menu);
-    }
-    for id in &options.templates {
-        fake.add_template(id, &format!("template {id}"));
-    }
-    fake.follow(&options.user);
-    let store = crate::store::open(config.store.as_deref(), &config.data).await?;
-    // A kept store holds the access_token of the last chat's fake, which this fake never
-    // issued: forget it rather than show every first call refused with 40001.
-    store
-        .del(&crate::store::keys::token_key(FAKE_APPID))
-        .await?;
     let http_seen: Arc<Mutex<VecDeque<(usize, String)>>> = Arc::default();
-    let observer: crate::net::RequestObserver = {
+    let sim = Simulator::start(config, &options, |fake| {
         let (fake, http_seen) = (fake.clone(), http_seen.clone());
-        Arc::new(move |seen: &crate::net::SeenRequest| {
+        Some(Arc::new(move |seen: &crate::net::SeenRequest| {
             // Numbered by the API calls received before it ended, to keep the order on screen.
             let before = fake.call_count();
             lock(&http_seen).push_back((before, render::describe_http(seen)));
-        })
-    };
-    // The fake's sign-in page signs pages in as the user chatting (`/as` switches both).
-    fake.set_oauth_user(&options.user);
-    let pending = Arc::new(AtomicI64::new(0));
-    let counted = pending.clone();
-    let listen = options.listen.as_deref().unwrap_or("127.0.0.1:0");
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let address = listener.local_addr()?;
-    let mut config = config;
-    local_sign_in(&mut config, address);
-    let host = Host::builder(&config)
-        .watch(true)
-        .store(store)
-        .api_base(base.clone())
-        .http_observer(observer)
-        .late_replies(move |inner| {
-            Arc::new(CountingLate {
-                inner,
-                pending: counted,
-            })
-        })
-        .build()
-        .await?;
-    let url = format!("http://{address}{CALLBACK_PATH}");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::run(listener, host.state.clone(), async {
-        let _ = stopped.await;
-    }));
+        }))
+    })
+    .await?;
+    let (config, base, address, pending) = (
+        sim.config.clone(),
+        sim.base.clone(),
+        sim.address,
+        sim.pending.clone(),
+    );
+    let fake = sim.fake.clone();
+    let wire = &sim.wire;
 
     let user = Arc::new(Mutex::new(options.user.clone()));
     let feed = Arc::new(CallFeed {
@@ -268,20 +349,6 @@ async fn session(
         http: http_seen,
         known_users: Mutex::new(HashSet::from([options.user.clone()])),
     });
-    let token = host.state.token.clone();
-    let envelope = match &config.encoding_aes_key {
-        Some(key) if config.mode != crate::config::SecurityMode::Plain => Some(Envelope::new(
-            token.expose(),
-            MessageCrypto::new(key.expose(), FAKE_APPID).map_err(BuildError::from)?,
-        )),
-        _ => None,
-    };
-    let wire = Wire {
-        client: reqwest::Client::builder().no_proxy().build()?,
-        url,
-        token,
-        envelope,
-    };
     eprintln!(
         "{}",
         banner(
@@ -319,7 +386,7 @@ async fn session(
     });
 
     let lines = read_lines();
-    converse(lines, &wire, &screen, &feed, &user, &interrupt, options.raw).await;
+    converse(lines, wire, &screen, &feed, &user, &interrupt, options.raw).await;
 
     // Replies that missed the deadline are still on their way: wait for them.
     let wait = async {
@@ -344,14 +411,7 @@ async fn session(
     }
     feed.flush_all(&screen);
 
-    drop(wire);
-    let _ = stop.send(());
-    match server.await {
-        Ok(result) => result?,
-        Err(e) => tracing::error!("the chat's HTTP server failed: {e}"),
-    }
-    host.shutdown().await;
-    Ok(())
+    sim.stop().await
 }
 
 /// What the chat says before the first prompt: whose scripts, as whom, where the store is,

@@ -10,7 +10,7 @@ use super::ACCOUNT;
 
 /// Why one message got no readable answer; shown in place of the reply.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum SendError {
+pub enum SendError {
     #[error("request failed: {0}")]
     Http(#[from] reqwest::Error),
     #[error("the host answered HTTP {status}: {body}")]
@@ -21,16 +21,35 @@ pub(super) enum SendError {
 
 /// The callback as WeChat calls it: signed query, and in safe/compatible mode the message
 /// sealed with msg_signature and the reply opened after checking its signature.
-pub(super) struct Wire {
-    pub(super) client: reqwest::Client,
-    pub(super) url: String,
-    pub(super) token: Secret,
-    pub(super) envelope: Option<Envelope>,
+pub struct Wire {
+    pub client: reqwest::Client,
+    pub url: String,
+    pub token: Secret,
+    pub envelope: Option<Envelope>,
+}
+
+/// One callback as it crossed the wire, for a viewer that shows the XML exchanged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exchange {
+    /// The signed query string WeChat would send (`signature`, `timestamp`, `nonce`, and
+    /// `encrypt_type`/`msg_signature` when sealed).
+    pub query: String,
+    /// The body POSTed: the message XML, or its envelope when encrypted.
+    pub request_body: String,
+    /// The body the host answered, as it came (an envelope when encrypted).
+    pub response_body: String,
+    /// The reply in plaintext: `success`, empty, or reply XML.
+    pub reply: String,
 }
 
 impl Wire {
     /// POSTs one message; returns the reply body in plaintext (`success` or reply XML).
-    pub(super) async fn send(&self, xml: &str) -> Result<String, SendError> {
+    pub async fn send(&self, xml: &str) -> Result<String, SendError> {
+        Ok(self.exchange(xml).await?.reply)
+    }
+
+    /// POSTs one message; returns what was sent and answered, and the plaintext reply.
+    pub async fn exchange(&self, xml: &str) -> Result<Exchange, SendError> {
         let timestamp = crate::clock::unix_secs().to_string();
         let nonce = format!("{:010}", rand::random::<u32>());
         let token = self.token.expose();
@@ -48,11 +67,14 @@ impl Wire {
             }
             None => xml.to_string(),
         };
+        let query_string = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&query)
+            .finish();
         let response = self
             .client
             .post(&self.url)
             .query(&query)
-            .body(body)
+            .body(body.clone())
             .send()
             .await?;
         let status = response.status().as_u16();
@@ -60,9 +82,15 @@ impl Wire {
         if status != 200 {
             return Err(SendError::Status { status, body: text });
         }
-        match &self.envelope {
-            Some(envelope) if text.trim() != "success" => Ok(envelope.open_reply(&text)?),
-            _ => Ok(text),
-        }
+        let reply = match &self.envelope {
+            Some(envelope) if text.trim() != "success" => envelope.open_reply(&text)?,
+            _ => text.clone(),
+        };
+        Ok(Exchange {
+            query: query_string,
+            request_body: body,
+            response_body: text,
+            reply,
+        })
     }
 }
