@@ -19,6 +19,8 @@
 //! - [`store`]: persistent state (embedded default, Redis).
 //! - [`fake_wechat`]: a fake WeChat API, one file per family as in [`api`], for tests, `chat`
 //!   and local prototyping.
+//! - [`playground`]: the browser playground (`play`): the embedded page, its endpoints and the
+//!   events pushed to it (messages, replies, API calls, logs, reloads).
 //! - [`clock`]: Unix seconds and milliseconds, read one way everywhere.
 //! - [`sync`]: the one way a std `Mutex` is locked (poison recovered).
 //! - [`config`]: settings from the TOML file, the environment and flags.
@@ -39,6 +41,7 @@ pub mod host;
 pub mod logging;
 pub mod metrics;
 pub mod net;
+pub mod playground;
 pub mod protocol;
 pub mod script;
 pub mod server;

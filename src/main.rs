@@ -47,6 +47,28 @@ enum Command {
     },
     /// Chat with the bot in the terminal, as a WeChat user, against a built-in fake WeChat API.
     Chat(ChatArgs),
+    /// The browser playground: a WeChat-like chat window with the bot, its menu, several
+    /// simulated users and a developer panel, against the built-in fake WeChat API.
+    Play(PlayArgs),
+}
+
+#[derive(Args)]
+struct PlayArgs {
+    /// Scripts: a directory whose entry is main.lua, or one .lua file (default: scripts).
+    #[arg(long, value_name = "DIR|FILE")]
+    scripts: Option<PathBuf>,
+    /// Where the playground page is served.
+    #[arg(long, value_name = "ADDR", default_value = commands::play::DEFAULT_LISTEN)]
+    listen: String,
+    /// The fake account's menu at the start, from a JSON or TOML file as `menu push` takes it.
+    #[arg(long, value_name = "FILE")]
+    menu: Option<PathBuf>,
+    /// Config file (default: wechat-lua.toml in the working directory, when present).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A template_id the fake account has, so template sends with it succeed (repeatable).
+    #[arg(long = "template", value_name = "ID")]
+    templates: Vec<String>,
 }
 
 #[derive(Args)]
@@ -230,6 +252,14 @@ fn main() -> ExitCode {
             templates: args.templates,
             web: args.web,
             listen: args.listen,
+        })
+        .map_err(anyhow::Error::from),
+        Command::Play(args) => commands::play::run(commands::play::PlayOptions {
+            scripts: args.scripts,
+            config: args.config,
+            listen: args.listen,
+            menu: args.menu,
+            templates: args.templates,
         })
         .map_err(anyhow::Error::from),
     };

@@ -625,7 +625,7 @@ fn templates(fake: &FakeWechat, command: TemplatesCommand) -> Vec<String> {
 
 /// CreateTime and MsgId for each message: CreateTime never repeats, so two identical events
 /// within a second are not taken for WeChat retrying one.
-struct Clock {
+pub(crate) struct Clock {
     last_time: AtomicI64,
     next_id: AtomicU64,
 }
@@ -641,7 +641,8 @@ impl Default for Clock {
 }
 
 impl Clock {
-    fn next(&self) -> (i64, u64) {
+    /// The next message's CreateTime and MsgId.
+    pub(crate) fn next(&self) -> (i64, u64) {
         let now = crate::clock::unix_secs();
         let previous = self
             .last_time

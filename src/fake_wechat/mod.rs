@@ -67,6 +67,8 @@ pub use state::{RecordedAnswer, RecordedCall, RecordedPart};
 pub const FAKE_APPID: &str = "wx0000000000fake01";
 /// AppSecret the fake accepts by default.
 pub const FAKE_SECRET: &str = "fakesecret0000000000000000000000";
+/// How many answered calls a [`FakeWechat::watch_calls`] watcher may fall behind.
+const CALL_WATCH_CAPACITY: usize = 1024;
 /// How long an issued token lives by default (as on WeChat).
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(7200);
 
@@ -182,6 +184,40 @@ impl FakeWechat {
     pub fn call_count(&self) -> usize {
         let s = self.lock();
         s.cleared_calls + s.calls.len()
+    }
+
+    /// Every call from now on, sent once answered (with [`RecordedCall::answer`] set). A
+    /// watcher that falls more than `capacity` calls behind is told it lagged
+    /// (`RecvError::Lagged`) and can catch up from [`FakeWechat::calls`].
+    pub fn watch_calls(&self) -> tokio::sync::broadcast::Receiver<RecordedCall> {
+        let mut s = self.lock();
+        match &s.call_watchers {
+            Some(sender) => sender.subscribe(),
+            None => {
+                let (sender, receiver) = tokio::sync::broadcast::channel(CALL_WATCH_CAPACITY);
+                s.call_watchers = Some(sender);
+                receiver
+            }
+        }
+    }
+
+    /// A temporary media file or material the fake keeps: its content type (when sent) and
+    /// bytes, as `media/get` would hand them back.
+    pub fn media_file(&self, media_id: &str) -> Option<(Option<String>, Vec<u8>)> {
+        self.lock()
+            .media
+            .get(media_id)
+            .map(|m| (m.content_type.clone(), m.data.clone()))
+    }
+
+    /// The tag ids `openid` carries (`tags/members/batchtagging`), for whom a mass send by
+    /// tag reaches.
+    pub fn tags_of(&self, openid: &str) -> Vec<i64> {
+        self.lock()
+            .user_tags
+            .get(openid)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Forget the recorded calls.

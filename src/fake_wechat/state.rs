@@ -166,6 +166,9 @@ pub(super) struct FakeState {
     pub(super) oauth: super::oauth::OauthState,
     pub(super) ticket: super::ticket::TicketState,
     pub(super) subscribe: super::subscribe::SubscribeState,
+    /// Told of every call once it is answered (the playground's feed); `None` until someone
+    /// watches.
+    pub(super) call_watchers: Option<tokio::sync::broadcast::Sender<RecordedCall>>,
 }
 
 impl FakeState {
@@ -200,6 +203,7 @@ impl FakeState {
             oauth: Default::default(),
             ticket: Default::default(),
             subscribe: Default::default(),
+            call_watchers: None,
         }
     }
 
@@ -446,10 +450,15 @@ async fn remember_answer(fake: &FakeWechat, number: usize, response: Response) -
     } else {
         (response, None)
     };
-    let mut s = fake.lock();
+    let mut guard = fake.lock();
+    let s = &mut *guard;
     if let Some(index) = number.checked_sub(s.cleared_calls) {
         if let Some(call) = s.calls.get_mut(index) {
             call.answer = Some(RecordedAnswer { status, json });
+            if let Some(watchers) = &s.call_watchers {
+                // No watcher left is not an error: the calls are still recorded.
+                let _ = watchers.send(call.clone());
+            }
         }
     }
     response

@@ -182,7 +182,7 @@ fn display_width(text: &str) -> usize {
 }
 
 /// The `<item>`s of a news reply's `<Articles>`.
-fn articles(fields: &Fields) -> Vec<Fields> {
+pub(crate) fn articles(fields: &Fields) -> Vec<Fields> {
     let Some(articles) = fields.get("Articles") else {
         return Vec::new();
     };

@@ -21,6 +21,7 @@ pub enum SendError {
 
 /// The callback as WeChat calls it: signed query, and in safe/compatible mode the message
 /// sealed with msg_signature and the reply opened after checking its signature.
+#[derive(Clone)]
 pub struct Wire {
     pub client: reqwest::Client,
     pub url: String,

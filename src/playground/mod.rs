@@ -1,0 +1,1108 @@
+//! The browser playground (`wechat-lua play`): a page that looks like the WeChat chat window,
+//! driven by the real host and the built-in fake WeChat API that `chat` uses
+//! ([`crate::commands::chat::Simulator`]).
+//!
+//! It owns the embedded page (`assets/`, plain HTML, CSS and JS, no build step), the
+//! endpoints the page calls under `/play/` on its own listener, and the events the page is
+//! pushed ([`feed`]): the simulated users' messages and the account's replies, every call the
+//! scripts make to the fake API (and what it means to a user: a customer-service message, the
+//! typing indicator, a template or subscription notice, a mass send, a new menu), `wx.http`
+//! requests, log lines, reloads and reload errors.
+//!
+//! One message: the page POSTs `/play/send` → the message XML is built as WeChat builds it
+//! ([`crate::commands::chat::slash::Inbound`]), signed (and sealed when encrypted) and POSTed
+//! to the host's real callback ([`crate::commands::chat::Wire`]) → the user's message and the
+//! reply go into the feed, with the XML exchanged, and back to the page.
+
+pub mod feed;
+pub mod logs;
+pub mod reply;
+#[cfg(test)]
+mod tests;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::commands::chat::slash::{self, Inbound};
+use crate::commands::chat::{Clock, Wire, ACCOUNT};
+use crate::fake_wechat::{FakeWechat, RecordedCall};
+use crate::server::AppState;
+use crate::sync::lock;
+use feed::{Event, EventBody, Feed, PartSummary, Raw, Resume, INITIAL_EVENTS};
+
+/// The page.
+const INDEX_HTML: &str = include_str!("assets/index.html");
+/// Its script.
+const PLAY_JS: &str = include_str!("assets/play.js");
+/// Its style sheet.
+const PLAY_CSS: &str = include_str!("assets/play.css");
+
+/// What the page may load and run: its own script and style only (nothing inline, so text
+/// from a message can never run even if it reached the markup); pictures, media and the
+/// phone browser's pages from anywhere, as links in messages point anywhere.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data: http: https:; media-src 'self' http: https:; \
+    frame-src http: https:; connect-src 'self'; object-src 'none'; base-uri 'none'";
+
+/// The largest `/play/send` body: far above any message a user can type.
+const MAX_SEND_BODY: usize = 64 * 1024;
+/// The largest picture a simulated user sends (WeChat's image limit).
+const MAX_PICTURE: usize = 10 * 1024 * 1024;
+/// The longest text message (characters); WeChat's input box stops well before.
+pub const MAX_TEXT_CHARS: usize = 8000;
+/// The longest menu key, scene, label or title (bytes, as WeChat counts menu keys).
+const MAX_SHORT: usize = 256;
+/// The longest URL.
+const MAX_URL: usize = 2048;
+/// Most simulated users at once.
+const MAX_USERS: usize = 50;
+/// Most events one page-back request returns.
+const MAX_PAGE: usize = 500;
+/// Most pictures a menu's picture button sends (WeChat's limit).
+const MAX_PICS: u32 = 9;
+/// The OpenID of the first simulated user.
+pub const FIRST_USER: &str = "o_play_user_1";
+
+/// One simulated user.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimUser {
+    /// Their OpenID.
+    pub openid: String,
+    /// Whether they follow the account.
+    pub following: bool,
+}
+
+/// The playground: the feed, and what it drives.
+pub struct Playground {
+    /// What the page is shown.
+    pub feed: Arc<Feed>,
+    fake: FakeWechat,
+    wire: Wire,
+    /// The host's state: the scripts' generation.
+    state: Arc<AppState>,
+    /// The name the page shows for the account.
+    account_name: String,
+    /// Where the host serves the scripts' pages (the phone browser's start page).
+    host_url: String,
+    /// Where the page is served: media sent by users are linked from here.
+    self_url: String,
+    /// The simulated users, in the order added.
+    users: Mutex<Vec<SimUser>>,
+    /// CreateTime and MsgId of each message.
+    clock: Clock,
+    /// Pairs each message with its reply.
+    exchanges: AtomicU64,
+}
+
+/// Why the page's request was refused; always a 4xx with a JSON `error` the page shows.
+#[derive(Debug, thiserror::Error)]
+pub enum PlayError {
+    /// The request is malformed or out of bounds.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body could not be read as asked (too large, wrong content type, not JSON).
+    #[error("{message}")]
+    Body {
+        /// The status the body extractor chose (413, 415, 400, 422).
+        status: StatusCode,
+        /// What it said.
+        message: String,
+    },
+    /// No such media or user.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+impl From<JsonRejection> for PlayError {
+    fn from(rejection: JsonRejection) -> Self {
+        PlayError::Body {
+            status: rejection.status(),
+            message: rejection.body_text(),
+        }
+    }
+}
+
+impl From<BytesRejection> for PlayError {
+    fn from(rejection: BytesRejection) -> Self {
+        PlayError::Body {
+            status: rejection.status(),
+            message: rejection.body_text(),
+        }
+    }
+}
+
+impl IntoResponse for PlayError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            PlayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            PlayError::Body { status, .. } => *status,
+            PlayError::NotFound(_) => StatusCode::NOT_FOUND,
+        };
+        let message = self.to_string();
+        tracing::warn!(status = status.as_u16(), "playground refused a request: {message}");
+        (status, Json(json!({ "error": message }))).into_response()
+    }
+}
+
+fn bad(message: impl Into<String>) -> PlayError {
+    PlayError::BadRequest(message.into())
+}
+
+/// A message or event the page sends as a simulated user.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outgoing {
+    /// A text message.
+    Text {
+        /// What was typed.
+        content: String,
+    },
+    /// Follow, from a QR code with a scene when given.
+    Subscribe {
+        /// The QR code's scene.
+        #[serde(default)]
+        scene: Option<String>,
+    },
+    /// Unfollow.
+    Unsubscribe,
+    /// A `click` menu button.
+    Click {
+        /// Its key.
+        key: String,
+    },
+    /// A `view` menu button.
+    View {
+        /// Its URL.
+        url: String,
+    },
+    /// A follower scanning a QR code.
+    Scan {
+        /// The scene.
+        key: String,
+    },
+    /// A menu's scan button.
+    Scancode {
+        /// `scancode_push` or `scancode_waitmsg`.
+        event: String,
+        /// Its key.
+        key: String,
+        /// What the code said.
+        #[serde(default)]
+        result: Option<String>,
+    },
+    /// A menu's picture button.
+    Pics {
+        /// `pic_sysphoto`, `pic_photo_or_album` or `pic_weixin`.
+        event: String,
+        /// Its key.
+        key: String,
+        /// How many pictures.
+        #[serde(default)]
+        count: Option<u32>,
+    },
+    /// A menu's location picker.
+    LocationSelect {
+        /// Its key.
+        key: String,
+        /// Latitude.
+        lat: f64,
+        /// Longitude.
+        lng: f64,
+        /// Label.
+        #[serde(default)]
+        label: String,
+    },
+    /// A location message.
+    Location {
+        /// Latitude.
+        lat: f64,
+        /// Longitude.
+        lng: f64,
+        /// Label.
+        #[serde(default)]
+        label: String,
+    },
+    /// A voice message.
+    Voice {
+        /// What speech recognition heard.
+        #[serde(default)]
+        recognition: String,
+    },
+    /// A video message.
+    Video,
+    /// A shared link.
+    Link {
+        /// Title.
+        title: String,
+        /// URL.
+        url: String,
+    },
+}
+
+/// `/play/send`'s body.
+#[derive(Debug, Deserialize)]
+pub struct SendRequest {
+    /// The simulated user's OpenID.
+    pub user: String,
+    /// What they send.
+    #[serde(flatten)]
+    pub message: Outgoing,
+}
+
+/// What `/play/send` answers: the user's message and the reply, as the feed has them.
+#[derive(Debug, Serialize)]
+pub struct SendAnswer {
+    /// The user's message.
+    pub sent: Event,
+    /// The account's passive reply, or why there is none.
+    pub reply: Event,
+}
+
+fn check_len(what: &str, value: &str, max: usize) -> Result<(), PlayError> {
+    if value.len() > max {
+        return Err(bad(format!("{what} is longer than {max} bytes")));
+    }
+    Ok(())
+}
+
+fn check_key(value: &str) -> Result<(), PlayError> {
+    if value.trim().is_empty() {
+        return Err(bad("the key is empty"));
+    }
+    check_len("the key", value, MAX_SHORT)
+}
+
+fn check_url(value: &str) -> Result<(), PlayError> {
+    check_len("the URL", value, MAX_URL)?;
+    match url::Url::parse(value) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(()),
+        _ => Err(bad("the URL must be an http(s) URL")),
+    }
+}
+
+fn check_place(lat: f64, lng: f64, label: &str) -> Result<(), PlayError> {
+    if !(lat.is_finite() && (-90.0..=90.0).contains(&lat)) {
+        return Err(bad("latitude must be between -90 and 90"));
+    }
+    if !(lng.is_finite() && (-180.0..=180.0).contains(&lng)) {
+        return Err(bad("longitude must be between -180 and 180"));
+    }
+    check_len("the label", label, MAX_SHORT)
+}
+
+/// An OpenID as WeChat makes them: letters, digits, `_` and `-`.
+fn check_openid(openid: &str) -> Result<(), PlayError> {
+    let ok = (1..=64).contains(&openid.len())
+        && openid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(
+            "an OpenID is 1 to 64 letters, digits, '_' or '-'",
+        ))
+    }
+}
+
+impl Outgoing {
+    /// The inbound message it is, and what the user's side of the conversation shows; or why
+    /// it cannot be sent.
+    fn understand(self) -> Result<(Inbound, Value), PlayError> {
+        let event = |text: String| json!({ "type": "event", "text": text });
+        Ok(match self {
+            Outgoing::Text { content } => {
+                if content.trim().is_empty() {
+                    return Err(bad("an empty message is not sent"));
+                }
+                if content.chars().count() > MAX_TEXT_CHARS {
+                    return Err(bad(format!(
+                        "a text message is at most {MAX_TEXT_CHARS} characters"
+                    )));
+                }
+                let shown = json!({ "type": "text", "content": content });
+                (Inbound::Text(content), shown)
+            }
+            Outgoing::Subscribe { scene } => {
+                let scene = scene.filter(|s| !s.trim().is_empty());
+                if let Some(scene) = &scene {
+                    check_len("the scene", scene, 64)?;
+                }
+                let text = match &scene {
+                    Some(scene) => format!("followed the account (QR scene {scene})"),
+                    None => "followed the account".to_string(),
+                };
+                (Inbound::Subscribe(scene), event(text))
+            }
+            Outgoing::Unsubscribe => (Inbound::Unsubscribe, event("unfollowed the account".into())),
+            Outgoing::Click { key } => {
+                check_key(&key)?;
+                let text = format!("tapped menu button {key}");
+                (Inbound::Click(key), event(text))
+            }
+            Outgoing::View { url } => {
+                check_url(&url)?;
+                let text = format!("opened {url}");
+                (Inbound::View(url), event(text))
+            }
+            Outgoing::Scan { key } => {
+                check_key(&key)?;
+                let text = format!("scanned QR scene {key}");
+                (Inbound::Scan(key), event(text))
+            }
+            Outgoing::Scancode { event: name, key, result } => {
+                check_key(&key)?;
+                let name: &'static str = match name.as_str() {
+                    "scancode_push" => "scancode_push",
+                    "scancode_waitmsg" => "scancode_waitmsg",
+                    _ => return Err(bad("event must be scancode_push or scancode_waitmsg")),
+                };
+                let result = result
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| slash::DEFAULT_SCAN_RESULT.to_string());
+                check_len("the scan result", &result, MAX_URL)?;
+                let text = format!("scanned a code with {key}: {result}");
+                (
+                    Inbound::MenuScan {
+                        event: name,
+                        key,
+                        result,
+                    },
+                    event(text),
+                )
+            }
+            Outgoing::Pics { event: name, key, count } => {
+                check_key(&key)?;
+                let name: &'static str = match name.as_str() {
+                    "pic_sysphoto" => "pic_sysphoto",
+                    "pic_photo_or_album" => "pic_photo_or_album",
+                    "pic_weixin" => "pic_weixin",
+                    _ => {
+                        return Err(bad(
+                            "event must be pic_sysphoto, pic_photo_or_album or pic_weixin",
+                        ))
+                    }
+                };
+                let count = count.unwrap_or(1);
+                if !(1..=MAX_PICS).contains(&count) {
+                    return Err(bad(format!("1 to {MAX_PICS} pictures")));
+                }
+                let text = format!("sent {count} picture(s) with {key}");
+                (
+                    Inbound::MenuPics {
+                        event: name,
+                        key,
+                        count,
+                    },
+                    event(text),
+                )
+            }
+            Outgoing::LocationSelect { key, lat, lng, label } => {
+                check_key(&key)?;
+                check_place(lat, lng, &label)?;
+                let text = format!("picked a place with {key}: {lat},{lng} {label}");
+                (
+                    Inbound::LocationSelect {
+                        key,
+                        lat: lat.to_string(),
+                        lng: lng.to_string(),
+                        label,
+                    },
+                    event(text),
+                )
+            }
+            Outgoing::Location { lat, lng, label } => {
+                check_place(lat, lng, &label)?;
+                let shown = json!({ "type": "location", "lat": lat, "lng": lng, "label": label });
+                (
+                    Inbound::Location {
+                        lat: lat.to_string(),
+                        lng: lng.to_string(),
+                        label,
+                    },
+                    shown,
+                )
+            }
+            Outgoing::Voice { recognition } => {
+                check_len("the recognition", &recognition, MAX_SHORT * 4)?;
+                let shown = json!({ "type": "voice", "recognition": recognition });
+                (Inbound::Voice(recognition), shown)
+            }
+            Outgoing::Video => (
+                Inbound::Video { short: false },
+                json!({ "type": "video" }),
+            ),
+            Outgoing::Link { title, url } => {
+                check_len("the title", &title, MAX_SHORT)?;
+                check_url(&url)?;
+                let shown = json!({ "type": "link", "title": title, "url": url });
+                (Inbound::Link { title, url }, shown)
+            }
+        })
+    }
+}
+
+/// Tokens, tickets and secrets in the fake's answers are masked before the page sees them.
+fn mask_secrets(value: &mut Value) {
+    const HIDDEN: [&str; 7] = [
+        "access_token",
+        "refresh_token",
+        "ticket",
+        "secret",
+        "appsecret",
+        "component_access_token",
+        "authorizer_access_token",
+    ];
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if HIDDEN.contains(&key.as_str()) && v.is_string() {
+                    *v = Value::from("<hidden>");
+                } else {
+                    mask_secrets(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(mask_secrets),
+        _ => {}
+    }
+}
+
+impl Playground {
+    /// A playground over a started simulator: `wire` sends to its host, `fake` is its API,
+    /// `address` is where the page is served. `first_user` is the first simulated user.
+    pub fn new(
+        feed: Arc<Feed>,
+        sim: &crate::commands::chat::Simulator,
+        address: SocketAddr,
+        account_name: String,
+        first_user: &str,
+    ) -> Playground {
+        Playground {
+            feed,
+            fake: sim.fake.clone(),
+            wire: sim.wire.clone(),
+            state: sim.host.state.clone(),
+            account_name,
+            host_url: format!("http://{}", sim.address),
+            self_url: format!("http://{address}"),
+            users: Mutex::new(vec![SimUser {
+                openid: first_user.to_string(),
+                following: sim.fake.is_follower(first_user),
+            }]),
+            clock: Clock::default(),
+            exchanges: AtomicU64::new(1),
+        }
+    }
+
+    /// The page's routes.
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/", get(index))
+            .route("/play/assets/play.js", get(script))
+            .route("/play/assets/play.css", get(style))
+            .route("/play/state", get(state))
+            .route("/play/events", get(events))
+            .route("/play/feed", get(page_back))
+            .route(
+                "/play/send",
+                post(send).layer(DefaultBodyLimit::max(MAX_SEND_BODY)),
+            )
+            .route(
+                "/play/picture",
+                post(picture).layer(DefaultBodyLimit::max(MAX_PICTURE)),
+            )
+            .route(
+                "/play/users",
+                post(add_user).layer(DefaultBodyLimit::max(MAX_SEND_BODY)),
+            )
+            .route("/play/media/{media_id}", get(media))
+            .fallback(|| async { PlayError::NotFound("no such playground page".into()) })
+            .with_state(self)
+    }
+
+    /// What a page needs to draw itself from nothing.
+    pub fn snapshot(&self) -> Value {
+        json!({
+            "boot": self.feed.boot.to_string(),
+            "account": self.account_name,
+            "host_url": self.host_url,
+            "generation": self.state.dispatcher.scripts().generation(),
+            "users": *lock(&self.users),
+            "menu": self.fake.menu(),
+            "last_seq": self.feed.last_seq(),
+        })
+    }
+
+    fn set_following(&self, openid: &str, following: bool) {
+        if following {
+            self.fake.follow(openid);
+        } else {
+            self.fake.unfollow(openid);
+        }
+        let mut users = lock(&self.users);
+        if let Some(user) = users.iter_mut().find(|u| u.openid == openid) {
+            user.following = following;
+        }
+        drop(users);
+        self.feed.push(EventBody::UserState {
+            user: openid.to_string(),
+            following,
+        });
+    }
+
+    fn known_user(&self, openid: &str) -> Result<(), PlayError> {
+        check_openid(openid)?;
+        if lock(&self.users).iter().any(|u| u.openid == openid) {
+            Ok(())
+        } else {
+            Err(PlayError::NotFound(format!(
+                "no simulated user {openid}: add them first"
+            )))
+        }
+    }
+
+    /// Adds a simulated user (who follows the account, as someone writing to it does);
+    /// `None` picks the next free `o_play_user_N`.
+    pub fn add_user(&self, openid: Option<String>) -> Result<SimUser, PlayError> {
+        let openid = {
+            let users = lock(&self.users);
+            if users.len() >= MAX_USERS {
+                return Err(bad(format!("at most {MAX_USERS} simulated users")));
+            }
+            let openid = match openid.filter(|o| !o.is_empty()) {
+                Some(openid) => openid,
+                None => (users.len() + 1..)
+                    .map(|n| format!("o_play_user_{n}"))
+                    .find(|o| !users.iter().any(|u| &u.openid == o))
+                    .unwrap_or_default(),
+            };
+            check_openid(&openid)?;
+            if users.iter().any(|u| u.openid == openid) {
+                return Err(bad(format!("{openid} is there already")));
+            }
+            openid
+        };
+        lock(&self.users).push(SimUser {
+            openid: openid.clone(),
+            following: true,
+        });
+        self.set_following(&openid, true);
+        Ok(SimUser {
+            openid,
+            following: true,
+        })
+    }
+
+    /// Sends one message as `user`, as WeChat would, and puts it and its reply in the feed.
+    /// `media` is the file a picture, voice or video message carries (kept in the fake under
+    /// the message's MediaId so `wx.media.get` finds it).
+    async fn deliver(
+        &self,
+        user: &str,
+        mut inbound: Inbound,
+        mut shown: Value,
+        media: Option<(&str, String, String, Vec<u8>)>,
+    ) -> SendAnswer {
+        // WeChat counts a user in or out before it tells the bot, so `wx.user.info` in the
+        // handler already agrees with the event.
+        match &inbound {
+            Inbound::Subscribe(_) => self.set_following(user, true),
+            Inbound::Unsubscribe => self.set_following(user, false),
+            _ => {}
+        }
+        // Pages the user opens from here are signed in as them.
+        self.fake.set_oauth_user(user);
+        let (create_time, msg_id) = self.clock.next();
+        if let Inbound::Image(pic_url) = &mut inbound {
+            if pic_url.is_empty() {
+                *pic_url = format!("{}/play/media/{}", self.self_url, slash::media_id(msg_id));
+            }
+        }
+        let media = media.or_else(|| {
+            inbound.sent_media().map(|(kind, name, content_type, bytes)| {
+                (kind, name.to_string(), content_type.to_string(), bytes.to_vec())
+            })
+        });
+        if let Some((kind, name, content_type, bytes)) = media {
+            let media_id = slash::media_id(msg_id);
+            self.fake
+                .add_media_as(&media_id, kind, &name, &content_type, &bytes);
+            if let Value::Object(map) = &mut shown {
+                map.insert("media_id".into(), Value::from(media_id));
+            }
+        }
+        let message = inbound.to_xml(user, ACCOUNT, create_time, msg_id);
+        let exchange = self.exchanges.fetch_add(1, Ordering::SeqCst);
+        let sent = self.feed.push(EventBody::User {
+            user: user.to_string(),
+            message: shown,
+            exchange,
+        });
+        let reply = match self.wire.exchange(&message).await {
+            Ok(answer) => self.feed.push(EventBody::Reply {
+                user: user.to_string(),
+                reply: reply::from_reply_xml(&answer.reply),
+                via: "passive",
+                exchange: Some(exchange),
+                raw: Some(Raw {
+                    message,
+                    query: answer.query,
+                    request_body: answer.request_body,
+                    response_body: answer.response_body,
+                    reply: answer.reply,
+                }),
+            }),
+            Err(e) => self.feed.push(EventBody::Failed {
+                user: user.to_string(),
+                error: e.to_string(),
+                exchange,
+            }),
+        };
+        SendAnswer {
+            sent: (*sent).clone(),
+            reply: (*reply).clone(),
+        }
+    }
+
+    /// Turns one answered call to the fake API into the feed's entries: the call itself, and
+    /// what a user would see of it.
+    pub fn on_call(&self, call: RecordedCall) {
+        let answer = call.answer.clone();
+        let delivered = answer
+            .as_ref()
+            .is_some_and(|a| a.status == 200 && a.refusal().is_none());
+        let body = call.body.clone().unwrap_or(Value::Null);
+        let mut shown_answer = answer.as_ref().and_then(|a| a.json.clone());
+        if let Some(answer) = shown_answer.as_mut() {
+            mask_secrets(answer);
+        }
+        let mut shown_body = call.body.clone();
+        if let Some(body) = shown_body.as_mut() {
+            mask_secrets(body);
+        }
+        self.feed.push(EventBody::Api {
+            method: call.method.clone(),
+            path: call.path.clone(),
+            query: call.query.clone(),
+            body: shown_body,
+            parts: call
+                .parts
+                .iter()
+                .map(|p| PartSummary {
+                    name: p.name.clone(),
+                    filename: p.filename.clone(),
+                    content_type: p.content_type.clone(),
+                    size: p.data.len(),
+                })
+                .collect(),
+            status: answer.as_ref().map_or(0, |a| a.status),
+            answer: shown_answer,
+        });
+        if !delivered {
+            return;
+        }
+        let touser = body["touser"].as_str().unwrap_or_default().to_string();
+        match call.path.as_str() {
+            crate::api::kf::SEND_PATH => {
+                self.feed.push(EventBody::Reply {
+                    user: touser,
+                    reply: reply::from_message_json(&body),
+                    via: "kf",
+                    exchange: None,
+                    raw: None,
+                });
+            }
+            crate::api::kf::TYPING_PATH => {
+                self.feed.push(EventBody::Typing {
+                    user: touser,
+                    on: body["command"] == "Typing",
+                });
+            }
+            crate::api::template::SEND_PATH | crate::api::subscribe::SEND_PATH => {
+                let template_id = body["template_id"].as_str().unwrap_or_default();
+                let template = call.path == crate::api::template::SEND_PATH;
+                let title = if template {
+                    self.fake
+                        .templates()
+                        .into_iter()
+                        .find(|(id, _)| id == template_id)
+                        .map(|(_, title)| title)
+                        .unwrap_or_else(|| template_id.to_string())
+                } else {
+                    template_id.to_string()
+                };
+                let fields = body["data"]
+                    .as_object()
+                    .map(|data| {
+                        data.iter()
+                            .map(|(k, v)| {
+                                let value = v["value"]
+                                    .as_str()
+                                    .map(str::to_string)
+                                    .unwrap_or_else(|| v["value"].to_string());
+                                (k.clone(), value)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let url = body["url"]
+                    .as_str()
+                    .or_else(|| body["page"].as_str())
+                    .map(str::to_string);
+                self.feed.push(EventBody::Notice {
+                    user: touser,
+                    notice: if template { "template" } else { "subscribe" },
+                    title,
+                    fields,
+                    url,
+                });
+            }
+            crate::api::mass::SEND_PATH
+            | crate::api::mass::SENDALL_PATH
+            | "/cgi-bin/message/mass/preview" => {
+                let shown = reply::from_message_json(&body);
+                for user in self.mass_targets(&call.path, &body) {
+                    self.feed.push(EventBody::Broadcast {
+                        user,
+                        reply: shown.clone(),
+                    });
+                }
+            }
+            "/cgi-bin/menu/create" | "/cgi-bin/menu/delete" => {
+                self.feed.push(EventBody::Menu {
+                    menu: self.fake.menu(),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// The simulated users a mass send reaches: those it names (`send`, `preview`), or the
+    /// followers it selects (`sendall`: everyone, or a tag).
+    fn mass_targets(&self, path: &str, body: &Value) -> Vec<String> {
+        let users = lock(&self.users).clone();
+        if path == crate::api::mass::SENDALL_PATH {
+            let filter = &body["filter"];
+            let tag = filter["tag_id"].as_i64();
+            return users
+                .into_iter()
+                .filter(|u| self.fake.is_follower(&u.openid))
+                .filter(|u| {
+                    filter["is_to_all"].as_bool() == Some(true)
+                        || tag.is_some_and(|t| self.fake.tags_of(&u.openid).contains(&t))
+                })
+                .map(|u| u.openid)
+                .collect();
+        }
+        let named: Vec<&str> = match &body["touser"] {
+            Value::String(one) => vec![one.as_str()],
+            Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        users
+            .into_iter()
+            .filter(|u| named.contains(&u.openid.as_str()))
+            .map(|u| u.openid)
+            .collect()
+    }
+
+    /// Feeds the calls the fake answers into the feed until the fake goes away.
+    pub async fn watch_calls(
+        self: Arc<Self>,
+        mut calls: tokio::sync::broadcast::Receiver<RecordedCall>,
+    ) {
+        loop {
+            match calls.recv().await {
+                Ok(call) => self.on_call(call),
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "the playground fell behind the fake API's calls; some are not shown");
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+}
+
+fn with_type(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn index() -> Response {
+    let mut response = with_type("text/html; charset=utf-8", INDEX_HTML);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+async fn script() -> Response {
+    with_type("text/javascript; charset=utf-8", PLAY_JS)
+}
+
+async fn style() -> Response {
+    with_type("text/css; charset=utf-8", PLAY_CSS)
+}
+
+async fn state(State(pg): State<Arc<Playground>>) -> Json<Value> {
+    Json(pg.snapshot())
+}
+
+#[derive(Deserialize)]
+struct PageBack {
+    before: Option<u64>,
+    limit: Option<usize>,
+}
+
+async fn page_back(
+    State(pg): State<Arc<Playground>>,
+    query: Result<Query<PageBack>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<Event>>, PlayError> {
+    let Query(query) = query.map_err(|e| bad(e.body_text()))?;
+    let limit = query.limit.unwrap_or(100).min(MAX_PAGE);
+    Ok(Json(
+        pg.feed
+            .before(query.before.unwrap_or(u64::MAX), limit)
+            .iter()
+            .map(|e| (**e).clone())
+            .collect(),
+    ))
+}
+
+async fn send(
+    State(pg): State<Arc<Playground>>,
+    request: Result<Json<SendRequest>, JsonRejection>,
+) -> Result<Json<SendAnswer>, PlayError> {
+    let Json(request) = request?;
+    pg.known_user(&request.user)?;
+    let (inbound, shown) = request.message.understand()?;
+    Ok(Json(pg.deliver(&request.user, inbound, shown, None).await))
+}
+
+#[derive(Deserialize)]
+struct PictureQuery {
+    user: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+async fn picture(
+    State(pg): State<Arc<Playground>>,
+    query: Result<Query<PictureQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<SendAnswer>, PlayError> {
+    let Query(query) = query.map_err(|e| bad(e.body_text()))?;
+    pg.known_user(&query.user)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    if !content_type.starts_with("image/") {
+        return Err(PlayError::Body {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: "a picture is sent with an image/* content type".into(),
+        });
+    }
+    let body = body?;
+    if body.is_empty() {
+        return Err(bad("the picture is empty"));
+    }
+    let name = query.name.unwrap_or_else(|| "photo.jpg".into());
+    check_len("the file name", &name, MAX_SHORT)?;
+    // `deliver` fills in the PicUrl: the playground's copy of the fake's file.
+    let inbound = Inbound::Image(String::new());
+    let shown = json!({ "type": "image" });
+    Ok(Json(
+        pg.deliver(
+            &query.user,
+            inbound,
+            shown,
+            Some(("image", name, content_type, body.to_vec())),
+        )
+        .await,
+    ))
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    #[serde(default)]
+    openid: Option<String>,
+}
+
+async fn add_user(
+    State(pg): State<Arc<Playground>>,
+    request: Result<Json<NewUser>, JsonRejection>,
+) -> Result<Json<SimUser>, PlayError> {
+    let Json(request) = request?;
+    Ok(Json(pg.add_user(request.openid)?))
+}
+
+/// A file the fake keeps, served so the page can show it: only as a picture, sound or
+/// video (anything else is a download), never as a page of this origin.
+async fn media(
+    State(pg): State<Arc<Playground>>,
+    Path(media_id): Path<String>,
+) -> Result<Response, PlayError> {
+    let (content_type, bytes) = pg
+        .fake
+        .media_file(&media_id)
+        .ok_or_else(|| PlayError::NotFound(format!("no media {media_id}")))?;
+    let content_type = content_type
+        .filter(|ct| {
+            ["image/", "audio/", "video/"]
+                .iter()
+                .any(|p| ct.starts_with(p))
+                && !ct.contains("svg")
+        })
+        .unwrap_or_else(|| "application/octet-stream".into());
+    let content_type =
+        HeaderValue::from_str(&content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox")),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    /// The last event id the page has, when it reconnects by itself with a new EventSource
+    /// (which sends no `Last-Event-ID`).
+    after: Option<String>,
+}
+
+/// The stream a page listens to: first, when the page starts over, a `reset` with the whole
+/// state and the newest events; otherwise the events it missed; then every event as it
+/// happens.
+async fn events(
+    State(pg): State<Arc<Playground>>,
+    headers: HeaderMap,
+    Query(query): Query<EventsQuery>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(query.after);
+    // Subscribed before the backlog is read: an event pushed in between is in both, and the
+    // stream skips what it sent already.
+    let live = pg.feed.subscribe();
+    let mut stream = Live {
+        pg: pg.clone(),
+        live,
+        pending: std::collections::VecDeque::new(),
+        reset: None,
+        last: 0,
+    };
+    stream.start_from(pg.feed.resume(last_event_id.as_deref()));
+    let events = futures::stream::unfold(stream, |mut stream| async move {
+        let event = stream.next().await?;
+        Some((Ok(event), stream))
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+/// One page's stream.
+struct Live {
+    pg: Arc<Playground>,
+    live: tokio::sync::broadcast::Receiver<Arc<Event>>,
+    /// Events to send before waiting for more.
+    pending: std::collections::VecDeque<Arc<Event>>,
+    /// A `reset` to send first.
+    reset: Option<SseEvent>,
+    /// The last event sent.
+    last: u64,
+}
+
+impl Live {
+    fn start_from(&mut self, resume: Resume) {
+        match resume {
+            Resume::After(seq) => {
+                self.last = seq;
+                self.pending.extend(self.pg.feed.after(seq));
+            }
+            Resume::Reset => {
+                let latest = self.pg.feed.latest(INITIAL_EVENTS);
+                self.last = latest.first().map_or(self.pg.feed.last_seq(), |e| e.seq - 1);
+                self.reset = Some(
+                    SseEvent::default()
+                        .event("reset")
+                        .data(self.pg.snapshot().to_string()),
+                );
+                self.pending.clear();
+                self.pending.extend(latest);
+            }
+        }
+    }
+
+    async fn next(&mut self) -> Option<SseEvent> {
+        if let Some(reset) = self.reset.take() {
+            return Some(reset);
+        }
+        loop {
+            while let Some(event) = self.pending.pop_front() {
+                if event.seq > self.last {
+                    self.last = event.seq;
+                    let data = serde_json::to_string(&*event).unwrap_or_default();
+                    return Some(
+                        SseEvent::default()
+                            .id(self.pg.feed.event_id(event.seq))
+                            .data(data),
+                    );
+                }
+            }
+            match self.live.recv().await {
+                Ok(event) => self.pending.push_back(event),
+                // Too slow a page (a script flooding sends): catch up from the ring, or start
+                // over when even the ring moved on.
+                Err(RecvError::Lagged(_)) => {
+                    let id = self.pg.feed.event_id(self.last);
+                    let resume = self.pg.feed.resume(Some(&id));
+                    self.start_from(resume);
+                    if let Some(reset) = self.reset.take() {
+                        return Some(reset);
+                    }
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
