@@ -516,6 +516,8 @@ impl Playground {
             .route("/", get(index))
             .route("/play/assets/play.js", get(script))
             .route("/play/assets/play.css", get(style))
+            // Browsers ask for it; an answer keeps a refusal out of the panel.
+            .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
             .route("/play/state", get(state))
             .route("/play/events", get(events))
             .route("/play/feed", get(page_back))

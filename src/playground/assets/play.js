@@ -153,7 +153,7 @@ function newsCard(articles) {
     const a = articles[0] || { title: '', description: '', picurl: '', url: '' };
     const card = el('div', 'card news-single');
     const art = el('div', 'article');
-    art.appendChild(cover(a.picurl));
+    if (safeUrl(a.picurl)) art.appendChild(cover(a.picurl));
     art.appendChild(el('div', 'article-title', a.title));
     if (a.description) art.appendChild(el('div', 'article-description', a.description));
     card.appendChild(art);
@@ -373,7 +373,7 @@ function panelEntry(ev) {
       li = el('li', 'log ' + ev.level, text);
       break;
     }
-    case 'reload_error': li = el('li', 'reload_error', 'reload rejected: ' + ev.message); break;
+    case 'reload_error': li = el('li', 'reload_error', ev.message); break;
     case 'generation': li = el('li', 'generation', 'scripts loaded: generation ' + ev.generation); break;
     default: return;
   }
@@ -641,7 +641,7 @@ function apply(ev) {
       panelEntry(ev);
       return;
     case 'reload_error':
-      $('reload-error').textContent = 'Reload rejected — the last good scripts keep answering:\n' + ev.message;
+      $('reload-error').textContent = ev.message;
       $('reload-error').hidden = false;
       panelEntry(ev);
       return;

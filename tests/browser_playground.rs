@@ -1,0 +1,458 @@
+//! The playground in a real browser: the real binary runs `play` on a free port against its
+//! built-in fake WeChat API, and headless Chromium (driven over WebDriver by `fantoccini`
+//! through Debian's `chromium-driver`, as in `browser_signin.rs`) uses the page as a person
+//! would: types a message and sees the echo, taps a menu button (one the scripts pushed with
+//! `wx.menu.create`) and sees the reply to its CLICK, gets news cards, a late reply after the
+//! deadline, a `<script>` reply shown as text, a broken save reported with file:line while
+//! the previous scripts keep answering, and a second simulated user with their own history.
+//! A screenshot of each step is written under the test's temp dir, its path printed.
+//!
+//! `WECHAT_LUA_PLAYGROUND_SCREENSHOT=docs/playground.png cargo test --test browser_playground`
+//! also writes the README's screenshot there.
+//!
+//! The browser is required: without `chromium` and `chromedriver` this test fails, saying what
+//! to install (`.ci/run` installs both).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what} did not listen on port {port} within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `chromedriver` on a free port; killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let port = free_port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start chromedriver ({e}): this test needs a browser; install \
+                     Debian's chromium and chromium-driver (apt-get install -y chromium \
+                     chromium-driver; .ci/run does)"
+                )
+            });
+        wait_for_port(port, "chromedriver");
+        Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `wechat-lua play` on a free port; killed on drop; its stderr kept for failure messages.
+struct Play {
+    child: Child,
+    url: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Play {
+    fn start(dir: &Path) -> Play {
+        let port = free_port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wechat-lua"))
+            .current_dir(dir)
+            .args([
+                "play",
+                "--scripts",
+                "bot",
+                "--config",
+                "wechat-lua.toml",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start wechat-lua play");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        wait_for_port(port, "wechat-lua play");
+        Play {
+            child,
+            url: format!("http://127.0.0.1:{port}/"),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Play {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const MAIN_LUA: &str = r#"
+wx.on_start(function()
+  local ok, err = wx.menu.create{button = {
+    {type = "click", name = "Today", key = "MENU_TODAY"},
+    {name = "More", sub_button = {
+      {type = "click", name = "Contact", key = "MENU_CONTACT"},
+      {type = "view", name = "Website", url = "https://example.com/"},
+    }},
+  }}
+  if not ok then wx.log.warn("menu not created", err.errcode) end
+end)
+
+wx.on("text", "^news%d$", function(msg)
+  local articles = {}
+  for i = 1, tonumber(msg.content:sub(5)) do
+    articles[i] = { title = "Article " .. i, description = "About " .. i,
+                    url = "https://example.com/" .. i }
+  end
+  return wx.reply.news(articles)
+end)
+
+wx.on("text", "^slow$", function()
+  wx.sleep(1.2)
+  return "late answer"
+end)
+
+wx.on("text", "^xss$", function()
+  return '<script>window.pwned = 1</script> <a href="javascript:window.pwned=2">bad</a> <a href="https://example.com/ok">good</a>'
+end)
+
+wx.on("text", function(msg) return "echo: " .. msg.content end)
+wx.on("event.click", function(msg) return "clicked " .. msg.key end)
+"#;
+
+/// Polls `predicate` (a JS function body returning a boolean, given `arguments`) until true.
+async fn wait_until(client: &Client, what: &str, predicate: &str, args: Vec<Value>, play: &Play) {
+    let started = Instant::now();
+    loop {
+        let value = client
+            .execute(predicate, args.clone())
+            .await
+            .unwrap_or(Value::Null);
+        if value == Value::Bool(true) {
+            return;
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            let page = client
+                .execute("return document.body.innerText", vec![])
+                .await
+                .unwrap_or(Value::Null);
+            panic!(
+                "timed out waiting for {what}\n--- page ---\n{}\n--- play's log ---\n{}",
+                page.as_str().unwrap_or_default(),
+                play.log()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const HAS_BOT_BUBBLE: &str = "return [...document.querySelectorAll('.msg.bot .bubble')].some(b => b.textContent === arguments[0]);";
+
+async fn type_and_send(client: &Client, text: &str) {
+    let input = client.find(Locator::Id("input")).await.unwrap();
+    input.send_keys(text).await.unwrap();
+    client
+        .find(Locator::Id("send-btn"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn screenshot(client: &Client, dir: &Path, name: &str) -> PathBuf {
+    let png = client.screenshot().await.expect("a screenshot");
+    let path = dir.join(format!("{name}.png"));
+    std::fs::write(&path, &png).unwrap();
+    // Straight to stderr, past the test harness's capture, so the path is in the log.
+    let _ = writeln!(std::io::stderr(), "screenshot: {}", path.display());
+    path
+}
+
+#[test]
+fn the_playground_page_talks_to_the_real_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = dir.path().join("bot");
+    std::fs::create_dir_all(&bot).unwrap();
+    std::fs::write(bot.join("main.lua"), MAIN_LUA).unwrap();
+    std::fs::write(dir.path().join("wechat-lua.toml"), "reply_timeout = 0.4\n").unwrap();
+    // Kept after the test, so the printed paths can be opened.
+    let shots = tempfile::Builder::new()
+        .prefix("playground-screenshots-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    let play = Play::start(dir.path());
+    let driver = Driver::start();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1100,800"],
+            },
+        });
+        let Value::Object(capabilities) = capabilities else {
+            unreachable!()
+        };
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&driver.url)
+            .await
+            .expect("a WebDriver session with headless Chromium");
+        client.goto(&play.url).await.expect("open the playground");
+
+        // The page drew itself: the account's name and the menu the scripts pushed.
+        wait_until(
+            &client,
+            "the menu pushed by wx.menu.create",
+            "return document.querySelectorAll('#menu .menu-btn').length >= 2 && document.getElementById('account-name').textContent === 'bot';",
+            vec![],
+            &play,
+        )
+        .await;
+
+        // A text and its echo.
+        type_and_send(&client, "hello").await;
+        wait_until(&client, "the echo", HAS_BOT_BUBBLE, vec![json!("echo: hello")], &play).await;
+        wait_until(
+            &client,
+            "the user's bubble",
+            "return [...document.querySelectorAll('.msg.me .bubble')].some(b => b.textContent === 'hello');",
+            vec![],
+            &play,
+        )
+        .await;
+        screenshot(&client, &shots, "1-echo").await;
+
+        // The menu: a button, and a sub-menu's button.
+        client
+            .find(Locator::XPath("//nav[@id='menu']//button[text()='Today']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_until(&client, "the CLICK reply", HAS_BOT_BUBBLE, vec![json!("clicked MENU_TODAY")], &play).await;
+        client
+            .find(Locator::XPath("//nav[@id='menu']//button[text()='More']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        client
+            .find(Locator::XPath("//nav[@id='menu']//ul//button[text()='Contact']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_until(&client, "the sub-menu's CLICK reply", HAS_BOT_BUBBLE, vec![json!("clicked MENU_CONTACT")], &play).await;
+        screenshot(&client, &shots, "2-menu").await;
+
+        // News: three articles are the stacked list, one is the large card.
+        type_and_send(&client, "news3").await;
+        wait_until(
+            &client,
+            "three article cards",
+            "const cards = document.querySelectorAll('.news-multi'); if (!cards.length) return false; \
+             const titles = [...cards[cards.length - 1].querySelectorAll('.article .article-title')].map(t => t.textContent); \
+             return JSON.stringify(titles) === JSON.stringify(['Article 1', 'Article 2', 'Article 3']);",
+            vec![],
+            &play,
+        )
+        .await;
+        type_and_send(&client, "news1").await;
+        wait_until(
+            &client,
+            "one large card",
+            "const c = document.querySelector('.news-single'); return !!c && c.querySelector('.article-title').textContent === 'Article 1' && c.querySelector('.article-description').textContent === 'About 1';",
+            vec![],
+            &play,
+        )
+        .await;
+        screenshot(&client, &shots, "3-news").await;
+
+        // HTML in a reply is text; only the http(s) link becomes a link.
+        type_and_send(&client, "xss").await;
+        wait_until(
+            &client,
+            "the <script> reply as text",
+            "return [...document.querySelectorAll('.msg.bot .bubble')].some(b => b.textContent.startsWith('<script>window.pwned = 1</script>'));",
+            vec![],
+            &play,
+        )
+        .await;
+        let checked = client
+            .execute(
+                "const b = [...document.querySelectorAll('.msg.bot .bubble')].find(b => b.textContent.startsWith('<script>')); \
+                 return { pwned: window.pwned === undefined ? null : window.pwned, \
+                          scripts: b.querySelectorAll('script').length, \
+                          links: [...b.querySelectorAll('a')].map(a => a.getAttribute('href')), \
+                          text: b.textContent };",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(checked["pwned"], Value::Null, "{checked}");
+        assert_eq!(checked["scripts"], 0, "{checked}");
+        assert_eq!(checked["links"], json!(["https://example.com/ok"]), "{checked}");
+        assert!(
+            checked["text"]
+                .as_str()
+                .unwrap()
+                .contains(r#"<a href="javascript:window.pwned=2">bad</a>"#),
+            "{checked}"
+        );
+        screenshot(&client, &shots, "4-escaped").await;
+
+        // A reply after the deadline: nothing at first, then a customer-service message.
+        type_and_send(&client, "slow").await;
+        wait_until(
+            &client,
+            "no passive reply",
+            "return [...document.querySelectorAll('.sys.dim')].length > 0;",
+            vec![],
+            &play,
+        )
+        .await;
+        let early = client
+            .execute(HAS_BOT_BUBBLE, vec![json!("late answer")])
+            .await
+            .unwrap();
+        assert_eq!(early, Value::Bool(false), "the late reply came before the deadline");
+        wait_until(&client, "the late reply", HAS_BOT_BUBBLE, vec![json!("late answer")], &play).await;
+        wait_until(
+            &client,
+            "the customer-service send in the panel",
+            "return [...document.querySelectorAll('#panel-list li.api')].some(li => li.textContent.includes('/cgi-bin/message/custom/send'));",
+            vec![],
+            &play,
+        )
+        .await;
+        screenshot(&client, &shots, "5-late-reply").await;
+
+        // A broken save: its file:line in the panel, the previous scripts keep answering.
+        std::fs::write(
+            bot.join("main.lua"),
+            "wx.on(\"text\", function(msg)\n  return \"new\"\nend\nthis is not lua\n",
+        )
+        .unwrap();
+        wait_until(
+            &client,
+            "the reload error",
+            "const e = document.getElementById('reload-error'); return !e.hidden && /main\\.lua:4/.test(e.textContent);",
+            vec![],
+            &play,
+        )
+        .await;
+        type_and_send(&client, "still there").await;
+        wait_until(&client, "the previous version's answer", HAS_BOT_BUBBLE, vec![json!("echo: still there")], &play).await;
+        screenshot(&client, &shots, "6-reload-error").await;
+
+        // A second simulated user has their own history.
+        client
+            .find(Locator::Id("add-user"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_until(
+            &client,
+            "the second user",
+            "return document.getElementById('user-select').value === 'o_play_user_2' && document.querySelectorAll('#messages .msg').length === 0;",
+            vec![],
+            &play,
+        )
+        .await;
+        type_and_send(&client, "second").await;
+        wait_until(&client, "the second user's echo", HAS_BOT_BUBBLE, vec![json!("echo: second")], &play).await;
+        let second_only = client
+            .execute(HAS_BOT_BUBBLE, vec![json!("echo: hello")])
+            .await
+            .unwrap();
+        assert_eq!(second_only, Value::Bool(false), "the first user's history shows for the second");
+        screenshot(&client, &shots, "7-second-user").await;
+        client
+            .execute(
+                "const s = document.getElementById('user-select'); s.value = 'o_play_user_1'; s.dispatchEvent(new Event('change'));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        wait_until(
+            &client,
+            "the first user's history back",
+            "const texts = [...document.querySelectorAll('.msg.bot .bubble')].map(b => b.textContent); return texts.includes('echo: hello') && !texts.includes('echo: second');",
+            vec![],
+            &play,
+        )
+        .await;
+
+        if let Ok(path) = std::env::var("WECHAT_LUA_PLAYGROUND_SCREENSHOT") {
+            // The README's picture: the news cards and the panel in view.
+            client
+                .execute("document.getElementById('conversation').scrollTop = 0;", vec![])
+                .await
+                .unwrap();
+            let png = client.screenshot().await.unwrap();
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+            std::fs::write(&path, png).unwrap();
+            let _ = writeln!(std::io::stderr(), "README screenshot: {}", path.display());
+        }
+        client.close().await.unwrap();
+    });
+}
