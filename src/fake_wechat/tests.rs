@@ -249,3 +249,21 @@ async fn followers_come_and_go() {
         .iter()
         .all(|c| c.answer.as_ref().is_some_and(|a| a.refusal().is_none())));
 }
+
+#[tokio::test]
+async fn watchers_hear_of_each_call_once_it_is_answered() {
+    let fake = FakeWechat::default();
+    let app = fake.router();
+    let mut watcher = fake.watch_calls();
+    let mut second = fake.watch_calls();
+    call(&app, stable_token(false)).await;
+    call(&app, get("/cgi-bin/nothing/here?access_token=x".into())).await;
+    let first = watcher.try_recv().expect("the token call");
+    assert_eq!(first.path, "/cgi-bin/stable_token");
+    assert_eq!(first.body.as_ref().unwrap()["secret"], "<secret>");
+    assert_eq!(first.answer.as_ref().unwrap().status, 200);
+    let unknown = watcher.try_recv().expect("the unknown path");
+    assert_eq!(unknown.answer.unwrap().status, 404);
+    assert!(watcher.try_recv().is_err(), "each call once");
+    assert_eq!(second.try_recv().unwrap().path, "/cgi-bin/stable_token");
+}

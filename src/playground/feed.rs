@@ -343,6 +343,10 @@ mod tests {
         for n in 0..FEED_CAP as u64 {
             feed.push(generation(n));
         }
-        assert_eq!(feed.resume(Some("7:2")), Resume::Reset, "fell out of the ring");
+        assert_eq!(
+            feed.resume(Some("7:2")),
+            Resume::Reset,
+            "fell out of the ring"
+        );
     }
 }

@@ -50,7 +50,11 @@ impl Fields {
             "message" => self.message = value,
             "at" => self.at = Some(value),
             _ => {
-                let _ = write!(self.rest, "{}{name}={value}", if self.rest.is_empty() { "" } else { " " });
+                let _ = write!(
+                    self.rest,
+                    "{}{name}={value}",
+                    if self.rest.is_empty() { "" } else { " " }
+                );
             }
         }
     }
@@ -104,24 +108,31 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(target: "script", at = "main.lua:3", "hello");
             tracing::info!(generation = 2u64, "scripts reloaded");
-            tracing::error!("reload rejected, the last good scripts keep serving: main.lua:4: boom");
+            tracing::error!(
+                "reload rejected, the last good scripts keep serving: main.lua:4: boom"
+            );
             tracing::warn!("{}", "x".repeat(10_000));
         });
         let events = feed.latest(100);
         let kinds: Vec<String> = events
             .iter()
-            .map(|e| serde_json::to_value(e).unwrap()["kind"].as_str().unwrap().to_string())
+            .map(|e| {
+                serde_json::to_value(&**e).unwrap()["kind"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         assert_eq!(
             kinds,
             ["log", "generation", "log", "reload_error", "log", "log"]
         );
-        let first = serde_json::to_value(&events[0]).unwrap();
+        let first = serde_json::to_value(&*events[0]).unwrap();
         assert_eq!(first["at"], "main.lua:3");
         assert_eq!(first["target"], "script");
-        let error = serde_json::to_value(&events[3]).unwrap();
+        let error = serde_json::to_value(&*events[3]).unwrap();
         assert!(error["message"].as_str().unwrap().contains("main.lua:4"));
-        let long = serde_json::to_value(&events[5]).unwrap();
+        let long = serde_json::to_value(&*events[5]).unwrap();
         assert!(long["message"].as_str().unwrap().len() <= MAX_MESSAGE + 3);
     }
 }

@@ -154,7 +154,10 @@ impl IntoResponse for PlayError {
             PlayError::NotFound(_) => StatusCode::NOT_FOUND,
         };
         let message = self.to_string();
-        tracing::warn!(status = status.as_u16(), "playground refused a request: {message}");
+        tracing::warn!(
+            status = status.as_u16(),
+            "playground refused a request: {message}"
+        );
         (status, Json(json!({ "error": message }))).into_response()
     }
 }
@@ -314,9 +317,7 @@ fn check_openid(openid: &str) -> Result<(), PlayError> {
     if ok {
         Ok(())
     } else {
-        Err(bad(
-            "an OpenID is 1 to 64 letters, digits, '_' or '-'",
-        ))
+        Err(bad("an OpenID is 1 to 64 letters, digits, '_' or '-'"))
     }
 }
 
@@ -365,7 +366,11 @@ impl Outgoing {
                 let text = format!("scanned QR scene {key}");
                 (Inbound::Scan(key), event(text))
             }
-            Outgoing::Scancode { event: name, key, result } => {
+            Outgoing::Scancode {
+                event: name,
+                key,
+                result,
+            } => {
                 check_key(&key)?;
                 let name: &'static str = match name.as_str() {
                     "scancode_push" => "scancode_push",
@@ -386,7 +391,11 @@ impl Outgoing {
                     event(text),
                 )
             }
-            Outgoing::Pics { event: name, key, count } => {
+            Outgoing::Pics {
+                event: name,
+                key,
+                count,
+            } => {
                 check_key(&key)?;
                 let name: &'static str = match name.as_str() {
                     "pic_sysphoto" => "pic_sysphoto",
@@ -412,7 +421,12 @@ impl Outgoing {
                     event(text),
                 )
             }
-            Outgoing::LocationSelect { key, lat, lng, label } => {
+            Outgoing::LocationSelect {
+                key,
+                lat,
+                lng,
+                label,
+            } => {
                 check_key(&key)?;
                 check_place(lat, lng, &label)?;
                 let text = format!("picked a place with {key}: {lat},{lng} {label}");
@@ -443,10 +457,7 @@ impl Outgoing {
                 let shown = json!({ "type": "voice", "recognition": recognition });
                 (Inbound::Voice(recognition), shown)
             }
-            Outgoing::Video => (
-                Inbound::Video { short: false },
-                json!({ "type": "video" }),
-            ),
+            Outgoing::Video => (Inbound::Video { short: false }, json!({ "type": "video" })),
             Outgoing::Link { title, url } => {
                 check_len("the title", &title, MAX_SHORT)?;
                 check_url(&url)?;
@@ -637,9 +648,16 @@ impl Playground {
             }
         }
         let media = media.or_else(|| {
-            inbound.sent_media().map(|(kind, name, content_type, bytes)| {
-                (kind, name.to_string(), content_type.to_string(), bytes.to_vec())
-            })
+            inbound
+                .sent_media()
+                .map(|(kind, name, content_type, bytes)| {
+                    (
+                        kind,
+                        name.to_string(),
+                        content_type.to_string(),
+                        bytes.to_vec(),
+                    )
+                })
         });
         if let Some((kind, name, content_type, bytes)) = media {
             let media_id = slash::media_id(msg_id);
@@ -833,7 +851,10 @@ impl Playground {
             match calls.recv().await {
                 Ok(call) => self.on_call(call),
                 Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "the playground fell behind the fake API's calls; some are not shown");
+                    tracing::warn!(
+                        missed,
+                        "the playground fell behind the fake API's calls; some are not shown"
+                    );
                 }
                 Err(RecvError::Closed) => return,
             }
@@ -991,13 +1012,19 @@ async fn media(
                 && !ct.contains("svg")
         })
         .unwrap_or_else(|| "application/octet-stream".into());
-    let content_type =
-        HeaderValue::from_str(&content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let content_type = HeaderValue::from_str(&content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     Ok((
         [
             (header::CONTENT_TYPE, content_type),
-            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
-            (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("sandbox"),
+            ),
         ],
         bytes,
     )
@@ -1063,7 +1090,9 @@ impl Live {
             }
             Resume::Reset => {
                 let latest = self.pg.feed.latest(INITIAL_EVENTS);
-                self.last = latest.first().map_or(self.pg.feed.last_seq(), |e| e.seq - 1);
+                self.last = latest
+                    .first()
+                    .map_or(self.pg.feed.last_seq(), |e| e.seq - 1);
                 self.reset = Some(
                     SseEvent::default()
                         .event("reset")

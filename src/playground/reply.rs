@@ -199,7 +199,11 @@ pub fn from_message_json(body: &Value) -> View {
         },
         "msgmenu" => {
             let mut content = s(part, "head_content");
-            for item in part["list"].as_array().map(Vec::as_slice).unwrap_or_default() {
+            for item in part["list"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
                 content.push_str(&format!("\n[{}] {}", s(item, "id"), s(item, "content")));
             }
             let tail = s(part, "tail_content");
@@ -219,7 +223,11 @@ pub fn from_message_json(body: &Value) -> View {
             summary: format!("card {}", s(part, "card_id")),
         },
         "miniprogrampage" => View::Other {
-            summary: format!("mini program page: {} ({})", s(part, "title"), s(part, "pagepath")),
+            summary: format!(
+                "mini program page: {} ({})",
+                s(part, "title"),
+                s(part, "pagepath")
+            ),
         },
         other => View::Other {
             summary: format!("{other} message"),
@@ -281,13 +289,18 @@ mod tests {
                 kf_account: String::new()
             }
         );
-        assert!(matches!(from_reply_xml("<xml><MsgType>text"), View::Other { .. }));
+        assert!(matches!(
+            from_reply_xml("<xml><MsgType>text"),
+            View::Other { .. }
+        ));
     }
 
     #[test]
     fn customer_service_and_mass_bodies() {
         assert_eq!(
-            from_message_json(&json!({"touser": "o", "msgtype": "text", "text": {"content": "hi"}})),
+            from_message_json(
+                &json!({"touser": "o", "msgtype": "text", "text": {"content": "hi"}})
+            ),
             View::Text {
                 content: "hi".into()
             }
@@ -299,8 +312,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            from_message_json(&json!({"msgtype": "msgmenu", "msgmenu": {"head_content": "Pick",
-                "list": [{"id": "1", "content": "yes"}], "tail_content": "thanks"}})),
+            from_message_json(
+                &json!({"msgtype": "msgmenu", "msgmenu": {"head_content": "Pick",
+                "list": [{"id": "1", "content": "yes"}], "tail_content": "thanks"}})
+            ),
             View::Text {
                 content: "Pick\n[1] yes\nthanks".into()
             }
