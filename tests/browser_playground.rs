@@ -81,13 +81,17 @@ impl Drop for Driver {
 /// `wechat-lua play` on a free port; killed on drop; its stderr kept for failure messages.
 struct Play {
     child: Child,
+    port: u16,
     url: String,
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Play {
     fn start(dir: &Path) -> Play {
-        let port = free_port();
+        Play::start_on(dir, free_port())
+    }
+
+    fn start_on(dir: &Path, port: u16) -> Play {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wechat-lua"))
             .current_dir(dir)
             .args([
@@ -115,6 +119,7 @@ impl Play {
         wait_for_port(port, "wechat-lua play");
         Play {
             child,
+            port,
             url: format!("http://127.0.0.1:{port}/"),
             log,
         }
@@ -162,7 +167,15 @@ wx.on("text", "^xss$", function()
   return '<script>window.pwned = 1</script> <a href="javascript:window.pwned=2">bad</a> <a href="https://example.com/ok">good</a>'
 end)
 
+wx.on("text", "^flood$", function(msg)
+  for i = 1, 3000 do wx.log.info("flood line", i) end
+  for i = 1, 20 do wx.kf.send(msg.from, "flood " .. i) end
+  return "flooded"
+end)
+
 wx.on("text", function(msg) return "echo: " .. msg.content end)
+wx.on("event.subscribe", function() return "welcome" end)
+wx.on("location", function(msg) return "at " .. msg.location_x .. "," .. msg.location_y end)
 wx.on("event.click", function(msg) return "clicked " .. msg.key end)
 "#;
 
@@ -235,7 +248,7 @@ fn the_playground_page_talks_to_the_real_host() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(async {
+    runtime.block_on(async move {
         let capabilities = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -276,6 +289,40 @@ fn the_playground_page_talks_to_the_real_host() {
         .await;
         screenshot(&client, &shots, "1-echo").await;
 
+        // The raw XML of a bubble, signed as WeChat signs.
+        client
+            .execute(
+                "[...document.querySelectorAll('.msg.bot .bubble')].find(b => b.textContent === 'echo: hello').click();",
+                vec![],
+            )
+            .await
+            .unwrap();
+        wait_until(
+            &client,
+            "the raw XML",
+            "const r = document.getElementById('raw'); return !r.hidden && r.textContent.includes('POST /wechat?signature=') && r.textContent.includes('<Content><![CDATA[hello]]></Content>') && r.textContent.includes('<Content><![CDATA[echo: hello]]></Content>');",
+            vec![],
+            &play,
+        )
+        .await;
+
+        // Unfollow and follow again; share a location.
+        client.find(Locator::Id("unfollow")).await.unwrap().click().await.unwrap();
+        wait_until(
+            &client,
+            "not following",
+            "return document.getElementById('follow-state').textContent.endsWith('not following');",
+            vec![],
+            &play,
+        )
+        .await;
+        client.find(Locator::Id("follow")).await.unwrap().click().await.unwrap();
+        wait_until(&client, "the welcome", HAS_BOT_BUBBLE, vec![json!("welcome")], &play).await;
+        client.find(Locator::Id("more")).await.unwrap().click().await.unwrap();
+        client.find(Locator::Id("send-location")).await.unwrap().click().await.unwrap();
+        wait_until(&client, "the location's reply", HAS_BOT_BUBBLE, vec![json!("at 23.1291,113.2644")], &play).await;
+        client.find(Locator::Id("more")).await.unwrap().click().await.unwrap();
+
         // The menu: a button, and a sub-menu's button.
         client
             .find(Locator::XPath("//nav[@id='menu']//button[text()='Today']"))
@@ -300,7 +347,31 @@ fn the_playground_page_talks_to_the_real_host() {
             .await
             .unwrap();
         wait_until(&client, "the sub-menu's CLICK reply", HAS_BOT_BUBBLE, vec![json!("clicked MENU_CONTACT")], &play).await;
+        // A view button sends VIEW and opens the page in the phone's browser.
+        client
+            .find(Locator::XPath("//nav[@id='menu']//button[text()='More']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        client
+            .find(Locator::XPath("//nav[@id='menu']//ul//button[text()='Website']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_until(
+            &client,
+            "the phone browser and the VIEW event",
+            "return !document.getElementById('browser').hidden && document.getElementById('browser-url').textContent === 'https://example.com/' && [...document.querySelectorAll('.sys')].some(s => s.textContent === 'You opened https://example.com/');",
+            vec![],
+            &play,
+        )
+        .await;
         screenshot(&client, &shots, "2-menu").await;
+        client.find(Locator::Id("browser-close")).await.unwrap().click().await.unwrap();
 
         // News: three articles are the stacked list, one is the large card.
         type_and_send(&client, "news3").await;
@@ -323,7 +394,13 @@ fn the_playground_page_talks_to_the_real_host() {
             &play,
         )
         .await;
-        screenshot(&client, &shots, "3-news").await;
+        let news = screenshot(&client, &shots, "3-news").await;
+        if let Ok(path) = std::env::var("WECHAT_LUA_PLAYGROUND_SCREENSHOT") {
+            // The README's picture: a conversation with menu taps and news cards.
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+            std::fs::copy(&news, &path).unwrap();
+            let _ = writeln!(std::io::stderr(), "README screenshot: {}", path.display());
+        }
 
         // HTML in a reply is text; only the http(s) link becomes a link.
         type_and_send(&client, "xss").await;
@@ -442,17 +519,35 @@ fn the_playground_page_talks_to_the_real_host() {
         )
         .await;
 
-        if let Ok(path) = std::env::var("WECHAT_LUA_PLAYGROUND_SCREENSHOT") {
-            // The README's picture: the news cards and the panel in view.
-            client
-                .execute("document.getElementById('conversation').scrollTop = 0;", vec![])
-                .await
-                .unwrap();
-            let png = client.screenshot().await.unwrap();
-            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-            std::fs::write(&path, png).unwrap();
-            let _ = writeln!(std::io::stderr(), "README screenshot: {}", path.display());
-        }
+        // A flood of log lines and sends: the page keeps up, its panel and feed stay capped.
+        type_and_send(&client, "flood").await;
+        wait_until(&client, "the flood's reply", HAS_BOT_BUBBLE, vec![json!("flooded")], &play).await;
+        wait_until(&client, "the flood's sends", HAS_BOT_BUBBLE, vec![json!("flood 20")], &play).await;
+        type_and_send(&client, "after the flood").await;
+        wait_until(&client, "an answer after the flood", HAS_BOT_BUBBLE, vec![json!("echo: after the flood")], &play).await;
+        let panel = client
+            .execute("return document.querySelectorAll('#panel-list li').length;", vec![])
+            .await
+            .unwrap();
+        assert!(panel.as_u64().unwrap() <= 400, "the panel is capped: {panel}");
+        screenshot(&client, &shots, "8-flood").await;
+
+        // `play` restarts under the open page: it reconnects and starts over.
+        let port = play.port;
+        drop(play);
+        std::fs::write(bot.join("main.lua"), MAIN_LUA).unwrap();
+        let play = Play::start_on(dir.path(), port);
+        wait_until(
+            &client,
+            "the page back on the new session",
+            "return document.querySelectorAll('#messages .msg').length === 0 && document.getElementById('conn').className === 'conn up' && document.getElementById('user-select').value === 'o_play_user_1';",
+            vec![],
+            &play,
+        )
+        .await;
+        type_and_send(&client, "again").await;
+        wait_until(&client, "an answer from the new session", HAS_BOT_BUBBLE, vec![json!("echo: again")], &play).await;
+        screenshot(&client, &shots, "9-restarted").await;
         client.close().await.unwrap();
     });
 }

@@ -75,6 +75,8 @@ const MAX_USERS: usize = 50;
 const MAX_PAGE: usize = 500;
 /// Most pictures a menu's picture button sends (WeChat's limit).
 const MAX_PICS: u32 = 9;
+/// How soon a page's EventSource tries again after the connection dropped.
+const RECONNECT_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 /// The OpenID of the first simulated user.
 pub const FIRST_USER: &str = "o_play_user_1";
 
@@ -1096,6 +1098,8 @@ impl Live {
                 self.reset = Some(
                     SseEvent::default()
                         .event("reset")
+                        // A page left open while `play` restarts is back within a second.
+                        .retry(RECONNECT_AFTER)
                         .data(self.pg.snapshot().to_string()),
                 );
                 self.pending.clear();

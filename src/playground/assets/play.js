@@ -174,6 +174,8 @@ function newsCard(articles) {
     if (href) art.addEventListener('click', () => openBrowser(href));
     card.appendChild(art);
   });
+  // Drawn as the stacked list bots were designed for; say what a follower gets today.
+  card.appendChild(el('div', 'muted note-first', 'WeChat now shows only the first article of a news reply or customer-service message'));
   return card;
 }
 
