@@ -551,3 +551,37 @@ fn the_playground_page_talks_to_the_real_host() {
         client.close().await.unwrap();
     });
 }
+
+#[test]
+fn play_refuses_a_busy_port_and_broken_scripts_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = dir.path().join("bot");
+    std::fs::create_dir_all(&bot).unwrap();
+    std::fs::write(bot.join("main.lua"), MAIN_LUA).unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let run = |listen: &str| {
+        Command::new(env!("CARGO_BIN_EXE_wechat-lua"))
+            .current_dir(dir.path())
+            .args(["play", "--scripts", "bot", "--listen", listen])
+            .output()
+            .unwrap()
+    };
+    let out = run(&format!("127.0.0.1:{port}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("error:") && stderr.contains("in use"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        bot.join("main.lua"),
+        "wx.on(\"text\", function()\nthis is not lua\n",
+    )
+    .unwrap();
+    let out = run("127.0.0.1:0");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("main.lua:2"), "{stderr}");
+}

@@ -27,9 +27,17 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with("").await
+}
+
+/// A playground whose settings file says `toml`.
+async fn setup_with(toml: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("main.lua"), BOT).unwrap();
+    let config_file = dir.path().join("wechat-lua.toml");
+    std::fs::write(&config_file, toml).unwrap();
     let options = ChatOptions {
+        config: Some(config_file),
         scripts: Some(dir.path().to_path_buf()),
         user: FIRST_USER.into(),
         ..ChatOptions::default()
@@ -140,6 +148,38 @@ async fn a_message_gets_its_reply_with_the_xml_exchanged() {
     let (content_type, bytes) = s.sim.fake.media_file(&media_id).unwrap();
     assert_eq!(content_type.as_deref(), Some("image/png"));
     assert_eq!(bytes, b"\x89PNG fake");
+    s.sim.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn encrypted_messages_show_their_envelope_and_plaintext() {
+    let key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+    let s = setup_with(&format!("encoding_aes_key = \"{key}\"\nmode = \"safe\"\n")).await;
+    let (status, answer) = send(
+        &s.pg,
+        json!({"user": FIRST_USER, "kind": "text", "content": "secret hi"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["reply"]["reply"]["content"], "echo: secret hi");
+    let raw = &answer["reply"]["raw"];
+    let query = raw["query"].as_str().unwrap();
+    assert!(
+        query.contains("encrypt_type=aes") && query.contains("msg_signature="),
+        "{query}"
+    );
+    let sent = raw["request_body"].as_str().unwrap();
+    assert!(
+        sent.contains("<Encrypt>") && !sent.contains("secret hi"),
+        "{sent}"
+    );
+    assert!(raw["message"].as_str().unwrap().contains("secret hi"));
+    let answered = raw["response_body"].as_str().unwrap();
+    assert!(
+        answered.contains("<Encrypt>") && !answered.contains("echo"),
+        "{answered}"
+    );
+    assert!(raw["reply"].as_str().unwrap().contains("echo: secret hi"));
     s.sim.stop().await.unwrap();
 }
 
