@@ -102,6 +102,8 @@ impl Play {
                 "wechat-lua.toml",
                 "--listen",
                 &format!("127.0.0.1:{port}"),
+                "--template",
+                "TPL_SHIPPED",
             ])
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
@@ -171,6 +173,19 @@ wx.on("text", "^flood$", function(msg)
   for i = 1, 3000 do wx.log.info("flood line", i) end
   for i = 1, 20 do wx.kf.send(msg.from, "flood " .. i) end
   return "flooded"
+end)
+
+wx.on("text", "^notify$", function(msg)
+  wx.template.send{to = msg.from, template_id = "TPL_SHIPPED", data = {keyword1 = "A-1", keyword2 = "today"}}
+end)
+
+wx.on("text", "^announce$", function()
+  wx.mass.send{to = {all = true}, message = "big sale"}
+end)
+
+wx.on("text", "^fetch (.+)$", function(msg, url)
+  local r, err = wx.http.get(url)
+  return r and ("status " .. r.status) or ("failed " .. err.kind)
 end)
 
 wx.on("text", function(msg) return "echo: " .. msg.content end)
@@ -502,6 +517,9 @@ fn the_playground_page_talks_to_the_real_host() {
             .await
             .unwrap();
         assert_eq!(second_only, Value::Bool(false), "the first user's history shows for the second");
+        // A mass send to everyone is a broadcast in each follower's conversation.
+        type_and_send(&client, "announce").await;
+        wait_until(&client, "the broadcast for the second user", HAS_BOT_BUBBLE, vec![json!("big sale")], &play).await;
         screenshot(&client, &shots, "7-second-user").await;
         client
             .execute(
@@ -513,11 +531,47 @@ fn the_playground_page_talks_to_the_real_host() {
         wait_until(
             &client,
             "the first user's history back",
-            "const texts = [...document.querySelectorAll('.msg.bot .bubble')].map(b => b.textContent); return texts.includes('echo: hello') && !texts.includes('echo: second');",
+            "const texts = [...document.querySelectorAll('.msg.bot .bubble')].map(b => b.textContent); return texts.includes('echo: hello') && texts.includes('big sale') && !texts.includes('echo: second');",
             vec![],
             &play,
         )
         .await;
+
+        // A template message is a notice card; wx.http shows in the panel.
+        type_and_send(&client, "notify").await;
+        wait_until(
+            &client,
+            "the template notice",
+            "return [...document.querySelectorAll('.notice')].some(n => n.querySelector('.title').textContent === 'template TPL_SHIPPED' && n.textContent.includes('keyword1') && n.textContent.includes('A-1'));",
+            vec![],
+            &play,
+        )
+        .await;
+        type_and_send(&client, &format!("fetch {}play/state", play.url)).await;
+        wait_until(&client, "the wx.http reply", HAS_BOT_BUBBLE, vec![json!("status 200")], &play).await;
+        wait_until(
+            &client,
+            "the wx.http line in the panel",
+            "return [...document.querySelectorAll('#panel-list li.http')].some(li => li.textContent.includes('/play/state'));",
+            vec![],
+            &play,
+        )
+        .await;
+        screenshot(&client, &shots, "8-notice-and-http").await;
+
+        // An event numbered below one already shown is still new: a send's answer (carrying
+        // its reply) can beat the stream's event for an API call made during that send.
+        let both = client
+            .execute(
+                "apply({seq: 1e9 + 2, at_ms: 0, kind: 'reply', user: S.current, via: 'passive', exchange: null, raw: null, reply: {type: 'text', content: 'numbered higher'}}); \
+                 apply({seq: 1e9 + 1, at_ms: 0, kind: 'broadcast', user: S.current, reply: {type: 'text', content: 'numbered lower'}}); \
+                 const texts = [...document.querySelectorAll('.msg.bot .bubble')].map(b => b.textContent); \
+                 return texts.includes('numbered higher') && texts.includes('numbered lower');",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(both, Value::Bool(true), "an event was dropped for its number");
 
         // A flood of log lines and sends: the page keeps up, its panel and feed stay capped.
         type_and_send(&client, "flood").await;
@@ -530,7 +584,7 @@ fn the_playground_page_talks_to_the_real_host() {
             .await
             .unwrap();
         assert!(panel.as_u64().unwrap() <= 400, "the panel is capped: {panel}");
-        screenshot(&client, &shots, "8-flood").await;
+        screenshot(&client, &shots, "9-flood").await;
 
         // `play` restarts under the open page: it reconnects and starts over.
         let port = play.port;
@@ -547,7 +601,7 @@ fn the_playground_page_talks_to_the_real_host() {
         .await;
         type_and_send(&client, "again").await;
         wait_until(&client, "an answer from the new session", HAS_BOT_BUBBLE, vec![json!("echo: again")], &play).await;
-        screenshot(&client, &shots, "9-restarted").await;
+        screenshot(&client, &shots, "10-restarted").await;
         client.close().await.unwrap();
     });
 }

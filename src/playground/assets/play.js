@@ -9,13 +9,16 @@ const SHOWN_STEP = 200;
 const KEPT_PER_USER = 2000;
 /** Entries kept in the developer panel. */
 const PANEL_CAP = 400;
+/** Event numbers remembered to skip an event arriving twice. */
+const SEEN_CAP = 20000;
 /** Events applied per animation frame: a flood of sends never blocks the page. */
 const FRAME_BUDGET = 300;
 
 const S = {
   boot: null,
   lastId: null,
-  lastSeq: 0,
+  seen: new Set(),
+  seenFloor: 0,
   account: '',
   hostUrl: '',
   users: [],
@@ -458,8 +461,8 @@ function menuAction(b) {
     case 'view': {
       const href = safeUrl(b.url);
       if (!href) return showError('this button\'s URL is not http(s): ' + b.url);
-      send({ kind: 'view', url: href });
-      return openBrowser(href);
+      // Opened once the host heard of it: the page's sign-in is then this user's.
+      return send({ kind: 'view', url: href }).finally(() => openBrowser(href));
     }
     case 'scancode_push': case 'scancode_waitmsg': {
       const result = prompt('What does the scanned code say?', 'https://example.com/scanned');
@@ -608,10 +611,27 @@ function drain() {
   }
 }
 
+/** Whether the event was applied already. Events come from two roads (the stream, and the
+ *  answer to a send carrying its message and reply), so one arriving with a lower number
+ *  than the newest seen may still be new: a set of numbers, not a high-water mark. */
+function seenBefore(seq) {
+  if (S.seen.has(seq) || seq <= S.seenFloor) return true;
+  S.seen.add(seq);
+  if (S.seen.size > SEEN_CAP) {
+    const sorted = [...S.seen].sort((a, b) => a - b);
+    S.seenFloor = sorted[sorted.length - SEEN_CAP / 2];
+    S.seen = new Set(sorted.filter((n) => n > S.seenFloor));
+  }
+  return false;
+}
+
 function apply(ev) {
-  if (ev.seq <= S.lastSeq) return;
-  S.lastSeq = ev.seq;
-  if (S.oldestLoaded === null) S.oldestLoaded = ev.seq;
+  if (seenBefore(ev.seq)) return;
+  if (S.oldestLoaded === null) {
+    S.oldestLoaded = ev.seq;
+    // The playground keeps events older than those a new page was given.
+    if (ev.seq > 1) $('earlier').hidden = false;
+  }
   if (isConversation(ev)) {
     const conv = conversationOf(ev.user);
     conv.push(ev);
@@ -658,7 +678,8 @@ function reset(snapshot) {
   S.hostUrl = snapshot.host_url;
   S.users = snapshot.users || [];
   S.menu = snapshot.menu;
-  S.lastSeq = 0;
+  S.seen = new Set();
+  S.seenFloor = 0;
   S.oldestLoaded = null;
   S.conv = new Map();
   S.exchanges = new Map();
