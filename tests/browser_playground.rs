@@ -189,6 +189,7 @@ wx.on("text", "^fetch (.+)$", function(msg, url)
 end)
 
 wx.on("text", function(msg) return "echo: " .. msg.content end)
+wx.on("image", function(msg) return wx.reply.image(msg.media_id) end)
 wx.on("event.subscribe", function() return "welcome" end)
 wx.on("location", function(msg) return "at " .. msg.location_x .. "," .. msg.location_y end)
 wx.on("event.click", function(msg) return "clicked " .. msg.key end)
@@ -219,6 +220,15 @@ async fn wait_until(client: &Client, what: &str, predicate: &str, args: Vec<Valu
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A 1×1 green PNG, a picture the simulated user sends.
+const PIXEL_PNG: [u8; 69] = [
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53,
+    0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x60, 0x3f, 0x98, 0x00,
+    0x00, 0x01, 0xfb, 0x01, 0x29, 0x07, 0x0a, 0x67, 0xb2, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e,
+    0x44, 0xae, 0x42, 0x60, 0x82,
+];
 
 const HAS_BOT_BUBBLE: &str = "return [...document.querySelectorAll('.msg.bot .bubble')].some(b => b.textContent === arguments[0]);";
 
@@ -336,6 +346,26 @@ fn the_playground_page_talks_to_the_real_host() {
         client.find(Locator::Id("more")).await.unwrap().click().await.unwrap();
         client.find(Locator::Id("send-location")).await.unwrap().click().await.unwrap();
         wait_until(&client, "the location's reply", HAS_BOT_BUBBLE, vec![json!("at 23.1291,113.2644")], &play).await;
+        // A picture from the file picker: the user's tile and the bot's image reply (the same
+        // media_id, which the fake keeps) both show it.
+        let pixel = dir.path().join("pixel.png");
+        std::fs::write(&pixel, PIXEL_PNG).unwrap();
+        client
+            .find(Locator::Id("picture"))
+            .await
+            .unwrap()
+            .send_keys(pixel.to_str().unwrap())
+            .await
+            .unwrap();
+        wait_until(
+            &client,
+            "the picture on both sides",
+            "const loaded = (sel) => [...document.querySelectorAll(sel)].some(i => i.complete && i.naturalWidth === 1); \
+             return loaded('.msg.me .tile img') && loaded('.msg.bot .tile img');",
+            vec![],
+            &play,
+        )
+        .await;
         client.find(Locator::Id("more")).await.unwrap().click().await.unwrap();
 
         // The menu: a button, and a sub-menu's button.
