@@ -171,7 +171,7 @@ end)
 
 wx.on("text", "^flood$", function(msg)
   for i = 1, 3000 do wx.log.info("flood line", i) end
-  for i = 1, 20 do wx.kf.send(msg.from, "flood " .. i) end
+  for i = 1, 250 do wx.kf.send(msg.from, "flood " .. i) end
   return "flooded"
 end)
 
@@ -606,7 +606,7 @@ fn the_playground_page_talks_to_the_real_host() {
         // A flood of log lines and sends: the page keeps up, its panel and feed stay capped.
         type_and_send(&client, "flood").await;
         wait_until(&client, "the flood's reply", HAS_BOT_BUBBLE, vec![json!("flooded")], &play).await;
-        wait_until(&client, "the flood's sends", HAS_BOT_BUBBLE, vec![json!("flood 20")], &play).await;
+        wait_until(&client, "the flood's sends", HAS_BOT_BUBBLE, vec![json!("flood 250")], &play).await;
         type_and_send(&client, "after the flood").await;
         wait_until(&client, "an answer after the flood", HAS_BOT_BUBBLE, vec![json!("echo: after the flood")], &play).await;
         let panel = client
@@ -615,6 +615,24 @@ fn the_playground_page_talks_to_the_real_host() {
             .unwrap();
         assert!(panel.as_u64().unwrap() <= 400, "the panel is capped: {panel}");
         screenshot(&client, &shots, "9-flood").await;
+        // The conversation draws the newest 200; "Earlier messages" draws the rest.
+        let drawn = client
+            .execute(
+                "return [document.getElementById('messages').childElementCount, document.getElementById('earlier').hidden];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(drawn, json!([200, false]), "{drawn}");
+        client.find(Locator::Id("earlier")).await.unwrap().click().await.unwrap();
+        wait_until(
+            &client,
+            "earlier messages drawn",
+            "return document.getElementById('messages').childElementCount > 200 && [...document.querySelectorAll('.msg.bot .bubble')].some(b => b.textContent === 'echo: hello');",
+            vec![],
+            &play,
+        )
+        .await;
 
         // `play` restarts under the open page: it reconnects and starts over.
         let port = play.port;

@@ -42,7 +42,6 @@ pub fn run(options: PlayOptions) -> Result<(), ChatError> {
         user: FIRST_USER.to_string(),
         menu: options.menu.clone(),
         templates: options.templates.clone(),
-        web: true,
         ..ChatOptions::default()
     };
     let config = chat_config(&chat, &env)?;

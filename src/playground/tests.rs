@@ -344,6 +344,27 @@ async fn api_calls_show_as_a_user_sees_them() {
         json!([["first", "Hi"], ["keyword1", "A-1"]])
     );
 
+    pg.on_call(call(
+        crate::api::subscribe::SEND_PATH,
+        json!({"touser": FIRST_USER, "template_id": "SUB1", "page": "pages/index",
+               "data": {"thing1": {"value": "Ready"}}}),
+        ok.clone(),
+    ));
+    let notice = &newest(pg, 1)[0];
+    assert_eq!(notice["notice"], "subscribe");
+    assert_eq!(notice["url"], "pages/index");
+    assert_eq!(notice["fields"], json!([["thing1", "Ready"]]));
+
+    // A preview reaches the one user it names.
+    pg.on_call(call(
+        "/cgi-bin/message/mass/preview",
+        json!({"touser": "o_other", "msgtype": "text", "text": {"content": "draft"}}),
+        ok.clone(),
+    ));
+    let preview = &newest(pg, 1)[0];
+    assert_eq!(preview["kind"], "broadcast");
+    assert_eq!(preview["user"], "o_other");
+
     // A mass send to everyone reaches each simulated user who follows.
     pg.set_following("o_other", false);
     pg.on_call(call(
