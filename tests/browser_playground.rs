@@ -188,6 +188,12 @@ wx.on("text", "^fetch (.+)$", function(msg, url)
   return r and ("status " .. r.status) or ("failed " .. err.kind)
 end)
 
+wx.route("GET", "/me", function(req)
+  local login = wx.web.require_login(req)
+  if login then return login end
+  return "<p id='who'>signed in as " .. req.openid .. "</p>"
+end)
+
 wx.on("text", function(msg) return "echo: " .. msg.content end)
 wx.on("image", function(msg) return wx.reply.image(msg.media_id) end)
 wx.on("event.subscribe", function() return "welcome" end)
@@ -231,6 +237,43 @@ const PIXEL_PNG: [u8; 69] = [
 ];
 
 const HAS_BOT_BUBBLE: &str = "return [...document.querySelectorAll('.msg.bot .bubble')].some(b => b.textContent === arguments[0]);";
+
+/// Opens the bot's page `/me` in the phone browser and waits until it says who is signed in.
+async fn page_signs_in_as(client: &Client, openid: &str, play: &Play) {
+    client
+        .execute("openBrowser(S.hostUrl + '/me');", vec![])
+        .await
+        .unwrap();
+    let expected = format!("signed in as {openid}");
+    let started = Instant::now();
+    loop {
+        client.enter_frame(0).await.unwrap();
+        let text = client
+            .execute(
+                "return document.body ? document.body.innerText : '';",
+                vec![],
+            )
+            .await
+            .unwrap_or(Value::Null);
+        client.enter_parent_frame().await.unwrap();
+        if text.as_str().is_some_and(|t| t.contains(&expected)) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the page never said {expected:?}: {text}\n{}",
+            play.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    client
+        .find(Locator::Id("browser-close"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
 
 async fn type_and_send(client: &Client, text: &str) {
     let input = client.find(Locator::Id("input")).await.unwrap();
@@ -417,6 +460,8 @@ fn the_playground_page_talks_to_the_real_host() {
         .await;
         screenshot(&client, &shots, "2-menu").await;
         client.find(Locator::Id("browser-close")).await.unwrap().click().await.unwrap();
+        // The bot's own page opens signed in as the current user.
+        page_signs_in_as(&client, "o_play_user_1", &play).await;
 
         // News: three articles are the stacked list, one is the large card.
         type_and_send(&client, "news3").await;
@@ -550,6 +595,7 @@ fn the_playground_page_talks_to_the_real_host() {
         // A mass send to everyone is a broadcast in each follower's conversation.
         type_and_send(&client, "announce").await;
         wait_until(&client, "the broadcast for the second user", HAS_BOT_BUBBLE, vec![json!("big sale")], &play).await;
+        page_signs_in_as(&client, "o_play_user_2", &play).await;
         screenshot(&client, &shots, "7-second-user").await;
         client
             .execute(

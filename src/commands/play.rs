@@ -89,6 +89,13 @@ async fn session(
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "bot".into());
+    // `chat`'s settings replace `public_url` with the host's local address; the configured
+    // one is kept so links to the bot's site open locally.
+    let site_url = config
+        .oauth
+        .as_ref()
+        .map(|oauth| oauth.public_url.clone())
+        .filter(|url| !url.is_empty());
     let mut calls = None;
     let http_feed = feed.clone();
     let sim = Simulator::start(config, &chat, |fake| {
@@ -101,12 +108,13 @@ async fn session(
         }))
     })
     .await?;
-    let playground = Arc::new(Playground::new(
+    let playground = Arc::new(Playground::with_site(
         feed.clone(),
         &sim,
         address,
         account_name,
         FIRST_USER,
+        site_url,
     ));
     let watcher = calls.map(|calls| tokio::spawn(playground.clone().watch_calls(calls)));
     feed.push(EventBody::Generation {

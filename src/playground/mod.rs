@@ -103,6 +103,9 @@ pub struct Playground {
     host_url: String,
     /// Where the page is served: media sent by users are linked from here.
     self_url: String,
+    /// The bot's public address in its settings (`[oauth] public_url`), if any: links to it
+    /// open the host's local pages instead.
+    site_url: Option<String>,
     /// The simulated users, in the order added.
     users: Mutex<Vec<SimUser>>,
     /// CreateTime and MsgId of each message.
@@ -506,6 +509,19 @@ impl Playground {
         account_name: String,
         first_user: &str,
     ) -> Playground {
+        Playground::with_site(feed, sim, address, account_name, first_user, None)
+    }
+
+    /// [`Playground::new`], with the bot's configured public address (`[oauth] public_url`),
+    /// whose links the page opens on the local host.
+    pub fn with_site(
+        feed: Arc<Feed>,
+        sim: &crate::commands::chat::Simulator,
+        address: SocketAddr,
+        account_name: String,
+        first_user: &str,
+        site_url: Option<String>,
+    ) -> Playground {
         Playground {
             feed,
             fake: sim.fake.clone(),
@@ -514,6 +530,7 @@ impl Playground {
             account_name,
             host_url: format!("http://{}", sim.address),
             self_url: format!("http://{address}"),
+            site_url: site_url.map(|url| url.trim_end_matches('/').to_string()),
             users: Mutex::new(vec![SimUser {
                 openid: first_user.to_string(),
                 following: sim.fake.is_follower(first_user),
@@ -546,6 +563,10 @@ impl Playground {
                 "/play/users",
                 post(add_user).layer(DefaultBodyLimit::max(MAX_SEND_BODY)),
             )
+            .route(
+                "/play/select",
+                post(select_user).layer(DefaultBodyLimit::max(MAX_SEND_BODY)),
+            )
             .route("/play/media/{media_id}", get(media))
             .fallback(|| async { PlayError::NotFound("no such playground page".into()) })
             .with_state(self)
@@ -557,6 +578,7 @@ impl Playground {
             "boot": self.feed.boot.to_string(),
             "account": self.account_name,
             "host_url": self.host_url,
+            "site_url": self.site_url,
             "generation": self.state.dispatcher.scripts().generation(),
             "users": *lock(&self.users),
             "menu": self.fake.menu(),
@@ -986,6 +1008,22 @@ async fn picture(
 struct NewUser {
     #[serde(default)]
     openid: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Selected {
+    user: String,
+}
+
+/// The page switched to `user`: pages it opens from now on sign in as them.
+async fn select_user(
+    State(pg): State<Arc<Playground>>,
+    request: Result<Json<Selected>, JsonRejection>,
+) -> Result<StatusCode, PlayError> {
+    let Json(request) = request?;
+    pg.known_user(&request.user)?;
+    pg.fake.set_oauth_user(&request.user);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn add_user(

@@ -267,6 +267,22 @@ async fn bad_input_is_a_clear_4xx() {
     let (status, user) = post(&s.pg, "/play/users", "application/json", "{}").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(user, json!({"openid": "o_play_user_2", "following": true}));
+    let (status, answer) = post(
+        &s.pg,
+        "/play/select",
+        "application/json",
+        r#"{"user": "nobody"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    let (status, _) = post(
+        &s.pg,
+        "/play/select",
+        "application/json",
+        r#"{"user": "o_play_user_2"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
     s.sim.stop().await.unwrap();
 }
 

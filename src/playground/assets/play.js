@@ -21,6 +21,7 @@ const S = {
   seenFloor: 0,
   account: '',
   hostUrl: '',
+  siteUrl: null,
   users: [],
   current: null,
   menu: null,
@@ -483,12 +484,28 @@ function menuAction(b) {
   }
 }
 
+/** Where the phone browser loads `href`: the bot's own pages (on the host, or at its
+ *  configured public address) go through the host's sign-in first, so they open signed in as
+ *  the current user, as pages opened inside WeChat are. */
+function framed(href) {
+  try {
+    const host = new URL(S.hostUrl);
+    let u = new URL(href);
+    if (S.siteUrl && href.startsWith(S.siteUrl)) u = new URL(href.slice(S.siteUrl.length) || '/', host);
+    if (u.origin === host.origin) {
+      if (u.pathname.startsWith('/oauth/')) return u.href;
+      return host.origin + '/oauth/login?next=' + encodeURIComponent(u.pathname + u.search);
+    }
+  } catch (_) { /* not a URL the host serves */ }
+  return href;
+}
+
 function openBrowser(url) {
   const href = safeUrl(url);
   if (!href) return;
   $('browser-url').textContent = href;
   $('browser-open').href = href;
-  $('browser-frame').src = href;
+  $('browser-frame').src = framed(href);
   $('browser').hidden = false;
   $('browser-close').focus();
 }
@@ -542,6 +559,14 @@ async function sendPicture(file) {
   }
 }
 
+/** Tells the playground who the page plays now: pages it opens sign in as them. */
+function selectUser() {
+  if (!S.current) return;
+  fetch('/play/select', {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: S.current }),
+  }).catch(() => { /* the stream's reconnect will tell */ });
+}
+
 async function addUser() {
   try {
     const response = await fetch('/play/users', {
@@ -550,6 +575,7 @@ async function addUser() {
     const user = await answerOf(response);
     if (!S.users.some((u) => u.openid === user.openid)) S.users.push(user);
     S.current = user.openid;
+    selectUser();
     drawUsers();
     drawConversation();
   } catch (e) {
@@ -676,6 +702,7 @@ function reset(snapshot) {
   S.boot = snapshot.boot;
   S.account = snapshot.account;
   S.hostUrl = snapshot.host_url;
+  S.siteUrl = snapshot.site_url ? snapshot.site_url.replace(/\/+$/, '') : null;
   S.users = snapshot.users || [];
   S.menu = snapshot.menu;
   S.seen = new Set();
@@ -692,6 +719,7 @@ function reset(snapshot) {
   $('panel-list').replaceChildren();
   $('reload-error').hidden = true;
   drawUsers();
+  selectUser();
   drawMenu();
   drawConversation();
 }
@@ -760,6 +788,7 @@ function init() {
   });
   $('user-select').addEventListener('change', () => {
     S.current = $('user-select').value;
+    selectUser();
     S.shown = SHOWN_STEP;
     drawFollow();
     drawConversation();
