@@ -12,7 +12,7 @@ use tower::ServiceExt;
 
 use super::*;
 use crate::commands::chat::{chat_config, ChatOptions, Simulator};
-use crate::fake_wechat::RecordedAnswer;
+use crate::fake_wechat::{RecordedAnswer, RecordedCall};
 
 const BOT: &str = r#"
 wx.on("text", function(msg) return "echo: " .. msg.content end)
