@@ -13,6 +13,10 @@
 //! ([`crate::commands::chat::slash::Inbound`]), signed (and sealed when encrypted) and POSTed
 //! to the host's real callback ([`crate::commands::chat::Wire`]) → the user's message and the
 //! reply go into the feed, with the XML exchanged, and back to the page.
+//!
+//! Beside this file: `outgoing` checks what a simulated user sends and builds it, `calls`
+//! turns each call the fake answered into what the page shows, [`reply`] reads replies into
+//! one shape the page draws, [`feed`] numbers and keeps the events, [`logs`] brings log lines.
 
 mod calls;
 pub mod feed;
