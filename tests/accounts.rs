@@ -582,6 +582,7 @@ async fn an_account_added_while_serving_is_answered_by_the_shared_scripts() {
         &Secret::new("latesecret000000000000000000000"),
         &store,
         &base,
+        registry.api_http(),
     )
     .unwrap();
     let settings = AccountSettings::new("late", Secret::new("latetoken1")).appid("wxlate");
