@@ -269,11 +269,13 @@ impl HostBuilder<'_> {
         }
         // One outbox queue and one worker for every account: each handle stamps its account's
         // appid on what it queues, and the worker sends each item with that account's token.
+        let (outbox_stop, stop) = tokio::sync::watch::channel(false);
         registry.set_shared(
             config,
             scripts.clone(),
             common,
             services.outbox.clone(),
+            stop,
             api_http.clone(),
         );
 
@@ -323,7 +325,6 @@ impl HostBuilder<'_> {
                 crate::server::CALLBACK_PATH
             );
         }
-        let outbox = registry.outbox();
         let mut watchers = watchers.into_iter();
         let watcher = watchers.next();
         let account_watchers = watchers.collect();
@@ -350,14 +351,13 @@ impl HostBuilder<'_> {
             state.web = Arc::new(web);
         }
         let state = Arc::new(state);
-        let (outbox_stop, stop) = tokio::sync::watch::channel(false);
-        let outbox_task = outbox.map(|outbox| tokio::spawn(outbox.run(stop)));
+        // One worker for the one queue, whichever account made it (also one added later).
+        state.accounts.start_outbox();
         Ok(Host {
             state,
             watcher,
             account_watchers,
             outbox_stop,
-            outbox_task,
         })
     }
 }
@@ -444,9 +444,8 @@ pub struct Host {
     /// Keeps the scripts of the `[[accounts]]` watched, each pool on its own, so a broken
     /// edit in one account's scripts never touches another's.
     account_watchers: Vec<ReloadWatcher>,
-    /// Stops the outbox worker.
+    /// Stops the outbox worker (which the registry keeps: it may start while serving).
     outbox_stop: tokio::sync::watch::Sender<bool>,
-    outbox_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Host {
@@ -474,7 +473,7 @@ impl Host {
         drop(self.watcher.take());
         self.account_watchers.clear();
         let _ = self.outbox_stop.send(true);
-        if let Some(task) = self.outbox_task.take() {
+        if let Some(task) = self.state.accounts.take_outbox_task() {
             let _ = task.await;
         }
     }
