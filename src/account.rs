@@ -211,6 +211,9 @@ struct SharedScripts {
     outbox: std::sync::Mutex<OutboxWorker>,
     /// The HTTP client every account's API client shares.
     api_http: reqwest::Client,
+    /// The retry cache every account's dispatcher shares (keys carry the account), so
+    /// `retry_cache_mb` bounds the instance however many accounts it serves.
+    retry_cache: Arc<crate::dispatch::Dedup>,
 }
 
 /// The host's one outbox queue and the one worker that sends what waits in it: made by the
@@ -314,8 +317,10 @@ impl Registry {
         outbox_stop: tokio::sync::watch::Receiver<bool>,
         api_http: reqwest::Client,
     ) {
+        let retry_cache = crate::dispatch::retry_cache(config, &common.store);
         let _ = self.shared.set(SharedScripts {
             config: config.clone(),
+            retry_cache,
             pool,
             common,
             outbox: std::sync::Mutex::new(OutboxWorker {
@@ -343,6 +348,18 @@ impl Registry {
         self.shared
             .get()
             .and_then(|shared| crate::sync::lock(&shared.outbox).task.take())
+    }
+
+    /// A dispatcher for the account `services` answered by `scripts`, remembering answers in
+    /// the retry cache every account shares; `None` before the host set the registry up.
+    pub fn dispatcher(&self, scripts: Arc<LuaPool>, services: Arc<Services>) -> Option<Dispatcher> {
+        let shared = self.shared.get()?;
+        Some(Dispatcher::sharing(
+            &shared.config,
+            scripts,
+            services,
+            shared.retry_cache.clone(),
+        ))
     }
 
     /// The HTTP client the accounts' API clients share, for the client of an account added
@@ -387,7 +404,12 @@ impl Registry {
     ) -> Result<Account, RegistryError> {
         let shared = self.shared.get().ok_or(RegistryError::NoSharedScripts)?;
         let own = self.account_services(settings, api)?;
-        let dispatcher = Dispatcher::for_account(&shared.config, shared.pool.clone(), own.into());
+        let dispatcher = Dispatcher::sharing(
+            &shared.config,
+            shared.pool.clone(),
+            own.into(),
+            shared.retry_cache.clone(),
+        );
         account_for(settings, dispatcher)
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::api::token_store::StoreTokenPersistence;
 use crate::api::{ClientConfig, WechatClient};
 use crate::config::Config;
-use crate::dispatch::{Dispatcher, LateReplies};
+use crate::dispatch::LateReplies;
 use crate::script::reload::ReloadWatcher;
 use crate::script::{LuaPool, RuntimeOptions, Services};
 use crate::server::AppState;
@@ -303,10 +303,11 @@ impl HostBuilder<'_> {
                         watchers.push(watch_scripts(&pool, location)?);
                     }
                     let own = pool.services().clone();
-                    crate::account::account_for(
-                        &settings,
-                        Dispatcher::for_account(config, pool, own),
-                    )
+                    let dispatcher = registry
+                        .dispatcher(pool, own)
+                        .ok_or(crate::account::RegistryError::NoSharedScripts)
+                        .map_err(BuildError::Account)?;
+                    crate::account::account_for(&settings, dispatcher)
                 }
             }
             .map_err(BuildError::Account)?;
@@ -329,7 +330,10 @@ impl HostBuilder<'_> {
         let watcher = watchers.next();
         let account_watchers = watchers.collect();
         let own = scripts.services().clone();
-        let mut dispatcher = Dispatcher::for_account(config, scripts, own);
+        let mut dispatcher = registry
+            .dispatcher(scripts, own)
+            .ok_or(crate::account::RegistryError::NoSharedScripts)
+            .map_err(BuildError::Account)?;
         if let Some(layer) = self.late_replies {
             dispatcher = dispatcher.map_late_replies(layer);
         }

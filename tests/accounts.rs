@@ -543,6 +543,13 @@ async fn accounts_without_scripts_of_their_own_share_one_pool_of_lua_states() {
             Arc::ptr_eq(account.dispatcher.scripts(), shared),
             "{name} runs on the shared pool"
         );
+        assert!(
+            Arc::ptr_eq(
+                account.dispatcher.retry_cache(),
+                state.dispatcher.retry_cache()
+            ),
+            "{name} shares the retry cache (retry_cache_mb bounds the instance)"
+        );
     }
     let states = shared.states();
     // Messages to every account, one after another, run on the states already built.
@@ -737,5 +744,22 @@ async fn the_first_account_with_an_api_added_while_serving_starts_the_outbox_wor
             .appid
             .as_deref(),
         Some("wxlate")
+    );
+}
+
+#[tokio::test]
+async fn a_sender_named_like_another_accounts_key_cannot_answer_its_messages() {
+    let (fake, base) = FakeWechat::start().await.unwrap();
+    let host = accounts(&fake, &base).await;
+    // At the default account (whose keys have no prefix), a FromUserName that spells shop's
+    // key for oUSER's MsgId 9, then shop's own message 9 from oUSER: two messages.
+    let (status, body) = host
+        .post("/wechat", DEFAULT_TOKEN, text_xml("shop/oUSER", "x", 9))
+        .await;
+    assert_eq!(status, 200);
+    assert!(body.contains("ran default 1"), "{body}");
+    assert_eq!(
+        host.ask("/wechat/shop", SHOP_TOKEN, "x", 9).await,
+        "ran shop 1"
     );
 }
