@@ -47,6 +47,7 @@ wx.on('text', function(msg)
   end
   return 'ran ' .. msg.account .. ' ' .. wx.store.incr('runs:' .. msg.id)
 end)
+wx.route('GET', '/n', function() return tostring(wx.store.incr('n')) end)
 "#;
 
 /// A host with the default account and `shop` and `news`, all on `fake` (its first app is
@@ -761,5 +762,31 @@ async fn a_sender_named_like_another_accounts_key_cannot_answer_its_messages() {
     assert_eq!(
         host.ask("/wechat/shop", SHOP_TOKEN, "x", 9).await,
         "ran shop 1"
+    );
+}
+
+#[tokio::test]
+async fn web_routes_act_for_the_default_account_on_the_shared_states() {
+    let (fake, base) = FakeWechat::start().await.unwrap();
+    let host = accounts(&fake, &base).await;
+    // shop's handler counts in shop's space; a route run on the same states counts in the
+    // default account's, as does the default account's handler afterwards.
+    assert_eq!(
+        host.ask("/wechat/shop", SHOP_TOKEN, "count", 1).await,
+        "shop own=1 global=1"
+    );
+    let response = host
+        .router
+        .clone()
+        .oneshot(Request::get("/n").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let body = axum::body::to_bytes(response.into_body(), 1024)
+        .await
+        .unwrap();
+    assert_eq!(body, "1");
+    assert_eq!(
+        host.ask("/wechat", DEFAULT_TOKEN, "count", 2).await,
+        "default own=2 global=2"
     );
 }
