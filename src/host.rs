@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::api::token_store::StoreTokenPersistence;
 use crate::api::{ClientConfig, WechatClient};
 use crate::config::Config;
-use crate::dispatch::{Dispatcher, LateReplies};
+use crate::dispatch::LateReplies;
 use crate::script::reload::ReloadWatcher;
 use crate::script::{LuaPool, RuntimeOptions, Services};
 use crate::server::AppState;
@@ -47,6 +47,9 @@ pub enum BuildError {
     /// The API client could not be set up.
     #[error("WeChat API client: {0}")]
     Api(crate::api::ApiError),
+    /// An `[[accounts]]` table could not be served.
+    #[error("[[accounts]]: {0}")]
+    Account(crate::account::RegistryError),
     /// `[oauth]` is configured but sign-in cannot work.
     #[error("[oauth]: {0}")]
     Oauth(String),
@@ -85,19 +88,21 @@ pub fn api_client(
     config: &Config,
     store: &Arc<dyn Store>,
 ) -> Result<Option<WechatClient>, BuildError> {
-    api_client_at(config, store, &config.api_base)
+    api_client_at(config, store, &config.api_base, None)
 }
 
-/// [`api_client`] calling the API at `base` instead of the configured base.
+/// [`api_client`] calling the API at `base` instead of the configured base, through `http`
+/// when given.
 fn api_client_at(
     config: &Config,
     store: &Arc<dyn Store>,
     base: &str,
+    http: Option<&reqwest::Client>,
 ) -> Result<Option<WechatClient>, BuildError> {
     let (Some(appid), Some(secret)) = (&config.appid, &config.appsecret) else {
         return Ok(None);
     };
-    client_for(config, appid, secret, store, base).map(Some)
+    client_for(config, appid, secret, store, base, http).map(Some)
 }
 
 /// The WeChat API client of an `[[accounts]]` table; `None` without an appsecret.
@@ -106,23 +111,29 @@ fn account_client_at(
     account: &crate::config::AccountConfig,
     store: &Arc<dyn Store>,
     base: &str,
+    http: Option<&reqwest::Client>,
 ) -> Result<Option<WechatClient>, BuildError> {
     let Some(secret) = &account.appsecret else {
         return Ok(None);
     };
-    client_for(config, &account.appid, secret, store, base).map(Some)
+    client_for(config, &account.appid, secret, store, base, http).map(Some)
 }
 
 /// The client of the account `appid`, its access_token and jsapi_ticket kept in `store` under
-/// its appid (so every account, and every instance on Redis, has its own and shares it).
-fn client_for(
+/// its appid (so every account, and every instance on Redis, has its own and shares it), with
+/// the settings' timeouts and token endpoint, calling the API at `base` through `http` (the
+/// host's shared client: [`api_http_client`]) or a client of its own. What an account added
+/// while serving gets its client from when it has an AppSecret.
+pub fn client_for(
     config: &Config,
     appid: &str,
     secret: &crate::config::Secret,
     store: &Arc<dyn Store>,
     base: &str,
+    http: Option<&reqwest::Client>,
 ) -> Result<WechatClient, BuildError> {
     let mut client_config = ClientConfig::new(appid, secret.expose()).with_base_url(base);
+    client_config.http = http.cloned();
     client_config.token_endpoint = config.token_endpoint;
     client_config.timeout = config.api_timeout;
     client_config.connect_timeout = client_config.connect_timeout.min(config.api_timeout);
@@ -131,6 +142,21 @@ fn client_for(
         Arc::new(StoreTokenPersistence::jsapi_ticket(store.clone(), appid));
     Ok(WechatClient::new(client_config)?)
 }
+
+/// The HTTP client every account's WeChat API client shares (one connection pool and TLS
+/// setup), with the settings' timeouts.
+pub fn api_http_client(config: &Config) -> Result<reqwest::Client, BuildError> {
+    let connect = crate::api::ClientConfig::new("", "")
+        .connect_timeout
+        .min(config.api_timeout);
+    Ok(crate::api::transport::http_client(
+        config.api_timeout,
+        connect,
+    )?)
+}
+
+/// Beyond this many `[[accounts]]`, start-up logs one line for them all, not one each.
+const ACCOUNTS_LOGGED_ONE_BY_ONE: usize = 20;
 
 /// Wraps (or replaces) the host's late-reply sink.
 type LateRepliesLayer = Box<dyn FnOnce(Arc<dyn LateReplies>) -> Arc<dyn LateReplies> + Send>;
@@ -214,51 +240,25 @@ impl HostBuilder<'_> {
             let client = crate::net::HttpClient::new(config.http.clone()).observed(observer);
             services = services.with_http_client(client);
         }
-        let peers: Arc<std::sync::OnceLock<_>> = Arc::default();
         services = services.for_account(crate::config::DEFAULT_ACCOUNT, config.appid.as_deref());
-        services.peers = peers.clone();
+        // Every account's services share `peers` (one `Arc`): set once here, it is how
+        // `wx.account(name)` finds the accounts, those added while serving too.
+        let registry = Arc::new(crate::account::Registry::new());
+        let directory: std::sync::Weak<dyn crate::script::services::AccountDirectory> =
+            Arc::downgrade(&registry) as _;
+        let _ = services.peers.set(directory);
         let common = services.clone();
-        match api_client_at(config, &store, base)? {
+        let api_http = api_http_client(config)?;
+        match api_client_at(config, &store, base, Some(&api_http))? {
             Some(client) => services = services.with_api(client),
             None if config.accounts.is_empty() => {
                 tracing::info!("no appid/appsecret configured: scripts cannot call the WeChat API")
             }
             None => {}
         }
-        // One outbox queue and one worker for every account: each handle stamps its account's
-        // appid on what it queues, and the worker sends each item with that account's token.
-        let mut outbox = services.outbox.clone();
-        let mut account_services = Vec::with_capacity(config.accounts.len());
-        for account in &config.accounts {
-            let mut own = common
-                .clone()
-                .for_account(&account.name, Some(&account.appid));
-            // Its own window tracker: a user's window at one account says nothing of another.
-            own.kf_window = Arc::default();
-            if let Some(client) = account_client_at(config, account, &store, base)? {
-                own = match &outbox {
-                    Some(queue) => own.with_api_sharing(client, queue),
-                    None => {
-                        let own = own.with_api(client);
-                        outbox = own.outbox.clone();
-                        own
-                    }
-                };
-            }
-            account_services.push(own);
-        }
-        let _ = peers.set(
-            std::iter::once(&services)
-                .chain(&account_services)
-                .map(|s| {
-                    let mut peer = s.clone();
-                    // No map inside the map's own entries: that would be a reference cycle.
-                    peer.peers = Arc::default();
-                    (s.account.name.to_string(), peer)
-                })
-                .collect(),
-        );
 
+        // The shared scripts: one pool for the default account and every account without
+        // scripts of its own, loaded once per state however many accounts share it.
         let scripts = start_scripts(config, &config.scripts, services.clone()).await?;
         // Start-up work (`wx.on_start`) is done before the first message is served; a
         // failure is logged with its file:line and does not stop the host.
@@ -267,41 +267,78 @@ impl HostBuilder<'_> {
         if self.watch {
             watchers.push(watch_scripts(&scripts, &config.scripts)?);
         }
-        let mut accounts = Vec::with_capacity(config.accounts.len());
-        for (account, own) in config.accounts.iter().zip(account_services) {
-            let location = account.scripts.as_ref().unwrap_or(&config.scripts);
-            let pool = start_scripts(config, location, own.clone()).await?;
-            pool.run_start().await;
-            if self.watch {
-                watchers.push(watch_scripts(&pool, location)?);
+        // One outbox queue and one worker for every account: each handle stamps its account's
+        // appid on what it queues, and the worker sends each item with that account's token.
+        let (outbox_stop, stop) = tokio::sync::watch::channel(false);
+        registry.set_shared(
+            config,
+            scripts.clone(),
+            common,
+            services.outbox.clone(),
+            stop,
+            api_http.clone(),
+        );
+
+        let many = config.accounts.len() > ACCOUNTS_LOGGED_ONE_BY_ONE;
+        for account in &config.accounts {
+            let settings = crate::account::AccountSettings {
+                name: account.name.clone(),
+                appid: Some(account.appid.clone()),
+                token: account.token.clone(),
+                mode: account.mode,
+                encoding_aes_key: account.encoding_aes_key.clone(),
+                envelope_appid: None,
+            };
+            let client = account_client_at(config, account, &store, base, Some(&api_http))?;
+            let built = match &account.scripts {
+                None => registry.shared_account(&settings, client),
+                Some(location) => {
+                    // Its own pool and watcher: a broken edit there touches no other account.
+                    let own = registry
+                        .account_services(&settings, client)
+                        .map_err(BuildError::Account)?;
+                    let pool = start_scripts(config, location, own).await?;
+                    pool.run_start().await;
+                    if self.watch {
+                        watchers.push(watch_scripts(&pool, location)?);
+                    }
+                    let own = pool.services().clone();
+                    let dispatcher = registry
+                        .dispatcher(pool, own)
+                        .ok_or(crate::account::RegistryError::NoSharedScripts)
+                        .map_err(BuildError::Account)?;
+                    crate::account::account_for(&settings, dispatcher)
+                }
             }
-            let dispatcher = Arc::new(Dispatcher::new(config, pool, &own));
+            .map_err(BuildError::Account)?;
+            let api = built.dispatcher.services().api.is_some();
+            if many {
+                tracing::debug!(account = %account.name, mode = %account.mode, api, "serving account at {}/{}", crate::server::CALLBACK_PATH, account.name);
+            } else {
+                tracing::info!(account = %account.name, mode = %account.mode, api, "serving account at {}/{}", crate::server::CALLBACK_PATH, account.name);
+            }
+            registry.insert(built);
+        }
+        if many {
             tracing::info!(
-                account = %account.name,
-                mode = %account.mode,
-                api = own.api.is_some(),
-                "serving account at {}/{}",
-                crate::server::CALLBACK_PATH,
-                account.name
+                accounts = config.accounts.len(),
+                "serving the [[accounts]] at {}/<name>",
+                crate::server::CALLBACK_PATH
             );
-            accounts.push(crate::account::Account::new(
-                &account.name,
-                Some(&account.appid),
-                account.token.clone(),
-                account.mode,
-                account.encoding_aes_key.as_ref(),
-                dispatcher,
-            )?);
         }
         let mut watchers = watchers.into_iter();
         let watcher = watchers.next();
         let account_watchers = watchers.collect();
-        let mut dispatcher = Dispatcher::new(config, scripts, &services);
+        let own = scripts.services().clone();
+        let mut dispatcher = registry
+            .dispatcher(scripts, own)
+            .ok_or(crate::account::RegistryError::NoSharedScripts)
+            .map_err(BuildError::Account)?;
         if let Some(layer) = self.late_replies {
             dispatcher = dispatcher.map_late_replies(layer);
         }
         let mut state =
-            AppState::with_dispatcher(config, Arc::new(dispatcher), store)?.with_accounts(accounts);
+            AppState::with_dispatcher(config, Arc::new(dispatcher), store)?.with_registry(registry);
         let sign_in = match &config.oauth {
             Some(oauth) => Some(sign_in(oauth, services.api.clone())?),
             None => None,
@@ -318,14 +355,13 @@ impl HostBuilder<'_> {
             state.web = Arc::new(web);
         }
         let state = Arc::new(state);
-        let (outbox_stop, stop) = tokio::sync::watch::channel(false);
-        let outbox_task = outbox.map(|outbox| tokio::spawn(outbox.run(stop)));
+        // One worker for the one queue, whichever account made it (also one added later).
+        state.accounts.start_outbox();
         Ok(Host {
             state,
             watcher,
             account_watchers,
             outbox_stop,
-            outbox_task,
         })
     }
 }
@@ -412,9 +448,8 @@ pub struct Host {
     /// Keeps the scripts of the `[[accounts]]` watched, each pool on its own, so a broken
     /// edit in one account's scripts never touches another's.
     account_watchers: Vec<ReloadWatcher>,
-    /// Stops the outbox worker.
+    /// Stops the outbox worker (which the registry keeps: it may start while serving).
     outbox_stop: tokio::sync::watch::Sender<bool>,
-    outbox_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Host {
@@ -442,7 +477,7 @@ impl Host {
         drop(self.watcher.take());
         self.account_watchers.clear();
         let _ = self.outbox_stop.send(true);
-        if let Some(task) = self.outbox_task.take() {
+        if let Some(task) = self.state.accounts.take_outbox_task() {
             let _ = task.await;
         }
     }

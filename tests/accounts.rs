@@ -47,6 +47,7 @@ wx.on('text', function(msg)
   end
   return 'ran ' .. msg.account .. ' ' .. wx.store.incr('runs:' .. msg.id)
 end)
+wx.route('GET', '/n', function() return tostring(wx.store.incr('n')) end)
 "#;
 
 /// A host with the default account and `shop` and `news`, all on `fake` (its first app is
@@ -466,6 +467,22 @@ async fn an_accounts_own_scripts_reload_on_their_own() {
         accounts.ask("/wechat/shop", SHOP_TOKEN, "a", 1).await,
         "own shop"
     );
+    let scripts: Vec<(String, &str)> = accounts
+        ._host
+        .state
+        .accounts
+        .health()
+        .into_iter()
+        .map(|a| (a.name, a.scripts))
+        .collect();
+    assert_eq!(
+        scripts,
+        [
+            ("default".to_string(), "shared"),
+            ("news".to_string(), "shared"),
+            ("shop".to_string(), "own")
+        ]
+    );
     assert_eq!(
         accounts.ask("/wechat/news", NEWS_TOKEN, "a", 2).await,
         "shared news"
@@ -484,13 +501,19 @@ async fn an_accounts_own_scripts_reload_on_their_own() {
     )
     .unwrap();
     let state = &accounts._host.state;
-    assert!(state.accounts["shop"]
+    assert!(state
+        .accounts
+        .get("shop")
+        .unwrap()
         .dispatcher
         .scripts()
         .reload()
         .is_err());
     state.dispatcher.scripts().reload().unwrap();
-    state.accounts["news"]
+    state
+        .accounts
+        .get("news")
+        .unwrap()
         .dispatcher
         .scripts()
         .reload()
@@ -506,5 +529,264 @@ async fn an_accounts_own_scripts_reload_on_their_own() {
     assert_eq!(
         accounts.ask("/wechat", DEFAULT_TOKEN, "a", 5).await,
         "shared v2 default"
+    );
+}
+
+#[tokio::test]
+async fn accounts_without_scripts_of_their_own_share_one_pool_of_lua_states() {
+    let (fake, base) = FakeWechat::start().await.unwrap();
+    let host = accounts(&fake, &base).await;
+    let state = &host._host.state;
+    let shared = state.dispatcher.scripts();
+    for name in ["shop", "news"] {
+        let account = state.accounts.get(name).unwrap();
+        assert!(
+            Arc::ptr_eq(account.dispatcher.scripts(), shared),
+            "{name} runs on the shared pool"
+        );
+        assert!(
+            Arc::ptr_eq(
+                account.dispatcher.retry_cache(),
+                state.dispatcher.retry_cache()
+            ),
+            "{name} shares the retry cache (retry_cache_mb bounds the instance)"
+        );
+    }
+    let states = shared.states();
+    // Messages to every account, one after another, run on the states already built.
+    for (i, (path, token, name)) in [
+        ("/wechat", DEFAULT_TOKEN, "default "),
+        ("/wechat/shop", SHOP_TOKEN, "shop "),
+        ("/wechat/news", NEWS_TOKEN, "news "),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let who = host.ask(path, token, "who", 100 + i as u64).await;
+        assert!(who.starts_with(name), "{who}");
+    }
+    assert_eq!(shared.states(), states, "no state per account");
+}
+
+#[tokio::test]
+async fn an_account_added_while_serving_is_answered_by_the_shared_scripts() {
+    use wechat_lua::account::AccountSettings;
+    use wechat_lua::config::Secret;
+
+    let (fake, base) = FakeWechat::start().await.unwrap();
+    let host = accounts(&fake, &base).await;
+    fake.add_app("wxlate", "latesecret000000000000000000000");
+    let registry = host._host.state.accounts.clone();
+    let (status, _) = host
+        .post("/wechat/late", "latetoken1", text_xml("oUSER", "who", 1))
+        .await;
+    assert_eq!(status, 404, "not served before it is added");
+
+    let store: Arc<dyn wechat_lua::store::Store> = host._host.state.store.clone();
+    let config = Config::load_with_env(&Overrides::default(), &Default::default()).unwrap();
+    let client = wechat_lua::host::client_for(
+        &config,
+        "wxlate",
+        &Secret::new("latesecret000000000000000000000"),
+        &store,
+        &base,
+        registry.api_http(),
+    )
+    .unwrap();
+    let settings = AccountSettings::new("late", Secret::new("latetoken1")).appid("wxlate");
+    let account = registry.shared_account(&settings, Some(client)).unwrap();
+    assert!(registry.insert(account).is_none());
+
+    assert_eq!(
+        host.ask("/wechat/late", "latetoken1", "who", 2).await,
+        "late wxlate"
+    );
+    assert_eq!(
+        host.ask("/wechat/late", "latetoken1", "kf", 3).await,
+        "sent"
+    );
+    let send = support::fake::last(&fake, support::fake::SEND);
+    assert_eq!(send.appid.as_deref(), Some("wxlate"), "with its own token");
+    // Its store space is its own, and wx.account finds it from another account's handler.
+    assert_eq!(
+        host.ask("/wechat/late", "latetoken1", "count", 4).await,
+        "late own=1 global=1"
+    );
+    assert_eq!(
+        host.ask("/wechat/shop", SHOP_TOKEN, "count", 5).await,
+        "shop own=1 global=2"
+    );
+    assert!(
+        Arc::ptr_eq(
+            registry.get("late").unwrap().dispatcher.scripts(),
+            host._host.state.dispatcher.scripts()
+        ),
+        "no pool of its own"
+    );
+
+    assert!(registry.remove("late").is_some());
+    let (status, _) = host
+        .post("/wechat/late", "latetoken1", text_xml("oUSER", "who", 6))
+        .await;
+    assert_eq!(status, 404, "not served once removed");
+    // A name that cannot be a path segment is refused.
+    let bad = AccountSettings::new("no/slash", Secret::new("t0ken123"));
+    assert!(registry.shared_account(&bad, None).is_err());
+}
+
+#[tokio::test]
+async fn healthz_reports_every_account_without_secrets() {
+    let (fake, base) = FakeWechat::start().await.unwrap();
+    let host = accounts(&fake, &base).await;
+    let response = host
+        .router
+        .clone()
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&body);
+    for secret in [
+        DEFAULT_TOKEN,
+        SHOP_TOKEN,
+        NEWS_TOKEN,
+        "shopsecret",
+        "newssecret",
+    ] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    let health: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let accounts: Vec<(String, bool, String, u64)> = health["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_string(),
+                a["api"].as_bool().unwrap(),
+                a["scripts"].as_str().unwrap().to_string(),
+                a["scripts_generation"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let expected =
+        ["default", "news", "shop"].map(|name| (name.to_string(), true, "shared".to_string(), 1));
+    assert_eq!(accounts, expected);
+}
+
+#[tokio::test]
+async fn the_first_account_with_an_api_added_while_serving_starts_the_outbox_worker() {
+    use wechat_lua::account::AccountSettings;
+    use wechat_lua::config::Secret;
+
+    // No account of the host has API credentials at start: no outbox queue, no worker (as an
+    // open platform whose own account has no AppSecret).
+    let (fake, base) = FakeWechat::start().await.unwrap();
+    fake.add_app("wxlate", "latesecret000000000000000000000");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("main.lua"), BOT).unwrap();
+    let overrides = Overrides {
+        scripts: Some(dir.path().to_path_buf()),
+        data: Some(dir.path().join("data")),
+        ..Default::default()
+    };
+    let env = [("WECHAT_TOKEN".to_string(), DEFAULT_TOKEN.to_string())].into();
+    let config = Config::load_with_env(&overrides, &env).unwrap();
+    let store: Arc<dyn wechat_lua::store::Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let built = Host::builder(&config)
+        .store(store.clone())
+        .build()
+        .await
+        .unwrap();
+    let registry = built.state.accounts.clone();
+    assert!(registry.outbox().is_none());
+    let host = Accounts {
+        router: wechat_lua::server::app(built.state.clone()),
+        _host: built,
+        _dir: dir,
+    };
+
+    let client = wechat_lua::host::client_for(
+        &config,
+        "wxlate",
+        &Secret::new("latesecret000000000000000000000"),
+        &store,
+        &base,
+        registry.api_http(),
+    )
+    .unwrap();
+    let settings = AccountSettings::new("late", Secret::new("latetoken1")).appid("wxlate");
+    registry.insert(registry.shared_account(&settings, Some(client)).unwrap());
+    assert!(registry.outbox().is_some(), "its client made the queue");
+
+    // Busy on every try of the send: queued, and sent again by the worker started for it.
+    fake.fail_next(support::fake::SEND, -1, 4);
+    let answer = host.ask("/wechat/late", "latetoken1", "kf", 1).await;
+    assert!(answer.starts_with("failed"), "{answer}");
+    let delivered = |fake: &FakeWechat| {
+        fake.calls_to(support::fake::SEND)
+            .into_iter()
+            .filter(|c| {
+                c.answer
+                    .as_ref()
+                    .is_some_and(|a| a.json.as_ref().is_some_and(|j| j["errcode"] == 0))
+            })
+            .count()
+    };
+    let waited = std::time::Instant::now();
+    while delivered(&fake) == 0 && waited.elapsed() < std::time::Duration::from_secs(20) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(delivered(&fake), 1, "the queued send went out once");
+    assert_eq!(
+        support::fake::last(&fake, support::fake::SEND)
+            .appid
+            .as_deref(),
+        Some("wxlate")
+    );
+}
+
+#[tokio::test]
+async fn a_sender_named_like_another_accounts_key_cannot_answer_its_messages() {
+    let (fake, base) = FakeWechat::start().await.unwrap();
+    let host = accounts(&fake, &base).await;
+    // At the default account (whose keys have no prefix), a FromUserName that spells shop's
+    // key for oUSER's MsgId 9, then shop's own message 9 from oUSER: two messages.
+    let (status, body) = host
+        .post("/wechat", DEFAULT_TOKEN, text_xml("shop/oUSER", "x", 9))
+        .await;
+    assert_eq!(status, 200);
+    assert!(body.contains("ran default 1"), "{body}");
+    assert_eq!(
+        host.ask("/wechat/shop", SHOP_TOKEN, "x", 9).await,
+        "ran shop 1"
+    );
+}
+
+#[tokio::test]
+async fn web_routes_act_for_the_default_account_on_the_shared_states() {
+    let (fake, base) = FakeWechat::start().await.unwrap();
+    let host = accounts(&fake, &base).await;
+    // shop's handler counts in shop's space; a route run on the same states counts in the
+    // default account's, as does the default account's handler afterwards.
+    assert_eq!(
+        host.ask("/wechat/shop", SHOP_TOKEN, "count", 1).await,
+        "shop own=1 global=1"
+    );
+    let response = host
+        .router
+        .clone()
+        .oneshot(Request::get("/n").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let body = axum::body::to_bytes(response.into_body(), 1024)
+        .await
+        .unwrap();
+    assert_eq!(body, "1");
+    assert_eq!(
+        host.ask("/wechat", DEFAULT_TOKEN, "count", 2).await,
+        "default own=2 global=2"
     );
 }

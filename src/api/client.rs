@@ -56,6 +56,10 @@ pub struct ClientConfig {
     pub authorize_base: String,
     /// The clock token expiry is measured against.
     pub clock: Arc<dyn Clock>,
+    /// An HTTP client to send through, shared with other accounts' clients (one connection
+    /// pool, one TLS setup; see [`transport::http_client`](crate::api::transport::http_client));
+    /// `None` builds one for this client alone with `timeout` and `connect_timeout`.
+    pub http: Option<reqwest::Client>,
 }
 
 impl ClientConfig {
@@ -74,6 +78,7 @@ impl ClientConfig {
             ticket_persistence: Arc::new(MemoryPersistence::default()),
             authorize_base: DEFAULT_AUTHORIZE_BASE.to_string(),
             clock: Arc::new(SystemClock),
+            http: None,
         }
     }
 
@@ -163,7 +168,12 @@ impl fmt::Debug for WechatClient {
 impl WechatClient {
     /// Build the client (one `reqwest::Client` with rustls and the configured timeouts).
     pub fn new(config: ClientConfig) -> Result<WechatClient, ApiError> {
-        let transport = Transport::new(&config.base_url, config.timeout, config.connect_timeout)?;
+        let transport = Transport::new(
+            &config.base_url,
+            config.timeout,
+            config.connect_timeout,
+            config.http,
+        )?;
         let jsapi_ticket = Arc::new(TicketManager::new(
             "jsapi",
             config.ticket_persistence,
@@ -195,6 +205,12 @@ impl WechatClient {
                 quota_stopped: Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// The HTTP client this one sends through, to share with another account's client
+    /// ([`ClientConfig::http`]).
+    pub fn http(&self) -> reqwest::Client {
+        self.inner.transport.http().clone()
     }
 
     /// The AppID this client acts for.

@@ -26,7 +26,7 @@ pub struct Wire {
     pub client: reqwest::Client,
     pub url: String,
     pub token: Secret,
-    pub envelope: Option<Envelope>,
+    pub envelope: Option<std::sync::Arc<Envelope>>,
 }
 
 /// One callback as it crossed the wire, for a viewer that shows the XML exchanged.
