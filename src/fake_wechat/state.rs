@@ -166,6 +166,7 @@ pub(super) struct FakeState {
     pub(super) oauth: super::oauth::OauthState,
     pub(super) ticket: super::ticket::TicketState,
     pub(super) subscribe: super::subscribe::SubscribeState,
+    pub(super) component: super::component::ComponentState,
 }
 
 impl FakeState {
@@ -200,6 +201,7 @@ impl FakeState {
             oauth: Default::default(),
             ticket: Default::default(),
             subscribe: Default::default(),
+            component: Default::default(),
         }
     }
 
@@ -283,6 +285,11 @@ pub(super) fn errmsg_for(code: i64, caller_ip: &str) -> String {
         47001 => "data format error",
         47003 => "argument invalid! data.value is invalid",
         48001 => "api unauthorized",
+        61005 => "component ticket is expired",
+        61006 => "component ticket is invalid",
+        61009 => "code is invalid",
+        61010 => "code is expired",
+        61023 => "refresh_token is invalid",
         _ => "fake error",
     };
     m.to_string()
@@ -367,7 +374,7 @@ pub(super) async fn record(
             .map(|t| t.appid.clone());
         let recorded_query = query
             .into_iter()
-            .filter(|(k, _)| k != "access_token")
+            .filter(|(k, _)| k != "access_token" && k != "component_access_token")
             .map(|(k, v)| {
                 let v = if k == "secret" { "<secret>".into() } else { v };
                 (k, v)
@@ -375,8 +382,15 @@ pub(super) async fn record(
             .collect();
         let mut recorded_body = json_body.clone();
         if let Some(Value::Object(o)) = recorded_body.as_mut() {
-            if o.contains_key("secret") {
-                o.insert("secret".into(), Value::from("<secret>"));
+            for secret in [
+                "secret",
+                "component_appsecret",
+                "component_verify_ticket",
+                "authorizer_refresh_token",
+            ] {
+                if o.contains_key(secret) {
+                    o.insert(secret.into(), Value::from("<secret>"));
+                }
             }
         }
         s.calls.push(RecordedCall {
