@@ -404,7 +404,11 @@ fn component_settings(file: ComponentFileConfig) -> Result<ComponentConfig, Conf
         });
     }
     let appsecret = required(file.appsecret, "component.appsecret", "its AppSecret")?;
-    let token = required(file.token, "component.token", "its message token (消息校验Token)")?;
+    let token = required(
+        file.token,
+        "component.token",
+        "its message token (消息校验Token)",
+    )?;
     validate_token(token.expose()).map_err(|e| ConfigError::Invalid {
         setting: "component.token",
         reason: match e {
@@ -1582,16 +1586,24 @@ mod tests {
         assert!(load("").unwrap().component.is_none());
         for (text, setting) in [
             (good.replace("appid = \"wxcomp\"\n", ""), "component.appid"),
-            (good.replace("appsecret = \"s3cret\"\n", ""), "component.appsecret"),
+            (
+                good.replace("appsecret = \"s3cret\"\n", ""),
+                "component.appsecret",
+            ),
             (good.replace("ctoken", "c-token!"), "component.token"),
             (good.replace(key, "short"), "component.encoding_aes_key"),
-            (good.replace("https://bots.example/", "bots.example"), "component.public_url"),
+            (
+                good.replace("https://bots.example/", "bots.example"),
+                "component.public_url",
+            ),
         ] {
             let err = load(&text).unwrap_err().to_string();
             assert!(err.contains(setting), "{setting}: {err}");
             assert!(!err.contains("s3cret"), "{err}");
         }
-        let err = load(&format!("{good}secret = \"x\"\n")).unwrap_err().to_string();
+        let err = load(&format!("{good}secret = \"x\"\n"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("secret") && err.contains("line"), "{err}");
     }
 

@@ -13,10 +13,12 @@
 //! - [`error`]: every refusal as one [`AppError`], mapped to a status in one place.
 //! - [`health`]: the store probe and outbox age behind `/healthz` and `/readyz`.
 //! - [`state`]: what the handlers share.
+//! - [`component`]: the open platform's paths (`/component/…`), with `[component]` only.
 //!
 //! Paths the host does not serve itself go to [`crate::web`]: `/public/` and the scripts'
 //! `wx.route` pages, under the same body limit and body deadline.
 
+pub mod component;
 pub mod connection;
 pub mod error;
 pub mod health;
@@ -55,6 +57,17 @@ pub fn app(state: Arc<AppState>) -> Router {
             &format!("{CALLBACK_PATH}/{{{}}}", verify::ACCOUNT_PARAM),
             get(routes::verify_url).post(routes::callback),
         );
+    }
+    if state.platform.is_some() {
+        use crate::component::{AUTHORIZED_PATH, AUTHORIZE_PATH, EVENTS_PATH};
+        router = router
+            .route(EVENTS_PATH, axum::routing::post(component::events))
+            .route(AUTHORIZE_PATH, get(component::authorize))
+            .route(AUTHORIZED_PATH, get(component::authorized))
+            .route(
+                "/component/{appid}/callback",
+                axum::routing::post(component::callback),
+            );
     }
     router
         .route("/healthz", get(routes::healthz))

@@ -46,6 +46,8 @@ pub struct AppState {
     pub default_account: Arc<crate::account::Account>,
     /// The `[[accounts]]`, served at `/wechat/<name>`.
     pub accounts: crate::account::Accounts,
+    /// The open platform (`[component]`), served at `/component/…`.
+    pub platform: Option<Arc<crate::component::Platform>>,
     /// The scripts' web routes and static files (a sign-in hook goes in with
     /// [`Web::with_sessions`](crate::web::Web::with_sessions)).
     pub web: Arc<crate::web::Web>,
@@ -97,6 +99,7 @@ impl AppState {
             dispatcher,
             default_account,
             accounts: crate::account::Accounts::new(),
+            platform: None,
             limits: config.connections,
         })
     }
