@@ -442,6 +442,20 @@ impl TokenManager {
                 }
             }
             if self.persistence.lock_fetch().await {
+                // Another instance may have stored a token and let go of the lock between
+                // the read above and taking it: read once more before fetching another.
+                if let Some(t) = self.persistence.load().await {
+                    let newer = Some(&t.access_token) != current.as_ref()
+                        && Some(&t.access_token) != rejected.as_ref();
+                    if newer
+                        && freshness(t.expires_at_unix, self.clock.now_unix(), Duration::ZERO)
+                            != Freshness::Expired
+                    {
+                        self.persistence.unlock_fetch().await;
+                        self.set_cached(Some(t.clone()));
+                        return Ok(t);
+                    }
+                }
                 break;
             }
             if waited_since.elapsed() > SHARED_FETCH_WAIT {

@@ -110,9 +110,15 @@ pub async fn accounts(config: &Config) -> anyhow::Result<String> {
     let now = crate::clock::unix_secs();
     let token_line = |cached: Option<CachedToken>| match cached {
         Some(t) if t.expires_at_unix > now => {
-            format!("access_token expires {}", local_time(t.expires_at_unix, now))
+            format!(
+                "access_token expires {}",
+                local_time(t.expires_at_unix, now)
+            )
         }
-        Some(t) => format!("access_token expired {}", local_time(t.expires_at_unix, now)),
+        Some(t) => format!(
+            "access_token expired {}",
+            local_time(t.expires_at_unix, now)
+        ),
         None => "no access_token cached".to_string(),
     };
     let mut lines = vec!["configured:".to_string()];
@@ -121,12 +127,13 @@ pub async fn accounts(config: &Config) -> anyhow::Result<String> {
         config.appid.as_deref(),
         config.appsecret.is_some(),
     ))
-    .chain(
-        config
-            .accounts
-            .iter()
-            .map(|a| (a.name.as_str(), Some(a.appid.as_str()), a.appsecret.is_some())),
-    );
+    .chain(config.accounts.iter().map(|a| {
+        (
+            a.name.as_str(),
+            Some(a.appid.as_str()),
+            a.appsecret.is_some(),
+        )
+    }));
     for (name, appid, has_secret) in configured {
         let state = match appid {
             Some(appid) if has_secret => token_line(
@@ -137,14 +144,13 @@ pub async fn accounts(config: &Config) -> anyhow::Result<String> {
             Some(_) => "no appsecret: no API calls".to_string(),
             None => "no appid".to_string(),
         };
-        lines.push(format!(
-            "  {name:<16} {:<20} {state}",
-            appid.unwrap_or("-")
-        ));
+        lines.push(format!("  {name:<16} {:<20} {state}", appid.unwrap_or("-")));
     }
     if let Some(component) = &config.component {
         let keys = |f: fn(&str) -> String| f(&component.appid);
-        let ticket = store.get(&keys(crate::store::keys::component_ticket_key)).await?;
+        let ticket = store
+            .get(&keys(crate::store::keys::component_ticket_key))
+            .await?;
         let token = StoreTokenPersistence::component_token(store.clone(), &component.appid)
             .load()
             .await;
@@ -166,9 +172,14 @@ pub async fn accounts(config: &Config) -> anyhow::Result<String> {
         lines.push(format!("authorized ({}):", list.len()));
         for appid in &list {
             let refresh = store
-                .get(&crate::store::keys::authorizer_refresh_key(&component.appid, appid))
+                .get(&crate::store::keys::authorizer_refresh_key(
+                    &component.appid,
+                    appid,
+                ))
                 .await?;
-            let token = StoreTokenPersistence::new(store.clone(), appid).load().await;
+            let token = StoreTokenPersistence::new(store.clone(), appid)
+                .load()
+                .await;
             lines.push(format!(
                 "  {appid:<20} {}; {}",
                 if refresh.is_some() {

@@ -143,17 +143,25 @@ impl FakeWechat {
         }
     }
 
+    /// Issues a new `component_verify_ticket` without pushing it (for tests that store it
+    /// themselves); it becomes the only one that works.
+    pub fn component_issue_ticket(&self) -> String {
+        let mut s = self.lock();
+        let serial = s.next_serial();
+        let ticket = format!("ticket@@@FAKE{serial:x}");
+        let c = &mut s.component;
+        if let Some(old) = c.ticket.replace(ticket.clone()) {
+            c.old_tickets.push(old);
+        }
+        ticket
+    }
+
     /// Pushes a new `component_verify_ticket` to `events_url` as WeChat does every 10
     /// minutes; returns the host's status and body. The ticket becomes the only one that works.
     pub async fn component_push_ticket(&self, events_url: &str) -> (u16, String) {
+        let ticket = self.component_issue_ticket();
         let (appid, xml) = {
-            let mut s = self.lock();
-            let serial = s.next_serial();
-            let ticket = format!("ticket@@@FAKE{serial:x}");
-            let c = &mut s.component;
-            if let Some(old) = c.ticket.replace(ticket.clone()) {
-                c.old_tickets.push(old);
-            }
+            let s = self.lock();
             let appid = platform(&s).appid;
             let xml = format!(
                 "<xml><AppId><![CDATA[{appid}]]></AppId><CreateTime>{}</CreateTime><InfoType><![CDATA[component_verify_ticket]]></InfoType><ComponentVerifyTicket><![CDATA[{ticket}]]></ComponentVerifyTicket></xml>",
