@@ -114,7 +114,8 @@ fn lua(c: &mut Criterion) {
     // Lua alone: one state on this thread, no channel.
     let sources = Arc::new(ScriptSources::read(&echo_bot()).expect("examples/echo.lua reads"));
     let services = Services::in_memory().expect("an in-memory store");
-    let runtime = LuaRuntime::load(sources, &options, &services).expect("examples/echo.lua loads");
+    let runtime = LuaRuntime::load(sources, &options, &Arc::new(services.clone()))
+        .expect("examples/echo.lua loads");
     c.bench_function("lua/runtime_handle_text", |b| {
         b.iter_custom(|iters| {
             current.block_on(async {

@@ -47,6 +47,9 @@ pub enum BuildError {
     /// The API client could not be set up.
     #[error("WeChat API client: {0}")]
     Api(crate::api::ApiError),
+    /// An `[[accounts]]` table could not be served.
+    #[error("[[accounts]]: {0}")]
+    Account(crate::account::RegistryError),
     /// `[oauth]` is configured but sign-in cannot work.
     #[error("[oauth]: {0}")]
     Oauth(String),
@@ -114,8 +117,10 @@ fn account_client_at(
 }
 
 /// The client of the account `appid`, its access_token and jsapi_ticket kept in `store` under
-/// its appid (so every account, and every instance on Redis, has its own and shares it).
-fn client_for(
+/// its appid (so every account, and every instance on Redis, has its own and shares it), with
+/// the settings' timeouts and token endpoint, calling the API at `base`. What an account added
+/// while serving gets its client from when it has an AppSecret.
+pub fn client_for(
     config: &Config,
     appid: &str,
     secret: &crate::config::Secret,
@@ -131,6 +136,9 @@ fn client_for(
         Arc::new(StoreTokenPersistence::jsapi_ticket(store.clone(), appid));
     Ok(WechatClient::new(client_config)?)
 }
+
+/// Beyond this many `[[accounts]]`, start-up logs one line for them all, not one each.
+const ACCOUNTS_LOGGED_ONE_BY_ONE: usize = 20;
 
 /// Wraps (or replaces) the host's late-reply sink.
 type LateRepliesLayer = Box<dyn FnOnce(Arc<dyn LateReplies>) -> Arc<dyn LateReplies> + Send>;
@@ -214,9 +222,13 @@ impl HostBuilder<'_> {
             let client = crate::net::HttpClient::new(config.http.clone()).observed(observer);
             services = services.with_http_client(client);
         }
-        let peers: Arc<std::sync::OnceLock<_>> = Arc::default();
         services = services.for_account(crate::config::DEFAULT_ACCOUNT, config.appid.as_deref());
-        services.peers = peers.clone();
+        // Every account's services share `peers` (one `Arc`): set once here, it is how
+        // `wx.account(name)` finds the accounts, those added while serving too.
+        let registry = Arc::new(crate::account::Registry::new());
+        let directory: std::sync::Weak<dyn crate::script::services::AccountDirectory> =
+            Arc::downgrade(&registry) as _;
+        let _ = services.peers.set(directory);
         let common = services.clone();
         match api_client_at(config, &store, base)? {
             Some(client) => services = services.with_api(client),
@@ -225,40 +237,9 @@ impl HostBuilder<'_> {
             }
             None => {}
         }
-        // One outbox queue and one worker for every account: each handle stamps its account's
-        // appid on what it queues, and the worker sends each item with that account's token.
-        let mut outbox = services.outbox.clone();
-        let mut account_services = Vec::with_capacity(config.accounts.len());
-        for account in &config.accounts {
-            let mut own = common
-                .clone()
-                .for_account(&account.name, Some(&account.appid));
-            // Its own window tracker: a user's window at one account says nothing of another.
-            own.kf_window = Arc::default();
-            if let Some(client) = account_client_at(config, account, &store, base)? {
-                own = match &outbox {
-                    Some(queue) => own.with_api_sharing(client, queue),
-                    None => {
-                        let own = own.with_api(client);
-                        outbox = own.outbox.clone();
-                        own
-                    }
-                };
-            }
-            account_services.push(own);
-        }
-        let _ = peers.set(
-            std::iter::once(&services)
-                .chain(&account_services)
-                .map(|s| {
-                    let mut peer = s.clone();
-                    // No map inside the map's own entries: that would be a reference cycle.
-                    peer.peers = Arc::default();
-                    (s.account.name.to_string(), peer)
-                })
-                .collect(),
-        );
 
+        // The shared scripts: one pool for the default account and every account without
+        // scripts of its own, loaded once per state however many accounts share it.
         let scripts = start_scripts(config, &config.scripts, services.clone()).await?;
         // Start-up work (`wx.on_start`) is done before the first message is served; a
         // failure is logged with its file:line and does not stop the host.
@@ -267,41 +248,67 @@ impl HostBuilder<'_> {
         if self.watch {
             watchers.push(watch_scripts(&scripts, &config.scripts)?);
         }
-        let mut accounts = Vec::with_capacity(config.accounts.len());
-        for (account, own) in config.accounts.iter().zip(account_services) {
-            let location = account.scripts.as_ref().unwrap_or(&config.scripts);
-            let pool = start_scripts(config, location, own.clone()).await?;
-            pool.run_start().await;
-            if self.watch {
-                watchers.push(watch_scripts(&pool, location)?);
+        // One outbox queue and one worker for every account: each handle stamps its account's
+        // appid on what it queues, and the worker sends each item with that account's token.
+        registry.set_shared(config, scripts.clone(), common, services.outbox.clone());
+
+        let many = config.accounts.len() > ACCOUNTS_LOGGED_ONE_BY_ONE;
+        for account in &config.accounts {
+            let settings = crate::account::AccountSettings {
+                name: account.name.clone(),
+                appid: Some(account.appid.clone()),
+                token: account.token.clone(),
+                mode: account.mode,
+                encoding_aes_key: account.encoding_aes_key.clone(),
+                envelope_appid: None,
+            };
+            let client = account_client_at(config, account, &store, base)?;
+            let built = match &account.scripts {
+                None => registry.shared_account(&settings, client),
+                Some(location) => {
+                    // Its own pool and watcher: a broken edit there touches no other account.
+                    let own = registry
+                        .account_services(&settings, client)
+                        .map_err(BuildError::Account)?;
+                    let pool = start_scripts(config, location, own).await?;
+                    pool.run_start().await;
+                    if self.watch {
+                        watchers.push(watch_scripts(&pool, location)?);
+                    }
+                    let own = pool.services().clone();
+                    crate::account::account_for(
+                        &settings,
+                        Dispatcher::for_account(config, pool, own),
+                    )
+                }
             }
-            let dispatcher = Arc::new(Dispatcher::new(config, pool, &own));
-            tracing::info!(
-                account = %account.name,
-                mode = %account.mode,
-                api = own.api.is_some(),
-                "serving account at {}/{}",
-                crate::server::CALLBACK_PATH,
-                account.name
-            );
-            accounts.push(crate::account::Account::new(
-                &account.name,
-                Some(&account.appid),
-                account.token.clone(),
-                account.mode,
-                account.encoding_aes_key.as_ref(),
-                dispatcher,
-            )?);
+            .map_err(BuildError::Account)?;
+            let api = built.dispatcher.services().api.is_some();
+            if many {
+                tracing::debug!(account = %account.name, mode = %account.mode, api, "serving account at {}/{}", crate::server::CALLBACK_PATH, account.name);
+            } else {
+                tracing::info!(account = %account.name, mode = %account.mode, api, "serving account at {}/{}", crate::server::CALLBACK_PATH, account.name);
+            }
+            registry.insert(built);
         }
+        if many {
+            tracing::info!(
+                accounts = config.accounts.len(),
+                "serving the [[accounts]] at {}/<name>",
+                crate::server::CALLBACK_PATH
+            );
+        }
+        let outbox = registry.outbox();
         let mut watchers = watchers.into_iter();
         let watcher = watchers.next();
         let account_watchers = watchers.collect();
-        let mut dispatcher = Dispatcher::new(config, scripts, &services);
+        let own = scripts.services().clone();
+        let mut dispatcher = Dispatcher::for_account(config, scripts, own);
         if let Some(layer) = self.late_replies {
             dispatcher = dispatcher.map_late_replies(layer);
         }
         let mut state =
-            AppState::with_dispatcher(config, Arc::new(dispatcher), store)?.with_accounts(accounts);
+            AppState::with_dispatcher(config, Arc::new(dispatcher), store)?.with_registry(registry);
         let sign_in = match &config.oauth {
             Some(oauth) => Some(sign_in(oauth, services.api.clone())?),
             None => None,

@@ -484,13 +484,19 @@ async fn an_accounts_own_scripts_reload_on_their_own() {
     )
     .unwrap();
     let state = &accounts._host.state;
-    assert!(state.accounts["shop"]
+    assert!(state
+        .accounts
+        .get("shop")
+        .unwrap()
         .dispatcher
         .scripts()
         .reload()
         .is_err());
     state.dispatcher.scripts().reload().unwrap();
-    state.accounts["news"]
+    state
+        .accounts
+        .get("news")
+        .unwrap()
         .dispatcher
         .scripts()
         .reload()
@@ -507,4 +513,98 @@ async fn an_accounts_own_scripts_reload_on_their_own() {
         accounts.ask("/wechat", DEFAULT_TOKEN, "a", 5).await,
         "shared v2 default"
     );
+}
+
+#[tokio::test]
+async fn accounts_without_scripts_of_their_own_share_one_pool_of_lua_states() {
+    let (fake, base) = FakeWechat::start().await.unwrap();
+    let host = accounts(&fake, &base).await;
+    let state = &host._host.state;
+    let shared = state.dispatcher.scripts();
+    for name in ["shop", "news"] {
+        let account = state.accounts.get(name).unwrap();
+        assert!(
+            Arc::ptr_eq(account.dispatcher.scripts(), shared),
+            "{name} runs on the shared pool"
+        );
+    }
+    let states = shared.states();
+    // Messages to every account, one after another, run on the states already built.
+    for (i, (path, token, name)) in [
+        ("/wechat", DEFAULT_TOKEN, "default "),
+        ("/wechat/shop", SHOP_TOKEN, "shop "),
+        ("/wechat/news", NEWS_TOKEN, "news "),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let who = host.ask(path, token, "who", 100 + i as u64).await;
+        assert!(who.starts_with(name), "{who}");
+    }
+    assert_eq!(shared.states(), states, "no state per account");
+}
+
+#[tokio::test]
+async fn an_account_added_while_serving_is_answered_by_the_shared_scripts() {
+    use wechat_lua::account::AccountSettings;
+    use wechat_lua::config::Secret;
+
+    let (fake, base) = FakeWechat::start().await.unwrap();
+    let host = accounts(&fake, &base).await;
+    fake.add_app("wxlate", "latesecret000000000000000000000");
+    let registry = host._host.state.accounts.clone();
+    let (status, _) = host
+        .post("/wechat/late", "latetoken1", text_xml("oUSER", "who", 1))
+        .await;
+    assert_eq!(status, 404, "not served before it is added");
+
+    let store: Arc<dyn wechat_lua::store::Store> = host._host.state.store.clone();
+    let config = Config::load_with_env(&Overrides::default(), &Default::default()).unwrap();
+    let client = wechat_lua::host::client_for(
+        &config,
+        "wxlate",
+        &Secret::new("latesecret000000000000000000000"),
+        &store,
+        &base,
+    )
+    .unwrap();
+    let settings = AccountSettings::new("late", Secret::new("latetoken1")).appid("wxlate");
+    let account = registry.shared_account(&settings, Some(client)).unwrap();
+    assert!(registry.insert(account).is_none());
+
+    assert_eq!(
+        host.ask("/wechat/late", "latetoken1", "who", 2).await,
+        "late wxlate"
+    );
+    assert_eq!(
+        host.ask("/wechat/late", "latetoken1", "kf", 3).await,
+        "sent"
+    );
+    let send = support::fake::last(&fake, support::fake::SEND);
+    assert_eq!(send.appid.as_deref(), Some("wxlate"), "with its own token");
+    // Its store space is its own, and wx.account finds it from another account's handler.
+    assert_eq!(
+        host.ask("/wechat/late", "latetoken1", "count", 4).await,
+        "late own=1 global=1"
+    );
+    assert_eq!(
+        host.ask("/wechat/shop", SHOP_TOKEN, "count", 5).await,
+        "shop own=1 global=2"
+    );
+    assert!(
+        Arc::ptr_eq(
+            registry.get("late").unwrap().dispatcher.scripts(),
+            host._host.state.dispatcher.scripts()
+        ),
+        "no pool of its own"
+    );
+
+    assert!(registry.remove("late").is_some());
+    let (status, _) = host
+        .post("/wechat/late", "latetoken1", text_xml("oUSER", "who", 6))
+        .await;
+    assert_eq!(status, 404, "not served once removed");
+    // A name that cannot be a path segment is refused.
+    let bad = AccountSettings::new("no/slash", Secret::new("t0ken123"));
+    assert!(registry.shared_account(&bad, None).is_err());
 }

@@ -218,7 +218,11 @@ pub fn check(location: &Path) -> CheckReport {
             return report;
         }
     };
-    match LuaRuntime::load(sources.clone(), &RuntimeOptions::default(), &services) {
+    match LuaRuntime::load(
+        sources.clone(),
+        &RuntimeOptions::default(),
+        &std::sync::Arc::new(services),
+    ) {
         Ok(runtime) => {
             report.handlers = Some(runtime.handler_count());
             report.routes = runtime.routes().count();

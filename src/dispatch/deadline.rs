@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::protocol::message::InboundMessage;
 use crate::script::runtime::{Handled, LateReplyFailure};
-use crate::script::{LuaPool, ScriptError};
+use crate::script::{LuaPool, ScriptError, Services};
 
 /// Where replies go that missed the deadline. Delivery only: a refusal for good is handed back
 /// to the dispatcher, which owns the scripts and asks their `late_reply_failed` handlers.
@@ -115,6 +115,7 @@ impl RunningHandlers {
 /// The run is counted in `running` until its reply, on time or late, is handed over.
 pub async fn handle_within(
     scripts: &Arc<LuaPool>,
+    account: &Arc<Services>,
     late: &Arc<dyn LateReplies>,
     running: &Arc<RunningHandlers>,
     deadline: Instant,
@@ -124,16 +125,17 @@ pub async fn handle_within(
     let (done, mut result) = oneshot::channel();
     {
         let scripts = scripts.clone();
+        let account = account.clone();
         let late = late.clone();
         let openid = openid.clone();
         let counted = running.enter();
         tokio::spawn(async move {
             let _counted = counted;
-            let outcome = scripts.handle(msg).await;
+            let outcome = scripts.handle_for(msg, &account).await;
             // The receiver is closed once the deadline passed: then the reply goes out late.
             if let Err(outcome) = done.send(outcome) {
                 if let Some(failure) = late.finished(&openid, outcome).await {
-                    report_undeliverable(&scripts, failure).await;
+                    report_undeliverable(&scripts, &account, failure).await;
                 }
             }
         });
@@ -163,9 +165,13 @@ pub async fn handle_within(
 
 /// Asks the scripts' `late_reply_failed` handlers what to do with a reply customer service
 /// refused for good; says so in the log when none is registered.
-async fn report_undeliverable(scripts: &LuaPool, failure: LateReplyFailure) {
+async fn report_undeliverable(
+    scripts: &LuaPool,
+    account: &Arc<Services>,
+    failure: LateReplyFailure,
+) {
     let errcode = failure.errcode;
-    match scripts.late_reply_failed(failure).await {
+    match scripts.late_reply_failed(failure, account).await {
         Ok(Handled { handler: None, .. }) => tracing::error!(
             errcode,
             "late reply undeliverable and no late_reply_failed handler is registered"

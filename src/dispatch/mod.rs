@@ -41,8 +41,11 @@ const SUCCESS: &str = "success";
 /// Handles messages for one set of scripts: dedup, the deadline, late replies, the
 /// customer-service window and metrics.
 pub struct Dispatcher {
-    /// The Lua states handlers run on.
+    /// The Lua states handlers run on: the account's own, or the shared scripts' pool.
     scripts: Arc<LuaPool>,
+    /// The account's services, handed to the pool with each message so the handler acts for
+    /// this account whichever pool runs it.
+    services: Arc<Services>,
     /// Retries of messages already handled or being handled.
     dedup: Arc<Dedup>,
     /// How long a handler may take before `success` is sent for it.
@@ -81,6 +84,16 @@ impl Dispatcher {
     /// A dispatcher for `scripts` with the settings' deadline and retry cache; late replies go
     /// through customer service when `services` has the WeChat API, to the log otherwise.
     pub fn new(config: &Config, scripts: Arc<LuaPool>, services: &Services) -> Dispatcher {
+        Dispatcher::for_account(config, scripts, Arc::new(services.clone()))
+    }
+
+    /// A dispatcher answering the messages of the account `services` with `scripts` (its own
+    /// pool, or the shared one the account shares with others).
+    pub fn for_account(
+        config: &Config,
+        scripts: Arc<LuaPool>,
+        services: Arc<Services>,
+    ) -> Dispatcher {
         Dispatcher {
             scripts,
             dedup: Dedup::new(
@@ -92,7 +105,7 @@ impl Dispatcher {
                 config.retry_cache_bytes,
             ),
             reply_timeout: config.reply_timeout,
-            late: late::for_services(services),
+            late: late::for_services(&services),
             kf_window: services.kf_window.clone(),
             running: Arc::default(),
             dedup_namespace: if services.account.is_default() {
@@ -102,7 +115,13 @@ impl Dispatcher {
             },
             account: services.account.name.clone(),
             account_messages: crate::metrics::metrics().account_messages(&services.account.name),
+            services,
         }
+    }
+
+    /// The services of the account this dispatcher answers for.
+    pub fn services(&self) -> &Arc<Services> {
+        &self.services
     }
 
     /// The same dispatcher with its late-reply sink replaced by `wrap(current sink)`, so the
@@ -199,8 +218,15 @@ impl Dispatcher {
 
         let (to, from) = (msg.from_user.clone(), msg.to_user.clone());
         let started = std::time::Instant::now();
-        let handled =
-            deadline::handle_within(&self.scripts, &self.late, &self.running, deadline, msg).await;
+        let handled = deadline::handle_within(
+            &self.scripts,
+            &self.services,
+            &self.late,
+            &self.running,
+            deadline,
+            msg,
+        )
+        .await;
         let elapsed = started.elapsed();
         let (reply, handler, failed) = match handled {
             Ok(handled) => {

@@ -70,7 +70,9 @@ pub struct LuaPool {
     generation: AtomicU64,
     location: std::path::PathBuf,
     options: RuntimeOptions,
-    services: Services,
+    /// The services of the account the pool belongs to (`default` for the shared scripts):
+    /// what its states act for outside a message, and the shared store and HTTP client.
+    services: Arc<Services>,
     status: Mutex<ReloadStatus>,
     /// Serialises reloads so two quick ones cannot publish out of order.
     reloading: Mutex<()>,
@@ -119,6 +121,7 @@ impl LuaPool {
         workers: usize,
         services: Services,
     ) -> Result<Arc<LuaPool>, ScriptError> {
+        let services = Arc::new(services);
         let sources = Arc::new(ScriptSources::read(location)?);
         let first = LuaRuntime::load(sources.clone(), &options, &services)?;
         first.check_syntax()?;
@@ -163,13 +166,30 @@ impl LuaPool {
         }
     }
 
-    /// Runs the handler for one message on an idle Lua state, on the caller's task.
+    /// Runs the handler for one message to the pool's own account; see
+    /// [`LuaPool::handle_for`].
     pub async fn handle(&self, msg: InboundMessage) -> Result<Handled, ScriptError> {
+        self.handle_for(msg, &self.services.clone()).await
+    }
+
+    /// Runs the handler for one message to `account` on an idle Lua state, on the caller's
+    /// task: the handler sees `msg.account` and its bindings act for that account, whichever
+    /// account the state last ran for (the states of the shared scripts serve them all).
+    pub async fn handle_for(
+        &self,
+        msg: InboundMessage,
+        account: &Arc<Services>,
+    ) -> Result<Handled, ScriptError> {
         let lease = self.take().await?;
         match &lease.state {
-            Some(state) => state.runtime.handle(&msg).await,
+            Some(state) => state.runtime.handle_for(&msg, account).await,
             None => Err(ScriptError::Unavailable),
         }
+    }
+
+    /// The services of the account the pool belongs to.
+    pub fn services(&self) -> &Arc<Services> {
+        &self.services
     }
 
     /// Offers a web request to the scripts' routes on an idle Lua state, on the caller's task;
@@ -187,14 +207,16 @@ impl LuaPool {
         }
     }
 
-    /// Runs the scripts' `late_reply_failed` handlers for a reply that could not be delivered.
+    /// Runs the scripts' `late_reply_failed` handlers for a reply to `account` that could not
+    /// be delivered.
     pub async fn late_reply_failed(
         &self,
         failure: LateReplyFailure,
+        account: &Arc<Services>,
     ) -> Result<Handled, ScriptError> {
         let lease = self.take().await?;
         match &lease.state {
-            Some(state) => state.runtime.late_reply_failed(&failure).await,
+            Some(state) => state.runtime.late_reply_failed(&failure, account).await,
             None => Err(ScriptError::Unavailable),
         }
     }
@@ -381,7 +403,7 @@ fn build_states(
     sources: &Arc<ScriptSources>,
     count: usize,
     options: &RuntimeOptions,
-    services: &Services,
+    services: &Arc<Services>,
 ) -> Result<Vec<State>, ScriptError> {
     (0..count)
         .map(|_| {

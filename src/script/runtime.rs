@@ -16,6 +16,7 @@ use super::message_table::{message_table, KeyCache};
 use super::reply_value::{reply_from_lua, reply_to_lua};
 use super::routes::{RouteError, RouteOutcome, RouteRequest};
 use super::run_limit::{self, RunClock, StopReason};
+use super::services::RunAccount;
 use super::{LoadError, LoadWarning, ScriptError, ScriptSources, Services};
 use crate::protocol::message::InboundMessage;
 use crate::protocol::reply::Reply;
@@ -84,9 +85,21 @@ pub struct LuaRuntime {
     /// The coroutine of the last run that finished, reset and ready for the next: a new one
     /// per run cost a Lua thread, its stack and call-info blocks (five allocations).
     spare_thread: std::sync::Mutex<Option<Thread>>,
-    /// `msg.account` and `msg.appid` of every message this state answers: keys and values
-    /// made once, so setting them allocates nothing per message.
-    account: [(mlua::LuaString, Option<mlua::LuaString>); 2],
+    /// The account this state acts for outside a message (loading, `wx.on_start`, web
+    /// routes): its pool's own.
+    own: Arc<Services>,
+    /// The keys `account` and `appid` of message tables, made once.
+    account_keys: [mlua::LuaString; 2],
+    /// `msg.account` and `msg.appid` of the account the last message was for, kept while
+    /// the next is for the same one, so setting them allocates nothing per message.
+    account_values: std::sync::Mutex<Option<AccountValues>>,
+}
+
+/// One account's `msg.account` and `msg.appid` as Lua strings.
+struct AccountValues {
+    /// The label's name, whose pointer says which account these are for.
+    name: Arc<str>,
+    values: [Option<mlua::LuaString>; 2],
 }
 
 impl LuaRuntime {
@@ -94,7 +107,7 @@ impl LuaRuntime {
     pub fn load(
         sources: Arc<ScriptSources>,
         options: &RuntimeOptions,
-        services: &Services,
+        services: &Arc<Services>,
     ) -> Result<Self, ScriptError> {
         let internal =
             |e: mlua::Error| ScriptError::Load(LoadError::host(format!("cannot set up Lua: {e}")));
@@ -145,7 +158,10 @@ impl LuaRuntime {
             )
         };
         let keys = KeyCache::new(&lua).map_err(internal)?;
-        let account = account_fields(&lua, &services.account).map_err(internal)?;
+        let account_keys = [
+            lua.create_string("account").map_err(internal)?,
+            lua.create_string("appid").map_err(internal)?,
+        ];
         Ok(LuaRuntime {
             lua,
             handlers,
@@ -158,7 +174,9 @@ impl LuaRuntime {
             time_budget: options.time_budget,
             keys,
             spare_thread: std::sync::Mutex::new(None),
-            account,
+            own: services.clone(),
+            account_keys,
+            account_values: std::sync::Mutex::new(None),
         })
     }
 
@@ -220,6 +238,7 @@ impl LuaRuntime {
                     &hook.origin,
                     vec![Value::Table(info)],
                     self.time_budget,
+                    &self.own,
                 )
                 .await
             {
@@ -256,8 +275,21 @@ impl LuaRuntime {
         &self.sources
     }
 
-    /// Runs the first handler that matches `msg` and converts its return value.
+    /// Runs the first handler that matches `msg` for the state's own account; see
+    /// [`LuaRuntime::handle_for`].
     pub async fn handle(&self, msg: &InboundMessage) -> Result<Handled, ScriptError> {
+        let own = self.own.clone();
+        self.handle_for(msg, &own).await
+    }
+
+    /// Runs the first handler that matches `msg`, a message to `account` (`msg.account`,
+    /// `msg.appid`, and the account every binding acts for during the run), and converts its
+    /// return value.
+    pub async fn handle_for(
+        &self,
+        msg: &InboundMessage,
+        account: &Arc<Services>,
+    ) -> Result<Handled, ScriptError> {
         let Some((handler, captures)) = self.select(msg)? else {
             return Ok(Handled {
                 reply: None,
@@ -267,16 +299,25 @@ impl LuaRuntime {
         let table =
             message_table(&self.lua, &self.keys, msg).map_err(|e| handler_error(handler, &e))?;
         // Set after the message's own fields, so an element named `Account` cannot pose as it.
-        for (key, value) in &self.account {
+        let values = self
+            .account_values(&account.account)
+            .map_err(|e| handler_error(handler, &e))?;
+        for (key, value) in self.account_keys.iter().zip(values) {
             table
-                .raw_set(key, value.clone())
+                .raw_set(key, value)
                 .map_err(|e| handler_error(handler, &e))?;
         }
         let mut args = Vec::with_capacity(1 + captures.len());
         args.push(Value::Table(table));
         args.extend(captures);
         let value = self
-            .run(&handler.func, &handler.origin, args, self.time_budget)
+            .run(
+                &handler.func,
+                &handler.origin,
+                args,
+                self.time_budget,
+                account,
+            )
             .await?;
         let reply = reply_from_lua(&value).map_err(|message| ScriptError::BadReply {
             handler: function_location(&handler.func).unwrap_or_else(|| handler.origin.clone()),
@@ -352,6 +393,7 @@ impl LuaRuntime {
                 &route.origin,
                 vec![Value::Table(table)],
                 budget,
+                &self.own,
             )
             .await
         {
@@ -383,6 +425,7 @@ impl LuaRuntime {
     pub async fn late_reply_failed(
         &self,
         failure: &LateReplyFailure,
+        account: &Arc<Services>,
     ) -> Result<Handled, ScriptError> {
         let mut ran = None;
         for handler in self
@@ -409,6 +452,7 @@ impl LuaRuntime {
                         Value::Table(error),
                     ],
                     self.time_budget,
+                    account,
                 )
                 .await?;
             ran = Some(handler.origin.clone());
@@ -428,15 +472,44 @@ impl LuaRuntime {
         self.clock.is_stopped()
     }
 
+    /// `msg.account` and `msg.appid` of messages to `account`: the last account's strings
+    /// again when it is the same one, else made now.
+    fn account_values(
+        &self,
+        account: &super::services::AccountLabel,
+    ) -> mlua::Result<[Option<mlua::LuaString>; 2]> {
+        let mut last = crate::sync::lock(&self.account_values);
+        if let Some(last) = last
+            .as_ref()
+            .filter(|l| Arc::ptr_eq(&l.name, &account.name))
+        {
+            return Ok(last.values.clone());
+        }
+        let values = [
+            Some(self.lua.create_string(&*account.name)?),
+            account
+                .appid
+                .as_deref()
+                .map(|appid| self.lua.create_string(appid))
+                .transpose()?,
+        ];
+        *last = Some(AccountValues {
+            name: account.name.clone(),
+            values: values.clone(),
+        });
+        Ok(values)
+    }
+
     /// Runs one handler (`func`, registered at `origin`) in its own coroutine, with the
     /// traceback wrapper, the run limit, time slices and `budget` for the whole run, waiting
-    /// included, and returns its first return value.
+    /// included, acting for `account`, and returns its first return value.
     async fn run(
         &self,
         func: &Function,
         origin: &str,
         args: Vec<Value>,
         budget: Duration,
+        account: &Arc<Services>,
     ) -> Result<Value, ScriptError> {
         let fail = |e: mlua::Error| ScriptError::Handler {
             handler: origin.to_string(),
@@ -463,7 +536,11 @@ impl LuaRuntime {
             .clone()
             .into_async::<MultiValue>(call_args)
             .map_err(fail)?;
-        let outcome = tokio::time::timeout(budget, run_limit::drive(&self.clock, running)).await;
+        let outcome = tokio::time::timeout(
+            budget,
+            run_limit::drive(&self.clock, acting_for(&self.lua, account, running)),
+        )
+        .await;
         self.clock.finish();
         let results = match outcome {
             Ok(results) => {
@@ -548,25 +625,35 @@ impl LuaRuntime {
     }
 }
 
-/// The `account` and `appid` fields of the messages of `account`, as Lua strings.
-fn account_fields(
+/// Polls `running` (a run's coroutine) with `account` as the state's [`RunAccount`], putting
+/// back the account that was there after every poll: whatever else resumes on the state while
+/// this run waits, each resume of this run acts for its own account.
+async fn acting_for<F: std::future::Future>(
     lua: &Lua,
-    account: &super::services::AccountLabel,
-) -> mlua::Result<[(mlua::LuaString, Option<mlua::LuaString>); 2]> {
-    Ok([
-        (
-            lua.create_string("account")?,
-            Some(lua.create_string(&*account.name)?),
-        ),
-        (
-            lua.create_string("appid")?,
-            account
-                .appid
-                .as_deref()
-                .map(|appid| lua.create_string(appid))
-                .transpose()?,
-        ),
-    ])
+    account: &Arc<Services>,
+    running: F,
+) -> F::Output {
+    let mut running = std::pin::pin!(running);
+    std::future::poll_fn(|cx| {
+        let previous = swap_run_account(lua, account.clone());
+        let polled = running.as_mut().poll(cx);
+        if let Some(previous) = previous {
+            swap_run_account(lua, previous);
+        }
+        polled
+    })
+    .await
+}
+
+/// Makes `account` the state's [`RunAccount`]; the one it replaces.
+fn swap_run_account(lua: &Lua, account: Arc<Services>) -> Option<Arc<Services>> {
+    match lua.app_data_mut::<RunAccount>() {
+        Some(mut slot) => Some(std::mem::replace(&mut slot.0, account)),
+        None => {
+            lua.set_app_data(RunAccount(account));
+            None
+        }
+    }
 }
 
 fn handler_error(handler: &Handler, e: &mlua::Error) -> ScriptError {

@@ -1,8 +1,17 @@
 //! What the host lends to scripts: the store, the outbound HTTP client and (when configured)
 //! the WeChat API. Shared by every worker, so everything here is `Send + Sync`.
+//!
+//! One [`Services`] describes one account (its API client, window tracker, outbox handle and
+//! `wx.store` space beside what every account shares). A pool of Lua states is started with
+//! the services of its owner (the `default` account for the shared scripts), and the account
+//! a run acts for is chosen per run: the dispatcher hands its account's `Arc<Services>` to
+//! the pool with each message, the runtime makes it the state's [`RunAccount`] for every
+//! resume of the handler's coroutine, and the bindings read it when they are called
+//! ([`ActingFor::Run`]) instead of capturing one at start-up. `wx.account(name)` tables are
+//! bound to a name instead ([`ActingFor::Named`]), looked up in the host's
+//! [`AccountDirectory`] at each call, so accounts added or removed while serving are seen.
 
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use crate::api::outbox::Outbox;
@@ -28,9 +37,58 @@ pub struct Services {
     pub session_ttl: Duration,
     /// The account these services act for (`msg.account`, `msg.appid`, `wx.store`'s space).
     pub account: AccountLabel,
-    /// Every account of the host by name, for `wx.account(name)`; filled once the host has
-    /// built them all. The services inside have an empty map of their own (no cycle).
-    pub peers: Arc<OnceLock<HashMap<String, Services>>>,
+    /// Every account of the host by name, for `wx.account(name)`; set once the host has
+    /// built its registry (weak: the registry holds these services, so no cycle). Shared by
+    /// every clone, so one `set` reaches the services of every account.
+    pub peers: Arc<OnceLock<Weak<dyn AccountDirectory>>>,
+}
+
+/// The accounts of a host by name, as scripts reach them with `wx.account(name)`:
+/// implemented by [`crate::account::Registry`], kept behind a trait so the scripts know no
+/// server.
+pub trait AccountDirectory: Send + Sync {
+    /// The services of the account `name` (`default` included), if the host serves it now.
+    fn services(&self, name: &str) -> Option<Arc<Services>>;
+    /// The names of the accounts served now, sorted, for an error message.
+    fn names(&self) -> Vec<String>;
+}
+
+/// Lua app data of every state: the account the run in progress acts for. The runtime puts a
+/// run's account here before each resume of its coroutine and puts the previous one back
+/// after, so a run keeps its account across every wait; outside a run (loading,
+/// `wx.on_start`, web routes) it is the pool's own account.
+pub struct RunAccount(pub Arc<Services>);
+
+/// Which account a binding acts for, resolved when the script calls it.
+#[derive(Clone)]
+pub enum ActingFor {
+    /// The account of the run in progress ([`RunAccount`]): `wx.kf`, `wx.store`, …
+    Run,
+    /// The account of that name, looked up at each call (`wx.account(name)`): one added
+    /// later is found, one removed is a clear error.
+    Named(Arc<str>, Arc<OnceLock<Weak<dyn AccountDirectory>>>),
+}
+
+impl ActingFor {
+    /// The services to use for a call made now.
+    pub fn services(&self, lua: &mlua::Lua) -> mlua::Result<Arc<Services>> {
+        match self {
+            ActingFor::Run => lua
+                .app_data_ref::<RunAccount>()
+                .map(|run| run.0.clone())
+                .ok_or_else(|| mlua::Error::RuntimeError("no account to act for".into())),
+            ActingFor::Named(name, peers) => peers
+                .get()
+                .and_then(Weak::upgrade)
+                .and_then(|all| all.services(name))
+                .ok_or_else(|| {
+                    crate::script::bindings::error_at(
+                        lua,
+                        format!("wx.account: the account `{name}` is no longer served"),
+                    )
+                }),
+        }
+    }
 }
 
 /// Which account a set of services acts for.
@@ -40,18 +98,37 @@ pub struct AccountLabel {
     pub name: Arc<str>,
     /// Its AppID, when configured.
     pub appid: Option<Arc<str>>,
+    /// What its `wx.store` keys start with: nothing for `default` (its keys are as they were
+    /// before accounts existed), else a prefix no script key can name (made once, so a
+    /// store call builds only its key).
+    pub store_prefix: Arc<str>,
 }
 
 impl Default for AccountLabel {
     fn default() -> Self {
-        AccountLabel {
-            name: Arc::from(crate::config::DEFAULT_ACCOUNT),
-            appid: None,
-        }
+        AccountLabel::new(crate::config::DEFAULT_ACCOUNT, None)
     }
 }
 
+/// Where the keys of named accounts and of `wx.store.global` live: behind a control
+/// character no script writes in a key, so no key of one space can name one of another.
+pub const STORE_SPACE_MARK: char = '\u{1}';
+
 impl AccountLabel {
+    /// The label of the account `name`, AppID `appid`.
+    pub fn new(name: &str, appid: Option<&str>) -> AccountLabel {
+        let store_prefix = if name == crate::config::DEFAULT_ACCOUNT {
+            String::new()
+        } else {
+            format!("{STORE_SPACE_MARK}account:{name}:")
+        };
+        AccountLabel {
+            name: Arc::from(name),
+            appid: appid.map(Arc::from),
+            store_prefix: store_prefix.into(),
+        }
+    }
+
     /// Whether this is the implicit account of the top-level settings.
     pub fn is_default(&self) -> bool {
         &*self.name == crate::config::DEFAULT_ACCOUNT
@@ -72,16 +149,13 @@ impl Services {
             http: Arc::new(HttpClient::new(HttpSettings::default())),
             session_ttl: DEFAULT_SESSION_TTL,
             account: AccountLabel::default(),
-            peers: Arc::default(),
+            peers: Arc::new(OnceLock::new()),
         }
     }
 
     /// The same services acting for the account `name` (appid `appid`).
     pub fn for_account(mut self, name: &str, appid: Option<&str>) -> Services {
-        self.account = AccountLabel {
-            name: Arc::from(name),
-            appid: appid.map(Arc::from),
-        };
+        self.account = AccountLabel::new(name, appid);
         self
     }
 

@@ -46,18 +46,18 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 
 /// The router, without a socket, so tests can drive it with `oneshot`.
 pub fn app(state: Arc<AppState>) -> Router {
-    let mut router = Router::new().route(
-        CALLBACK_PATH,
-        get(routes::verify_url).post(routes::callback),
-    );
-    // Only with `[[accounts]]`: without them `/wechat/…` answers as before accounts existed
-    // (the scripts' routes refuse the reserved `/wechat` segment, so it is a 404).
-    if !state.accounts.is_empty() {
-        router = router.route(
+    // `/wechat/<name>` is routed whether or not accounts are configured yet: they can be
+    // added while serving. A name the registry does not hold is a 404, as the scripts'
+    // routes (which refuse the reserved `/wechat` segment) would answer.
+    let mut router = Router::new()
+        .route(
+            CALLBACK_PATH,
+            get(routes::verify_url).post(routes::callback),
+        )
+        .route(
             &format!("{CALLBACK_PATH}/{{{}}}", verify::ACCOUNT_PARAM),
             get(routes::verify_url).post(routes::callback),
         );
-    }
     if state.platform.is_some() {
         use crate::component::{AUTHORIZED_PATH, AUTHORIZE_PATH, EVENTS_PATH};
         router = router

@@ -44,8 +44,9 @@ pub struct AppState {
     /// The `default` account (the top-level settings), served at `/wechat`: the fields above
     /// as one [`Account`](crate::account::Account).
     pub default_account: Arc<crate::account::Account>,
-    /// The `[[accounts]]`, served at `/wechat/<name>`.
-    pub accounts: crate::account::Accounts,
+    /// The other accounts, served at `/wechat/<name>`: the `[[accounts]]`, and any added
+    /// while serving.
+    pub accounts: Arc<crate::account::Registry>,
     /// The open platform (`[component]`), served at `/component/…`.
     pub platform: Option<Arc<crate::component::Platform>>,
     /// The scripts' web routes and static files (a sign-in hook goes in with
@@ -82,6 +83,8 @@ impl AppState {
             dispatcher.clone(),
         )?);
         let envelope = default_account.envelope.clone();
+        let accounts = Arc::new(crate::account::Registry::new());
+        accounts.set_default(default_account.clone());
         let web = Arc::new(crate::web::Web::new(config, dispatcher.scripts().clone()));
         Ok(AppState {
             web,
@@ -98,7 +101,7 @@ impl AppState {
             store,
             dispatcher,
             default_account,
-            accounts: crate::account::Accounts::new(),
+            accounts,
             platform: None,
             limits: config.connections,
         })
@@ -108,21 +111,17 @@ impl AppState {
     /// many still run then. A shutdown calls it after the server stopped.
     pub async fn wait_for_handlers(&self, until: tokio::time::Instant) -> usize {
         let mut still_running = self.dispatcher.wait_for_handlers(until).await;
-        for account in self.accounts.values() {
+        for account in self.accounts.all() {
             still_running += account.dispatcher.wait_for_handlers(until).await;
         }
         still_running
     }
 
-    /// The same state serving `accounts` at `/wechat/<name>` beside the default account.
-    pub fn with_accounts(
-        mut self,
-        accounts: impl IntoIterator<Item = crate::account::Account>,
-    ) -> AppState {
-        self.accounts = accounts
-            .into_iter()
-            .map(|account| (account.name.clone(), Arc::new(account)))
-            .collect();
+    /// The same state serving the accounts of `registry` at `/wechat/<name>` beside the
+    /// default account (which the registry is given).
+    pub fn with_registry(mut self, registry: Arc<crate::account::Registry>) -> AppState {
+        registry.set_default(self.default_account.clone());
+        self.accounts = registry;
         self
     }
 }

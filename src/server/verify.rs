@@ -143,11 +143,11 @@ pub(crate) async fn check_query(
     Ok((timestamp, nonce, query))
 }
 
-/// The account a callback path names: `/wechat/<name>` one of the `[[accounts]]`, any other
+/// The account a callback path names: `/wechat/<name>` one the registry holds, any other
 /// callback path (`/wechat`) the default account.
 async fn account_of(parts: &mut Parts, state: &Arc<AppState>) -> Result<Arc<Account>, AppError> {
-    // A single-account host has only `/wechat`: nothing to look up on its hot path.
-    if state.accounts.is_empty() {
+    // `/wechat` itself is the default account: nothing to look up on its hot path.
+    if parts.uri.path() == super::CALLBACK_PATH {
         return Ok(state.default_account.clone());
     }
     let params = RawPathParams::from_request_parts(parts, state)
@@ -155,11 +155,7 @@ async fn account_of(parts: &mut Parts, state: &Arc<AppState>) -> Result<Arc<Acco
         .map_err(|e| AppError::BadQuery(e.to_string()))?;
     match params.iter().find(|(name, _)| *name == ACCOUNT_PARAM) {
         None => Ok(state.default_account.clone()),
-        Some((_, name)) => state
-            .accounts
-            .get(name)
-            .cloned()
-            .ok_or(AppError::UnknownAccount),
+        Some((_, name)) => state.accounts.get(name).ok_or(AppError::UnknownAccount),
     }
 }
 

@@ -36,7 +36,7 @@ pub struct WxNames {
 pub fn host_names(sources: Arc<ScriptSources>) -> mlua::Result<WxNames> {
     let lua = Lua::new();
     let services = Services::in_memory().map_err(|e| mlua::Error::RuntimeError(e.to_string()))?;
-    let wx = bindings::install(&lua, sources, &services)?;
+    let wx = bindings::install(&lua, sources, &Arc::new(services))?;
     let mut out = WxNames::default();
     let mut seen = HashSet::new();
     walk(&wx, "wx", 0, &mut seen, &mut out)?;

@@ -2,11 +2,15 @@
 //! `menu`, `media`, `material`, `qrcode`, `oauth`, `jssdk`, `subscribe`, `api`) bound to
 //! another account of the host, for jobs that act across accounts. The `wx.kf`, `wx.mass`…
 //! a handler finds on `wx` are its own message's account's.
+//!
+//! The tables are bound to the account's name, which is looked up in the host's registry at
+//! each call: an account added while serving (an authorized one) is reachable, one removed
+//! is a clear error, never a call with stale credentials.
 
 use mlua::{Lua, Result as LuaResult, Table};
 
 use super::error_at;
-use crate::script::services::Services;
+use crate::script::services::{ActingFor, Services};
 
 /// Adds `wx.account`.
 pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
@@ -20,12 +24,9 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
             if let Some(tables) = built.raw_get::<Option<Table>>(name.as_str())? {
                 return Ok(tables);
             }
-            let all = peers.get();
-            let Some(peer) = all.and_then(|all| all.get(&name)) else {
-                let mut names: Vec<&str> = all
-                    .map(|all| all.keys().map(String::as_str).collect())
-                    .unwrap_or_default();
-                names.sort_unstable();
+            let all = peers.get().and_then(std::sync::Weak::upgrade);
+            if all.as_ref().and_then(|all| all.services(&name)).is_none() {
+                let names = all.map(|all| all.names()).unwrap_or_default();
                 return Err(error_at(
                     lua,
                     format!(
@@ -33,9 +34,10 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
                         names.join(", ")
                     ),
                 ));
-            };
+            }
             let tables = lua.create_table()?;
-            super::api::register(lua, &tables, peer)?;
+            let bound = ActingFor::Named(name.as_str().into(), peers.clone());
+            super::api::register(lua, &tables, &bound)?;
             built.raw_set(name.as_str(), &tables)?;
             Ok(tables)
         })?,

@@ -24,8 +24,15 @@ use mlua::{Function, Lua, Result as LuaResult, Table};
 use super::{ScriptSources, Services};
 
 /// Installs the sandboxed standard library and the global `wx` table.
-pub fn install(lua: &Lua, sources: Arc<ScriptSources>, services: &Services) -> LuaResult<Table> {
+pub fn install(
+    lua: &Lua,
+    sources: Arc<ScriptSources>,
+    services: &Arc<Services>,
+) -> LuaResult<Table> {
     stdlib::install(lua, sources)?;
+    // Outside a run (loading, `wx.on_start`, web routes) the bindings act for the pool's own
+    // account; a run puts its own in for as long as it is resumed.
+    lua.set_app_data(super::services::RunAccount(services.clone()));
     let wx = lua.create_table()?;
     handlers::register(lua, &wx)?;
     reply::register(lua, &wx)?;
@@ -33,7 +40,7 @@ pub fn install(lua: &Lua, sources: Arc<ScriptSources>, services: &Services) -> L
     time::register(lua, &wx)?;
     store::register(lua, &wx, services)?;
     session::register(lua, &wx, services)?;
-    api::register(lua, &wx, services)?;
+    api::register(lua, &wx, &super::services::ActingFor::Run)?;
     account::register(lua, &wx, services)?;
     json::register(lua, &wx)?;
     crypto::register(lua, &wx)?;

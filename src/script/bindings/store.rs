@@ -9,7 +9,9 @@ use mlua::{Lua, Result as LuaResult, Table, Value};
 
 use super::error_at;
 use super::json::{json_to_lua, lua_to_json, ObjectNull};
-use crate::script::services::Services;
+use std::sync::Arc;
+
+use crate::script::services::{ActingFor, Services};
 use crate::store::{script_data, StoreError};
 
 /// Longest key accepted, in bytes.
@@ -52,37 +54,45 @@ fn failure(lua: &Lua, e: StoreError, call: Call) -> LuaResult<(Value, Value)> {
     Ok((Value::Nil, Value::Table(err)))
 }
 
-/// Where the keys of named accounts and of `wx.store.global` live: behind a control
-/// character no script writes in a key, so no key of one space can name one of another.
-/// The default account's keys have no prefix, as before accounts existed.
-const SPACE_MARK: char = '\u{1}';
-
-/// The prefix of the keys `wx.store` reads and writes for `account`.
-fn account_prefix(account: &crate::script::services::AccountLabel) -> String {
-    if account.is_default() {
-        String::new()
-    } else {
-        format!("{SPACE_MARK}account:{}:", account.name)
-    }
-}
-
 /// The prefix of `wx.store.global`, shared by every account.
 fn global_prefix() -> String {
-    format!("{SPACE_MARK}global:")
+    format!("{}global:", crate::script::services::STORE_SPACE_MARK)
+}
+
+/// Whose keys a family of functions reads and writes.
+#[derive(Clone)]
+enum Space {
+    /// The account the running handler acts for (its label's prefix, read at each call).
+    Account,
+    /// The keys every account shares.
+    Global(Arc<str>),
+}
+
+impl Space {
+    /// The full store key of `key` in this space, for a call made now.
+    fn key(&self, lua: &Lua, key: &str) -> LuaResult<String> {
+        let prefix = match self {
+            Space::Account => ActingFor::Run.services(lua)?.account.store_prefix.clone(),
+            Space::Global(prefix) => prefix.clone(),
+        };
+        Ok(format!("{prefix}{key}"))
+    }
 }
 
 /// Adds `wx.store` (the handling account's keys) and `wx.store.global` (keys every account
 /// shares), with the same functions.
 pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
-    let store = family(lua, services, account_prefix(&services.account))?;
-    store.set("global", family(lua, services, global_prefix())?)?;
+    let store = family(lua, services, Space::Account)?;
+    store.set(
+        "global",
+        family(lua, services, Space::Global(global_prefix().into()))?,
+    )?;
     wx.set("store", store)
 }
 
 /// `get`, `set`, `incr` and `del` on the keys under `prefix`.
-fn family(lua: &Lua, services: &Services, prefix: String) -> LuaResult<Table> {
+fn family(lua: &Lua, services: &Services, prefix: Space) -> LuaResult<Table> {
     let store = lua.create_table()?;
-    let prefix: std::sync::Arc<str> = prefix.into();
 
     let (s, p) = (services.store.clone(), prefix.clone());
     store.set(
@@ -91,7 +101,8 @@ fn family(lua: &Lua, services: &Services, prefix: String) -> LuaResult<Table> {
             let (s, p) = (s.clone(), p.clone());
             async move {
                 check_key(&lua, "get", &key)?;
-                match script_data::get(s.as_ref(), &format!("{p}{key}")).await {
+                let key = p.key(&lua, &key)?;
+                match script_data::get(s.as_ref(), &key).await {
                     Ok(Some(value)) => {
                         Ok((json_to_lua(&lua, &value, ObjectNull::Sentinel)?, Value::Nil))
                     }
@@ -109,6 +120,7 @@ fn family(lua: &Lua, services: &Services, prefix: String) -> LuaResult<Table> {
             let (s, p) = (s.clone(), p.clone());
             async move {
                 check_key(&lua, "set", &key)?;
+                let key = p.key(&lua, &key)?;
                 // Refuses what JSON cannot hold (NaN, ±inf, functions, ...) at the script's line
                 // instead of storing `null` and answering true.
                 let json = lua_to_json(&lua, "wx.store.set", "the value", value)?;
@@ -119,7 +131,7 @@ fn family(lua: &Lua, services: &Services, prefix: String) -> LuaResult<Table> {
                         return Err(error_at(&lua, format!("wx.store.set: ttl must be a positive number of seconds, not {secs}")))
                     }
                 };
-                match script_data::set(s.as_ref(), &format!("{p}{key}"), &json, ttl).await {
+                match script_data::set(s.as_ref(), &key, &json, ttl).await {
                     Ok(()) => Ok((Value::Boolean(true), Value::Nil)),
                     Err(e) => failure(&lua, e, Call::Write),
                 }
@@ -137,8 +149,8 @@ fn family(lua: &Lua, services: &Services, prefix: String) -> LuaResult<Table> {
                 let (s, p) = (s.clone(), p.clone());
                 async move {
                     check_key(&lua, "incr", &key)?;
-                    match script_data::incr(s.as_ref(), &format!("{p}{key}"), by.unwrap_or(1)).await
-                    {
+                    let key = p.key(&lua, &key)?;
+                    match script_data::incr(s.as_ref(), &key, by.unwrap_or(1)).await {
                         Ok(n) => Ok((Value::Integer(n), Value::Nil)),
                         Err(e) => failure(&lua, e, Call::Write),
                     }
@@ -154,7 +166,8 @@ fn family(lua: &Lua, services: &Services, prefix: String) -> LuaResult<Table> {
             let (s, p) = (s.clone(), p.clone());
             async move {
                 check_key(&lua, "del", &key)?;
-                match script_data::del(s.as_ref(), &format!("{p}{key}")).await {
+                let key = p.key(&lua, &key)?;
+                match script_data::del(s.as_ref(), &key).await {
                     Ok(existed) => Ok((Value::Boolean(existed), Value::Nil)),
                     Err(e) => failure(&lua, e, Call::Write),
                 }

@@ -13,6 +13,7 @@ use super::super::json::{self, ObjectNull};
 use crate::api::error::ERRCODE_CONFIG;
 use crate::api::outbox::{unknown_reason, QueuedCall};
 use crate::api::{ApiError, WechatClient};
+use crate::script::services::{ActingFor, Services};
 
 /// What a binding's WeChat call produces: JSON that becomes the Lua result.
 pub type CallResult = Result<Json, ApiError>;
@@ -255,13 +256,43 @@ pub fn arg_str_list(lua: &Lua, fname: &str, what: &str, v: &Value) -> LuaResult<
     Ok(out)
 }
 
+/// The WeChat API of the account a call acts for, with the rest of that account's services
+/// (its outbox handle, its window tracker). Derefs to the [`WechatClient`], so a binding's
+/// call reads `api.kf().send(..)` whichever account it is.
+#[derive(Clone)]
+pub struct AccountApi {
+    /// The account's client.
+    pub client: WechatClient,
+    /// The account's services.
+    pub services: Arc<Services>,
+}
+
+impl std::ops::Deref for AccountApi {
+    type Target = WechatClient;
+    fn deref(&self) -> &WechatClient {
+        &self.client
+    }
+}
+
+/// The API of the account `acting` names for a call made now: `Ok(None)` when that account
+/// has no API credentials.
+pub fn account_api(lua: &Lua, acting: &ActingFor) -> LuaResult<Option<AccountApi>> {
+    let services = acting.services(lua)?;
+    Ok(services
+        .api
+        .clone()
+        .map(|client| AccountApi { client, services }))
+}
+
 /// Builds a Lua function for one WeChat call: `parse` checks the arguments (raising at the
-/// script's line), then `call` runs against the API; the JSON it returns is the Lua result, an
-/// [`ApiError`] becomes `nil, err`, and without an API every call is `nil, {errcode=-5}`.
+/// script's line), then `call` runs against the API of the account the call acts for
+/// (`acting`, resolved when the script calls, so the shared scripts call with the handling
+/// message's account); the JSON it returns is the Lua result, an [`ApiError`] becomes
+/// `nil, err`, and without an API every call is `nil, {errcode=-5}`.
 /// The call is an mlua async function, so waiting on WeChat suspends only this script.
 pub fn api_function<A, P, F, G, Fut>(
     lua: &Lua,
-    api: &Option<WechatClient>,
+    acting: &ActingFor,
     fname: &'static str,
     parse: F,
     call: G,
@@ -270,17 +301,19 @@ where
     A: FromLuaMulti + MaybeSend + 'static,
     P: Send + 'static,
     F: Fn(&Lua, A) -> LuaResult<P> + Send + Sync + 'static,
-    G: Fn(WechatClient, P) -> Fut + Send + Sync + 'static,
+    G: Fn(AccountApi, P) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = CallResult> + Send + 'static,
 {
-    api_function_with(lua, api, fname, parse, call, |lua, v| json_to_lua(lua, &v))
+    api_function_with(lua, acting, fname, parse, call, |lua, v| {
+        json_to_lua(lua, &v)
+    })
 }
 
 /// [`api_function`] for a call whose result is not JSON (a downloaded file's bytes, which a
 /// Lua string keeps and JSON cannot): `to_lua` makes the Lua result of what `call` returns.
 pub fn api_function_with<A, P, T, F, G, Fut, C>(
     lua: &Lua,
-    api: &Option<WechatClient>,
+    acting: &ActingFor,
     fname: &'static str,
     parse: F,
     call: G,
@@ -291,22 +324,24 @@ where
     P: Send + 'static,
     T: Send + 'static,
     F: Fn(&Lua, A) -> LuaResult<P> + Send + Sync + 'static,
-    G: Fn(WechatClient, P) -> Fut + Send + Sync + 'static,
+    G: Fn(AccountApi, P) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
     C: Fn(&Lua, T) -> LuaResult<Value> + Send + Sync + 'static,
 {
-    let api = api.clone();
+    let acting = acting.clone();
     let parse = Arc::new(parse);
     let call = Arc::new(call);
     let to_lua = Arc::new(to_lua);
     crate::script::bindings::waiting_function(lua, fname, move |lua, args: A| {
-        let api = api.clone();
+        // Resolved now, while the calling run is the state's: the call acts for its account
+        // whatever runs on the state while it waits.
+        let api = account_api(&lua, &acting);
         let parse = Arc::clone(&parse);
         let call = Arc::clone(&call);
         let to_lua = Arc::clone(&to_lua);
         async move {
             let parsed = parse(&lua, args)?;
-            let Some(api) = api else {
+            let Some(api) = api? else {
                 return not_configured(&lua, fname);
             };
             match call(api, parsed).await {

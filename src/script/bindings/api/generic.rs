@@ -7,7 +7,7 @@ use serde_json::{json, Value as Json};
 
 use super::convert::{api_function, arg_str, arg_table, lua_to_json};
 use crate::script::bindings::error_at;
-use crate::script::services::Services;
+use crate::script::services::ActingFor;
 
 /// Why a path is refused, if it is; it must be a plain path on the API host.
 pub fn path_problem(path: &str) -> Option<&'static str> {
@@ -59,13 +59,13 @@ fn query_pairs(lua: &Lua, fname: &str, v: &Value) -> LuaResult<Vec<(String, Stri
 }
 
 /// Adds `wx.api`.
-pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
+pub fn register(lua: &Lua, wx: &Table, acting: &ActingFor) -> LuaResult<()> {
     let api = lua.create_table()?;
     api.set(
         "get",
         api_function(
             lua,
-            &services.api,
+            acting,
             "wx.api.get",
             |lua, (path, query): (Value, Value)| {
                 let f = "wx.api.get";
@@ -84,7 +84,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         "post",
         api_function(
             lua,
-            &services.api,
+            acting,
             "wx.api.post",
             |lua, (path, body): (Value, Value)| {
                 let f = "wx.api.post";

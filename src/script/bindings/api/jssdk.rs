@@ -6,7 +6,7 @@ use super::convert::{api_function, arg_str, arg_table, opt_bool};
 use crate::api::jssdk::check_page_url;
 use crate::api::ApiError;
 use crate::script::bindings::error_at;
-use crate::script::services::Services;
+use crate::script::services::ActingFor;
 
 const CONFIG: &str = "wx.jssdk.config";
 
@@ -56,26 +56,20 @@ fn config_args(lua: &Lua, (url, options): (Value, Value)) -> LuaResult<ConfigArg
 }
 
 /// Adds `wx.jssdk`.
-pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
+pub fn register(lua: &Lua, wx: &Table, acting: &ActingFor) -> LuaResult<()> {
     let jssdk = lua.create_table()?;
     jssdk.set(
         "config",
-        api_function(
-            lua,
-            &services.api,
-            CONFIG,
-            config_args,
-            |api, args| async move {
-                let config = api
-                    .jssdk()
-                    .config(&args.url, args.apis, args.open_tags, args.debug)
-                    .await?;
-                serde_json::to_value(config).map_err(|e| ApiError::InvalidJson {
-                    raw: String::new(),
-                    reason: e.to_string(),
-                })
-            },
-        )?,
+        api_function(lua, acting, CONFIG, config_args, |api, args| async move {
+            let config = api
+                .jssdk()
+                .config(&args.url, args.apis, args.open_tags, args.debug)
+                .await?;
+            serde_json::to_value(config).map_err(|e| ApiError::InvalidJson {
+                raw: String::new(),
+                reason: e.to_string(),
+            })
+        })?,
     )?;
     wx.set("jssdk", jssdk)
 }

@@ -7,7 +7,7 @@ use serde_json::{json, Value as Json};
 use super::convert::{api_function, arg_str, opt_bool, opt_str, queue_if_transient, typed_fields};
 use crate::api::KfMessage;
 use crate::script::bindings::error_at;
-use crate::script::services::Services;
+use crate::script::services::ActingFor;
 
 /// A customer-service message from a string (text) or a table whose `type` names it; reply
 /// tables (`wx.reply.*`) are accepted with their field spellings (`pic_url`, `music_url`).
@@ -65,15 +65,13 @@ fn rename(o: &mut serde_json::Map<String, Json>, from: &str, to: &str) {
 }
 
 /// Adds `wx.kf`.
-pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
+pub fn register(lua: &Lua, wx: &Table, acting: &ActingFor) -> LuaResult<()> {
     let kf = lua.create_table()?;
-    let window = services.kf_window.clone();
-    let outbox = services.outbox.clone();
     kf.set(
         "send",
         api_function(
             lua,
-            &services.api,
+            acting,
             "wx.kf.send",
             |lua, (openid, message, account): (Value, Value, Value)| {
                 let f = "wx.kf.send";
@@ -84,8 +82,9 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
                 ))
             },
             move |api, (openid, message, account)| {
-                let window = window.clone();
-                let outbox = outbox.clone();
+                // The window and the outbox of the account the send goes out for.
+                let window = api.services.kf_window.clone();
+                let outbox = api.services.outbox.clone();
                 async move {
                     match api
                         .kf()
@@ -122,7 +121,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         "typing",
         api_function(
             lua,
-            &services.api,
+            acting,
             "wx.kf.typing",
             |lua, (openid, on): (Value, Value)| {
                 let f = "wx.kf.typing";
@@ -137,11 +136,12 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
             },
         )?,
     )?;
-    let tracker = services.kf_window.clone();
+    let acting = acting.clone();
     kf.set(
         "window",
         lua.create_function(move |lua, openid: Value| {
             let openid = arg_str(lua, "wx.kf.window", "openid", &openid)?;
+            let tracker = acting.services(lua)?.kf_window.clone();
             let w = tracker.window(&openid, crate::clock::unix_secs());
             let out = lua.create_table()?;
             out.set("open", w.open)?;

@@ -14,7 +14,7 @@ use crate::api::mass::{
 use crate::api::outbox::Outbox;
 use crate::api::{ApiError, WechatClient};
 use crate::script::bindings::error_at;
-use crate::script::services::Services;
+use crate::script::services::ActingFor;
 
 /// Who a `wx.mass.send` goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,18 +143,17 @@ async fn send_all(
 }
 
 /// Adds `wx.mass`.
-pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
+pub fn register(lua: &Lua, wx: &Table, acting: &ActingFor) -> LuaResult<()> {
     let mass = lua.create_table()?;
-    let outbox = services.outbox.clone();
     mass.set(
         "send",
         api_function(
             lua,
-            &services.api,
+            acting,
             "wx.mass.send",
             send_args,
             move |api, (to, message, opts)| {
-                let outbox = outbox.clone();
+                let outbox = api.services.outbox.clone();
                 async move {
                     let calls = match to {
                         Recipients::Filter(target) => vec![sendall_call(target, &message, &opts)],
@@ -175,7 +174,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         "preview",
         api_function(
             lua,
-            &services.api,
+            acting,
             "wx.mass.preview",
             |lua, (openid, message): (Value, Value)| {
                 let f = "wx.mass.preview";
@@ -191,7 +190,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         "delete",
         api_function(
             lua,
-            &services.api,
+            acting,
             "wx.mass.delete",
             |lua, (msg_id, idx): (Value, Value)| {
                 let f = "wx.mass.delete";
@@ -215,7 +214,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         "status",
         api_function(
             lua,
-            &services.api,
+            acting,
             "wx.mass.status",
             |lua, msg_id: Value| arg_int(lua, "wx.mass.status", "msg_id", &msg_id),
             |api, msg_id| async move { api.mass().get(msg_id).await },
@@ -225,7 +224,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         "speed",
         api_function(
             lua,
-            &services.api,
+            acting,
             "wx.mass.speed",
             |_, ()| Ok(()),
             |api, ()| async move {
@@ -238,7 +237,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         "set_speed",
         api_function(
             lua,
-            &services.api,
+            acting,
             "wx.mass.set_speed",
             |lua, speed: Value| {
                 let f = "wx.mass.set_speed";

@@ -11,7 +11,7 @@ use super::media::{default_filename, downloaded, file_bytes, media_file, media_t
 use crate::api::material::{Material, MaterialKind, BATCHGET_MAX};
 use crate::api::media::{MediaFile, MediaType};
 use crate::script::bindings::error_at;
-use crate::script::services::Services;
+use crate::script::services::ActingFor;
 
 const ADD: &str = "wx.material.add";
 const GET: &str = "wx.material.get";
@@ -110,8 +110,8 @@ fn list_args(
 }
 
 /// Adds `wx.material`.
-pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
-    let api = &services.api;
+pub fn register(lua: &Lua, wx: &Table, acting: &ActingFor) -> LuaResult<()> {
+    let api = acting;
     let material = lua.create_table()?;
     material.set(
         "add",

@@ -11,7 +11,7 @@ use crate::api::client::RawResponse;
 use crate::api::material::json_answer;
 use crate::api::media::{MediaFile, MediaType};
 use crate::script::bindings::error_at;
-use crate::script::services::Services;
+use crate::script::services::ActingFor;
 
 const UPLOAD: &str = "wx.media.upload";
 const GET: &str = "wx.media.get";
@@ -115,11 +115,11 @@ pub fn downloaded(lua: &Lua, raw: RawResponse) -> LuaResult<Value> {
 }
 
 /// Adds `wx.media`.
-pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
+pub fn register(lua: &Lua, wx: &Table, acting: &ActingFor) -> LuaResult<()> {
     let media = lua.create_table()?;
     media.set(
         "upload",
-        api_function(lua, &services.api, UPLOAD, upload_args, |api, (kind, file)| async move {
+        api_function(lua, acting, UPLOAD, upload_args, |api, (kind, file)| async move {
             let up = api.media().upload(kind, &file).await?;
             Ok(json!({"media_id": up.media_id, "type": kind.as_str(), "created_at": up.created_at}))
         })?,
@@ -128,7 +128,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         "get",
         api_function_with(
             lua,
-            &services.api,
+            acting,
             GET,
             |lua, media_id: Value| arg_str(lua, GET, "media_id", &media_id),
             |api, media_id| async move { api.media().get(&media_id).await },
@@ -139,7 +139,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         "uploadimg",
         api_function(
             lua,
-            &services.api,
+            acting,
             UPLOADIMG,
             |lua, (data, filename): (Value, Value)| {
                 let data = file_bytes(lua, UPLOADIMG, data)?;

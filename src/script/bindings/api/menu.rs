@@ -4,7 +4,7 @@ use mlua::{Lua, Result as LuaResult, Table, Value};
 use serde_json::{json, Value as Json};
 
 use super::convert::{api_function, arg_table, lua_to_json};
-use crate::script::services::Services;
+use crate::script::services::ActingFor;
 
 const CREATE: &str = "wx.menu.create";
 
@@ -21,26 +21,20 @@ fn menu_body(lua: &Lua, v: Value) -> LuaResult<Json> {
 }
 
 /// Adds `wx.menu`.
-pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
+pub fn register(lua: &Lua, wx: &Table, acting: &ActingFor) -> LuaResult<()> {
     let menu = lua.create_table()?;
     menu.set(
         "create",
-        api_function(
-            lua,
-            &services.api,
-            CREATE,
-            menu_body,
-            |api, body| async move {
-                api.menu().create(&body).await?;
-                Ok(Json::Bool(true))
-            },
-        )?,
+        api_function(lua, acting, CREATE, menu_body, |api, body| async move {
+            api.menu().create(&body).await?;
+            Ok(Json::Bool(true))
+        })?,
     )?;
     menu.set(
         "get",
         api_function(
             lua,
-            &services.api,
+            acting,
             "wx.menu.get",
             |_, ()| Ok(()),
             |api, ()| async move { api.menu().get().await },
@@ -50,7 +44,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         "delete",
         api_function(
             lua,
-            &services.api,
+            acting,
             "wx.menu.delete",
             |_, ()| Ok(()),
             |api, ()| async move {

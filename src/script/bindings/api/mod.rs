@@ -20,20 +20,20 @@ pub mod user;
 
 use mlua::{Lua, Result as LuaResult, Table};
 
-use crate::script::services::Services;
+use crate::script::services::ActingFor;
 
 /// Adds every API family to `wx`.
-pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
-    kf::register(lua, wx, services)?;
-    mass::register(lua, wx, services)?;
-    template::register(lua, wx, services)?;
-    user::register(lua, wx, services)?;
-    menu::register(lua, wx, services)?;
-    media::register(lua, wx, services)?;
-    material::register(lua, wx, services)?;
-    qrcode::register(lua, wx, services)?;
-    oauth::register(lua, wx, services)?;
-    jssdk::register(lua, wx, services)?;
-    subscribe::register(lua, wx, services)?;
-    generic::register(lua, wx, services)
+pub fn register(lua: &Lua, wx: &Table, acting: &ActingFor) -> LuaResult<()> {
+    kf::register(lua, wx, acting)?;
+    mass::register(lua, wx, acting)?;
+    template::register(lua, wx, acting)?;
+    user::register(lua, wx, acting)?;
+    menu::register(lua, wx, acting)?;
+    media::register(lua, wx, acting)?;
+    material::register(lua, wx, acting)?;
+    qrcode::register(lua, wx, acting)?;
+    oauth::register(lua, wx, acting)?;
+    jssdk::register(lua, wx, acting)?;
+    subscribe::register(lua, wx, acting)?;
+    generic::register(lua, wx, acting)
 }

@@ -7,7 +7,7 @@ use super::convert::{api_function, arg_str, arg_table, not_configured, opt_str};
 use crate::api::oauth::{check_state, Scope};
 use crate::api::ApiError;
 use crate::script::bindings::error_at;
-use crate::script::services::Services;
+use crate::script::services::ActingFor;
 
 const URL: &str = "wx.oauth.url";
 const EXCHANGE: &str = "wx.oauth.exchange";
@@ -43,15 +43,15 @@ fn url_args(lua: &Lua, args: &Value) -> LuaResult<(String, Scope, String)> {
 }
 
 /// Adds `wx.oauth`.
-pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
+pub fn register(lua: &Lua, wx: &Table, acting: &ActingFor) -> LuaResult<()> {
     let oauth = lua.create_table()?;
-    let api = services.api.clone();
+    let acting_now = acting.clone();
     // Builds a URL, waits for nothing: callable anywhere, also while the scripts load.
     oauth.set(
         "url",
         lua.create_function(move |lua, args: Value| {
             let (redirect_uri, scope, state) = url_args(lua, &args)?;
-            match &api {
+            match &acting_now.services(lua)?.api {
                 Some(api) => Ok((
                     Value::String(lua.create_string(api.oauth().authorize_url(
                         &redirect_uri,
@@ -68,7 +68,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         "exchange",
         api_function(
             lua,
-            &services.api,
+            acting,
             EXCHANGE,
             |lua, code: Value| {
                 let code = arg_str(lua, EXCHANGE, "code", &code)?;
@@ -90,7 +90,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         "userinfo",
         api_function(
             lua,
-            &services.api,
+            acting,
             USERINFO,
             |lua, (token, openid, lang): (Value, Value, Value)| {
                 Ok((

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::convert::{api_function, arg_table, opt_int};
 use crate::api::qrcode::{Scene, MAX_EXPIRE_SECONDS};
 use crate::script::bindings::error_at;
-use crate::script::services::Services;
+use crate::script::services::ActingFor;
 
 const CREATE: &str = "wx.qrcode.create";
 
@@ -77,13 +77,13 @@ fn create_args(lua: &Lua, args: Value) -> LuaResult<(Scene, Option<u32>)> {
 }
 
 /// Adds `wx.qrcode`.
-pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
+pub fn register(lua: &Lua, wx: &Table, acting: &ActingFor) -> LuaResult<()> {
     let qrcode = lua.create_table()?;
     qrcode.set(
         "create",
         api_function(
             lua,
-            &services.api,
+            acting,
             CREATE,
             create_args,
             |api, (scene, expire)| async move {

@@ -10,7 +10,7 @@ use super::convert::{
 };
 use crate::api::subscribe::{SubscribeMessage, SubscribeMiniProgram, SubscribeValue};
 use crate::script::bindings::error_at;
-use crate::script::services::Services;
+use crate::script::services::ActingFor;
 
 const SEND: &str = "wx.subscribe.send";
 const ADD: &str = "wx.subscribe.add";
@@ -78,18 +78,17 @@ fn add_args(
 }
 
 /// Adds `wx.subscribe`.
-pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
+pub fn register(lua: &Lua, wx: &Table, acting: &ActingFor) -> LuaResult<()> {
     let subscribe = lua.create_table()?;
-    let outbox = services.outbox.clone();
     subscribe.set(
         "send",
         api_function(
             lua,
-            &services.api,
+            acting,
             SEND,
             |lua, args: Value| subscribe_message(lua, &args),
             move |api, msg| {
-                let outbox = outbox.clone();
+                let outbox = api.services.outbox.clone();
                 async move {
                     match api.subscribe().send(&msg).await {
                         Ok(()) => Ok(Json::Bool(true)),
@@ -106,7 +105,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         "templates",
         api_function(
             lua,
-            &services.api,
+            acting,
             "wx.subscribe.templates",
             |_, ()| Ok(()),
             |api, ()| async move { api.subscribe().templates().await.map(Json::Array) },
@@ -116,7 +115,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         "add",
         api_function(
             lua,
-            &services.api,
+            acting,
             ADD,
             add_args,
             |api, (tid, kids, scene)| async move {
@@ -131,7 +130,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         "delete",
         api_function(
             lua,
-            &services.api,
+            acting,
             "wx.subscribe.delete",
             |lua, id: Value| arg_str(lua, "wx.subscribe.delete", "pri_tmpl_id", &id),
             |api, id| async move {
@@ -144,7 +143,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         "categories",
         api_function(
             lua,
-            &services.api,
+            acting,
             "wx.subscribe.categories",
             |_, ()| Ok(()),
             |api, ()| async move { api.subscribe().categories().await.map(Json::Array) },

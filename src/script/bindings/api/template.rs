@@ -10,7 +10,7 @@ use super::convert::{
     opt_str,
 };
 use crate::api::template::{TemplateMessage, TemplateMiniProgram, TemplateValue};
-use crate::script::services::Services;
+use crate::script::services::ActingFor;
 
 const SEND: &str = "wx.template.send";
 
@@ -55,18 +55,17 @@ pub fn template_message(lua: &Lua, args: &Value) -> LuaResult<TemplateMessage> {
 }
 
 /// Adds `wx.template`.
-pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
+pub fn register(lua: &Lua, wx: &Table, acting: &ActingFor) -> LuaResult<()> {
     let template = lua.create_table()?;
-    let outbox = services.outbox.clone();
     template.set(
         "send",
         api_function(
             lua,
-            &services.api,
+            acting,
             SEND,
             |lua, args: Value| template_message(lua, &args),
             move |api, mut msg: TemplateMessage| {
-                let outbox = outbox.clone();
+                let outbox = api.services.outbox.clone();
                 // A key on every send, so a retry after a lost answer cannot deliver it twice.
                 msg.ensure_client_msg_id();
                 async move {
@@ -85,7 +84,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         "list",
         api_function(
             lua,
-            &services.api,
+            acting,
             "wx.template.list",
             |_, ()| Ok(()),
             |api, ()| async move {
@@ -100,7 +99,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         "add",
         api_function(
             lua,
-            &services.api,
+            acting,
             "wx.template.add",
             |lua, (short, keywords): (Value, Value)| {
                 let f = "wx.template.add";
@@ -125,7 +124,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         "delete",
         api_function(
             lua,
-            &services.api,
+            acting,
             "wx.template.delete",
             |lua, id: Value| arg_str(lua, "wx.template.delete", "template_id", &id),
             |api, id| async move {
@@ -138,7 +137,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         "get_industry",
         api_function(
             lua,
-            &services.api,
+            acting,
             "wx.template.get_industry",
             |_, ()| Ok(()),
             |api, ()| async move { api.template().get_industry().await },
@@ -148,7 +147,7 @@ pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
         "set_industry",
         api_function(
             lua,
-            &services.api,
+            acting,
             "wx.template.set_industry",
             |lua, (first, second): (Value, Value)| {
                 let f = "wx.template.set_industry";

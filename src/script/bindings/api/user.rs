@@ -4,11 +4,11 @@ use mlua::{Lua, Result as LuaResult, Table, Value};
 use serde_json::{json, Value as Json};
 
 use super::convert::{api_function, arg_int, arg_str, arg_str_list, opt_str};
-use crate::script::services::Services;
+use crate::script::services::ActingFor;
 
 /// Adds `wx.user` and `wx.tags`.
-pub fn register(lua: &Lua, wx: &Table, services: &Services) -> LuaResult<()> {
-    let api = &services.api;
+pub fn register(lua: &Lua, wx: &Table, acting: &ActingFor) -> LuaResult<()> {
+    let api = acting;
     let user = lua.create_table()?;
     user.set(
         "info",
