@@ -66,6 +66,15 @@ pub enum AuthorizationKind {
 }
 
 impl AuthorizationKind {
+    /// The InfoType WeChat pushes: `authorized`, `updateauthorized` or `unauthorized`.
+    pub fn wire(self) -> &'static str {
+        match self {
+            AuthorizationKind::Authorized => "authorized",
+            AuthorizationKind::Updated => "updateauthorized",
+            AuthorizationKind::Unauthorized => "unauthorized",
+        }
+    }
+
     /// The script event name: `component.authorized` or `component.unauthorized` (an update
     /// is an authorization with new permissions).
     pub fn script_event(self) -> &'static str {
@@ -279,6 +288,11 @@ impl Platform {
         if let Err(e) = self.edit_list(&auth.authorizer_appid, true).await {
             tracing::error!(authorizer = %auth.authorizer_appid, "cannot add the authorizer to the list: {e}");
         }
+        // Served (and reachable with `wx.account(appid)`) from now on, before the scripts
+        // hear of it, so their handler can act for it.
+        if let Err(e) = self.serve(&auth.authorizer_appid) {
+            tracing::error!(authorizer = %auth.authorizer_appid, "cannot serve the authorizer: {e}");
+        }
         self.host
             .notify(AuthorizationEvent {
                 kind,
@@ -350,6 +364,24 @@ impl Platform {
         ))
     }
 
+    /// Serves every authorizer in the list that still has its refresh token (at start-up, so
+    /// `wx.account(appid)` finds them before their first message); returns how many.
+    pub async fn serve_authorized(&self) -> Result<usize, StoreError> {
+        let mut served = 0;
+        for appid in self.authorizers().await? {
+            if self.client.is_authorized(&appid).await? {
+                self.serve(&appid).map_err(StoreError::Backend)?;
+                served += 1;
+            }
+        }
+        Ok(served)
+    }
+
+    fn serve(&self, appid: &str) -> Result<Arc<Account>, String> {
+        let api = self.client.authorizer(appid).map_err(|e| e.to_string())?;
+        self.host.account(appid, api)
+    }
+
     /// The account serving a callback for `appid`, if `appid` authorized the platform (on
     /// any instance: its refresh token is in the store); `Ok(None)` when it never did (or
     /// withdrew).
@@ -357,14 +389,7 @@ impl Platform {
         if !self.client.is_authorized(appid).await? {
             return Ok(None);
         }
-        let api = self
-            .client
-            .authorizer(appid)
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
-        self.host
-            .account(appid, api)
-            .map(Some)
-            .map_err(StoreError::Backend)
+        self.serve(appid).map(Some).map_err(StoreError::Backend)
     }
 
     /// The API client of an authorizer (for the release test's customer-service answer).
