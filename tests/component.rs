@@ -5,8 +5,14 @@
 
 #[path = "support/redis.rs"]
 mod redis_support;
+mod support;
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use support::{element, event_xml, text_xml};
+use wechat_lua::config::{Config, Overrides};
+use wechat_lua::host::Host;
 
 use wechat_lua::api::component::{ComponentClient, ComponentSettings};
 use wechat_lua::api::KfMessage;
@@ -262,4 +268,426 @@ async fn two_hosts_on_redis_never_lose_a_refresh_token_rotation() {
         a.component_token_status().fetches + b.component_token_status().fetches,
         1
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The HTTP side: a host with `[component]` served on a socket, driven by the fake's pushes.
+// ---------------------------------------------------------------------------------------
+
+const BOT: &str = r#"
+wx.on('text', function(msg)
+  local c = msg.content
+  if c == 'who' then return msg.account .. ' ' .. tostring(msg.appid) end
+  if c == 'kf' then
+    local ok, err = wx.kf.send(msg.from, 'kf from ' .. msg.account)
+    return ok and 'sent' or ('failed ' .. tostring(err and err.errmsg))
+  end
+  if c == 'events' then
+    return tostring(wx.store.global.get('authorized')) .. ' / ' .. tostring(wx.store.global.get('unauthorized'))
+  end
+  return 'echo ' .. c
+end)
+wx.on('component.authorized', function(ev)
+  wx.store.global.set('authorized', ev.appid .. ' ' .. ev.event .. ' ' .. #ev.func_info)
+end)
+wx.on('component.unauthorized', function(ev)
+  wx.store.global.set('unauthorized', ev.appid .. ' ' .. ev.event)
+end)
+"#;
+
+/// A host with the default account and `[component]`, its API the fake, served on a socket.
+struct Served {
+    host: Host,
+    url: String,
+    fake: FakeWechat,
+    store: Arc<dyn Store>,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    async fn start() -> Served {
+        Served::start_on(memory_store()).await
+    }
+
+    async fn start_on(store: Arc<dyn Store>) -> Served {
+        let (fake, base) = fake().await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("scripts")).unwrap();
+        std::fs::write(dir.path().join("scripts/main.lua"), BOT).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::fs::write(
+            dir.path().join("wechat-lua.toml"),
+            format!(
+                "token = \"defaulttoken1\"\n[component]\nappid = \"{COMPONENT}\"\nappsecret = \"{COMPONENT_SECRET}\"\ntoken = \"{COMPONENT_TOKEN}\"\nencoding_aes_key = \"{COMPONENT_KEY}\"\npublic_url = \"{url}\"\n"
+            ),
+        )
+        .unwrap();
+        let overrides = Overrides {
+            config: Some(dir.path().join("wechat-lua.toml")),
+            scripts: Some(dir.path().join("scripts")),
+            data: Some(dir.path().join("data")),
+            ..Overrides::default()
+        };
+        let config = Config::load_with_env(&overrides, &Default::default()).unwrap();
+        let host = Host::builder(&config)
+            .store(store.clone())
+            .api_base(base)
+            .build()
+            .await
+            .unwrap();
+        let state = host.state.clone();
+        tokio::spawn(async move {
+            let _ = wechat_lua::server::run(listener, state, std::future::pending()).await;
+        });
+        Served {
+            host,
+            url,
+            fake,
+            store,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            _dir: dir,
+        }
+    }
+
+    fn events(&self) -> String {
+        format!("{}/component/events", self.url)
+    }
+
+    /// Sends `xml` to the authorizer `appid`'s callback; the status and the reply opened.
+    async fn message(&self, appid: &str, xml: &str) -> (u16, String) {
+        self.fake
+            .component_send_message(
+                &format!("{}/component/{appid}/callback", self.url),
+                "gh_authorizer",
+                xml,
+            )
+            .await
+    }
+
+    /// The Content of the reply to a text `content` from `o_user` to `appid`.
+    async fn ask(&self, appid: &str, content: &str) -> String {
+        let (status, reply) = self
+            .message(appid, &text_xml("o_user", content, next_id()))
+            .await;
+        assert_eq!(status, 200, "{reply}");
+        element(&reply, "Content").unwrap_or_else(|| panic!("no text reply: {reply:?}"))
+    }
+
+    async fn get(&self, url: &str) -> reqwest::Response {
+        self.http.get(url).send().await.unwrap()
+    }
+
+    async fn ticket_kept(&self) -> bool {
+        self.store
+            .get(&keys::component_ticket_key(COMPONENT))
+            .await
+            .unwrap()
+            .is_some()
+    }
+}
+
+fn next_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static ID: AtomicU64 = AtomicU64::new(1);
+    ID.fetch_add(1, Ordering::SeqCst)
+}
+
+fn location(resp: &reqwest::Response) -> String {
+    assert_eq!(resp.status(), 302, "a redirect");
+    resp.headers()["location"].to_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_flow_from_ticket_to_withdrawal() {
+    let s = Served::start().await;
+    s.fake.component_set_authorizer(AUTHORIZER);
+
+    // Before the first ticket: no authorization can start, and it says why.
+    let early = s.get(&format!("{}/component/authorize", s.url)).await;
+    assert_eq!(early.status(), 503);
+    assert!(early
+        .text()
+        .await
+        .unwrap()
+        .contains("component_verify_ticket"));
+
+    // WeChat pushes the ticket: stored, answered `success`.
+    assert_eq!(
+        s.fake.component_push_ticket(&s.events()).await,
+        (200, "success".into())
+    );
+    assert!(s.ticket_kept().await);
+
+    // The administrator starts at /component/authorize, is sent to WeChat's page, which
+    // sends them back with auth_code; the host exchanges it and sends them on to `next`.
+    let to_page = location(
+        &s.get(&format!("{}/component/authorize?next=/done", s.url))
+            .await,
+    );
+    assert!(
+        to_page.contains(
+            "/cgi-bin/componentloginpage?component_appid=wxcomponent0000001&pre_auth_code="
+        ),
+        "{to_page}"
+    );
+    let back = location(&s.get(&to_page).await);
+    assert!(
+        back.starts_with(&format!(
+            "{}/component/authorized?next=%2Fdone&auth_code=",
+            s.url
+        )),
+        "{back}"
+    );
+    assert_eq!(location(&s.get(&back).await), "/done");
+    assert_eq!(
+        s.store
+            .get(&keys::authorizer_refresh_key(COMPONENT, AUTHORIZER))
+            .await
+            .unwrap(),
+        s.fake.authorizer_refresh_token(AUTHORIZER)
+    );
+    let platform = s.host.state.platform.clone().unwrap();
+    assert_eq!(
+        platform.authorizers().await.unwrap(),
+        vec![AUTHORIZER.to_string()]
+    );
+
+    // Its messages reach the same scripts with msg.account = its appid, and the Lua API acts
+    // through its authorizer token.
+    assert_eq!(
+        s.ask(AUTHORIZER, "who").await,
+        format!("{AUTHORIZER} {AUTHORIZER}")
+    );
+    assert_eq!(
+        s.ask(AUTHORIZER, "events").await,
+        format!("{AUTHORIZER} authorized 2 / nil")
+    );
+    assert_eq!(s.ask(AUTHORIZER, "kf").await, "sent");
+    let sent = s.fake.calls_to("/cgi-bin/message/custom/send");
+    assert_eq!(sent.last().unwrap().appid.as_deref(), Some(AUTHORIZER));
+    assert_eq!(
+        s.fake
+            .delivered("/cgi-bin/message/custom/send")
+            .last()
+            .unwrap()["text"]["content"],
+        format!("kf from {AUTHORIZER}")
+    );
+    // The configured account is unchanged beside it.
+    assert_eq!(
+        s.host.state.default_account.name,
+        wechat_lua::config::DEFAULT_ACCOUNT
+    );
+
+    // Its token expires: a new one from the refresh token, which rotates and is kept.
+    let fetches = s.fake.authorizer_token_fetches();
+    s.fake.expire_tokens_of(AUTHORIZER);
+    assert_eq!(s.ask(AUTHORIZER, "kf").await, "sent");
+    assert_eq!(s.fake.authorizer_token_fetches(), fetches + 1);
+    assert_eq!(
+        s.store
+            .get(&keys::authorizer_refresh_key(COMPONENT, AUTHORIZER))
+            .await
+            .unwrap(),
+        s.fake.authorizer_refresh_token(AUTHORIZER)
+    );
+
+    // The `authorized` event of a re-authorization keeps the list as it is and the new
+    // refresh token.
+    assert_eq!(
+        s.fake
+            .component_push_authorized(&s.events(), AUTHORIZER)
+            .await,
+        (200, "success".into())
+    );
+    assert_eq!(
+        s.store
+            .get(&keys::authorizer_refresh_key(COMPONENT, AUTHORIZER))
+            .await
+            .unwrap(),
+        s.fake.authorizer_refresh_token(AUTHORIZER)
+    );
+    assert_eq!(platform.authorizers().await.unwrap().len(), 1);
+
+    // Withdrawn: tokens deleted, out of the list, its messages refused, calls fail clearly.
+    assert_eq!(
+        s.fake
+            .component_push_unauthorized(&s.events(), AUTHORIZER)
+            .await,
+        (200, "success".into())
+    );
+    assert_eq!(
+        s.store
+            .get(&keys::authorizer_refresh_key(COMPONENT, AUTHORIZER))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.store.get(&keys::token_key(AUTHORIZER)).await.unwrap(),
+        None
+    );
+    assert!(platform.authorizers().await.unwrap().is_empty());
+    let (status, body) = s
+        .message(AUTHORIZER, &text_xml("o_user", "who", next_id()))
+        .await;
+    assert_eq!((status, body.as_str()), (404, "success"));
+    let err = platform
+        .authorizer_api(AUTHORIZER)
+        .unwrap()
+        .kf()
+        .send(
+            "o_user",
+            &KfMessage::Text {
+                content: "x".into(),
+            },
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("has not authorized"), "{err}");
+    // The scripts heard of it (asked through the configured account, still served).
+    let query = support::signed_query_at("defaulttoken1", support::now(), &support::fresh_nonce());
+    let reply = s
+        .http
+        .post(format!("{}/wechat?{query}", s.url))
+        .body(text_xml("o_user", "events", next_id()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        element(&reply, "Content").as_deref(),
+        Some(format!("{AUTHORIZER} authorized 2 / {AUTHORIZER} unauthorized").as_str()),
+        "{reply}"
+    );
+    s.host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_pushes_and_unknown_accounts_are_refused() {
+    let s = Served::start().await;
+    // A bad signature: 403, nothing stored.
+    let resp = s
+        .http
+        .post(format!(
+            "{}?signature=bad&timestamp={}&nonce=1&encrypt_type=aes&msg_signature=x",
+            s.events(),
+            support::now()
+        ))
+        .body("<xml><AppId>x</AppId><Encrypt>x</Encrypt></xml>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(!s.ticket_kept().await);
+
+    // Another platform's push (outside): 403, nothing stored.
+    let foreign = "<xml><AppId><![CDATA[wxforeign00000001]]></AppId><CreateTime>1</CreateTime><InfoType><![CDATA[component_verify_ticket]]></InfoType><ComponentVerifyTicket><![CDATA[t]]></ComponentVerifyTicket></xml>".to_string();
+    let (status, _) = s
+        .fake
+        .component_push(&s.events(), "wxforeign00000001", &foreign)
+        .await;
+    assert_eq!(status, 403);
+    // Named as ours outside, another platform's inside: 403.
+    let (status, _) = s
+        .fake
+        .component_push(&s.events(), COMPONENT, &foreign)
+        .await;
+    assert_eq!(status, 403);
+    // Sealed for another platform's appid with the same key: it does not open (400).
+    let other = FakeWechat::default();
+    other.component_setup("wxforeign00000001", "x", COMPONENT_TOKEN, COMPONENT_KEY);
+    let inner = foreign.replace("wxforeign00000001", COMPONENT);
+    let (status, _) = other.component_push(&s.events(), COMPONENT, &inner).await;
+    assert_eq!(status, 400);
+    assert!(!s.ticket_kept().await, "nothing stored");
+
+    // An account that never authorized: 404 with `success`.
+    let (status, body) = s
+        .message("wxnever0000000001", &text_xml("o_user", "who", next_id()))
+        .await;
+    assert_eq!((status, body.as_str()), (404, "success"));
+    // A path segment that cannot be an appid: 404.
+    let (status, _) = s
+        .message("not-an-appid!", &text_xml("o_user", "who", next_id()))
+        .await;
+    assert_eq!(status, 404);
+    // A `next` that leaves the site: 400.
+    let resp = s
+        .get(&format!(
+            "{}/component/authorize?next=//evil.example",
+            s.url
+        ))
+        .await;
+    assert_eq!(resp.status(), 400);
+    // An authorization code WeChat does not know: 400.
+    s.fake.component_push_ticket(&s.events()).await;
+    let resp = s
+        .get(&format!("{}/component/authorized?auth_code=nope", s.url))
+        .await;
+    assert_eq!(resp.status(), 400);
+    s.host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_release_test_passes_out_of_the_box() {
+    let s = Served::start().await;
+    s.fake.component_push_ticket(&s.events()).await;
+    let test_account = wechat_lua::component::release_test::TEST_APPIDS[0];
+    assert_eq!(
+        s.ask(test_account, "TESTCOMPONENT_MSG_TYPE_TEXT").await,
+        "TESTCOMPONENT_MSG_TYPE_TEXT_callback"
+    );
+    let (status, reply) = s
+        .message(test_account, &event_xml("o_tester", "LOCATION", None))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        element(&reply, "Content").as_deref(),
+        Some("LOCATIONfrom_callback")
+    );
+
+    // QUERY_AUTH_CODE: an empty answer, then the code exchanged and a customer-service text
+    // sent with the authorizer token it gave.
+    let code = s.fake.component_authorize(test_account);
+    let (status, body) = s
+        .message(
+            test_account,
+            &text_xml("o_tester", &format!("QUERY_AUTH_CODE:{code}"), next_id()),
+        )
+        .await;
+    assert_eq!((status, body.as_str()), (200, ""));
+    let expected = format!("{code}_from_api");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let delivered = s.fake.delivered("/cgi-bin/message/custom/send");
+        if let Some(sent) = delivered
+            .iter()
+            .find(|m| m["text"]["content"] == expected.as_str())
+        {
+            assert_eq!(sent["touser"], "o_tester");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no customer-service answer: {delivered:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sent = s.fake.calls_to("/cgi-bin/message/custom/send");
+    assert_eq!(
+        sent.last().unwrap().appid.as_deref(),
+        Some(test_account),
+        "with its token"
+    );
+    // Other texts from the test accounts reach the scripts.
+    assert_eq!(s.ask(test_account, "hello").await, "echo hello");
+    s.host.shutdown().await;
 }

@@ -220,7 +220,8 @@ impl FakeWechat {
     pub async fn component_push(&self, url: &str, outer_appid: &str, xml: &str) -> (u16, String) {
         let envelope = self.component_envelope();
         let timestamp = crate::clock::unix_secs().to_string();
-        let nonce = format!("{:x}", self.lock().next_serial());
+        // Random, as WeChat's: two fakes pushing in the same second must not sign alike.
+        let nonce = format!("{:x}", rand::random::<u64>());
         let sealed = envelope.seal_request(xml, outer_appid, &timestamp, &nonce);
         // A platform's pushes carry the platform's AppId where a message has ToUserName.
         let body = sealed.body.replacen("<ToUserName>", "<AppId>", 1).replacen(
@@ -253,7 +254,8 @@ impl FakeWechat {
     ) -> (u16, String) {
         let envelope = self.component_envelope();
         let timestamp = crate::clock::unix_secs().to_string();
-        let nonce = format!("{:x}", self.lock().next_serial());
+        // Random, as WeChat's: two fakes pushing in the same second must not sign alike.
+        let nonce = format!("{:x}", rand::random::<u64>());
         let sealed = envelope.seal_request(xml, to_user, &timestamp, &nonce);
         let token = platform(&self.lock()).token;
         let signature = crate::protocol::signature::sign(&[&token, &timestamp, &nonce]);

@@ -28,12 +28,15 @@ use crate::component::{Platform, PushError};
 /// The answer WeChat expects to every push.
 const SUCCESS: &str = "success";
 
-/// The platform of a host that serves `/component/…` (routes exist only with one).
-fn platform(state: &AppState) -> Result<&Arc<Platform>, Response> {
-    state
-        .platform
-        .as_ref()
-        .ok_or_else(|| StatusCode::NOT_FOUND.into_response())
+/// The platform of a host that serves `/component/…` (routes exist only with one, so a
+/// missing one is a 404 as any unknown path).
+macro_rules! platform_or_404 {
+    ($state:expr) => {
+        match $state.platform.as_ref() {
+            Some(platform) => platform.clone(),
+            None => return StatusCode::NOT_FOUND.into_response(),
+        }
+    };
 }
 
 fn plain(status: StatusCode, text: impl Into<String>) -> Response {
@@ -47,10 +50,7 @@ fn plain(status: StatusCode, text: impl Into<String>) -> Response {
 
 /// `POST /component/events`.
 pub async fn events(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let platform = match platform(&state) {
-        Ok(p) => p.clone(),
-        Err(r) => return r,
-    };
+    let platform = platform_or_404!(state);
     let (parts, body) = request.into_parts();
     // The signature first: nothing of an unsigned request is read.
     let (timestamp, nonce, query) = match check_query(
@@ -89,22 +89,22 @@ pub async fn events(State(state): State<Arc<AppState>>, request: Request) -> Res
     }
 }
 
-/// A `next` that stays on this site: a path, not `//host` or a URL.
-fn local_path(next: Option<&String>) -> Result<Option<&str>, Response> {
+/// A `next` that stays on this site: a path, not `//host` or a URL; `Err` for any other.
+fn local_path(next: Option<&String>) -> Result<Option<&str>, ()> {
     match next.map(String::as_str) {
         None | Some("") => Ok(None),
         Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => Ok(Some(p)),
-        Some(_) => {
-            tracing::warn!(
-                status = 400,
-                "refused authorization: next is not a local path"
-            );
-            Err(plain(
-                StatusCode::BAD_REQUEST,
-                "next must be a path on this site",
-            ))
-        }
+        Some(_) => Err(()),
     }
+}
+
+/// The answer to a `next` that would leave the site (an open redirect).
+fn foreign_next() -> Response {
+    tracing::warn!(
+        status = 400,
+        "refused authorization: next is not a local path"
+    );
+    plain(StatusCode::BAD_REQUEST, "next must be a path on this site")
 }
 
 /// `GET /component/authorize?next=`.
@@ -112,13 +112,9 @@ pub async fn authorize(
     State(state): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let platform = match platform(&state) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let next = match local_path(q.get("next")) {
-        Ok(next) => next,
-        Err(r) => return r,
+    let platform = platform_or_404!(state);
+    let Ok(next) = local_path(q.get("next")) else {
+        return foreign_next();
     };
     match platform.authorize_url(next).await {
         Ok(url) => (StatusCode::FOUND, [(header::LOCATION, url)]).into_response(),
@@ -137,13 +133,9 @@ pub async fn authorized(
     State(state): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let platform = match platform(&state) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let next = match local_path(q.get("next")) {
-        Ok(next) => next,
-        Err(r) => return r,
+    let platform = platform_or_404!(state);
+    let Ok(next) = local_path(q.get("next")) else {
+        return foreign_next();
     };
     let Some(code) = q.get("auth_code").filter(|c| !c.is_empty()) else {
         return AppError::MissingParameter("auth_code").into_response();
@@ -192,10 +184,7 @@ pub async fn callback(
     Path(appid): Path<String>,
     request: Request,
 ) -> Response {
-    let platform = match platform(&state) {
-        Ok(p) => p.clone(),
-        Err(r) => return r,
-    };
+    let platform = platform_or_404!(state);
     if !plausible_appid(&appid) {
         return AppError::UnknownAccount.into_response();
     }
