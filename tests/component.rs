@@ -312,6 +312,11 @@ impl Served {
 
     async fn start_on(store: Arc<dyn Store>) -> Served {
         let (fake, base) = fake().await;
+        Served::start_with(store, fake, &base).await
+    }
+
+    /// A host on `store` calling `fake` at `base` (two hosts may share both).
+    async fn start_with(store: Arc<dyn Store>, fake: FakeWechat, base: &str) -> Served {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("scripts")).unwrap();
         std::fs::write(dir.path().join("scripts/main.lua"), BOT).unwrap();
@@ -333,7 +338,7 @@ impl Served {
         let config = Config::load_with_env(&overrides, &Default::default()).unwrap();
         let host = Host::builder(&config)
             .store(store.clone())
-            .api_base(base)
+            .api_base(base.to_string())
             .build()
             .await
             .unwrap();
@@ -690,4 +695,103 @@ async fn the_release_test_passes_out_of_the_box() {
     // Other texts from the test accounts reach the scripts.
     assert_eq!(s.ask(test_account, "hello").await, "echo hello");
     s.host.shutdown().await;
+}
+
+/// Two hosts on one Redis behind one balancer: the ticket pushed to one serves both, an account
+/// authorized through one is served by the other, and when both refresh its token at once,
+/// round after round, each round costs one fetch and the refresh token kept is the one WeChat
+/// takes; withdrawn through one, the other refuses its messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hosts_on_redis_share_the_platform() {
+    let server = redis_support::RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url(0);
+    let (fake, base) = fake().await;
+    let a = Served::start_with(
+        wechat_lua::store::open(Some(&url), dir.path())
+            .await
+            .unwrap(),
+        fake.clone(),
+        &base,
+    )
+    .await;
+    let b = Served::start_with(
+        wechat_lua::store::open(Some(&url), dir.path())
+            .await
+            .unwrap(),
+        fake.clone(),
+        &base,
+    )
+    .await;
+    assert_eq!(fake.component_push_ticket(&a.events()).await.0, 200);
+    fake.component_set_authorizer(AUTHORIZER);
+    let to_page = location(&b.get(&format!("{}/component/authorize", b.url)).await);
+    let back = location(&a.get(&to_page).await);
+    let back = back.replacen(&b.url, &a.url, 1);
+    assert_eq!(a.get(&back).await.status(), 200);
+    assert_eq!(
+        b.ask(AUTHORIZER, "who").await,
+        format!("{AUTHORIZER} {AUTHORIZER}")
+    );
+    assert_eq!(
+        fake.component_token_fetches(),
+        1,
+        "one component token for both"
+    );
+
+    let fetches = fake.authorizer_token_fetches();
+    const ROUNDS: u64 = 4;
+    for round in 1..=ROUNDS {
+        fake.expire_tokens_of(AUTHORIZER);
+        let asks: Vec<_> = (0..8)
+            .map(|i| {
+                let (host_url, fake) = (
+                    if i % 2 == 0 { &a.url } else { &b.url }.clone(),
+                    fake.clone(),
+                );
+                tokio::spawn(async move {
+                    let (status, reply) = fake
+                        .component_send_message(
+                            &format!("{host_url}/component/{AUTHORIZER}/callback"),
+                            "gh_authorizer",
+                            &text_xml("o_user", "kf", next_id()),
+                        )
+                        .await;
+                    (status, element(&reply, "Content"))
+                })
+            })
+            .collect();
+        for ask in asks {
+            assert_eq!(ask.await.unwrap(), (200, Some("sent".to_string())));
+        }
+        assert_eq!(
+            fake.authorizer_token_fetches(),
+            fetches + round,
+            "one fetch in round {round} for both hosts"
+        );
+    }
+    assert_eq!(
+        a.store
+            .get(&keys::authorizer_refresh_key(COMPONENT, AUTHORIZER))
+            .await
+            .unwrap(),
+        fake.authorizer_refresh_token(AUTHORIZER)
+    );
+    // Withdrawn through A: B refuses its messages too.
+    assert_eq!(
+        fake.component_push_unauthorized(&a.events(), AUTHORIZER)
+            .await
+            .0,
+        200
+    );
+    let (status, body) = b
+        .message(AUTHORIZER, &text_xml("o_user", "who", next_id()))
+        .await;
+    assert_eq!((status, body.as_str()), (404, "success"));
+    assert!(
+        b.host.state.accounts.get(AUTHORIZER).is_none(),
+        "no longer served by B"
+    );
+    a.host.shutdown().await;
+    b.host.shutdown().await;
 }

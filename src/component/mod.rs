@@ -387,6 +387,8 @@ impl Platform {
     /// withdrew).
     pub async fn authorizer(&self, appid: &str) -> Result<Option<Arc<Account>>, StoreError> {
         if !self.client.is_authorized(appid).await? {
+            // Withdrawn through another instance (which got the push): stop serving it here.
+            self.host.remove(appid);
             return Ok(None);
         }
         self.serve(appid).map(Some).map_err(StoreError::Backend)
