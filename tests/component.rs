@@ -795,3 +795,94 @@ async fn two_hosts_on_redis_share_the_platform() {
     a.host.shutdown().await;
     b.host.shutdown().await;
 }
+
+/// `wechat-lua accounts` lists the configured accounts and the platform's authorizers with
+/// their tokens' state, from the store, printing no secret.
+#[tokio::test]
+async fn the_accounts_command_lists_configured_and_authorized_accounts_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wechat-lua.toml"),
+        format!(
+            "appid = \"wxdefault000000001\"\nappsecret = \"defaultsecret\"\n[[accounts]]\nname = \"shop\"\nappid = \"wxshop00000000001\"\ntoken = \"shoptoken1\"\n[component]\nappid = \"{COMPONENT}\"\nappsecret = \"{COMPONENT_SECRET}\"\ntoken = \"{COMPONENT_TOKEN}\"\nencoding_aes_key = \"{COMPONENT_KEY}\"\npublic_url = \"https://bots.example\"\n"
+        ),
+    )
+    .unwrap();
+    let overrides = Overrides {
+        config: Some(dir.path().join("wechat-lua.toml")),
+        data: Some(dir.path().join("data")),
+        ..Overrides::default()
+    };
+    let config = Config::load_with_env(&overrides, &Default::default()).unwrap();
+    let listed = wechat_lua::commands::account::accounts(&config)
+        .await
+        .unwrap();
+    assert!(
+        listed.contains("no component_verify_ticket yet"),
+        "{listed}"
+    );
+    assert!(listed.contains("authorized (0)"), "{listed}");
+
+    let (fake, base) = fake().await;
+    let store = wechat_lua::store::open(None, &config.data).await.unwrap();
+    let component = client(&base, &store);
+    component
+        .save_ticket(&fake.component_issue_ticket())
+        .await
+        .unwrap();
+    let code = fake.component_authorize(AUTHORIZER);
+    let platform = wechat_lua::component::Platform::new(
+        config.component.clone().unwrap(),
+        component.clone(),
+        Arc::new(NoHost),
+    )
+    .unwrap();
+    platform.take_auth_code(&code).await.unwrap();
+    drop((platform, component, store));
+
+    let listed = wechat_lua::commands::account::accounts(&config)
+        .await
+        .unwrap();
+    for expected in [
+        "default",
+        "wxdefault000000001",
+        "shop",
+        "no appsecret",
+        "component_verify_ticket kept",
+        "component_access_token expires",
+        "authorized (1)",
+        AUTHORIZER,
+        "refresh token kept",
+    ] {
+        assert!(listed.contains(expected), "{expected}: {listed}");
+    }
+    for secret in [
+        COMPONENT_SECRET,
+        "defaultsecret",
+        "refreshtoken@@@",
+        "FAKE_",
+        "ticket@@@",
+    ] {
+        assert!(!listed.contains(secret), "{secret} shown: {listed}");
+    }
+}
+
+/// A platform host that serves nothing (the command reads the store only).
+struct NoHost;
+
+impl wechat_lua::component::AuthorizerHost for NoHost {
+    fn account(
+        &self,
+        _: &str,
+        _: wechat_lua::api::WechatClient,
+    ) -> Result<Arc<wechat_lua::account::Account>, String> {
+        Err("not serving".into())
+    }
+    fn remove(&self, _: &str) {}
+    fn notify(
+        &self,
+        _: wechat_lua::component::AuthorizationEvent,
+    ) -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
+}
