@@ -298,7 +298,7 @@ impl HostBuilder<'_> {
                 crate::server::CALLBACK_PATH
             );
         }
-        let outbox = registry.outbox();
+        let mut outbox = registry.outbox();
         let mut watchers = watchers.into_iter();
         let watcher = watchers.next();
         let account_watchers = watchers.collect();
@@ -333,6 +333,21 @@ impl HostBuilder<'_> {
                     "serving the open platform at /component/events and /component/<appid>/callback"
                 ),
                 Err(e) => tracing::error!("cannot read the open platform's authorizers: {e}"),
+            }
+            if outbox.is_none() {
+                // No configured account made the outbox queue, and an authorizer added while
+                // serving would make one no worker runs: make it now, for the worker below.
+                let seed = crate::account::AccountSettings::new(
+                    component.appid.clone(),
+                    component.token.clone(),
+                )
+                .appid(component.appid.clone());
+                let client = platform.authorizer_api(&component.appid)?;
+                state
+                    .accounts
+                    .account_services(&seed, Some(client))
+                    .map_err(BuildError::Account)?;
+                outbox = state.accounts.outbox();
             }
             state.platform = Some(platform);
         }

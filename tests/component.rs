@@ -282,6 +282,10 @@ wx.on('text', function(msg)
     local ok, err = wx.kf.send(msg.from, 'kf from ' .. msg.account)
     return ok and 'sent' or ('failed ' .. tostring(err and err.errmsg))
   end
+  if c == 'kf-queued' then
+    local ok, err = wx.kf.send(msg.from, 'later from ' .. msg.account)
+    return ok and 'sent' or (err.queued and 'queued' or ('failed ' .. tostring(err.errmsg)))
+  end
   if c == 'events' then
     return tostring(wx.store.global.get('authorized')) .. ' / ' .. tostring(wx.store.global.get('unauthorized'))
   end
@@ -885,4 +889,41 @@ impl wechat_lua::component::AuthorizerHost for NoHost {
     ) -> futures::future::BoxFuture<'static, ()> {
         Box::pin(async {})
     }
+}
+
+/// A host serving only the platform (no configured account has credentials) still runs the
+/// outbox worker: an authorizer's send WeChat refuses as busy is queued and goes out later,
+/// with the authorizer's token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorizers_queued_send_goes_out_on_a_platform_only_host() {
+    let s = Served::start().await;
+    s.fake.component_push_ticket(&s.events()).await;
+    let code = s.fake.component_authorize(AUTHORIZER);
+    assert_eq!(
+        s.get(&format!("{}/component/authorized?auth_code={code}", s.url))
+            .await
+            .status(),
+        200
+    );
+    s.fake.fail_next("/cgi-bin/message/custom/send", -1, 4);
+    assert_eq!(s.ask(AUTHORIZER, "kf-queued").await, "queued");
+    let expected = format!("later from {AUTHORIZER}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let delivered = s.fake.delivered("/cgi-bin/message/custom/send");
+        if delivered
+            .iter()
+            .any(|m| m["text"]["content"] == expected.as_str())
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never sent: {delivered:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sent = s.fake.calls_to("/cgi-bin/message/custom/send");
+    assert_eq!(sent.last().unwrap().appid.as_deref(), Some(AUTHORIZER));
+    s.host.shutdown().await;
 }
