@@ -286,6 +286,10 @@ wx.on('text', function(msg)
     local ok, err = wx.kf.send(msg.from, 'later from ' .. msg.account)
     return ok and 'sent' or (err.queued and 'queued' or ('failed ' .. tostring(err.errmsg)))
   end
+  if c:sub(1, 6) == 'cross ' then
+    local ok, err = wx.account(c:sub(7)).kf.send('o_user', 'cross from ' .. msg.account)
+    return ok and 'cross sent' or ('cross failed ' .. tostring(err and err.errmsg))
+  end
   if c == 'events' then
     return tostring(wx.store.global.get('authorized')) .. ' / ' .. tostring(wx.store.global.get('unauthorized'))
   end
@@ -400,6 +404,22 @@ impl Served {
     }
 }
 
+/// The Content of the reply to a text `content` sent to the configured `default` account.
+async fn default_ask(s: &Served, content: &str) -> String {
+    let query = support::signed_query_at("defaulttoken1", support::now(), &support::fresh_nonce());
+    let reply = s
+        .http
+        .post(format!("{}/wechat?{query}", s.url))
+        .body(text_xml("o_user", content, next_id()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    element(&reply, "Content").unwrap_or_else(|| panic!("no text reply: {reply:?}"))
+}
+
 fn next_id() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static ID: AtomicU64 = AtomicU64::new(1);
@@ -486,10 +506,19 @@ async fn the_whole_flow_from_ticket_to_withdrawal() {
             .unwrap()["text"]["content"],
         format!("kf from {AUTHORIZER}")
     );
-    // The configured account is unchanged beside it.
+    // The configured account reaches it with wx.account(appid), acting with its token.
     assert_eq!(
-        s.host.state.default_account.name,
-        wechat_lua::config::DEFAULT_ACCOUNT
+        default_ask(&s, &format!("cross {AUTHORIZER}")).await,
+        "cross sent"
+    );
+    assert_eq!(
+        s.fake
+            .calls_to("/cgi-bin/message/custom/send")
+            .last()
+            .unwrap()
+            .appid
+            .as_deref(),
+        Some(AUTHORIZER)
     );
 
     // Its token expires: a new one from the refresh token, which rotates and is kept.
@@ -560,21 +589,9 @@ async fn the_whole_flow_from_ticket_to_withdrawal() {
         .to_string();
     assert!(err.contains("has not authorized"), "{err}");
     // The scripts heard of it (asked through the configured account, still served).
-    let query = support::signed_query_at("defaulttoken1", support::now(), &support::fresh_nonce());
-    let reply = s
-        .http
-        .post(format!("{}/wechat?{query}", s.url))
-        .body(text_xml("o_user", "events", next_id()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     assert_eq!(
-        element(&reply, "Content").as_deref(),
-        Some(format!("{AUTHORIZER} authorized 2 / {AUTHORIZER} unauthorized").as_str()),
-        "{reply}"
+        default_ask(&s, "events").await,
+        format!("{AUTHORIZER} authorized 2 / {AUTHORIZER} unauthorized")
     );
     s.host.shutdown().await;
 }
