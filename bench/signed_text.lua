@@ -14,6 +14,9 @@
 --     divides by the whole duration, so e2e.sh then fails the run (make more payloads).
 -- A good answer is a 200 whose body has <Content> (plaintext) or <Encrypt> (safe mode).
 -- With "timeline", answers are also counted per wall-clock second, to show a dip (reload).
+-- With "accounts=N" (plaintext only; bench/accounts.sh), request k goes to /wechat/acc<k mod N>
+-- instead of /wechat: every account is signed with the same token, so one signed query
+-- serves any of them (still each once).
 -- done() prints one line "RESULT key=value ..." that e2e.sh parses.
 
 local threads = {}
@@ -26,7 +29,7 @@ end
 local TO_USER = "gh_bench00000"
 local FROM_USER = "oBenchUser000000000000000000"
 
-local paths, create_time, pool, expect, timeline
+local paths, create_time, pool, expect, timeline, accounts
 local next_id, sent = 0, 0
 
 function init(args)
@@ -48,7 +51,13 @@ function init(args)
     expect = "<Content>"
     create_time = paths[1]:match("timestamp=(%d+)")
   end
-  timeline = args[2] == "timeline"
+  timeline, accounts = false, 0
+  for i = 2, #args do
+    if args[i] == "timeline" then
+      timeline = true
+    end
+    accounts = tonumber(args[i]:match("^accounts=(%d+)$")) or accounts
+  end
   -- Each wrk thread counts its own MsgIds, in a range of its own.
   next_id = (id or 0) * 1000000000 + 1
   bad, good, buckets, exhausted = 0, 0, {}, 0
@@ -72,7 +81,11 @@ function request()
     .. "<CreateTime>" .. create_time .. "</CreateTime><MsgType><![CDATA[text]]></MsgType>"
     .. "<Content><![CDATA[hello from wrk " .. msg_id .. "]]></Content>"
     .. "<MsgId>" .. msg_id .. "</MsgId></xml>"
-  return wrk.format("POST", paths[sent], { ["Content-Type"] = "text/xml" }, body)
+  local path = paths[sent]
+  if accounts > 0 then
+    path = "/wechat/acc" .. ((sent - 1) % accounts) .. path:sub(#"/wechat" + 1)
+  end
+  return wrk.format("POST", path, { ["Content-Type"] = "text/xml" }, body)
 end
 
 function response(status, headers, body)

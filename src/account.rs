@@ -30,6 +30,8 @@
 //! let settings = AccountSettings::new("wx_authorizer_appid", component_token)
 //!     .appid("wx_authorizer_appid")
 //!     .encrypted(SecurityMode::Safe, component_key, "wx_component_appid");
+//! // Its API client, sharing the host's connection pool:
+//! // ClientConfig { http: registry.api_http().cloned(), .. } (or host::client_for(..)).
 //! let account = registry.shared_account(&settings, Some(authorizer_client))?;
 //! registry.insert(account);        // served from the next request on
 //! registry.remove("wx_authorizer_appid"); // gone from the next request on
@@ -207,6 +209,8 @@ struct SharedScripts {
     common: Services,
     /// The host's outbox queue, once an account with an API client made it.
     outbox: std::sync::Mutex<Option<Arc<Outbox>>>,
+    /// The HTTP client every account's API client shares.
+    api_http: reqwest::Client,
 }
 
 /// The accounts a host serves, by name; see the module doc.
@@ -274,21 +278,30 @@ impl Registry {
     }
 
     /// Keeps what [`Registry::shared_account`] builds with: the dispatcher settings
-    /// `config`, the shared scripts' `pool`, the services every account shares, and the
-    /// host's outbox queue if there is one yet. Set once, by the host.
+    /// `config`, the shared scripts' `pool`, the services every account shares, the host's
+    /// outbox queue if there is one yet, and the HTTP client API clients share. Set once, by
+    /// the host.
     pub fn set_shared(
         &self,
         config: &Config,
         pool: Arc<LuaPool>,
         common: Services,
         outbox: Option<Arc<Outbox>>,
+        api_http: reqwest::Client,
     ) {
         let _ = self.shared.set(SharedScripts {
             config: config.clone(),
             pool,
             common,
             outbox: std::sync::Mutex::new(outbox),
+            api_http,
         });
+    }
+
+    /// The HTTP client the accounts' API clients share, for the client of an account added
+    /// while serving ([`crate::api::ClientConfig::http`]).
+    pub fn api_http(&self) -> Option<&reqwest::Client> {
+        self.shared.get().map(|shared| &shared.api_http)
     }
 
     /// The shared scripts' pool, when the host set one.

@@ -284,12 +284,17 @@ fn check_accounts(
     tables: Vec<toml::Spanned<AccountFileConfig>>,
 ) -> Result<Vec<AccountConfig>, ConfigError> {
     let mut checked: Vec<AccountConfig> = Vec::with_capacity(tables.len());
+    // Lines are counted on from the previous table (tables come in file order), so a file
+    // of a thousand tables is read once, not once per table.
+    let (mut counted_to, mut newlines) = (0, 0);
     for table in tables {
-        let line = text.as_bytes()[..table.span().start.min(text.len())]
+        let start = table.span().start.min(text.len()).max(counted_to);
+        newlines += text.as_bytes()[counted_to..start]
             .iter()
             .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
+            .count();
+        counted_to = start;
+        let line = newlines + 1;
         let at = |reason: String| ConfigError::Account {
             path: path.to_path_buf(),
             line,

@@ -88,19 +88,21 @@ pub fn api_client(
     config: &Config,
     store: &Arc<dyn Store>,
 ) -> Result<Option<WechatClient>, BuildError> {
-    api_client_at(config, store, &config.api_base)
+    api_client_at(config, store, &config.api_base, None)
 }
 
-/// [`api_client`] calling the API at `base` instead of the configured base.
+/// [`api_client`] calling the API at `base` instead of the configured base, through `http`
+/// when given.
 fn api_client_at(
     config: &Config,
     store: &Arc<dyn Store>,
     base: &str,
+    http: Option<&reqwest::Client>,
 ) -> Result<Option<WechatClient>, BuildError> {
     let (Some(appid), Some(secret)) = (&config.appid, &config.appsecret) else {
         return Ok(None);
     };
-    client_for(config, appid, secret, store, base).map(Some)
+    client_for(config, appid, secret, store, base, http).map(Some)
 }
 
 /// The WeChat API client of an `[[accounts]]` table; `None` without an appsecret.
@@ -109,16 +111,18 @@ fn account_client_at(
     account: &crate::config::AccountConfig,
     store: &Arc<dyn Store>,
     base: &str,
+    http: Option<&reqwest::Client>,
 ) -> Result<Option<WechatClient>, BuildError> {
     let Some(secret) = &account.appsecret else {
         return Ok(None);
     };
-    client_for(config, &account.appid, secret, store, base).map(Some)
+    client_for(config, &account.appid, secret, store, base, http).map(Some)
 }
 
 /// The client of the account `appid`, its access_token and jsapi_ticket kept in `store` under
 /// its appid (so every account, and every instance on Redis, has its own and shares it), with
-/// the settings' timeouts and token endpoint, calling the API at `base`. What an account added
+/// the settings' timeouts and token endpoint, calling the API at `base` through `http` (the
+/// host's shared client: [`api_http_client`]) or a client of its own. What an account added
 /// while serving gets its client from when it has an AppSecret.
 pub fn client_for(
     config: &Config,
@@ -126,8 +130,10 @@ pub fn client_for(
     secret: &crate::config::Secret,
     store: &Arc<dyn Store>,
     base: &str,
+    http: Option<&reqwest::Client>,
 ) -> Result<WechatClient, BuildError> {
     let mut client_config = ClientConfig::new(appid, secret.expose()).with_base_url(base);
+    client_config.http = http.cloned();
     client_config.token_endpoint = config.token_endpoint;
     client_config.timeout = config.api_timeout;
     client_config.connect_timeout = client_config.connect_timeout.min(config.api_timeout);
@@ -135,6 +141,18 @@ pub fn client_for(
     client_config.ticket_persistence =
         Arc::new(StoreTokenPersistence::jsapi_ticket(store.clone(), appid));
     Ok(WechatClient::new(client_config)?)
+}
+
+/// The HTTP client every account's WeChat API client shares (one connection pool and TLS
+/// setup), with the settings' timeouts.
+pub fn api_http_client(config: &Config) -> Result<reqwest::Client, BuildError> {
+    let connect = crate::api::ClientConfig::new("", "")
+        .connect_timeout
+        .min(config.api_timeout);
+    Ok(crate::api::transport::http_client(
+        config.api_timeout,
+        connect,
+    )?)
 }
 
 /// Beyond this many `[[accounts]]`, start-up logs one line for them all, not one each.
@@ -230,7 +248,8 @@ impl HostBuilder<'_> {
             Arc::downgrade(&registry) as _;
         let _ = services.peers.set(directory);
         let common = services.clone();
-        match api_client_at(config, &store, base)? {
+        let api_http = api_http_client(config)?;
+        match api_client_at(config, &store, base, Some(&api_http))? {
             Some(client) => services = services.with_api(client),
             None if config.accounts.is_empty() => {
                 tracing::info!("no appid/appsecret configured: scripts cannot call the WeChat API")
@@ -250,7 +269,13 @@ impl HostBuilder<'_> {
         }
         // One outbox queue and one worker for every account: each handle stamps its account's
         // appid on what it queues, and the worker sends each item with that account's token.
-        registry.set_shared(config, scripts.clone(), common, services.outbox.clone());
+        registry.set_shared(
+            config,
+            scripts.clone(),
+            common,
+            services.outbox.clone(),
+            api_http.clone(),
+        );
 
         let many = config.accounts.len() > ACCOUNTS_LOGGED_ONE_BY_ONE;
         for account in &config.accounts {
@@ -262,7 +287,7 @@ impl HostBuilder<'_> {
                 encoding_aes_key: account.encoding_aes_key.clone(),
                 envelope_appid: None,
             };
-            let client = account_client_at(config, account, &store, base)?;
+            let client = account_client_at(config, account, &store, base, Some(&api_http))?;
             let built = match &account.scripts {
                 None => registry.shared_account(&settings, client),
                 Some(location) => {
@@ -325,7 +350,7 @@ impl HostBuilder<'_> {
             state.web = Arc::new(web);
         }
         if let Some(component) = &config.component {
-            let platform = platform(config, component, &state, base)?;
+            let platform = platform(config, component, &state, base, &api_http)?;
             match platform.serve_authorized().await {
                 Ok(n) => tracing::info!(
                     component = %component.appid,
@@ -371,6 +396,7 @@ fn platform(
     component: &crate::config::ComponentConfig,
     state: &AppState,
     base: &str,
+    http: &reqwest::Client,
 ) -> Result<Arc<crate::component::Platform>, BuildError> {
     let store = &state.store;
     let mut settings = crate::api::component::ComponentSettings::new(
@@ -379,6 +405,7 @@ fn platform(
         base,
     );
     settings.timeout = config.api_timeout;
+    settings.http = Some(http.clone());
     let client = crate::api::component::ComponentClient::new(settings, store.clone())?;
     let host = Arc::new(RegistryAuthorizers {
         registry: state.accounts.clone(),

@@ -82,6 +82,10 @@ struct ChatArgs {
     /// Where --web serves the pages (default: a free port on 127.0.0.1).
     #[arg(long, value_name = "ADDR", requires = "web")]
     listen: Option<String>,
+    /// Chat with this [[accounts]] account (its path, token, envelope and scripts; every
+    /// account gets fake credentials) instead of the top-level settings' account.
+    #[arg(long, value_name = "NAME")]
+    account: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -236,6 +240,7 @@ fn main() -> ExitCode {
             templates: args.templates,
             web: args.web,
             listen: args.listen,
+            account: args.account,
         })
         .map_err(anyhow::Error::from),
     };

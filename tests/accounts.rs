@@ -466,6 +466,22 @@ async fn an_accounts_own_scripts_reload_on_their_own() {
         accounts.ask("/wechat/shop", SHOP_TOKEN, "a", 1).await,
         "own shop"
     );
+    let scripts: Vec<(String, &str)> = accounts
+        ._host
+        .state
+        .accounts
+        .health()
+        .into_iter()
+        .map(|a| (a.name, a.scripts))
+        .collect();
+    assert_eq!(
+        scripts,
+        [
+            ("default".to_string(), "shared"),
+            ("news".to_string(), "shared"),
+            ("shop".to_string(), "own")
+        ]
+    );
     assert_eq!(
         accounts.ask("/wechat/news", NEWS_TOKEN, "a", 2).await,
         "shared news"
@@ -566,6 +582,7 @@ async fn an_account_added_while_serving_is_answered_by_the_shared_scripts() {
         &Secret::new("latesecret000000000000000000000"),
         &store,
         &base,
+        registry.api_http(),
     )
     .unwrap();
     let settings = AccountSettings::new("late", Secret::new("latetoken1")).appid("wxlate");
@@ -607,4 +624,46 @@ async fn an_account_added_while_serving_is_answered_by_the_shared_scripts() {
     // A name that cannot be a path segment is refused.
     let bad = AccountSettings::new("no/slash", Secret::new("t0ken123"));
     assert!(registry.shared_account(&bad, None).is_err());
+}
+
+#[tokio::test]
+async fn healthz_reports_every_account_without_secrets() {
+    let (fake, base) = FakeWechat::start().await.unwrap();
+    let host = accounts(&fake, &base).await;
+    let response = host
+        .router
+        .clone()
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&body);
+    for secret in [
+        DEFAULT_TOKEN,
+        SHOP_TOKEN,
+        NEWS_TOKEN,
+        "shopsecret",
+        "newssecret",
+    ] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    let health: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let accounts: Vec<(String, bool, String, u64)> = health["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_string(),
+                a["api"].as_bool().unwrap(),
+                a["scripts"].as_str().unwrap().to_string(),
+                a["scripts_generation"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let expected =
+        ["default", "news", "shop"].map(|name| (name.to_string(), true, "shared".to_string(), 1));
+    assert_eq!(accounts, expected);
 }

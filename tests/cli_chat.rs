@@ -1027,3 +1027,64 @@ fn web_serves_pages_signed_in_as_the_user_chatting() {
     drop(stdin);
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn account_chats_as_that_account_with_its_scripts_and_envelope() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("shared")).unwrap();
+    std::fs::create_dir(dir.path().join("shop")).unwrap();
+    std::fs::write(
+        dir.path().join("shared/main.lua"),
+        "wx.on('text', function(msg) return 'shared ' .. msg.account end)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("shop/main.lua"),
+        r#"
+wx.on("text", "^who$", function(msg) return "own " .. msg.account .. " " .. msg.appid end)
+wx.on("text", "^kf$", function(msg)
+  return tostring(wx.kf.send(msg.from, "hi from " .. msg.account))
+end)
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("wechat-lua.toml"),
+        "scripts = \"shared\"\n\n\
+         [[accounts]]\nname = \"shop\"\nappid = \"wxshop\"\nappsecret = \"not-sent-in-a-chat\"\n\
+         token = \"shoptoken1\"\nmode = \"safe\"\n\
+         encoding_aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\nscripts = \"shop\"\n\n\
+         [[accounts]]\nname = \"news\"\nappid = \"wxnews\"\ntoken = \"newstoken1\"\n",
+    )
+    .unwrap();
+    let output = chat(dir.path(), &["--account", "shop"], &[], "who\nkf\n");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_transcript(
+        &stdout_lines(&output),
+        &[
+            "> who",
+            "own shop wxshop",
+            "> kf",
+            "[客服] text: hi from shop",
+            "true",
+        ],
+    );
+    let banner = stderr(&output);
+    assert!(banner.contains("account shop, /wechat/shop"), "{banner}");
+    assert!(banner.contains("encrypt"), "{banner}");
+    assert!(!banner.contains("not-sent-in-a-chat"), "{banner}");
+
+    // A shared-scripts account, and the default one.
+    let output = chat(dir.path(), &["--account", "news"], &[], "x\n");
+    assert_transcript(&stdout_lines(&output), &["> x", "shared news"]);
+    let output = chat(dir.path(), &[], &[], "x\n");
+    assert_transcript(&stdout_lines(&output), &["> x", "shared default"]);
+
+    let output = chat(dir.path(), &["--account", "nope"], &[], "x\n");
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(
+        err.contains("`nope`") && err.contains("default, shop, news"),
+        "{err}"
+    );
+}

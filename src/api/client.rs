@@ -59,6 +59,10 @@ pub struct ClientConfig {
     /// Where access_tokens come from instead of the AppSecret (an open platform's
     /// authorizer: its refresh token); `None` for a configured account.
     pub token_source: Option<Arc<dyn TokenSource>>,
+    /// An HTTP client to send through, shared with other accounts' clients (one connection
+    /// pool, one TLS setup; see [`transport::http_client`](crate::api::transport::http_client));
+    /// `None` builds one for this client alone with `timeout` and `connect_timeout`.
+    pub http: Option<reqwest::Client>,
 }
 
 impl ClientConfig {
@@ -78,6 +82,7 @@ impl ClientConfig {
             authorize_base: DEFAULT_AUTHORIZE_BASE.to_string(),
             clock: Arc::new(SystemClock),
             token_source: None,
+            http: None,
         }
     }
 
@@ -167,7 +172,12 @@ impl fmt::Debug for WechatClient {
 impl WechatClient {
     /// Build the client (one `reqwest::Client` with rustls and the configured timeouts).
     pub fn new(config: ClientConfig) -> Result<WechatClient, ApiError> {
-        let transport = Transport::new(&config.base_url, config.timeout, config.connect_timeout)?;
+        let transport = Transport::new(
+            &config.base_url,
+            config.timeout,
+            config.connect_timeout,
+            config.http,
+        )?;
         let jsapi_ticket = Arc::new(TicketManager::new(
             "jsapi",
             config.ticket_persistence,
@@ -200,6 +210,12 @@ impl WechatClient {
                 quota_stopped: Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// The HTTP client this one sends through, to share with another account's client
+    /// ([`ClientConfig::http`]).
+    pub fn http(&self) -> reqwest::Client {
+        self.inner.transport.http().clone()
     }
 
     /// The AppID this client acts for.

@@ -85,6 +85,9 @@ pub struct ComponentSettings {
     pub refresh_ahead: Duration,
     /// The clock token expiry is measured against.
     pub clock: Arc<dyn Clock>,
+    /// An HTTP client shared with the host's other API clients (one connection pool); `None`
+    /// builds one. Every authorizer's client sends through the same one.
+    pub http: Option<reqwest::Client>,
 }
 
 impl ComponentSettings {
@@ -102,6 +105,7 @@ impl ComponentSettings {
             retry: RetryPolicy::default(),
             refresh_ahead: Duration::from_secs(300),
             clock: Arc::new(SystemClock),
+            http: None,
         }
     }
 }
@@ -278,11 +282,21 @@ impl ComponentClient {
         settings: ComponentSettings,
         store: Arc<dyn Store>,
     ) -> Result<ComponentClient, ApiError> {
+        let http = match &settings.http {
+            Some(http) => http.clone(),
+            None => super::transport::http_client(
+                settings.timeout,
+                settings.timeout.min(Duration::from_secs(5)),
+            )?,
+        };
         let transport = Transport::new(
             &settings.base_url,
             settings.timeout,
             settings.timeout.min(Duration::from_secs(5)),
+            Some(http.clone()),
         )?;
+        let mut settings = settings;
+        settings.http = Some(http);
         let source = ComponentTokens {
             transport: Arc::clone(&transport),
             store: Arc::clone(&store),
@@ -506,6 +520,7 @@ impl ComponentClient {
         config.retry = settings.retry;
         config.refresh_ahead = settings.refresh_ahead;
         config.clock = Arc::clone(&settings.clock);
+        config.http = settings.http.clone();
         config.persistence = Arc::new(StoreTokenPersistence::new(Arc::clone(store), appid));
         config.ticket_persistence = Arc::new(StoreTokenPersistence::jsapi_ticket(
             Arc::clone(store),

@@ -89,12 +89,33 @@ pub(crate) struct Transport {
     logged_fatal: Mutex<HashSet<i64>>,
 }
 
+/// The HTTP client the WeChat API is called with (rustls, the given timeouts, idle
+/// connections kept a minute). A host builds one and shares it between its accounts
+/// ([`ClientConfig::http`](crate::api::ClientConfig::http)): a client costs tens of KiB and
+/// its own connections, which a thousand accounts should not multiply.
+pub fn http_client(
+    timeout: Duration,
+    connect_timeout: Duration,
+) -> Result<reqwest::Client, ApiError> {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .timeout(timeout)
+        .connect_timeout(connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .user_agent(concat!("wechat-lua/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ApiError::Config(format!("cannot build HTTP client: {e}")))
+}
+
 impl Transport {
-    /// A transport to `base` (http or https) with the given timeouts.
+    /// A transport to `base` (http or https) with the given timeouts, through `shared` when
+    /// given (one connection pool and TLS setup for every account of a host), else through
+    /// an HTTP client of its own.
     pub(crate) fn new(
         base: &str,
         timeout: Duration,
         connect_timeout: Duration,
+        shared: Option<reqwest::Client>,
     ) -> Result<Arc<Transport>, ApiError> {
         let base = base.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
@@ -102,19 +123,20 @@ impl Transport {
                 "API base URL must start with http:// or https://: {base}"
             )));
         }
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
-            .timeout(timeout)
-            .connect_timeout(connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .user_agent(concat!("wechat-lua/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ApiError::Config(format!("cannot build HTTP client: {e}")))?;
+        let http = match shared {
+            Some(http) => http,
+            None => http_client(timeout, connect_timeout)?,
+        };
         Ok(Arc::new(Transport {
             http,
             base,
             logged_fatal: Mutex::new(HashSet::new()),
         }))
+    }
+
+    /// The HTTP client this transport sends with.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// The API host this transport talks to.

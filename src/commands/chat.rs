@@ -36,8 +36,6 @@ use crate::dispatch::LateReplies;
 use crate::fake_wechat::{FakeWechat, FAKE_APPID, FAKE_SECRET};
 use crate::host::{BuildError, Host};
 use crate::net::HostRule;
-use crate::protocol::crypto::MessageCrypto;
-use crate::protocol::envelope::Envelope;
 use crate::script::runtime::{Handled, LateReplyFailure};
 use crate::script::ScriptError;
 use crate::server::{self, CALLBACK_PATH};
@@ -86,6 +84,9 @@ pub struct ChatOptions {
     pub web: bool,
     /// `--listen ADDR`: where the pages are served (default: a free loopback port).
     pub listen: Option<String>,
+    /// `--account NAME`: chat with that `[[accounts]]` account (its path, token, envelope and
+    /// scripts) instead of the default one.
+    pub account: Option<String>,
 }
 
 impl Default for ChatOptions {
@@ -100,6 +101,7 @@ impl Default for ChatOptions {
             templates: Vec::new(),
             web: false,
             listen: None,
+            account: None,
         }
     }
 }
@@ -144,6 +146,15 @@ pub fn chat_config(
     config.token.get_or_insert_with(|| Secret::new(CHAT_TOKEN));
     config.appid = Some(FAKE_APPID.to_string());
     config.appsecret = Some(Secret::new(FAKE_SECRET));
+    if let Some(name) = &options.account {
+        // An unknown name stops here, listing the accounts there are.
+        config.for_account(name)?;
+    }
+    // Every account calls the fake with the fake's secret (the fake serves each appid), so
+    // `wx.account(name)` works in a chat as in `serve`; no real secret is ever sent.
+    for account in &mut config.accounts {
+        account.appsecret = Some(Secret::new(FAKE_SECRET));
+    }
     match &options.data {
         Some(dir) => {
             config.data = dir.clone();
@@ -217,12 +228,16 @@ async fn session(
         fake.add_template(id, &format!("template {id}"));
     }
     fake.follow(&options.user);
+    for account in &config.accounts {
+        fake.add_app(&account.appid, FAKE_SECRET);
+    }
     let store = crate::store::open(config.store.as_deref(), &config.data).await?;
-    // A kept store holds the access_token of the last chat's fake, which this fake never
-    // issued: forget it rather than show every first call refused with 40001.
-    store
-        .del(&crate::store::keys::token_key(FAKE_APPID))
-        .await?;
+    // A kept store holds the access_tokens of the last chat's fake, which this fake never
+    // issued: forget them rather than show every first call refused with 40001.
+    for appid in std::iter::once(FAKE_APPID).chain(config.accounts.iter().map(|a| a.appid.as_str()))
+    {
+        store.del(&crate::store::keys::token_key(appid)).await?;
+    }
     let http_seen: Arc<Mutex<VecDeque<(usize, String)>>> = Arc::default();
     let observer: crate::net::RequestObserver = {
         let (fake, http_seen) = (fake.clone(), http_seen.clone());
@@ -254,7 +269,16 @@ async fn session(
         })
         .build()
         .await?;
-    let url = format!("http://{address}{CALLBACK_PATH}");
+    // The account chatted with: its path, and the token and envelope its callbacks use.
+    let chatted = match options.account.as_deref() {
+        Some(name) if name != crate::config::DEFAULT_ACCOUNT => host.state.accounts.get(name),
+        _ => None,
+    };
+    let url = match &chatted {
+        Some(account) => format!("http://{address}{CALLBACK_PATH}/{}", account.name),
+        None => format!("http://{address}{CALLBACK_PATH}"),
+    };
+    let chatted = chatted.unwrap_or_else(|| host.state.default_account.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(server::run(listener, host.state.clone(), async {
         let _ = stopped.await;
@@ -268,14 +292,8 @@ async fn session(
         http: http_seen,
         known_users: Mutex::new(HashSet::from([options.user.clone()])),
     });
-    let token = host.state.token.clone();
-    let envelope = match &config.encoding_aes_key {
-        Some(key) if config.mode != crate::config::SecurityMode::Plain => Some(Envelope::new(
-            token.expose(),
-            MessageCrypto::new(key.expose(), FAKE_APPID).map_err(BuildError::from)?,
-        )),
-        _ => None,
-    };
+    let token = chatted.token.clone();
+    let envelope = chatted.envelope.clone();
     let wire = Wire {
         client: reqwest::Client::builder().no_proxy().build()?,
         url,
@@ -363,9 +381,19 @@ fn banner(
     encrypted: bool,
     data: Option<&Path>,
 ) -> String {
+    let account = options
+        .account
+        .as_deref()
+        .and_then(|name| config.accounts.iter().find(|a| a.name == name));
+    let scripts = account
+        .and_then(|a| a.scripts.as_ref())
+        .unwrap_or(&config.scripts);
     let mut text = format!(
-        "wechat-lua chat: {} as {}{} — /help lists commands, /quit leaves\n",
-        config.scripts.display(),
+        "wechat-lua chat: {}{} as {}{} — /help lists commands, /quit leaves\n",
+        scripts.display(),
+        account
+            .map(|a| format!(" (account {}, {CALLBACK_PATH}/{})", a.name, a.name))
+            .unwrap_or_default(),
         options.user,
         if encrypted {
             ", messages encrypted (encrypt_type=aes)"

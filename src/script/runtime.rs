@@ -797,3 +797,67 @@ fn with_traceback(lua: &Lua, err: &Value) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Waits `msg.content` seconds, then reports what the run sees as its account.
+    const BOT: &str = r#"
+        wx.on("text", function(msg)
+          local name = msg.account
+          wx.sleep(tonumber(msg.content))
+          local n = wx.store.incr("n")
+          return name .. " n=" .. n .. " window=" .. wx.kf.window("u").remaining
+        end)
+    "#;
+
+    fn text(content: &str) -> InboundMessage {
+        InboundMessage::parse(
+            format!(
+                "<xml><ToUserName>bot</ToUserName><FromUserName>u</FromUserName>\
+                 <CreateTime>1</CreateTime><MsgType>text</MsgType>\
+                 <Content>{content}</Content><MsgId>1</MsgId></xml>"
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    async fn answer(rt: &LuaRuntime, content: &str, account: &Arc<Services>) -> String {
+        match rt.handle_for(&text(content), account).await.unwrap().reply {
+            Some(Reply::Text { content }) => content,
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn interleaved_runs_on_one_state_each_keep_their_own_account() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.lua"), BOT).unwrap();
+        let sources = Arc::new(ScriptSources::read(dir.path()).unwrap());
+        let own = Services::in_memory().unwrap();
+        let mut shop = own.clone().for_account("shop", Some("wxshop"));
+        shop.kf_window = Arc::default();
+        let shop = Arc::new(shop);
+        let mut news = own.clone().for_account("news", Some("wxnews"));
+        news.kf_window = Arc::default();
+        let news = Arc::new(news);
+        // The user wrote to shop, never to news: their windows differ.
+        shop.kf_window.note_message("u", crate::clock::unix_secs());
+        let rt = LuaRuntime::load(sources, &RuntimeOptions::default(), &Arc::new(own)).unwrap();
+
+        // shop's run starts first and waits longest: news's run starts, waits, and ends while
+        // shop's waits, so each resume of shop's coroutine follows one of news's.
+        let (slow, quick) = tokio::join!(answer(&rt, "0.2", &shop), async {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            answer(&rt, "0.05", &news).await
+        });
+        assert_eq!(quick, "news n=1 window=0");
+        assert_eq!(slow, "shop n=1 window=5");
+        // Each wrote its own store space; the state's own account (default) saw nothing.
+        assert_eq!(answer(&rt, "0", &shop).await, "shop n=2 window=5");
+        let default = rt.own.clone();
+        assert_eq!(answer(&rt, "0", &default).await, "default n=1 window=0");
+    }
+}

@@ -64,7 +64,9 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 /// for its store's trouble); reports `status` `ok` or `degraded` (the store failed its
 /// probe), the script generation and where the last reload failed (file and line relative to
 /// the scripts directory; the error itself is only logged, as it may quote the script's
-/// source), the store's state and the outbox's depth and oldest age.
+/// source), the store's state and the outbox's depth and oldest age, and every account served
+/// (name, whether it has API credentials, shared or own scripts and their generation; never a
+/// token or secret).
 pub async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     let (store, outbox) = tokio::join!(
         health::probe_store(state.store.as_ref(), state.store_timeout),
@@ -75,6 +77,7 @@ pub async fn healthz(State(state): State<Arc<AppState>>) -> Response {
         "scripts": state.dispatcher.script_health(),
         "store": store,
         "outbox": outbox,
+        "accounts": state.accounts.health(),
     }))
     .into_response()
 }

@@ -25,7 +25,7 @@ pub(super) struct Wire {
     pub(super) client: reqwest::Client,
     pub(super) url: String,
     pub(super) token: Secret,
-    pub(super) envelope: Option<Envelope>,
+    pub(super) envelope: Option<std::sync::Arc<Envelope>>,
 }
 
 impl Wire {
