@@ -114,6 +114,17 @@ pub enum PushError {
     Store(#[from] StoreError),
 }
 
+/// Why an authorizer cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The store cannot say whether it authorized the platform.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The host could not make the account that serves it.
+    #[error("cannot serve the account: {0}")]
+    Host(String),
+}
+
 /// The platform of a host.
 pub struct Platform {
     config: ComponentConfig,
@@ -366,11 +377,11 @@ impl Platform {
 
     /// Serves every authorizer in the list that still has its refresh token (at start-up, so
     /// `wx.account(appid)` finds them before their first message); returns how many.
-    pub async fn serve_authorized(&self) -> Result<usize, StoreError> {
+    pub async fn serve_authorized(&self) -> Result<usize, ServeError> {
         let mut served = 0;
         for appid in self.authorizers().await? {
             if self.client.is_authorized(&appid).await? {
-                self.serve(&appid).map_err(StoreError::Backend)?;
+                self.serve(&appid).map_err(ServeError::Host)?;
                 served += 1;
             }
         }
@@ -385,13 +396,13 @@ impl Platform {
     /// The account serving a callback for `appid`, if `appid` authorized the platform (on
     /// any instance: its refresh token is in the store); `Ok(None)` when it never did (or
     /// withdrew).
-    pub async fn authorizer(&self, appid: &str) -> Result<Option<Arc<Account>>, StoreError> {
+    pub async fn authorizer(&self, appid: &str) -> Result<Option<Arc<Account>>, ServeError> {
         if !self.client.is_authorized(appid).await? {
             // Withdrawn through another instance (which got the push): stop serving it here.
             self.host.remove(appid);
             return Ok(None);
         }
-        self.serve(appid).map(Some).map_err(StoreError::Backend)
+        self.serve(appid).map(Some).map_err(ServeError::Host)
     }
 
     /// The API client of an authorizer (for the release test's customer-service answer).

@@ -244,9 +244,16 @@ pub async fn callback(
             );
             plain(StatusCode::NOT_FOUND, SUCCESS)
         }
-        Err(e) => {
+        Err(e @ crate::component::ServeError::Store(_)) => {
             tracing::error!(authorizer = %appid, "cannot tell whether the account authorized the platform: {e}");
             plain(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+        }
+        Err(e) => {
+            tracing::error!(authorizer = %appid, "{e}");
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot serve this account",
+            )
         }
     }
 }
