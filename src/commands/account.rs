@@ -108,19 +108,14 @@ pub async fn token_status(config: &Config, show: bool) -> anyhow::Result<String>
 pub async fn accounts(config: &Config) -> anyhow::Result<String> {
     let store = crate::store::open(config.store.as_deref(), &config.data).await?;
     let now = crate::clock::unix_secs();
-    let token_line = |cached: Option<CachedToken>| match cached {
+    let state_of = |what: &str, cached: Option<CachedToken>| match cached {
         Some(t) if t.expires_at_unix > now => {
-            format!(
-                "access_token expires {}",
-                local_time(t.expires_at_unix, now)
-            )
+            format!("{what} expires {}", local_time(t.expires_at_unix, now))
         }
-        Some(t) => format!(
-            "access_token expired {}",
-            local_time(t.expires_at_unix, now)
-        ),
-        None => "no access_token cached".to_string(),
+        Some(t) => format!("{what} expired {}", local_time(t.expires_at_unix, now)),
+        None => format!("no {what} cached"),
     };
+    let token_line = |cached| state_of("access_token", cached);
     let mut lines = vec!["configured:".to_string()];
     let configured = std::iter::once((
         crate::config::DEFAULT_ACCOUNT,
@@ -155,14 +150,14 @@ pub async fn accounts(config: &Config) -> anyhow::Result<String> {
             .load()
             .await;
         lines.push(format!(
-            "open platform {}: {}; component_{}",
+            "open platform {}: {}; {}",
             component.appid,
             if ticket.is_some() {
                 "component_verify_ticket kept"
             } else {
                 "no component_verify_ticket yet (WeChat pushes one every 10 minutes)"
             },
-            token_line(token)
+            state_of("component_access_token", token)
         ));
         let list: Vec<String> = store
             .get(&keys(crate::store::keys::authorizers_key))
