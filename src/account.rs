@@ -207,10 +207,37 @@ struct SharedScripts {
     /// What every account shares (store, `wx.http`, session TTL, the directory); the
     /// account's own parts are put in by [`Registry::shared_account`].
     common: Services,
-    /// The host's outbox queue, once an account with an API client made it.
-    outbox: std::sync::Mutex<Option<Arc<Outbox>>>,
+    /// The host's outbox queue and its worker.
+    outbox: std::sync::Mutex<OutboxWorker>,
     /// The HTTP client every account's API client shares.
     api_http: reqwest::Client,
+    /// The retry cache every account's dispatcher shares (keys carry the account), so
+    /// `retry_cache_mb` bounds the instance however many accounts it serves.
+    retry_cache: Arc<crate::dispatch::Dedup>,
+}
+
+/// The host's one outbox queue and the one worker that sends what waits in it: made by the
+/// first account with an API client, configured or added while serving (an open platform
+/// whose own account has no AppSecret gets its queue from its first authorizer).
+struct OutboxWorker {
+    /// The queue, once an account with an API client made it.
+    queue: Option<Arc<Outbox>>,
+    /// Stops the worker (the host's shutdown).
+    stop: tokio::sync::watch::Receiver<bool>,
+    /// Whether the host serves already, so a queue made now gets its worker at once (at
+    /// start-up the host starts it once every configured account is built).
+    serving: bool,
+    /// The worker, once started.
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl OutboxWorker {
+    /// Starts the worker of the queue, if there is one and it has none yet.
+    fn start(&mut self) {
+        if let (Some(queue), None) = (&self.queue, &self.task) {
+            self.task = Some(tokio::spawn(queue.clone().run(self.stop.clone())));
+        }
+    }
 }
 
 /// The accounts a host serves, by name; see the module doc.
@@ -279,23 +306,60 @@ impl Registry {
 
     /// Keeps what [`Registry::shared_account`] builds with: the dispatcher settings
     /// `config`, the shared scripts' `pool`, the services every account shares, the host's
-    /// outbox queue if there is one yet, and the HTTP client API clients share. Set once, by
-    /// the host.
+    /// outbox queue if there is one yet (its worker stops when `outbox_stop` says so), and
+    /// the HTTP client API clients share. Set once, by the host.
     pub fn set_shared(
         &self,
         config: &Config,
         pool: Arc<LuaPool>,
         common: Services,
         outbox: Option<Arc<Outbox>>,
+        outbox_stop: tokio::sync::watch::Receiver<bool>,
         api_http: reqwest::Client,
     ) {
+        let retry_cache = crate::dispatch::retry_cache(config, &common.store);
         let _ = self.shared.set(SharedScripts {
             config: config.clone(),
+            retry_cache,
             pool,
             common,
-            outbox: std::sync::Mutex::new(outbox),
+            outbox: std::sync::Mutex::new(OutboxWorker {
+                queue: outbox,
+                stop: outbox_stop,
+                serving: false,
+                task: None,
+            }),
             api_http,
         });
+    }
+
+    /// Starts the outbox worker (the host, once its configured accounts are built); a queue
+    /// made later, by the first account added with an API client, gets its worker at once.
+    pub fn start_outbox(&self) {
+        if let Some(shared) = self.shared.get() {
+            let mut worker = crate::sync::lock(&shared.outbox);
+            worker.serving = true;
+            worker.start();
+        }
+    }
+
+    /// The outbox worker, for the host's shutdown to wait for (once).
+    pub fn take_outbox_task(&self) -> Option<tokio::task::JoinHandle<()>> {
+        self.shared
+            .get()
+            .and_then(|shared| crate::sync::lock(&shared.outbox).task.take())
+    }
+
+    /// A dispatcher for the account `services` answered by `scripts`, remembering answers in
+    /// the retry cache every account shares; `None` before the host set the registry up.
+    pub fn dispatcher(&self, scripts: Arc<LuaPool>, services: Arc<Services>) -> Option<Dispatcher> {
+        let shared = self.shared.get()?;
+        Some(Dispatcher::sharing(
+            &shared.config,
+            scripts,
+            services,
+            shared.retry_cache.clone(),
+        ))
     }
 
     /// The HTTP client the accounts' API clients share, for the client of an account added
@@ -313,7 +377,7 @@ impl Registry {
     pub fn outbox(&self) -> Option<Arc<Outbox>> {
         self.shared
             .get()
-            .and_then(|shared| crate::sync::lock(&shared.outbox).clone())
+            .and_then(|shared| crate::sync::lock(&shared.outbox).queue.clone())
     }
 
     /// What `/healthz` says of every account, `default` first, the others by name.
@@ -340,7 +404,12 @@ impl Registry {
     ) -> Result<Account, RegistryError> {
         let shared = self.shared.get().ok_or(RegistryError::NoSharedScripts)?;
         let own = self.account_services(settings, api)?;
-        let dispatcher = Dispatcher::for_account(&shared.config, shared.pool.clone(), own.into());
+        let dispatcher = Dispatcher::sharing(
+            &shared.config,
+            shared.pool.clone(),
+            own.into(),
+            shared.retry_cache.clone(),
+        );
         account_for(settings, dispatcher)
     }
 
@@ -366,14 +435,15 @@ impl Registry {
         own.api = None;
         own.outbox = None;
         if let Some(client) = api {
-            let mut outbox = crate::sync::lock(&shared.outbox);
-            own = match outbox.as_ref() {
+            let mut worker = crate::sync::lock(&shared.outbox);
+            own = match worker.queue.as_ref() {
                 Some(queue) => own.with_api_sharing(client, queue),
                 None => {
                     let own = own.with_api(client);
-                    // No worker runs for a queue made here (the host starts its worker
-                    // at build): items wait in the store for the next start.
-                    *outbox = own.outbox.clone();
+                    worker.queue = own.outbox.clone();
+                    if worker.serving {
+                        worker.start();
+                    }
                     own
                 }
             };

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::api::token_store::StoreTokenPersistence;
 use crate::api::{ClientConfig, WechatClient};
 use crate::config::Config;
-use crate::dispatch::{Dispatcher, LateReplies};
+use crate::dispatch::LateReplies;
 use crate::script::reload::ReloadWatcher;
 use crate::script::{LuaPool, RuntimeOptions, Services};
 use crate::server::AppState;
@@ -269,11 +269,13 @@ impl HostBuilder<'_> {
         }
         // One outbox queue and one worker for every account: each handle stamps its account's
         // appid on what it queues, and the worker sends each item with that account's token.
+        let (outbox_stop, stop) = tokio::sync::watch::channel(false);
         registry.set_shared(
             config,
             scripts.clone(),
             common,
             services.outbox.clone(),
+            stop,
             api_http.clone(),
         );
 
@@ -301,10 +303,11 @@ impl HostBuilder<'_> {
                         watchers.push(watch_scripts(&pool, location)?);
                     }
                     let own = pool.services().clone();
-                    crate::account::account_for(
-                        &settings,
-                        Dispatcher::for_account(config, pool, own),
-                    )
+                    let dispatcher = registry
+                        .dispatcher(pool, own)
+                        .ok_or(crate::account::RegistryError::NoSharedScripts)
+                        .map_err(BuildError::Account)?;
+                    crate::account::account_for(&settings, dispatcher)
                 }
             }
             .map_err(BuildError::Account)?;
@@ -323,12 +326,14 @@ impl HostBuilder<'_> {
                 crate::server::CALLBACK_PATH
             );
         }
-        let mut outbox = registry.outbox();
         let mut watchers = watchers.into_iter();
         let watcher = watchers.next();
         let account_watchers = watchers.collect();
         let own = scripts.services().clone();
-        let mut dispatcher = Dispatcher::for_account(config, scripts, own);
+        let mut dispatcher = registry
+            .dispatcher(scripts, own)
+            .ok_or(crate::account::RegistryError::NoSharedScripts)
+            .map_err(BuildError::Account)?;
         if let Some(layer) = self.late_replies {
             dispatcher = dispatcher.map_late_replies(layer);
         }
@@ -359,32 +364,16 @@ impl HostBuilder<'_> {
                 ),
                 Err(e) => tracing::error!("cannot read the open platform's authorizers: {e}"),
             }
-            if outbox.is_none() {
-                // No configured account made the outbox queue, and an authorizer added while
-                // serving would make one no worker runs: make it now, for the worker below.
-                let seed = crate::account::AccountSettings::new(
-                    component.appid.clone(),
-                    component.token.clone(),
-                )
-                .appid(component.appid.clone());
-                let client = platform.authorizer_api(&component.appid)?;
-                state
-                    .accounts
-                    .account_services(&seed, Some(client))
-                    .map_err(BuildError::Account)?;
-                outbox = state.accounts.outbox();
-            }
             state.platform = Some(platform);
         }
         let state = Arc::new(state);
-        let (outbox_stop, stop) = tokio::sync::watch::channel(false);
-        let outbox_task = outbox.map(|outbox| tokio::spawn(outbox.run(stop)));
+        // One worker for the one queue, whichever account made it (also one added later).
+        state.accounts.start_outbox();
         Ok(Host {
             state,
             watcher,
             account_watchers,
             outbox_stop,
-            outbox_task,
         })
     }
 }
@@ -569,9 +558,8 @@ pub struct Host {
     /// Keeps the scripts of the `[[accounts]]` watched, each pool on its own, so a broken
     /// edit in one account's scripts never touches another's.
     account_watchers: Vec<ReloadWatcher>,
-    /// Stops the outbox worker.
+    /// Stops the outbox worker (which the registry keeps: it may start while serving).
     outbox_stop: tokio::sync::watch::Sender<bool>,
-    outbox_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Host {
@@ -599,7 +587,7 @@ impl Host {
         drop(self.watcher.take());
         self.account_watchers.clear();
         let _ = self.outbox_stop.send(true);
-        if let Some(task) = self.outbox_task.take() {
+        if let Some(task) = self.state.accounts.take_outbox_task() {
             let _ = task.await;
         }
     }

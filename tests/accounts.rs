@@ -543,6 +543,13 @@ async fn accounts_without_scripts_of_their_own_share_one_pool_of_lua_states() {
             Arc::ptr_eq(account.dispatcher.scripts(), shared),
             "{name} runs on the shared pool"
         );
+        assert!(
+            Arc::ptr_eq(
+                account.dispatcher.retry_cache(),
+                state.dispatcher.retry_cache()
+            ),
+            "{name} shares the retry cache (retry_cache_mb bounds the instance)"
+        );
     }
     let states = shared.states();
     // Messages to every account, one after another, run on the states already built.
@@ -666,4 +673,93 @@ async fn healthz_reports_every_account_without_secrets() {
     let expected =
         ["default", "news", "shop"].map(|name| (name.to_string(), true, "shared".to_string(), 1));
     assert_eq!(accounts, expected);
+}
+
+#[tokio::test]
+async fn the_first_account_with_an_api_added_while_serving_starts_the_outbox_worker() {
+    use wechat_lua::account::AccountSettings;
+    use wechat_lua::config::Secret;
+
+    // No account of the host has API credentials at start: no outbox queue, no worker (as an
+    // open platform whose own account has no AppSecret).
+    let (fake, base) = FakeWechat::start().await.unwrap();
+    fake.add_app("wxlate", "latesecret000000000000000000000");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("main.lua"), BOT).unwrap();
+    let overrides = Overrides {
+        scripts: Some(dir.path().to_path_buf()),
+        data: Some(dir.path().join("data")),
+        ..Default::default()
+    };
+    let env = [("WECHAT_TOKEN".to_string(), DEFAULT_TOKEN.to_string())].into();
+    let config = Config::load_with_env(&overrides, &env).unwrap();
+    let store: Arc<dyn wechat_lua::store::Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let built = Host::builder(&config)
+        .store(store.clone())
+        .build()
+        .await
+        .unwrap();
+    let registry = built.state.accounts.clone();
+    assert!(registry.outbox().is_none());
+    let host = Accounts {
+        router: wechat_lua::server::app(built.state.clone()),
+        _host: built,
+        _dir: dir,
+    };
+
+    let client = wechat_lua::host::client_for(
+        &config,
+        "wxlate",
+        &Secret::new("latesecret000000000000000000000"),
+        &store,
+        &base,
+        registry.api_http(),
+    )
+    .unwrap();
+    let settings = AccountSettings::new("late", Secret::new("latetoken1")).appid("wxlate");
+    registry.insert(registry.shared_account(&settings, Some(client)).unwrap());
+    assert!(registry.outbox().is_some(), "its client made the queue");
+
+    // Busy on every try of the send: queued, and sent again by the worker started for it.
+    fake.fail_next(support::fake::SEND, -1, 4);
+    let answer = host.ask("/wechat/late", "latetoken1", "kf", 1).await;
+    assert!(answer.starts_with("failed"), "{answer}");
+    let delivered = |fake: &FakeWechat| {
+        fake.calls_to(support::fake::SEND)
+            .into_iter()
+            .filter(|c| {
+                c.answer
+                    .as_ref()
+                    .is_some_and(|a| a.json.as_ref().is_some_and(|j| j["errcode"] == 0))
+            })
+            .count()
+    };
+    let waited = std::time::Instant::now();
+    while delivered(&fake) == 0 && waited.elapsed() < std::time::Duration::from_secs(20) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(delivered(&fake), 1, "the queued send went out once");
+    assert_eq!(
+        support::fake::last(&fake, support::fake::SEND)
+            .appid
+            .as_deref(),
+        Some("wxlate")
+    );
+}
+
+#[tokio::test]
+async fn a_sender_named_like_another_accounts_key_cannot_answer_its_messages() {
+    let (fake, base) = FakeWechat::start().await.unwrap();
+    let host = accounts(&fake, &base).await;
+    // At the default account (whose keys have no prefix), a FromUserName that spells shop's
+    // key for oUSER's MsgId 9, then shop's own message 9 from oUSER: two messages.
+    let (status, body) = host
+        .post("/wechat", DEFAULT_TOKEN, text_xml("shop/oUSER", "x", 9))
+        .await;
+    assert_eq!(status, 200);
+    assert!(body.contains("ran default 1"), "{body}");
+    assert_eq!(
+        host.ask("/wechat/shop", SHOP_TOKEN, "x", 9).await,
+        "ran shop 1"
+    );
 }

@@ -33,7 +33,8 @@ use crate::script::{LuaPool, Services};
 
 pub use deadline::{LateReplies, LogLateReplies, RunningHandlers};
 pub use dedup::Answer;
-use dedup::{Claim, Dedup, SharedClaims};
+pub use dedup::Dedup;
+use dedup::{Claim, SharedClaims};
 
 /// Name of the `success` answer in metrics and logs.
 const SUCCESS: &str = "success";
@@ -57,8 +58,8 @@ pub struct Dispatcher {
     /// Handler runs not finished yet (late ones included), for a shutdown to wait for.
     running: Arc<RunningHandlers>,
     /// Put before every retry-cache key, so the same MsgId at two accounts is two messages
-    /// (also in a store shared with other instances); empty for the `default` account, whose
-    /// keys are as they were before accounts existed.
+    /// (in the retry cache the accounts share, and in a store shared with other instances);
+    /// empty for the `default` account, whose keys are as they were before accounts existed.
     dedup_namespace: String,
     /// The account's name, for the message's log line.
     account: Arc<str>,
@@ -94,16 +95,22 @@ impl Dispatcher {
         scripts: Arc<LuaPool>,
         services: Arc<Services>,
     ) -> Dispatcher {
+        let dedup = retry_cache(config, &services.store);
+        Dispatcher::sharing(config, scripts, services, dedup)
+    }
+
+    /// [`Dispatcher::for_account`] remembering answers in `dedup`, the retry cache it shares
+    /// with the host's other accounts: keys carry the account's namespace, and
+    /// `retry_cache_mb` bounds the instance, not each of a thousand accounts.
+    pub fn sharing(
+        config: &Config,
+        scripts: Arc<LuaPool>,
+        services: Arc<Services>,
+        dedup: Arc<Dedup>,
+    ) -> Dispatcher {
         Dispatcher {
             scripts,
-            dedup: Dedup::new(
-                config.store_is_shared().then(|| SharedClaims {
-                    store: services.store.clone(),
-                    op_timeout: config.claim_timeout,
-                    unconfirmed: config.unconfirmed_claim,
-                }),
-                config.retry_cache_bytes,
-            ),
+            dedup,
             reply_timeout: config.reply_timeout,
             late: late::for_services(&services),
             kf_window: services.kf_window.clone(),
@@ -122,6 +129,11 @@ impl Dispatcher {
     /// The services of the account this dispatcher answers for.
     pub fn services(&self) -> &Arc<Services> {
         &self.services
+    }
+
+    /// The retry cache this dispatcher remembers answers in.
+    pub fn retry_cache(&self) -> &Arc<Dedup> {
+        &self.dedup
     }
 
     /// The same dispatcher with its late-reply sink replaced by `wrap(current sink)`, so the
@@ -188,10 +200,16 @@ impl Dispatcher {
         let metrics = crate::metrics::metrics();
         let span = tracing::Span::current();
         let key = msg.dedup_key();
-        let key = if self.dedup_namespace.is_empty() {
-            key
-        } else {
+        // Named accounts' keys are `<name>/<sender>|…` and names have no `/`; the default
+        // account's are the bare key as before accounts existed, unless its sender has a `/`
+        // (no real OpenID has): such a key could spell another account's, so it goes under
+        // `default/`, a name no other account can have.
+        let key = if !self.dedup_namespace.is_empty() {
             format!("{}{key}", self.dedup_namespace)
+        } else if msg.from_user.contains('/') {
+            format!("{}/{key}", crate::config::DEFAULT_ACCOUNT)
+        } else {
+            key
         };
         let guard = match self.dedup.claim(&key, deadline).await {
             Claim::First(guard) => guard,
@@ -305,6 +323,19 @@ impl Dispatcher {
                 .map(|e| public_summary(&e, self.scripts.location())),
         }
     }
+}
+
+/// A retry cache under the settings' bounds (`retry_cache_mb`), its claims going through
+/// `store` when instances share it (Redis).
+pub fn retry_cache(config: &Config, store: &Arc<dyn crate::store::Store>) -> Arc<Dedup> {
+    Dedup::new(
+        config.store_is_shared().then(|| SharedClaims {
+            store: store.clone(),
+            op_timeout: config.claim_timeout,
+            unconfirmed: config.unconfirmed_claim,
+        }),
+        config.retry_cache_bytes,
+    )
 }
 
 /// How one message ended, for its log line.
