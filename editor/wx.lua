@@ -53,6 +53,8 @@ wx = {}
 ---| "event.kf_switch_session"
 ---| "*"
 ---| "late_reply_failed"
+---| "component.authorized"
+---| "component.unauthorized"
 
 ------------------------------------------------------------------------------------------
 -- Inbound messages
@@ -225,11 +227,21 @@ wx = {}
 ---what they return is not sent.
 ---@alias wx.LateReplyFailedHandler fun(ev: wx.LateReplyFailure, reply: wx.Reply, err: wx.Error): any
 
+---What a `component.authorized` / `component.unauthorized` handler receives: an account that
+---authorized the open platform ([component]), changed what it grants, or withdrew.
+---@class wx.AuthorizationEvent
+---@field appid string The account (its messages arrive with `msg.account` = this appid).
+---@field event "authorized"|"updateauthorized"|"unauthorized"
+---@field func_info integer[] The permission sets (权限集) granted; empty when withdrawn.
+
+---@alias wx.AuthorizationHandler fun(ev: wx.AuthorizationEvent): any
+
 ---Registers a handler for one kind of message, at the top level of a script. Handlers are
 ---tried in registration order; the first that matches answers. With a filter: on "text" a
 ---Lua pattern on the content (its captures follow `msg`), on events an exact EventKey.
 ---`late_reply_failed` handlers take no filter.
 ---@overload fun(kind: "late_reply_failed", handler: wx.LateReplyFailedHandler)
+---@overload fun(kind: "component.authorized"|"component.unauthorized", handler: wx.AuthorizationHandler)
 ---@overload fun(kind: wx.Kind, handler: wx.Handler)
 ---@overload fun(kind: "text", pattern: string, handler: fun(msg: wx.Message, ...: string): wx.ReplyValue)
 ---@param kind wx.Kind

@@ -221,6 +221,8 @@ pub struct FileConfig {
     http: Option<HttpFileConfig>,
     session_ttl: Option<f64>,
     oauth: Option<OauthFileConfig>,
+    /// `[component]`: the open platform (第三方平台) whose authorizers this host serves.
+    component: Option<ComponentFileConfig>,
     /// `[[accounts]]`: more Official Accounts served beside the implicit `default` one.
     accounts: Option<Vec<toml::Spanned<AccountFileConfig>>>,
     /// The `[[accounts]]` tables checked against each other, made in [`read_file`] where the
@@ -358,6 +360,94 @@ struct OauthFileConfig {
     scope: Option<String>,
     cookie_secret: Option<Secret>,
     public_url: Option<String>,
+}
+
+/// The `[component]` table as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ComponentFileConfig {
+    appid: Option<String>,
+    appsecret: Option<Secret>,
+    token: Option<Secret>,
+    encoding_aes_key: Option<Secret>,
+    public_url: Option<String>,
+}
+
+/// The `[component]` table checked: the open platform (第三方平台) this host serves
+/// authorizers of, at `/component/events` and `/component/<appid>/callback`.
+#[derive(Debug, Clone)]
+pub struct ComponentConfig {
+    /// The platform's AppID (component_appid).
+    pub appid: String,
+    /// The platform's AppSecret, for the component_access_token.
+    pub appsecret: Secret,
+    /// The token WeChat signs the platform's pushes and its authorizers' messages with
+    /// (消息校验Token).
+    pub token: Secret,
+    /// The platform's EncodingAESKey (消息加解密Key): every push and message is encrypted.
+    pub encoding_aes_key: Secret,
+    /// The site's origin as WeChat and administrators reach it (`https://bots.example`),
+    /// without a trailing slash: the authorization page sends them back to
+    /// `<public_url>/component/authorized`.
+    pub public_url: String,
+}
+
+/// The `[component]` table checked: every key present, the token one the console takes, the
+/// key a valid EncodingAESKey, the public URL an origin. Each error names the key.
+fn component_settings(file: ComponentFileConfig) -> Result<ComponentConfig, ConfigError> {
+    fn required<T>(value: Option<T>, setting: &'static str, what: &str) -> Result<T, ConfigError> {
+        value.ok_or_else(|| ConfigError::Invalid {
+            setting,
+            reason: format!("the open platform needs {what}"),
+        })
+    }
+    let appid = required(file.appid, "component.appid", "its AppID (component_appid)")?;
+    if appid.trim().is_empty() {
+        return Err(ConfigError::Invalid {
+            setting: "component.appid",
+            reason: "is empty".into(),
+        });
+    }
+    let appsecret = required(file.appsecret, "component.appsecret", "its AppSecret")?;
+    let token = required(
+        file.token,
+        "component.token",
+        "its message token (消息校验Token)",
+    )?;
+    validate_token(token.expose()).map_err(|e| ConfigError::Invalid {
+        setting: "component.token",
+        reason: match e {
+            ConfigError::Invalid { reason, .. } => reason,
+            other => other.to_string(),
+        },
+    })?;
+    let encoding_aes_key = required(
+        file.encoding_aes_key,
+        "component.encoding_aes_key",
+        "its EncodingAESKey (消息加解密Key)",
+    )?;
+    crate::protocol::crypto::MessageCrypto::new(encoding_aes_key.expose(), &appid).map_err(
+        |e| ConfigError::Invalid {
+            setting: "component.encoding_aes_key",
+            reason: e.to_string(),
+        },
+    )?;
+    let public_url = required(
+        file.public_url,
+        "component.public_url",
+        "the site's origin as WeChat reaches it, like https://bots.example",
+    )?;
+    let public_url = public_origin(&public_url).map_err(|reason| ConfigError::Invalid {
+        setting: "component.public_url",
+        reason,
+    })?;
+    Ok(ComponentConfig {
+        appid,
+        appsecret,
+        token,
+        encoding_aes_key,
+        public_url,
+    })
 }
 
 /// The `[http]` table: where `wx.http` may go and how many requests may be in flight.
@@ -521,6 +611,8 @@ pub struct Config {
     pub accounts: Vec<AccountConfig>,
     /// Sign-in with WeChat (`[oauth]`), when the table is there.
     pub oauth: Option<OauthConfig>,
+    /// The open platform (`[component]`), when the table is there.
+    pub component: Option<ComponentConfig>,
 }
 
 /// The `[oauth]` table checked: sign-in with WeChat at `/oauth/login` and `/oauth/callback`.
@@ -798,6 +890,7 @@ impl Config {
 
         let http = http_settings(file.http.unwrap_or_default())?;
         let oauth = file.oauth.map(oauth_settings).transpose()?;
+        let component = file.component.map(component_settings).transpose()?;
         let session_ttl = session_ttl(var("WECHAT_SESSION_TTL"), file.session_ttl)?;
         let route_timeout = seconds(
             "route_timeout",
@@ -862,6 +955,7 @@ impl Config {
             route_timeout,
             trusted_proxies,
             oauth,
+            component,
             accounts: file.checked_accounts,
         })
     }
@@ -1472,6 +1566,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown field `secret`"), "{err}");
+    }
+
+    #[test]
+    fn the_component_table_is_checked_key_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: &str| {
+            let file = dir.path().join("c.toml");
+            std::fs::write(&file, text).unwrap();
+            let overrides = Overrides {
+                config: Some(file),
+                ..with_data(dir.path())
+            };
+            Config::load_with_env(&overrides, &env(&[]))
+        };
+        let key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+        let good = format!(
+            "[component]\nappid = \"wxcomp\"\nappsecret = \"s3cret\"\ntoken = \"ctoken\"\nencoding_aes_key = \"{key}\"\npublic_url = \"https://bots.example/\"\n"
+        );
+        let config = load(&good).unwrap();
+        let component = config.component.unwrap();
+        assert_eq!(component.appid, "wxcomp");
+        assert_eq!(component.public_url, "https://bots.example");
+        assert!(load("").unwrap().component.is_none());
+        for (text, setting) in [
+            (good.replace("appid = \"wxcomp\"\n", ""), "component.appid"),
+            (
+                good.replace("appsecret = \"s3cret\"\n", ""),
+                "component.appsecret",
+            ),
+            (good.replace("ctoken", "c-token!"), "component.token"),
+            (good.replace(key, "short"), "component.encoding_aes_key"),
+            (
+                good.replace("https://bots.example/", "bots.example"),
+                "component.public_url",
+            ),
+        ] {
+            let err = load(&text).unwrap_err().to_string();
+            assert!(err.contains(setting), "{setting}: {err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+        let err = load(&format!("{good}secret = \"x\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("secret") && err.contains("line"), "{err}");
     }
 
     #[test]

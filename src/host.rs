@@ -354,6 +354,18 @@ impl HostBuilder<'_> {
             }
             state.web = Arc::new(web);
         }
+        if let Some(component) = &config.component {
+            let platform = platform(config, component, &state, base, &api_http)?;
+            match platform.serve_authorized().await {
+                Ok(n) => tracing::info!(
+                    component = %component.appid,
+                    authorizers = n,
+                    "serving the open platform at /component/events and /component/<appid>/callback"
+                ),
+                Err(e) => tracing::error!("cannot read the open platform's authorizers: {e}"),
+            }
+            state.platform = Some(platform);
+        }
         let state = Arc::new(state);
         // One worker for the one queue, whichever account made it (also one added later).
         state.accounts.start_outbox();
@@ -362,6 +374,104 @@ impl HostBuilder<'_> {
             watcher,
             account_watchers,
             outbox_stop,
+        })
+    }
+}
+
+/// The open platform `[component]` describes, its authorizers served from the host's registry
+/// by the shared scripts.
+fn platform(
+    config: &Config,
+    component: &crate::config::ComponentConfig,
+    state: &AppState,
+    base: &str,
+    http: &reqwest::Client,
+) -> Result<Arc<crate::component::Platform>, BuildError> {
+    let store = &state.store;
+    let mut settings = crate::api::component::ComponentSettings::new(
+        &component.appid,
+        component.appsecret.expose(),
+        base,
+    );
+    settings.timeout = config.api_timeout;
+    settings.http = Some(http.clone());
+    let client = crate::api::component::ComponentClient::new(settings, store.clone())?;
+    let host = Arc::new(RegistryAuthorizers {
+        registry: state.accounts.clone(),
+        token: component.token.clone(),
+        key: component.encoding_aes_key.clone(),
+        component_appid: component.appid.clone(),
+    });
+    Ok(Arc::new(crate::component::Platform::new(
+        component.clone(),
+        client,
+        host,
+    )?))
+}
+
+/// The open platform's authorizers as accounts of the host's registry: each named by its
+/// appid, answered by the shared scripts with its authorizer token, its messages signed and
+/// sealed with the platform's token and key.
+struct RegistryAuthorizers {
+    registry: Arc<crate::account::Registry>,
+    token: crate::config::Secret,
+    key: crate::config::Secret,
+    component_appid: String,
+}
+
+impl crate::component::AuthorizerHost for RegistryAuthorizers {
+    fn account(
+        &self,
+        appid: &str,
+        api: WechatClient,
+    ) -> Result<Arc<crate::account::Account>, String> {
+        if let Some(account) = self.registry.get(appid) {
+            return Ok(account);
+        }
+        let settings = crate::account::AccountSettings::new(appid, self.token.clone())
+            .appid(appid)
+            .encrypted(
+                crate::config::SecurityMode::Safe,
+                self.key.clone(),
+                self.component_appid.clone(),
+            );
+        let account = self
+            .registry
+            .shared_account(&settings, Some(api))
+            .map_err(|e| e.to_string())?;
+        self.registry.insert(account);
+        self.registry
+            .get(appid)
+            .ok_or_else(|| format!("account {appid} removed while being added"))
+    }
+
+    fn remove(&self, appid: &str) {
+        self.registry.remove(appid);
+    }
+
+    fn notify(
+        &self,
+        event: crate::component::AuthorizationEvent,
+    ) -> futures::future::BoxFuture<'static, ()> {
+        let registry = self.registry.clone();
+        Box::pin(async move {
+            let Some(pool) = registry.shared_pool().cloned() else {
+                return;
+            };
+            // Acting for the authorizer while it is served, else for the pool's own account.
+            let services = registry
+                .get(&event.appid)
+                .map(|a| a.dispatcher.services().clone())
+                .unwrap_or_else(|| pool.services().clone());
+            let appid = event.appid.clone();
+            let event = crate::script::runtime::ComponentEvent {
+                event: event.kind.wire(),
+                appid: event.appid,
+                func_info: event.func_info,
+            };
+            if let Err(e) = pool.component_event(event, &services).await {
+                tracing::error!(authorizer = %appid, "component event handler failed: {e}");
+            }
         })
     }
 }

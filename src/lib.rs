@@ -5,6 +5,8 @@
 //!   field tree, inbound messages and their kinds, reply XML). No I/O.
 //! - [`account`]: the accounts one host serves: the implicit `default` at `/wechat` and the
 //!   `[[accounts]]` at `/wechat/<name>`, each with its token, envelope and dispatcher.
+//! - [`component`]: the open platform (第三方平台): pushed tickets and authorization events,
+//!   the authorization flow, which authorizer a callback is for, the release test's answers.
 //! - [`api`]: the outbound WeChat API (access_token lifecycle, one module per API family).
 //! - [`net`]: the outbound HTTP client scripts use (`wx.http`): allow/deny rules checked on
 //!   every resolved address and redirect hop, caps on requests in flight.
@@ -34,6 +36,7 @@ pub mod account;
 pub mod api;
 pub mod clock;
 pub mod commands;
+pub mod component;
 pub mod config;
 pub mod dispatch;
 pub mod fake_wechat;

@@ -45,6 +45,9 @@ enum Command {
         #[command(flatten)]
         common: AccountArgs,
     },
+    /// The accounts this host serves: configured ones and, with [component], the accounts that
+    /// authorized the open platform, with the state of their tokens (never a secret).
+    Accounts(AccountArgs),
     /// Chat with the bot in the terminal, as a WeChat user, against a built-in fake WeChat API.
     Chat(ChatArgs),
     /// The browser playground: a WeChat-like chat window with the bot, its menu, several
@@ -245,6 +248,9 @@ fn main() -> ExitCode {
         }),
         Command::Token { show, common } => account(&common, |config| async move {
             commands::account::token_status(&config, show).await
+        }),
+        Command::Accounts(common) => account(&common, |config| async move {
+            commands::account::accounts(&config).await
         }),
         Command::Chat(args) => commands::chat::run(commands::ChatOptions {
             scripts: args.scripts,

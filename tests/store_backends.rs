@@ -187,6 +187,34 @@ async fn del_if_eq(s: &Arc<dyn Store>) {
     assert_eq!(s.get("tok").await.unwrap(), None);
 }
 
+/// Compare-and-set: written only over the expected value, never over an absent key, and of
+/// many concurrent writers expecting the same value exactly one wins (a rotated refresh
+/// token replaces only the one it was fetched with).
+async fn set_if_eq(s: &Arc<dyn Store>) {
+    assert!(!s.set_if_eq("rt", "r0", "r1", None).await.unwrap());
+    assert_eq!(s.get("rt").await.unwrap(), None, "absent stays absent");
+    s.set("rt", "r1", None).await.unwrap();
+    assert!(!s.set_if_eq("rt", "r0", "r2", None).await.unwrap());
+    assert_eq!(s.get("rt").await.unwrap().as_deref(), Some("r1"));
+    assert!(s
+        .set_if_eq("rt", "r1", "r2", Some(Duration::from_secs(60)))
+        .await
+        .unwrap());
+    assert_eq!(s.get("rt").await.unwrap().as_deref(), Some("r2"));
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.set_if_eq("rt", "r2", &format!("w{i}"), None).await })
+        })
+        .collect();
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.unwrap().unwrap());
+    }
+    assert_eq!(winners, 1, "one writer replaced r2");
+    assert!(s.get("rt").await.unwrap().unwrap().starts_with('w'));
+}
+
 async fn outbox_lifecycle(s: &Arc<dyn Store>) {
     let lease = Duration::from_secs(30);
     assert_eq!(s.outbox_len().await.unwrap(), 0);
@@ -323,7 +351,7 @@ macro_rules! backend_suite {
     ($($backend:ident),* $(,)?) => {
         $(
             backend_suite!($backend: get_set_del, ttl_expiry, set_nx_one_winner, incr_atomic,
-                incr_semantics, del_if_eq, outbox_lifecycle, outbox_concurrent_takers);
+                incr_semantics, del_if_eq, set_if_eq, outbox_lifecycle, outbox_concurrent_takers);
         )*
     };
 }

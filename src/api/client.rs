@@ -16,7 +16,7 @@ use super::error::{self, ApiError};
 use super::ticket::{TicketManager, TicketStatus};
 use super::token::{
     Clock, Credentials, MemoryPersistence, SystemClock, TokenEndpoint, TokenManager,
-    TokenPersistence, TokenSettings, TokenStatus,
+    TokenPersistence, TokenSettings, TokenSource, TokenStatus,
 };
 use super::transport::{interpret_json, RetryPolicy, Transport, UploadPart, Wire};
 use crate::sync::lock;
@@ -56,6 +56,9 @@ pub struct ClientConfig {
     pub authorize_base: String,
     /// The clock token expiry is measured against.
     pub clock: Arc<dyn Clock>,
+    /// Where access_tokens come from instead of the AppSecret (an open platform's
+    /// authorizer: its refresh token); `None` for a configured account.
+    pub token_source: Option<Arc<dyn TokenSource>>,
     /// An HTTP client to send through, shared with other accounts' clients (one connection
     /// pool, one TLS setup; see [`transport::http_client`](crate::api::transport::http_client));
     /// `None` builds one for this client alone with `timeout` and `connect_timeout`.
@@ -78,6 +81,7 @@ impl ClientConfig {
             ticket_persistence: Arc::new(MemoryPersistence::default()),
             authorize_base: DEFAULT_AUTHORIZE_BASE.to_string(),
             clock: Arc::new(SystemClock),
+            token_source: None,
             http: None,
         }
     }
@@ -192,6 +196,7 @@ impl WechatClient {
                 refresh_ahead: config.refresh_ahead,
                 persistence: config.persistence,
                 clock: config.clock,
+                source: config.token_source,
             },
         ));
         Ok(WechatClient {
@@ -311,6 +316,12 @@ impl WechatClient {
     /// need it (e.g. `wechat-lua token --show`); never log it.
     pub async fn access_token(&self) -> Result<String, ApiError> {
         self.inner.tokens.get().await
+    }
+
+    /// Drops the cached access_token unconditionally (an authorizer withdrew its
+    /// authorization); the next call fetches again and says why it cannot.
+    pub fn forget_token(&self) {
+        self.inner.tokens.forget();
     }
 
     /// Fetch the next token now if the cached one is within the refresh-ahead window

@@ -9,6 +9,7 @@
 //! JS-SDK's jsapi_ticket the way [`token`] keeps the access_token.
 
 pub mod client;
+pub mod component;
 pub mod error;
 pub mod jssdk;
 pub mod kf;
@@ -33,5 +34,5 @@ pub use client::{ClientConfig, RawResponse, WechatClient, DEFAULT_API_BASE};
 pub use error::ApiError;
 pub use kf::KfMessage;
 pub use kf_window::{KfWindow, KfWindowTracker};
-pub use token::{CachedToken, TokenEndpoint, TokenPersistence, TokenStatus};
+pub use token::{CachedToken, TokenEndpoint, TokenPersistence, TokenSource, TokenStatus};
 pub use transport::{RetryPolicy, UploadPart};

@@ -219,6 +219,19 @@ impl TicketManager {
                 }
             }
             if self.persistence.lock_fetch().await {
+                // Another instance may have stored a ticket and let go of the lock between
+                // the read above and taking it: read once more before fetching another.
+                if let Some(t) = self.persistence.load().await {
+                    if Some(&t.access_token) != current.as_ref()
+                        && freshness(t.expires_at_unix, self.clock.now_unix(), Duration::ZERO)
+                            != Freshness::Expired
+                    {
+                        self.persistence.unlock_fetch().await;
+                        let ticket = t.access_token.clone();
+                        self.set(t, client.token_rejections());
+                        return Ok(ticket);
+                    }
+                }
                 break;
             }
             if waited_since.elapsed() > SHARED_FETCH_WAIT {

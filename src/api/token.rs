@@ -67,6 +67,16 @@ pub trait TokenPersistence: Send + Sync {
     }
 }
 
+/// Where tokens come from when not from the account's AppID and AppSecret: the open
+/// platform's component_access_token (fetched with the pushed ticket) and its authorizers'
+/// access_tokens (fetched with their refresh tokens). The [`TokenManager`] around it does
+/// the rest as for any access_token: cache, refresh ahead, single flight, the store, the
+/// cross-instance lock and refetching after a rejection.
+pub trait TokenSource: Send + Sync {
+    /// One fetch from WeChat (no retries: the manager backs off while WeChat is busy).
+    fn fetch(&self) -> BoxFuture<'_, Result<CachedToken, ApiError>>;
+}
+
 /// How long an instance waits for another instance's token fetch before fetching itself.
 pub(crate) const SHARED_FETCH_WAIT: Duration = Duration::from_secs(10);
 
@@ -184,6 +194,8 @@ pub(crate) struct TokenSettings {
     pub(crate) refresh_ahead: Duration,
     pub(crate) persistence: Arc<dyn TokenPersistence>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Fetches tokens instead of the AppSecret endpoints, when set.
+    pub(crate) source: Option<Arc<dyn TokenSource>>,
 }
 
 /// The token cache shared by every clone of a `WechatClient`.
@@ -196,6 +208,8 @@ pub(crate) struct TokenManager {
     refresh_ahead: Duration,
     persistence: Arc<dyn TokenPersistence>,
     clock: Arc<dyn Clock>,
+    /// Where tokens come from instead of the AppSecret endpoints (open platform).
+    source: Option<Arc<dyn TokenSource>>,
     cache: Mutex<Option<CachedToken>>,
     /// The most recently rejected token: stable_token handing it back means "force_refresh".
     last_rejected: Mutex<Option<String>>,
@@ -225,6 +239,7 @@ impl TokenManager {
             refresh_ahead: settings.refresh_ahead,
             persistence: settings.persistence,
             clock: settings.clock,
+            source: settings.source,
             cache: Mutex::new(None),
             last_rejected: Mutex::new(None),
             fetch_lock: tokio::sync::Mutex::new(()),
@@ -357,6 +372,12 @@ impl TokenManager {
         }
     }
 
+    /// Drop the cached token whatever it is (an authorizer withdrew its authorization: its
+    /// token must not be used again, and the next fetch reports why it cannot be had).
+    pub(crate) fn forget(&self) {
+        *lock(&self.cache) = None;
+    }
+
     /// Start a background fetch of the next token unless one is running or ran recently.
     pub(crate) fn spawn_refresh_ahead(self: &Arc<Self>) {
         let now = self.clock.now_unix();
@@ -421,6 +442,20 @@ impl TokenManager {
                 }
             }
             if self.persistence.lock_fetch().await {
+                // Another instance may have stored a token and let go of the lock between
+                // the read above and taking it: read once more before fetching another.
+                if let Some(t) = self.persistence.load().await {
+                    let newer = Some(&t.access_token) != current.as_ref()
+                        && Some(&t.access_token) != rejected.as_ref();
+                    if newer
+                        && freshness(t.expires_at_unix, self.clock.now_unix(), Duration::ZERO)
+                            != Freshness::Expired
+                    {
+                        self.persistence.unlock_fetch().await;
+                        self.set_cached(Some(t.clone()));
+                        return Ok(t);
+                    }
+                }
                 break;
             }
             if waited_since.elapsed() > SHARED_FETCH_WAIT {
@@ -438,7 +473,10 @@ impl TokenManager {
 
     async fn fetch_new(&self, rejected: Option<String>) -> Result<CachedToken, ApiError> {
         let mut t = self.fetch_with_backoff(false).await?;
-        if self.endpoint == TokenEndpoint::Stable && rejected.as_deref() == Some(&t.access_token) {
+        if self.source.is_none()
+            && self.endpoint == TokenEndpoint::Stable
+            && rejected.as_deref() == Some(&t.access_token)
+        {
             // Normal mode handed back the very token WeChat just rejected.
             tracing::info!("stable_token returned the rejected access_token; forcing a refresh");
             t = self.fetch_with_backoff(true).await?;
@@ -466,6 +504,11 @@ impl TokenManager {
     }
 
     async fn fetch_once(&self, force_refresh: bool) -> Result<CachedToken, ApiError> {
+        if let Some(source) = &self.source {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            crate::metrics::metrics().token_fetch();
+            return source.fetch().await;
+        }
         let cfg = &self.creds;
         if cfg.appid.is_empty() || cfg.secret.is_empty() {
             return Err(ApiError::Config(

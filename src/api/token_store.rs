@@ -41,6 +41,15 @@ impl StoreTokenPersistence {
         )
     }
 
+    /// Persistence of the open platform `component_appid`'s component_access_token.
+    pub fn component_token(store: Arc<dyn Store>, component_appid: &str) -> StoreTokenPersistence {
+        Self::at(
+            store,
+            crate::store::keys::component_token_key(component_appid),
+            format!("component-token-fetch:{component_appid}"),
+        )
+    }
+
     fn at(store: Arc<dyn Store>, key: String, lock_name: String) -> StoreTokenPersistence {
         use rand::distr::{Alphanumeric, SampleString};
         StoreTokenPersistence {

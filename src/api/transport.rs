@@ -152,10 +152,23 @@ impl Transport {
         token: Option<&str>,
         wire: &Wire<'_>,
     ) -> Result<(StatusCode, reqwest::header::HeaderMap, Bytes), ApiError> {
+        self.send_raw_as(method, path, token.map(|t| ("access_token", t)), wire)
+            .await
+    }
+
+    /// [`send_raw`](Self::send_raw) with the token under another query name (the open
+    /// platform's `component_access_token`).
+    async fn send_raw_as(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<(&str, &str)>,
+        wire: &Wire<'_>,
+    ) -> Result<(StatusCode, reqwest::header::HeaderMap, Bytes), ApiError> {
         let url = format!("{}{}", self.base, path);
         let mut req = self.http.request(method, url);
-        if let Some(t) = token {
-            req = req.query(&[("access_token", t)]);
+        if let Some((name, t)) = token {
+            req = req.query(&[(name, t)]);
         }
         req = match wire {
             Wire::Query(q) => req.query(q),
@@ -193,6 +206,20 @@ impl Transport {
         wire: &Wire<'_>,
     ) -> Result<Value, ApiError> {
         let (status, _, body) = self.send_raw(method, path, token, wire).await?;
+        let r = interpret_json(status, &body);
+        self.log_outcome(path, &r);
+        r
+    }
+
+    /// [`send_json`](Self::send_json) with the token under the query name `token.0`.
+    pub(crate) async fn send_json_as(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<(&str, &str)>,
+        wire: &Wire<'_>,
+    ) -> Result<Value, ApiError> {
+        let (status, _, body) = self.send_raw_as(method, path, token, wire).await?;
         let r = interpret_json(status, &body);
         self.log_outcome(path, &r);
         r

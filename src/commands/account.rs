@@ -1,6 +1,7 @@
 //! Commands that act on the WeChat account through the API: `menu push|show|delete` and
 //! `token` (whether an access_token and a jsapi_ticket are cached and until when; the values
-//! themselves only when asked with `--show`).
+//! themselves only when asked with `--show`), and `accounts` (every account served, configured
+//! or authorized, with its tokens' state).
 
 use std::path::Path;
 
@@ -98,6 +99,94 @@ pub async fn token_status(config: &Config, show: bool) -> anyhow::Result<String>
         describe_cached("access_token", "API call", appid, token, now, show),
         describe_cached("jsapi_ticket", "wx.jssdk.config", appid, ticket, now, show),
     ))
+}
+
+/// `accounts`: every account the host serves and what the store holds for it, without
+/// fetching anything: the configured accounts (`default` and `[[accounts]]`) with their
+/// access_token's state, and with `[component]` the platform's ticket and token and each
+/// authorizer's refresh token and access_token. No secret is printed.
+pub async fn accounts(config: &Config) -> anyhow::Result<String> {
+    let store = crate::store::open(config.store.as_deref(), &config.data).await?;
+    let now = crate::clock::unix_secs();
+    let state_of = |what: &str, cached: Option<CachedToken>| match cached {
+        Some(t) if t.expires_at_unix > now => {
+            format!("{what} expires {}", local_time(t.expires_at_unix, now))
+        }
+        Some(t) => format!("{what} expired {}", local_time(t.expires_at_unix, now)),
+        None => format!("no {what} cached"),
+    };
+    let token_line = |cached| state_of("access_token", cached);
+    let mut lines = vec!["configured:".to_string()];
+    let configured = std::iter::once((
+        crate::config::DEFAULT_ACCOUNT,
+        config.appid.as_deref(),
+        config.appsecret.is_some(),
+    ))
+    .chain(config.accounts.iter().map(|a| {
+        (
+            a.name.as_str(),
+            Some(a.appid.as_str()),
+            a.appsecret.is_some(),
+        )
+    }));
+    for (name, appid, has_secret) in configured {
+        let state = match appid {
+            Some(appid) if has_secret => token_line(
+                StoreTokenPersistence::new(store.clone(), appid)
+                    .load()
+                    .await,
+            ),
+            Some(_) => "no appsecret: no API calls".to_string(),
+            None => "no appid".to_string(),
+        };
+        lines.push(format!("  {name:<16} {:<20} {state}", appid.unwrap_or("-")));
+    }
+    if let Some(component) = &config.component {
+        let keys = |f: fn(&str) -> String| f(&component.appid);
+        let ticket = store
+            .get(&keys(crate::store::keys::component_ticket_key))
+            .await?;
+        let token = StoreTokenPersistence::component_token(store.clone(), &component.appid)
+            .load()
+            .await;
+        lines.push(format!(
+            "open platform {}: {}; {}",
+            component.appid,
+            if ticket.is_some() {
+                "component_verify_ticket kept"
+            } else {
+                "no component_verify_ticket yet (WeChat pushes one every 10 minutes)"
+            },
+            state_of("component_access_token", token)
+        ));
+        let list: Vec<String> = store
+            .get(&keys(crate::store::keys::authorizers_key))
+            .await?
+            .and_then(|raw| serde_json::from_str(&raw).ok())
+            .unwrap_or_default();
+        lines.push(format!("authorized ({}):", list.len()));
+        for appid in &list {
+            let refresh = store
+                .get(&crate::store::keys::authorizer_refresh_key(
+                    &component.appid,
+                    appid,
+                ))
+                .await?;
+            let token = StoreTokenPersistence::new(store.clone(), appid)
+                .load()
+                .await;
+            lines.push(format!(
+                "  {appid:<20} {}; {}",
+                if refresh.is_some() {
+                    "refresh token kept"
+                } else {
+                    "no refresh token: must authorize again"
+                },
+                token_line(token)
+            ));
+        }
+    }
+    Ok(lines.join("\n"))
 }
 
 /// One line (two with `show`) on a stored token or ticket.

@@ -469,6 +469,15 @@ mod tests {
         fn del_if_eq(&self, _: &str, _: &str) -> crate::store::StoreFuture<'_, bool> {
             never()
         }
+        fn set_if_eq(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: Option<Duration>,
+        ) -> crate::store::StoreFuture<'_, bool> {
+            never()
+        }
         fn outbox_push(&self, _: &crate::store::OutboxItem) -> crate::store::StoreFuture<'_, ()> {
             never()
         }

@@ -28,6 +28,10 @@
 //! ([`FakeWechat::set_oauth_user`]; `chat` sets its own) without asking and redirects back
 //! with a single-use code, so pages can be developed without an account.
 //!
+//! As an open platform (第三方平台, [`FakeWechat::component_setup`]) it serves the component
+//! endpoints with rotating refresh tokens and the authorization page, and pushes tickets and
+//! authorization events to a host as WeChat does (see `component.rs`).
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use wechat_lua::fake_wechat::FakeWechat;
@@ -37,6 +41,7 @@
 //! # Ok(()) }
 //! ```
 
+mod component;
 mod kf;
 mod mass;
 mod material;
@@ -59,6 +64,7 @@ use axum::middleware;
 use axum::Router;
 use tokio::time::Instant;
 
+pub use component::DEFAULT_AUTHORIZER;
 pub use oauth::DEFAULT_OAUTH_USER;
 use state::FakeState;
 pub use state::{RecordedAnswer, RecordedCall, RecordedPart};
@@ -135,6 +141,7 @@ impl FakeWechat {
         Router::new()
             .merge(token::routes())
             .merge(oauth::routes())
+            .merge(component::routes())
             .merge(with_token)
             .fallback(state::unknown_path)
             .layer(middleware::from_fn_with_state(self.clone(), state::record))

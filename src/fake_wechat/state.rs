@@ -169,6 +169,7 @@ pub(super) struct FakeState {
     /// Told of every call once it is answered (the playground's feed); `None` until someone
     /// watches.
     pub(super) call_watchers: Option<tokio::sync::broadcast::Sender<RecordedCall>>,
+    pub(super) component: super::component::ComponentState,
 }
 
 impl FakeState {
@@ -204,6 +205,7 @@ impl FakeState {
             ticket: Default::default(),
             subscribe: Default::default(),
             call_watchers: None,
+            component: Default::default(),
         }
     }
 
@@ -287,6 +289,11 @@ pub(super) fn errmsg_for(code: i64, caller_ip: &str) -> String {
         47001 => "data format error",
         47003 => "argument invalid! data.value is invalid",
         48001 => "api unauthorized",
+        61005 => "component ticket is expired",
+        61006 => "component ticket is invalid",
+        61009 => "code is invalid",
+        61010 => "code is expired",
+        61023 => "refresh_token is invalid",
         _ => "fake error",
     };
     m.to_string()
@@ -371,7 +378,7 @@ pub(super) async fn record(
             .map(|t| t.appid.clone());
         let recorded_query = query
             .into_iter()
-            .filter(|(k, _)| k != "access_token")
+            .filter(|(k, _)| k != "access_token" && k != "component_access_token")
             .map(|(k, v)| {
                 let v = if k == "secret" { "<secret>".into() } else { v };
                 (k, v)
@@ -379,8 +386,15 @@ pub(super) async fn record(
             .collect();
         let mut recorded_body = json_body.clone();
         if let Some(Value::Object(o)) = recorded_body.as_mut() {
-            if o.contains_key("secret") {
-                o.insert("secret".into(), Value::from("<secret>"));
+            for secret in [
+                "secret",
+                "component_appsecret",
+                "component_verify_ticket",
+                "authorizer_refresh_token",
+            ] {
+                if o.contains_key(secret) {
+                    o.insert(secret.into(), Value::from("<secret>"));
+                }
             }
         }
         s.calls.push(RecordedCall {

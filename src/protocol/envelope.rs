@@ -117,6 +117,32 @@ impl Envelope {
         nonce: &str,
         msg_signature: Option<&str>,
     ) -> Result<InboundMessage, OpenError> {
+        let plain = self.open_request_text(body, timestamp, nonce, msg_signature)?;
+        Ok(InboundMessage::parse(plain.as_bytes()).map_err(SealedError::from)?)
+    }
+
+    /// Opens a request whose plaintext is not a user's message (the open platform's pushes:
+    /// tickets and authorization events): the same checks as
+    /// [`open_request`](Self::open_request), and the decrypted XML's fields.
+    pub fn open_request_fields(
+        &self,
+        body: &[u8],
+        timestamp: &str,
+        nonce: &str,
+        msg_signature: Option<&str>,
+    ) -> Result<super::xml_fields::Fields, OpenError> {
+        let plain = self.open_request_text(body, timestamp, nonce, msg_signature)?;
+        Ok(parse_fields(plain.as_bytes()).map_err(SealedError::from)?)
+    }
+
+    /// `Encrypt` found, `msg_signature` checked before decrypting, then decrypted.
+    fn open_request_text(
+        &self,
+        body: &[u8],
+        timestamp: &str,
+        nonce: &str,
+        msg_signature: Option<&str>,
+    ) -> Result<String, OpenError> {
         let fields = parse_fields(body).map_err(OpenError::Xml)?;
         let encrypt = fields.text("Encrypt").ok_or(OpenError::NoEncrypt)?;
         let received = msg_signature.ok_or(OpenError::NoMsgSignature)?;
@@ -124,8 +150,7 @@ impl Envelope {
             return Err(OpenError::BadMsgSignature);
         }
         // From here on every failure is one error (Sealed); the reason is for the log.
-        let plain = self.crypto.decrypt(encrypt).map_err(SealedError::from)?;
-        Ok(InboundMessage::parse(plain.as_bytes()).map_err(SealedError::from)?)
+        Ok(self.crypto.decrypt(encrypt).map_err(SealedError::from)?)
     }
 
     /// Seals a reply: encrypts the reply XML with fresh random bytes and signs it, at

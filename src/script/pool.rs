@@ -221,6 +221,20 @@ impl LuaPool {
         }
     }
 
+    /// Runs the scripts' `component.authorized` / `component.unauthorized` handlers,
+    /// acting for `account`.
+    pub async fn component_event(
+        &self,
+        event: super::runtime::ComponentEvent,
+        account: &Arc<Services>,
+    ) -> Result<Handled, ScriptError> {
+        let lease = self.take().await?;
+        match &lease.state {
+            Some(state) => state.runtime.component_event(&event, account).await,
+            None => Err(ScriptError::Unavailable),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Pool> {
         self.pool.lock().unwrap_or_else(|p| p.into_inner())
     }

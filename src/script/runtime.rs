@@ -466,6 +466,48 @@ impl LuaRuntime {
         })
     }
 
+    /// Calls every `component.authorized` (for `authorized` and `updateauthorized`) or
+    /// `component.unauthorized` handler, in order, with `{appid=, event=, func_info={…}}`,
+    /// acting for `account`; what they return is ignored.
+    pub async fn component_event(
+        &self,
+        event: &ComponentEvent,
+        account: &Arc<Services>,
+    ) -> Result<Handled, ScriptError> {
+        let wanted = if event.event == "unauthorized" {
+            "unauthorized"
+        } else {
+            "authorized"
+        };
+        let mut ran = None;
+        for handler in self
+            .handlers
+            .iter()
+            .filter(|h| h.selector == Selector::Component(wanted))
+        {
+            let fail = |e: mlua::Error| handler_error(handler, &e);
+            let table = self.lua.create_table().map_err(fail)?;
+            table.set("appid", event.appid.as_str()).map_err(fail)?;
+            table.set("event", event.event).map_err(fail)?;
+            table
+                .set("func_info", event.func_info.clone())
+                .map_err(fail)?;
+            self.run(
+                &handler.func,
+                &handler.origin,
+                vec![Value::Table(table)],
+                self.time_budget,
+                account,
+            )
+            .await?;
+            ran = Some(handler.origin.clone());
+        }
+        Ok(Handled {
+            reply: None,
+            handler: ran,
+        })
+    }
+
     /// Whether a run on this state went over a limit: such a state is discarded, never
     /// lent again.
     pub fn is_stopped(&self) -> bool {
@@ -661,6 +703,17 @@ fn handler_error(handler: &Handler, e: &mlua::Error) -> ScriptError {
         handler: handler.origin.clone(),
         message: describe_error(e),
     }
+}
+
+/// An authorization change of the open platform, as `component.*` handlers receive it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentEvent {
+    /// `authorized`, `updateauthorized` or `unauthorized`.
+    pub event: &'static str,
+    /// The account.
+    pub appid: String,
+    /// The permission sets granted.
+    pub func_info: Vec<i64>,
 }
 
 /// A late reply that customer service refused for good (e.g. 45015: the user has not written

@@ -13,10 +13,12 @@
 //! - [`error`]: every refusal as one [`AppError`], mapped to a status in one place.
 //! - [`health`]: the store probe and outbox age behind `/healthz` and `/readyz`.
 //! - [`state`]: what the handlers share.
+//! - [`component`]: the open platform's paths (`/component/…`), with `[component]` only.
 //!
 //! Paths the host does not serve itself go to [`crate::web`]: `/public/` and the scripts'
 //! `wx.route` pages, under the same body limit and body deadline.
 
+pub mod component;
 pub mod connection;
 pub mod error;
 pub mod health;
@@ -47,7 +49,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     // `/wechat/<name>` is routed whether or not accounts are configured yet: they can be
     // added while serving. A name the registry does not hold is a 404, as the scripts'
     // routes (which refuse the reserved `/wechat` segment) would answer.
-    Router::new()
+    let mut router = Router::new()
         .route(
             CALLBACK_PATH,
             get(routes::verify_url).post(routes::callback),
@@ -55,7 +57,19 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(
             &format!("{CALLBACK_PATH}/{{{}}}", verify::ACCOUNT_PARAM),
             get(routes::verify_url).post(routes::callback),
-        )
+        );
+    if state.platform.is_some() {
+        use crate::component::{AUTHORIZED_PATH, AUTHORIZE_PATH, EVENTS_PATH};
+        router = router
+            .route(EVENTS_PATH, axum::routing::post(component::events))
+            .route(AUTHORIZE_PATH, get(component::authorize))
+            .route(AUTHORIZED_PATH, get(component::authorized))
+            .route(
+                "/component/{appid}/callback",
+                axum::routing::post(component::callback),
+            );
+    }
+    router
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))

@@ -47,6 +47,8 @@ pub struct AppState {
     /// The other accounts, served at `/wechat/<name>`: the `[[accounts]]`, and any added
     /// while serving.
     pub accounts: Arc<crate::account::Registry>,
+    /// The open platform (`[component]`), served at `/component/…`.
+    pub platform: Option<Arc<crate::component::Platform>>,
     /// The scripts' web routes and static files (a sign-in hook goes in with
     /// [`Web::with_sessions`](crate::web::Web::with_sessions)).
     pub web: Arc<crate::web::Web>,
@@ -100,6 +102,7 @@ impl AppState {
             dispatcher,
             default_account,
             accounts,
+            platform: None,
             limits: config.connections,
         })
     }

@@ -89,39 +89,8 @@ impl FromRequestParts<Arc<AppState>> for Signed {
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
         let account = account_of(parts, state).await?;
-        let mut query = CallbackQuery::parse(parts.uri.query().unwrap_or_default())
-            .map_err(AppError::BadQuery)?;
-        if query.signature.is_none() {
-            return Err(AppError::MissingParameter("signature"));
-        }
-        let timestamp = query
-            .timestamp
-            .take()
-            .ok_or(AppError::MissingParameter("timestamp"))?;
-        let nonce = query
-            .nonce
-            .take()
-            .ok_or(AppError::MissingParameter("nonce"))?;
-        let received = query.signature.as_deref().unwrap_or_default();
-        if !signature::verify(&[account.token.expose(), &timestamp, &nonce], received) {
-            return Err(AppError::BadSignature);
-        }
-        let sent_at: i64 = timestamp
-            .parse()
-            .map_err(|_| AppError::BadQuery(format!("timestamp `{timestamp}` is not a number")))?;
-        let now = crate::clock::unix_secs();
-        if (now - sent_at).abs() > MAX_CLOCK_SKEW_SECS {
-            return Err(AppError::StaleTimestamp(sent_at));
-        }
-        // Remembered until the timestamp leaves the window (a second past, for rounding).
-        let until = sent_at + MAX_CLOCK_SKEW_SECS + 1;
-        match state.replay.claim_once(received, now, until).await {
-            Ok(true) => {}
-            Ok(false) => return Err(AppError::Replayed),
-            // Refusing every message while the store is down would lose them all; a replay
-            // still needs the token-signed query of a message sent in the last 10 minutes.
-            Err(e) => tracing::warn!("replay check skipped, store unavailable: {e}"),
-        }
+        let (timestamp, nonce, query) =
+            check_query(state, &account.token, parts.uri.query().unwrap_or_default()).await?;
         Ok(Signed {
             account,
             timestamp,
@@ -129,6 +98,49 @@ impl FromRequestParts<Arc<AppState>> for Signed {
             query,
         })
     }
+}
+
+/// Checks a callback query signed with `token`: the signature, the timestamp window and
+/// single use; returns the verified timestamp and nonce and the rest of the query. The
+/// open platform's paths ([`super::component`]) check theirs with the platform's token.
+pub(crate) async fn check_query(
+    state: &AppState,
+    token: &crate::config::Secret,
+    raw_query: &str,
+) -> Result<(String, String, CallbackQuery), AppError> {
+    let mut query = CallbackQuery::parse(raw_query).map_err(AppError::BadQuery)?;
+    if query.signature.is_none() {
+        return Err(AppError::MissingParameter("signature"));
+    }
+    let timestamp = query
+        .timestamp
+        .take()
+        .ok_or(AppError::MissingParameter("timestamp"))?;
+    let nonce = query
+        .nonce
+        .take()
+        .ok_or(AppError::MissingParameter("nonce"))?;
+    let received = query.signature.as_deref().unwrap_or_default();
+    if !signature::verify(&[token.expose(), &timestamp, &nonce], received) {
+        return Err(AppError::BadSignature);
+    }
+    let sent_at: i64 = timestamp
+        .parse()
+        .map_err(|_| AppError::BadQuery(format!("timestamp `{timestamp}` is not a number")))?;
+    let now = crate::clock::unix_secs();
+    if (now - sent_at).abs() > MAX_CLOCK_SKEW_SECS {
+        return Err(AppError::StaleTimestamp(sent_at));
+    }
+    // Remembered until the timestamp leaves the window (a second past, for rounding).
+    let until = sent_at + MAX_CLOCK_SKEW_SECS + 1;
+    match state.replay.claim_once(received, now, until).await {
+        Ok(true) => {}
+        Ok(false) => return Err(AppError::Replayed),
+        // Refusing every message while the store is down would lose them all; a replay
+        // still needs the token-signed query of a message sent in the last 10 minutes.
+        Err(e) => tracing::warn!("replay check skipped, store unavailable: {e}"),
+    }
+    Ok((timestamp, nonce, query))
 }
 
 /// The account a callback path names: `/wechat/<name>` one the registry holds, any other

@@ -22,6 +22,36 @@ pub const SESSION: &str = "session:";
 /// Cached tickets (the JS-SDK's jsapi_ticket), per type and appid.
 pub const TICKET: &str = "ticket:";
 
+/// The open platform's state: its pushed ticket, its token, its authorizers' refresh
+/// tokens and list.
+pub const COMPONENT: &str = "component:";
+
+/// Key of the latest `component_verify_ticket` of the platform `component_appid`.
+pub fn component_ticket_key(component_appid: &str) -> String {
+    format!("{COMPONENT}ticket:{component_appid}")
+}
+
+/// Key of the component_access_token of the platform `component_appid`.
+pub fn component_token_key(component_appid: &str) -> String {
+    format!("{COMPONENT}token:{component_appid}")
+}
+
+/// Key of the refresh token of the authorizer `appid` of the platform `component_appid`.
+pub fn authorizer_refresh_key(component_appid: &str, appid: &str) -> String {
+    format!("{COMPONENT}refresh:{component_appid}:{appid}")
+}
+
+/// Key of the list of the platform's authorizers (a JSON array of appids).
+pub fn authorizers_key(component_appid: &str) -> String {
+    format!("{COMPONENT}authorizers:{component_appid}")
+}
+
+/// Key remembering that an authorization code was exchanged (the redirect and the
+/// `authorized` event carry the same code).
+pub fn auth_code_key(component_appid: &str, code: &str) -> String {
+    format!("{COMPONENT}code:{component_appid}:{code}")
+}
+
 /// Key of a script's value named `name`.
 pub fn data_key(name: &str) -> String {
     format!("{DATA}{name}")
@@ -102,6 +132,11 @@ mod tests {
             replay_key("x"),
             health_key("x"),
             ticket_key("x", "x"),
+            component_ticket_key("x"),
+            component_token_key("x"),
+            authorizer_refresh_key("x", "x"),
+            authorizers_key("x"),
+            auth_code_key("x", "x"),
         ];
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {

@@ -108,6 +108,16 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes only when the value is still `expected` (lock release, "drop the token
     /// only if it is still the one that failed"); true when it deleted.
     fn del_if_eq(&self, key: &str, expected: &str) -> StoreFuture<'_, bool>;
+    /// Replaces the value only while it is still `expected` (compare-and-set: a rotated
+    /// credential is stored only over the one it replaces, never over a newer one another
+    /// instance stored meanwhile); true when it wrote. An absent key never matches.
+    fn set_if_eq(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'_, bool>;
     /// Queues a send durably (survives restarts); an existing id is replaced.
     fn outbox_push(&self, item: &OutboxItem) -> StoreFuture<'_, ()>;
     /// Claims up to `limit` items due at `now` for `lease` (so two instances never take

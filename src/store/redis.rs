@@ -24,6 +24,20 @@ end
 return 0
 ";
 
+/// Sets KEYS[1] to ARGV[2] (with a PX of ARGV[3] when it is not 0) only while it still holds
+/// ARGV[1].
+const SET_IF_EQ: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  if ARGV[3] ~= '0' then
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  else
+    redis.call('SET', KEYS[1], ARGV[2])
+  end
+  return 1
+end
+return 0
+";
+
 /// Claims up to ARGV[2] ids due at ARGV[1] by moving their score to ARGV[3] (lease end);
 /// returns a flat list id, json, id, json... Ids without a body are dropped as orphans.
 const TAKE_DUE: &str = r"
@@ -66,6 +80,7 @@ pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
     del_if_eq: Script,
+    set_if_eq: Script,
     take_due: Script,
     retry: Script,
     oldest: Script,
@@ -164,6 +179,7 @@ impl RedisStore {
             conn,
             prefix: prefix.to_owned(),
             del_if_eq: Script::new(DEL_IF_EQ),
+            set_if_eq: Script::new(SET_IF_EQ),
             take_due: Script::new(TAKE_DUE),
             retry: Script::new(RETRY),
             oldest: Script::new(OLDEST),
@@ -270,6 +286,31 @@ impl Store for RedisStore {
                 .del_if_eq
                 .key(&key)
                 .arg(&expected)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(map_err)?;
+            Ok(n > 0)
+        })
+    }
+
+    fn set_if_eq(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'_, bool> {
+        let key = self.kv(key);
+        let (expected, value) = (expected.to_owned(), value.to_owned());
+        let ttl = ttl.map_or(0, ttl_ms);
+        let mut conn = self.conn.clone();
+        Box::pin(async move {
+            let n: i64 = self
+                .set_if_eq
+                .key(&key)
+                .arg(&expected)
+                .arg(&value)
+                .arg(ttl)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(map_err)?;

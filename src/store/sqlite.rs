@@ -336,6 +336,31 @@ impl Store for SqliteStore {
         })
     }
 
+    fn set_if_eq(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'_, bool> {
+        let (key, expected, value) = (key.to_owned(), expected.to_owned(), value.to_owned());
+        self.call(move |conn| {
+            let now = now_unix_ms();
+            let expires = ttl.map(|ttl| now.saturating_add(ttl_ms(ttl)));
+            // One statement: the comparison and the write are atomic without a transaction.
+            let n = conn
+                .prepare_cached(concat!(
+                    "UPDATE kv SET value = ?4, expires_at = ?5 WHERE key = ?1 AND ",
+                    live!(),
+                    " AND value = ?3"
+                ))
+                .map_err(backend)?
+                .execute(params![key, now, expected, value, expires])
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+    }
+
     fn outbox_push(&self, item: &OutboxItem) -> StoreFuture<'_, ()> {
         let item = item.clone();
         self.call(move |conn| {

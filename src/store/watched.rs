@@ -68,6 +68,16 @@ impl Store for Watched {
         counted("del_if_eq", self.inner.del_if_eq(key, expected))
     }
 
+    fn set_if_eq(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'_, bool> {
+        counted("set_if_eq", self.inner.set_if_eq(key, expected, value, ttl))
+    }
+
     fn outbox_push(&self, item: &OutboxItem) -> StoreFuture<'_, ()> {
         counted("outbox_push", self.inner.outbox_push(item))
     }

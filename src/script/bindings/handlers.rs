@@ -23,7 +23,13 @@ pub enum Selector {
     Message(MsgType),
     /// `late_reply_failed`: a reply that missed the deadline could not be delivered later.
     LateReplyFailed,
+    /// `component.authorized` / `component.unauthorized`: an account authorized the open
+    /// platform (or changed what it grants), or withdrew; the name after `component.`.
+    Component(&'static str),
 }
+
+/// The open platform's script events, as `wx.on` takes them.
+pub const COMPONENT_EVENTS: [&str; 2] = ["component.authorized", "component.unauthorized"];
 
 impl Selector {
     fn parse(kind: &str) -> Selector {
@@ -31,6 +37,8 @@ impl Selector {
         match kind.as_str() {
             "*" => Selector::Any,
             "late_reply_failed" => Selector::LateReplyFailed,
+            "component.authorized" => Selector::Component("authorized"),
+            "component.unauthorized" => Selector::Component("unauthorized"),
             "event" => Selector::AnyEvent,
             _ => match kind.strip_prefix("event.") {
                 Some(event) => Selector::Event(EventType::from_wire(event)),
@@ -43,7 +51,10 @@ impl Selector {
     /// warned about, since `txt` for `text` is the likelier cause.
     pub fn is_known(&self) -> bool {
         match self {
-            Selector::Any | Selector::AnyEvent | Selector::LateReplyFailed => true,
+            Selector::Any
+            | Selector::AnyEvent
+            | Selector::LateReplyFailed
+            | Selector::Component(_) => true,
             Selector::Event(e) => !matches!(e, EventType::Other(_)),
             Selector::Message(m) => !matches!(m, MsgType::Other(_)),
         }
@@ -56,7 +67,7 @@ impl Selector {
             Selector::AnyEvent => matches!(msg.kind, MsgType::Event(_)),
             Selector::Event(e) => msg.event_type() == Some(e),
             Selector::Message(m) => msg.kind == *m,
-            Selector::LateReplyFailed => false,
+            Selector::LateReplyFailed | Selector::Component(_) => false,
         }
     }
 
@@ -228,6 +239,7 @@ pub fn known_kinds() -> Vec<String> {
         .map(|k| k.to_string())
         .chain(EventType::NAMES.iter().map(|e| format!("event.{e}")))
         .chain(["event", "*", "late_reply_failed"].map(String::from))
+        .chain(COMPONENT_EVENTS.map(String::from))
         .collect()
 }
 
