@@ -135,7 +135,14 @@ impl Dispatcher {
                 None => msg.msg_type().to_string(),
             }),
         };
-        let openid = openid_hash(&msg.from_user);
+        // The tag costs a hash and two strings: only made when a log line will show it.
+        let logged = tracing::enabled!(tracing::Level::INFO)
+            || tracing::enabled!(target: "wechat_lua::message", tracing::Level::INFO);
+        let openid = if logged {
+            openid_hash(&msg.from_user)
+        } else {
+            String::new()
+        };
         let span = tracing::info_span!(
             "message",
             msg_type = msg.msg_type(),
@@ -168,11 +175,9 @@ impl Dispatcher {
     async fn answer(&self, msg: InboundMessage, deadline: Instant) -> (Answer, Summary) {
         let metrics = crate::metrics::metrics();
         let span = tracing::Span::current();
-        let key = msg.dedup_key();
-        let key = if self.dedup_namespace.is_empty() {
-            key
-        } else {
-            format!("{}{key}", self.dedup_namespace)
+        let key = NamespacedKey {
+            namespace: &self.dedup_namespace,
+            key: msg.dedup_key_display(),
         };
         let guard = match self.dedup.claim(&key, deadline).await {
             Claim::First(guard) => guard,
@@ -200,7 +205,8 @@ impl Dispatcher {
         let (to, from) = (msg.from_user.clone(), msg.to_user.clone());
         let started = std::time::Instant::now();
         let handled =
-            deadline::handle_within(&self.scripts, &self.late, &self.running, deadline, msg).await;
+            deadline::handle_within(&self.scripts, &self.late, &self.running, deadline, &to, msg)
+                .await;
         let elapsed = started.elapsed();
         let (reply, handler, failed) = match handled {
             Ok(handled) => {
@@ -278,6 +284,20 @@ impl Dispatcher {
                 .last_error
                 .map(|e| public_summary(&e, self.scripts.location())),
         }
+    }
+}
+
+/// A message's retry-cache key behind its account's namespace, written out (or hashed) without
+/// being built.
+struct NamespacedKey<'a> {
+    namespace: &'a str,
+    key: crate::protocol::message::DedupKey<'a>,
+}
+
+impl std::fmt::Display for NamespacedKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.namespace)?;
+        self.key.fmt(f)
     }
 }
 
