@@ -1,7 +1,8 @@
 //! Embedded SQLite backend: one WAL-mode file, one connection with cached statements.
 //!
 //! A statement runs on the calling thread when the connection is free and SQLite would not
-//! wait for a lock: a few microseconds, less than handing it to another thread and back.
+//! wait for a lock: a read takes microseconds, a write its WAL append, either less than
+//! handing it to another thread and waking the caller back (the store's old way, ~60 µs).
 //! Otherwise (another task holds the connection, or another process holds the write lock)
 //! it is shipped to a dedicated worker thread, which waits for the lock (busy timeout) so no
 //! tokio worker ever does. The worker also purges expired keys and checkpoints the WAL, the
