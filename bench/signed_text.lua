@@ -3,21 +3,22 @@
 --
 --   wrk -t1 -c50 -d10s -s bench/signed_text.lua http://127.0.0.1:PORT -- PAYLOADS [timeline]
 --
--- PAYLOADS is what `payloads` printed (benches/tools/payloads.rs):
---   * lines of signed /wechat paths, each with its own nonce: plaintext mode; each path is
---     sent once (the host refuses a signed query it has seen) and every request gets a fresh
---     MsgId here.
---   * lines "PATH<TAB>BODY": safe mode; pre-encrypted messages (each signed with its own
---     msg_signature, which Lua cannot compute), each sent once: the host answers a repeated
---     FromUserName + MsgId from its retry cache, which would measure the cache, not the path.
---     When they run out the thread stops early and RESULT says exhausted=1: wrk still
---     divides by the whole duration, so e2e.sh then fails the run (make more payloads).
+-- PAYLOADS is what `payloads` printed (benches/tools/payloads.rs): lines "PATH<TAB>BODY",
+-- formatted into requests once, at start-up, so that a request costs wrk a table lookup
+-- (building bodies here per request made wrk, not the ceiling server, the bottleneck).
+--   * plaintext: each path signed with its own nonce and each body with its own MsgId (the
+--     host refuses a signed query it has seen, and answers a repeated MsgId from its retry
+--     cache, which would measure the cache, not the path).
+--   * safe mode: pre-encrypted messages, each with its own msg_signature.
+-- Each is sent once. When they run out the thread stops early and RESULT says exhausted=1:
+-- wrk still divides by the whole duration, so e2e.sh then fails the run (make more payloads).
 -- A good answer is a 200 whose body has <Content> (plaintext) or <Encrypt> (safe mode).
 -- With "timeline", answers are also counted per wall-clock second, to show a dip (reload).
 -- With "accounts=N" (plaintext only; bench/accounts.sh), request k goes to /wechat/acc<k mod N>
 -- instead of /wechat: every account is signed with the same token, so one signed query
 -- serves any of them (still each once).
 -- done() prints one line "RESULT key=value ..." that e2e.sh parses.
+-- (The ceiling is driven by bench/static_request.lua instead: it checks nothing per request.)
 
 local threads = {}
 
@@ -26,66 +27,44 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
-local TO_USER = "gh_bench00000"
-local FROM_USER = "oBenchUser000000000000000000"
-
-local paths, create_time, pool, expect, timeline, accounts
-local next_id, sent = 0, 0
+local pool, expect, timeline
+local sent = 0
 
 function init(args)
-  local file = assert(io.open(args[1], "r"), "cannot open payloads file " .. tostring(args[1]))
-  pool, paths = {}, {}
-  for line in file:lines() do
-    local p, body = line:match("^([^\t]+)\t(.+)$")
-    if p then
-      table.insert(pool, wrk.format("POST", p, { ["Content-Type"] = "text/xml" }, body))
-    elseif line ~= "" then
-      table.insert(paths, line)
-    end
-  end
-  file:close()
-  if #pool > 0 then
-    expect = "<Encrypt>"
-  else
-    assert(#paths > 0, "payloads file is empty")
-    expect = "<Content>"
-    create_time = paths[1]:match("timestamp=(%d+)")
-  end
-  timeline, accounts = false, 0
+  local accounts = 0
+  timeline = false
   for i = 2, #args do
     if args[i] == "timeline" then
       timeline = true
     end
     accounts = tonumber(args[i]:match("^accounts=(%d+)$")) or accounts
   end
-  -- Each wrk thread counts its own MsgIds, in a range of its own.
-  next_id = (id or 0) * 1000000000 + 1
+  local file = assert(io.open(args[1], "r"), "cannot open payloads file " .. tostring(args[1]))
+  pool = {}
+  for line in file:lines() do
+    local p, body = line:match("^([^\t]+)\t(.+)$")
+    assert(p or line == "", "payload lines are PATH<TAB>BODY")
+    if p then
+      if accounts > 0 then
+        p = "/wechat/acc" .. (#pool % accounts) .. p:sub(#"/wechat" + 1)
+      end
+      table.insert(pool, wrk.format("POST", p, { ["Content-Type"] = "text/xml" }, body))
+    end
+  end
+  file:close()
+  assert(#pool > 0, "payloads file is empty")
+  expect = pool[1]:find("<Encrypt>", 1, true) and "<Encrypt>" or "<Content>"
   bad, good, buckets, exhausted = 0, 0, {}, 0
 end
 
 function request()
   sent = sent + 1
-  local supply = #pool > 0 and #pool or #paths
-  if sent > supply then
+  if sent > #pool then
     exhausted = 1
     wrk.thread:stop()
-    sent = supply
+    sent = #pool
   end
-  if #pool > 0 then
-    return pool[sent]
-  end
-  local msg_id = next_id
-  next_id = next_id + 1
-  local body = "<xml><ToUserName><![CDATA[" .. TO_USER .. "]]></ToUserName>"
-    .. "<FromUserName><![CDATA[" .. FROM_USER .. "]]></FromUserName>"
-    .. "<CreateTime>" .. create_time .. "</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-    .. "<Content><![CDATA[hello from wrk " .. msg_id .. "]]></Content>"
-    .. "<MsgId>" .. msg_id .. "</MsgId></xml>"
-  local path = paths[sent]
-  if accounts > 0 then
-    path = "/wechat/acc" .. ((sent - 1) % accounts) .. path:sub(#"/wechat" + 1)
-  end
-  return wrk.format("POST", path, { ["Content-Type"] = "text/xml" }, body)
+  return pool[sent]
 end
 
 function response(status, headers, body)

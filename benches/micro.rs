@@ -1,7 +1,7 @@
 //! Micro benchmarks of one message's path through the host, piece by piece: the signature
 //! check, XML parsing, reply rendering, safe-mode crypto, Lua dispatch (a state alone and
 //! borrowed from `LuaPool`'s pool), a handler using `wx.store`, one using `wx.http` against a
-//! loopback server, and the whole router in process (no TCP).
+//! loopback server, the whole router in process (no TCP), and the embedded store's calls.
 //!
 //! `cargo bench --bench micro` (a few minutes at most); `docs/benchmarks.md` says what each
 //! figure means and which targets they are held to. Under `cargo test --all-targets` criterion
@@ -275,6 +275,37 @@ fn lua(c: &mut Criterion) {
     });
 }
 
+/// `wx.store`'s backend alone: one `incr`, `set` and `get` on the embedded SQLite store in a
+/// file (WAL, as `serve` opens it), awaited on a current-thread runtime. The target is at
+/// most 10 µs each; `lua/store_incr_text` minus `lua/pool_handle_text` is the same call
+/// seen from a script.
+fn store(c: &mut Criterion) {
+    use wechat_lua::store::{SqliteStore, Store};
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let dir = tempfile::tempdir().expect("a scratch data dir");
+    let store = SqliteStore::open(&dir.path().join("bench.db")).expect("the store opens");
+    let mut group = c.benchmark_group("store");
+    group.bench_function("sqlite_incr", |b| {
+        b.iter(|| current.block_on(store.incr(black_box("bench:n"), 1)))
+    });
+    // A new value each time: SQLite skips writing a row rewritten with the same bytes, which
+    // would leave out the WAL append every real write pays.
+    let mut n = 0_u64;
+    group.bench_function("sqlite_set", |b| {
+        b.iter(|| {
+            n += 1;
+            current.block_on(store.set(black_box("bench:s"), &n.to_string(), None))
+        })
+    });
+    group.bench_function("sqlite_get", |b| {
+        b.iter(|| current.block_on(store.get(black_box("bench:s"))))
+    });
+    group.finish();
+}
+
 fn now_secs() -> String {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -294,6 +325,6 @@ fn quick() -> Criterion {
 criterion_group! {
     name = micro;
     config = quick();
-    targets = protocol, lua
+    targets = protocol, lua, store
 }
 criterion_main!(micro);

@@ -297,3 +297,39 @@ async fn metrics_name_what_happened() {
         assert!(text.contains(name), "{name} missing from:\n{text}");
     }
 }
+
+/// The callback reads its body itself (not through axum's `Bytes` extractor): a body that
+/// comes in several chunks is joined, and one without a Content-Length that grows past the
+/// 1 MiB limit is refused with 413 as one that announces its size is.
+#[tokio::test]
+async fn a_chunked_body_is_joined_and_an_unannounced_oversized_one_refused() {
+    let router = echo_router();
+    let xml = text_xml("u_chunks", "in three chunks", 424_242);
+    let (head, rest) = xml.split_at(20);
+    let (middle, tail) = rest.split_at(30);
+    let chunks: Vec<Result<String, std::io::Error>> =
+        vec![Ok(head.into()), Ok(middle.into()), Ok(tail.into())];
+    let (status, body) = send(
+        &router,
+        "POST",
+        &format!("/wechat?{}", signed_query()),
+        Body::from_stream(futures::stream::iter(chunks)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        element(&body, "Content").as_deref(),
+        Some("in three chunks")
+    );
+
+    let chunk = "x".repeat(64 * 1024);
+    let chunks: Vec<Result<String, std::io::Error>> = (0..17).map(|_| Ok(chunk.clone())).collect();
+    let (status, _) = send(
+        &router,
+        "POST",
+        &format!("/wechat?{}", signed_query()),
+        Body::from_stream(futures::stream::iter(chunks)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}

@@ -4,9 +4,10 @@
 //! The server refuses a signed query it has seen before (replay guard), as WeChat never sends
 //! one twice: every request gets its own nonce, so every path printed here is good once.
 //!
-//! - `payloads plain COUNT FIRST_NONCE` prints COUNT lines, each a signed `/wechat?…` path
-//!   with its own nonce (counting up from FIRST_NONCE). wrk's Lua builds each body itself,
-//!   with a fresh MsgId, since a plaintext body is not signed.
+//! - `payloads plain COUNT FIRST_NONCE` prints COUNT lines `PATH<TAB>BODY`: a signed
+//!   `/wechat?…` path with its own nonce (counting up from FIRST_NONCE) and a text message
+//!   whose MsgId is that nonce. Bodies are built here, not by wrk's Lua per request: the load
+//!   generator must stay cheaper than the fastest server it drives (the ceiling).
 //! - `payloads safe COUNT [FIRST_MSG_ID]` prints COUNT lines `PATH<TAB>BODY`: distinct
 //!   encrypted text messages, each with its own MsgId (counting up from FIRST_MSG_ID, which is
 //!   also its nonce) and `msg_signature`, which wrk's Lua cannot compute.
@@ -25,7 +26,7 @@ use wechat_lua::protocol::signature;
 const TO_USER: &str = "gh_bench00000";
 /// The sender's OpenID in the generated messages (28 characters, as real ones).
 const FROM_USER: &str = "oBenchUser000000000000000000";
-/// First MsgId of the encrypted messages; far from the ones wrk's Lua counts up for plaintext.
+/// First MsgId of the encrypted messages when none is given; e2e.sh gives each run its own.
 const FIRST_MSG_ID: u64 = 9_000_000_000;
 
 /// One text message as WeChat sends it, on one line (the file format is line based).
@@ -70,9 +71,11 @@ fn run() -> Result<String, String> {
     {
         ["plain", count, first] => {
             let (count, first) = (number("COUNT", count)?, number("FIRST_NONCE", first)?);
-            let mut out = String::with_capacity(count as usize * 120);
+            let mut out = String::with_capacity(count as usize * 420);
             for nonce in first..first + count {
                 out.push_str(&signed(&nonce.to_string()));
+                out.push('\t');
+                out.push_str(&text_xml(timestamp, nonce));
                 out.push('\n');
             }
             Ok(out)

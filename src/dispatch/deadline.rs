@@ -9,11 +9,14 @@
 //! Every handler run is counted in [`RunningHandlers`] until it has returned and its late
 //! reply has been handed over, so a shutdown can wait for them.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use tokio::sync::{oneshot, Notify};
+use futures::FutureExt;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::protocol::message::InboundMessage;
@@ -110,56 +113,114 @@ impl RunningHandlers {
     }
 }
 
-/// Runs the handler for `msg`; returns its reply if it finishes by `deadline`, otherwise
-/// `None` (answer `success`) while the handler goes on and its reply is delivered late.
-/// The run is counted in `running` until its reply, on time or late, is handed over.
+/// The outcome of one handler run.
+type Outcome = Result<Handled, ScriptError>;
+
+/// A handler run in progress, boxed so it can move to a task of its own once it must outlive
+/// the request (deadline passed, or the client went away).
+type Run = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// Runs the handler for `msg` (from `openid`); returns its reply if it finishes by
+/// `deadline`, otherwise `None` (answer `success`) while the handler goes on and its reply is
+/// delivered late. The run is counted in `running` until its reply, on time or late, is
+/// handed over.
+///
+/// The handler runs on the request's own task, raced against the deadline: no task, channel
+/// or copy per message. Only a run that outlives the request moves to a spawned task: when the
+/// deadline passes, or when the request is dropped (the client went away), in which case its
+/// reply goes out late too, as it would have from a task of its own.
 pub async fn handle_within(
     scripts: &Arc<LuaPool>,
     account: &Arc<Services>,
     late: &Arc<dyn LateReplies>,
     running: &Arc<RunningHandlers>,
     deadline: Instant,
+    openid: &str,
     msg: InboundMessage,
-) -> Result<Handled, ScriptError> {
-    let openid = msg.from_user.clone();
-    let (done, mut result) = oneshot::channel();
-    {
+) -> Outcome {
+    let counted = running.enter();
+    let run: Run = {
         let scripts = scripts.clone();
         let account = account.clone();
-        let late = late.clone();
-        let openid = openid.clone();
-        let counted = running.enter();
-        tokio::spawn(async move {
-            let _counted = counted;
-            let outcome = scripts.handle_for(msg, &account).await;
-            // The receiver is closed once the deadline passed: then the reply goes out late.
-            if let Err(outcome) = done.send(outcome) {
-                if let Some(failure) = late.finished(&openid, outcome).await {
-                    report_undeliverable(&scripts, &account, failure).await;
-                }
-            }
-        });
-    }
-    match tokio::time::timeout_at(deadline, &mut result).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(_)) => Err(ScriptError::Unavailable),
+        // A panicking run fails this message only, as it did on a task of its own.
+        Box::pin(async move {
+            std::panic::AssertUnwindSafe(scripts.handle_for(msg, &account))
+                .catch_unwind()
+                .await
+                .unwrap_or(Err(ScriptError::Unavailable))
+        })
+    };
+    let mut unfinished = Unfinished {
+        run: Some((run, counted)),
+        scripts,
+        account,
+        late,
+        openid,
+    };
+    let timed = {
+        let (run, _) = unfinished.run.as_mut().expect("set just above");
+        // `timeout_at` polls the run before the timer: a result ready at the deadline is used.
+        tokio::time::timeout_at(deadline, run.as_mut()).await
+    };
+    match timed {
+        Ok(outcome) => {
+            unfinished.run = None;
+            outcome
+        }
         Err(_) => {
-            // Close first, then look: a result that slipped in just before the close is used;
-            // after the close, the handler's send fails and it takes the late path.
-            result.close();
-            if let Ok(outcome) = result.try_recv() {
-                return outcome;
-            }
             crate::metrics::metrics().deadline_fallback();
             tracing::warn!(
                 "handler missed the reply deadline: answered success, its reply will go out through customer service"
             );
-            tokio::spawn(late.started(&openid));
+            tokio::spawn(late.started(openid));
+            unfinished.go_late();
             Ok(Handled {
                 reply: None,
                 handler: None,
             })
         }
+    }
+}
+
+/// A run the request has not seen finish; dropping it (the request dropped early) sends it on
+/// the late path.
+struct Unfinished<'a> {
+    run: Option<(Run, Running)>,
+    scripts: &'a Arc<LuaPool>,
+    account: &'a Arc<Services>,
+    late: &'a Arc<dyn LateReplies>,
+    openid: &'a str,
+}
+
+impl Unfinished<'_> {
+    /// Moves the run to a task of its own; its outcome goes out through `late`.
+    fn go_late(&mut self) {
+        let Some((run, counted)) = self.run.take() else {
+            return;
+        };
+        // Outside a runtime (it is shutting down) there is nowhere to finish it.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (scripts, account, late, openid) = (
+            self.scripts.clone(),
+            self.account.clone(),
+            self.late.clone(),
+            self.openid.to_owned(),
+        );
+        runtime.spawn(async move {
+            let _counted = counted;
+            let outcome = run.await;
+            if let Some(failure) = late.finished(&openid, outcome).await {
+                report_undeliverable(&scripts, &account, failure).await;
+            }
+        });
+    }
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        self.go_late();
     }
 }
 
@@ -178,5 +239,81 @@ async fn report_undeliverable(
         ),
         Ok(_) => {}
         Err(script_error) => tracing::error!("late_reply_failed handler failed: {script_error}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::protocol::reply::Reply;
+    use crate::script::{RuntimeOptions, Services};
+
+    /// Records the late replies handed over.
+    #[derive(Default)]
+    struct Recorded(Mutex<Vec<(String, Option<Reply>)>>);
+
+    impl LateReplies for Recorded {
+        fn started(&self, _openid: &str) -> BoxFuture<'static, ()> {
+            Box::pin(async {})
+        }
+        fn finished(
+            &self,
+            openid: &str,
+            result: Result<Handled, ScriptError>,
+        ) -> BoxFuture<'static, Option<LateReplyFailure>> {
+            let reply = result.ok().and_then(|h| h.reply);
+            self.0.lock().unwrap().push((openid.to_owned(), reply));
+            Box::pin(async { None })
+        }
+    }
+
+    /// The handler runs on the request's task now: a request dropped before its handler
+    /// returned (the client went away) must still see the handler finish and its reply go out
+    /// late, as when every handler had a task of its own.
+    #[tokio::test(start_paused = true)]
+    async fn a_request_dropped_mid_handler_still_delivers_the_reply_late() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("main.lua"),
+            "wx.on('text', function(msg) wx.sleep(1) return 'late ' .. msg.content end)\n",
+        )
+        .unwrap();
+        let services = Services::in_memory().unwrap();
+        let account = Arc::new(services.clone());
+        let scripts = LuaPool::start(dir.path(), RuntimeOptions::default(), 1, services).unwrap();
+        let recorded = Arc::new(Recorded::default());
+        let late: Arc<dyn LateReplies> = recorded.clone();
+        let running = Arc::new(RunningHandlers::default());
+        let msg = InboundMessage::parse(
+            b"<xml><ToUserName>gh</ToUserName><FromUserName>u1</FromUserName><CreateTime>1</CreateTime>\
+              <MsgType>text</MsgType><Content>hi</Content><MsgId>7</MsgId></xml>",
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let request = handle_within(&scripts, &account, &late, &running, deadline, "u1", msg);
+        // The client goes away after 100 ms: the request's future is dropped.
+        let dropped = tokio::time::timeout(Duration::from_millis(100), request).await;
+        assert!(dropped.is_err(), "the handler was still sleeping");
+        assert_eq!(running.count(), 1, "still counted while it runs elsewhere");
+
+        assert_eq!(
+            running
+                .wait_idle(Instant::now() + Duration::from_secs(10))
+                .await,
+            0
+        );
+        let recorded = recorded.0.lock().unwrap();
+        assert_eq!(
+            *recorded,
+            vec![(
+                "u1".to_owned(),
+                Some(Reply::Text {
+                    content: "late hi".into()
+                })
+            )]
+        );
     }
 }

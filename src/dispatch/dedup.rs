@@ -17,7 +17,7 @@
 //! that WeChat's retry can take it) or run anyway.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -172,9 +172,22 @@ pub struct Dedup {
     max_bytes: usize,
 }
 
-/// A fixed hasher, so a key hashes the same way for the life of the process.
-fn slot(key: &str) -> u64 {
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
+/// A fixed hasher, so a key hashes the same way for the life of the process. The key is
+/// hashed as it is written out, never built: the same value as hashing the `str` it displays
+/// as (its bytes, then `str`'s terminator), since the hasher takes bytes as a stream.
+fn slot(key: &(impl std::fmt::Display + ?Sized)) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    struct Feed<H>(H);
+    impl<H: Hasher> std::fmt::Write for Feed<H> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.write(s.as_bytes());
+            Ok(())
+        }
+    }
+    let mut feed = Feed(BuildHasherDefault::<DefaultHasher>::default().build_hasher());
+    let _ = std::fmt::write(&mut feed, format_args!("{key}"));
+    feed.0.write_u8(0xff);
+    feed.0.finish()
 }
 
 impl Dedup {
@@ -220,7 +233,12 @@ impl Dedup {
 
     /// Claims a message by its key, or returns the answer of the run that claimed it first.
     /// Returns by `deadline` (the message's reply deadline) whatever the store does.
-    pub async fn claim(self: &Arc<Self>, key: &str, deadline: tokio::time::Instant) -> Claim {
+    /// `key` is only written out (into the shared store's key) when a store is shared.
+    pub async fn claim(
+        self: &Arc<Self>,
+        key: &(impl std::fmt::Display + Sync + ?Sized),
+        deadline: tokio::time::Instant,
+    ) -> Claim {
         let slot = slot(key);
         enum Found {
             Answer(Answer),
@@ -246,7 +264,12 @@ impl Dedup {
             Found::Claimed(sender) => {
                 let guard = ClaimGuard {
                     dedup: self.clone(),
-                    key: key.to_string(),
+                    // Only the shared store needs the key itself.
+                    key: if self.shared.is_some() {
+                        key.to_string()
+                    } else {
+                        String::new()
+                    },
                     slot,
                     sender: Some(sender),
                     shared_claim: None,
@@ -397,6 +420,15 @@ impl Dedup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_hashes_the_same_written_out_in_pieces_or_as_one_string() {
+        use std::hash::BuildHasher;
+        let whole = BuildHasherDefault::<DefaultHasher>::default().hash_one("acct/oUser|123");
+        assert_eq!(slot("acct/oUser|123"), whole);
+        assert_eq!(slot(&format_args!("{}/{}|{}", "acct", "oUser", 123)), whole);
+        assert_ne!(slot("acct/oUser|124"), whole);
+    }
 
     /// A deadline far enough away for any of these tests.
     fn soon() -> tokio::time::Instant {

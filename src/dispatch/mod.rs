@@ -166,7 +166,14 @@ impl Dispatcher {
                 None => msg.msg_type().to_string(),
             }),
         };
-        let openid = openid_hash(&msg.from_user);
+        // The tag costs a hash and two strings: only made when a log line will show it.
+        let logged = tracing::enabled!(tracing::Level::INFO)
+            || tracing::enabled!(target: "wechat_lua::message", tracing::Level::INFO);
+        let openid = if logged {
+            openid_hash(&msg.from_user)
+        } else {
+            String::new()
+        };
         let span = tracing::info_span!(
             "message",
             msg_type = msg.msg_type(),
@@ -199,17 +206,18 @@ impl Dispatcher {
     async fn answer(&self, msg: InboundMessage, deadline: Instant) -> (Answer, Summary) {
         let metrics = crate::metrics::metrics();
         let span = tracing::Span::current();
-        let key = msg.dedup_key();
         // Named accounts' keys are `<name>/<sender>|…` and names have no `/`; the default
         // account's are the bare key as before accounts existed, unless its sender has a `/`
         // (no real OpenID has): such a key could spell another account's, so it goes under
         // `default/`, a name no other account can have.
-        let key = if !self.dedup_namespace.is_empty() {
-            format!("{}{key}", self.dedup_namespace)
-        } else if msg.from_user.contains('/') {
-            format!("{}/{key}", crate::config::DEFAULT_ACCOUNT)
+        let namespace = if self.dedup_namespace.is_empty() && msg.from_user.contains('/') {
+            DEFAULT_ACCOUNT_NAMESPACE
         } else {
-            key
+            &self.dedup_namespace
+        };
+        let key = NamespacedKey {
+            namespace,
+            key: msg.dedup_key_display(),
         };
         let guard = match self.dedup.claim(&key, deadline).await {
             Claim::First(guard) => guard,
@@ -242,6 +250,7 @@ impl Dispatcher {
             &self.late,
             &self.running,
             deadline,
+            &to,
             msg,
         )
         .await;
@@ -336,6 +345,23 @@ pub fn retry_cache(config: &Config, store: &Arc<dyn crate::store::Store>) -> Arc
         }),
         config.retry_cache_bytes,
     )
+}
+
+/// The retry-cache namespace of a default-account message whose sender has a `/`.
+const DEFAULT_ACCOUNT_NAMESPACE: &str = "default/";
+
+/// A message's retry-cache key behind its account's namespace, written out (or hashed) without
+/// being built.
+struct NamespacedKey<'a> {
+    namespace: &'a str,
+    key: crate::protocol::message::DedupKey<'a>,
+}
+
+impl std::fmt::Display for NamespacedKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.namespace)?;
+        self.key.fmt(f)
+    }
 }
 
 /// How one message ended, for its log line.

@@ -223,17 +223,34 @@ impl InboundMessage {
     /// Key that identifies WeChat's retries of this message: FromUserName + MsgId for messages,
     /// FromUserName + CreateTime + Event + EventKey for events (MsgId alone collides across users).
     pub fn dedup_key(&self) -> String {
-        match (&self.kind, self.msg_id()) {
-            (MsgType::Event(e), _) => format!(
+        self.dedup_key_display().to_string()
+    }
+
+    /// [`InboundMessage::dedup_key`] without building it: written into a formatter (or a
+    /// hasher), so the retry cache can find a message without allocating its key.
+    pub fn dedup_key_display(&self) -> DedupKey<'_> {
+        DedupKey(self)
+    }
+}
+
+/// A message's de-duplication key, as it is displayed; see [`InboundMessage::dedup_key`].
+pub struct DedupKey<'a>(&'a InboundMessage);
+
+impl std::fmt::Display for DedupKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.0;
+        match (&m.kind, m.msg_id()) {
+            (MsgType::Event(e), _) => write!(
+                f,
                 "{}|{}|{}|{}",
-                self.from_user,
-                self.create_time,
+                m.from_user,
+                m.create_time,
                 e.as_str(),
-                self.event_key().unwrap_or("")
+                m.event_key().unwrap_or("")
             ),
-            (_, Some(id)) => format!("{}|{}", self.from_user, id),
+            (_, Some(id)) => write!(f, "{}|{}", m.from_user, id),
             // No documented message lacks MsgId; fall back to what identifies an event.
-            (kind, None) => format!("{}|{}|{}|", self.from_user, self.create_time, kind.as_str()),
+            (kind, None) => write!(f, "{}|{}|{}|", m.from_user, m.create_time, kind.as_str()),
         }
     }
 }

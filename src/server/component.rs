@@ -13,8 +13,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -63,9 +62,9 @@ pub async fn events(State(state): State<Arc<AppState>>, request: Request) -> Res
         Ok(checked) => checked,
         Err(e) => return e.into_response(),
     };
-    let body = match Bytes::from_request(Request::from_parts(parts, body), &state).await {
+    let body = match super::inbound::read_body(body, super::BODY_LIMIT).await {
         Ok(body) => body,
-        Err(e) => return AppError::from(e).into_response(),
+        Err(e) => return e.into_response(),
     };
     match platform
         .take_push(&body, &timestamp, &nonce, query.msg_signature.as_deref())
@@ -203,9 +202,9 @@ pub async fn callback(
         // WeChat encrypts every message it sends a platform.
         return AppError::PlaintextRefused.into_response();
     }
-    let body = match Bytes::from_request(Request::from_parts(parts, body), &state).await {
+    let body = match super::inbound::read_body(body, super::BODY_LIMIT).await {
         Ok(body) => body,
-        Err(e) => return AppError::from(e).into_response(),
+        Err(e) => return e.into_response(),
     };
     let envelope = platform.envelope().clone();
     let message =

@@ -31,9 +31,12 @@ pub enum AppError {
     /// A signed query used before (a replayed request; WeChat's own retries carry new nonces).
     #[error("signed query already used (replay)")]
     Replayed,
-    /// The body could not be read (too large, or the connection failed).
+    /// The body is larger than [`BODY_LIMIT`](super::BODY_LIMIT).
+    #[error("request body: larger than the limit")]
+    BodyTooLarge,
+    /// The body could not be read (the connection failed).
     #[error("request body: {0}")]
-    Body(#[from] axum::extract::rejection::BytesRejection),
+    BodyUnreadable(String),
     /// The body is not the documented XML.
     #[error("bad message XML: {0}")]
     BadXml(#[from] ParseError),
@@ -66,14 +69,15 @@ impl AppError {
             | AppError::BadXml(_)
             | AppError::NoEncrypt
             | AppError::Sealed(_)
-            | AppError::NoKey => StatusCode::BAD_REQUEST,
+            | AppError::NoKey
+            | AppError::BodyUnreadable(_) => StatusCode::BAD_REQUEST,
             AppError::BadSignature
             | AppError::BadMsgSignature
             | AppError::StaleTimestamp(_)
             | AppError::Replayed
             | AppError::PlaintextRefused => StatusCode::FORBIDDEN,
             AppError::UnknownAccount => StatusCode::NOT_FOUND,
-            AppError::Body(rejection) => rejection.status(),
+            AppError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 }
@@ -95,7 +99,7 @@ impl IntoResponse for AppError {
         let status = self.status();
         tracing::warn!(status = status.as_u16(), "refused request: {self}");
         let reason = match &self {
-            AppError::Body(_) => status
+            AppError::BodyTooLarge | AppError::BodyUnreadable(_) => status
                 .canonical_reason()
                 .unwrap_or("bad request")
                 .to_string(),

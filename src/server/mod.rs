@@ -35,6 +35,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
+use tower::Layer;
 
 pub use error::AppError;
 pub use state::AppState;
@@ -82,11 +83,15 @@ pub fn app(state: Arc<AppState>) -> Router {
         })
         .nest_service(
             crate::web::PUBLIC_PATH,
-            crate::web::public_files(state.web.public_dir()),
+            DefaultBodyLimit::max(BODY_LIMIT)
+                .layer(crate::web::public_files(state.web.public_dir())),
         )
-        // Every other path: the scripts' `wx.route` pages.
-        .fallback_service(crate::web::script_routes(state.web.clone()))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // Every other path: the scripts' `wx.route` pages. The body limit is layered on the
+        // services that read bodies through axum's extractors; the callback reads its own
+        // under the same limit (`inbound::read_body`), which spares every message the layer.
+        .fallback_service(
+            DefaultBodyLimit::max(BODY_LIMIT).layer(crate::web::script_routes(state.web.clone())),
+        )
         .with_state(state)
 }
 

@@ -1,15 +1,25 @@
-//! Embedded SQLite backend: one WAL-mode file owned by a dedicated worker thread.
+//! Embedded SQLite backend: one WAL-mode file, one connection with cached statements.
 //!
-//! All statements run on that thread over one connection with cached statements, so
-//! blocking SQLite calls never sit on a tokio worker and there is no per-call connect.
+//! A statement runs on the calling thread when the connection is free and SQLite would not
+//! wait for a lock: a read takes microseconds, a write its WAL append, either less than
+//! handing it to another thread and waking the caller back (the store's old way, ~60 µs).
+//! Otherwise (another task holds the connection, or another process holds the write lock)
+//! it is shipped to a dedicated worker thread, which waits for the lock (busy timeout) so no
+//! tokio worker ever does. The worker also purges expired keys and checkpoints the WAL, the
+//! only steps that `fsync`, off the callers' threads.
 //! Multi-statement operations run in `BEGIN IMMEDIATE` transactions so that even a
 //! second process opening the same file cannot interleave with them.
+//!
+//! Durability: WAL with `synchronous=NORMAL` writes every commit to the WAL file before the
+//! call returns, so an acknowledged write survives the process being killed (it is in the
+//! kernel's page cache); only a power loss can take the last commits back.
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::{now_unix_ms, ttl_ms, OutboxItem, Store, StoreError, StoreFuture};
@@ -17,12 +27,24 @@ use super::{now_unix_ms, ttl_ms, OutboxItem, Store, StoreError, StoreFuture};
 /// How often the worker deletes expired keys (reads already ignore them).
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How often the worker copies the WAL back into the database file. Writers never do it
+/// themselves (`wal_autocheckpoint=0`): a checkpoint `fsync`s, which must not stall a tokio
+/// worker. A second of writes keeps the WAL small.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a statement shipped to the worker waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A unit of work shipped to the worker thread.
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 /// The embedded store. Cheap to share behind an `Arc`; dropping it stops the worker.
 #[derive(Debug)]
 pub struct SqliteStore {
+    /// The one connection. A std mutex, held only while a statement runs: callers never
+    /// wait on it (they `try_lock`, and hand the statement to the worker when it is taken).
+    conn: Arc<Mutex<Connection>>,
+    /// Statements that could not run on the caller's thread.
     jobs: mpsc::Sender<Job>,
 }
 
@@ -52,65 +74,154 @@ macro_rules! live {
     };
 }
 
-fn backend(e: rusqlite::Error) -> StoreError {
+/// How one attempt at an operation failed.
+#[derive(Debug)]
+enum Failure {
+    /// SQLite would have had to wait for a lock (another process is writing): nothing was
+    /// applied (a single statement did not start, a transaction rolled back), so the worker
+    /// may run the operation again, waiting as long as the busy timeout allows.
+    Busy(rusqlite::Error),
+    /// A final answer.
+    Store(StoreError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Store(e)
+    }
+}
+
+impl From<Failure> for StoreError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Busy(e) => StoreError::Backend(format!("sqlite: {e}")),
+            Failure::Store(e) => e,
+        }
+    }
+}
+
+fn backend(e: rusqlite::Error) -> Failure {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Failure::Busy(e),
+        _ => Failure::Store(StoreError::Backend(format!("sqlite: {e}"))),
+    }
+}
+
+fn setup_error(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(format!("sqlite: {e}"))
+}
+
+/// Takes the connection even if an earlier holder panicked: statements leave it consistent
+/// (an open transaction rolls back as it unwinds).
+fn lock_poisoned_ok(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the store file at `path`. Blocking: call it from
     /// `spawn_blocking` or before the runtime starts.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(|e| {
+        let unavailable = |e: rusqlite::Error| {
             StoreError::Unavailable(format!("cannot open sqlite {}: {e}", path.display()))
-        })?;
-        Self::start(conn, PURGE_INTERVAL)
+        };
+        let conn = Connection::open(path).map_err(unavailable)?;
+        // The checkpointer gets its own connection, so copying the WAL back never holds
+        // the one the callers use.
+        let checkpointer = Connection::open(path).map_err(unavailable)?;
+        checkpointer
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(setup_error)?;
+        Self::start(conn, Some(checkpointer), PURGE_INTERVAL)
     }
 
     /// Opens a private in-memory store, gone when dropped.
     pub fn open_in_memory() -> Result<Self, StoreError> {
-        let conn = Connection::open_in_memory().map_err(backend)?;
-        Self::start(conn, PURGE_INTERVAL)
+        let conn = Connection::open_in_memory().map_err(setup_error)?;
+        Self::start(conn, None, PURGE_INTERVAL)
     }
 
-    fn start(conn: Connection, purge_every: Duration) -> Result<Self, StoreError> {
+    /// `checkpointer`: a second connection to the same file (none for an in-memory store).
+    fn start(
+        conn: Connection,
+        checkpointer: Option<Connection>,
+        purge_every: Duration,
+    ) -> Result<Self, StoreError> {
         // journal_mode answers with a row, so it is queried rather than executed.
         let _mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(backend)?;
+            .map_err(setup_error)?;
         // NORMAL is durable against process crashes in WAL mode, which is what restarts need.
         conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(backend)?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(backend)?;
-        conn.execute_batch(SCHEMA).map_err(backend)?;
+            .map_err(setup_error)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(setup_error)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(setup_error)?;
+        conn.execute_batch(SCHEMA).map_err(setup_error)?;
         conn.set_prepared_statement_cache_capacity(32);
+        // Callers never wait for another process's lock; the worker does (see `call`).
+        conn.busy_timeout(Duration::ZERO).map_err(setup_error)?;
 
+        let conn = Arc::new(Mutex::new(conn));
         let (jobs, rx) = mpsc::channel::<Job>();
+        let worker_conn = conn.clone();
         std::thread::Builder::new()
             .name("wechat-lua-sqlite".to_owned())
-            .spawn(move || worker(conn, rx, purge_every))
+            .spawn(move || worker(&worker_conn, checkpointer, rx, purge_every))
             .map_err(|e| StoreError::Unavailable(format!("cannot start sqlite worker: {e}")))?;
-        Ok(Self { jobs })
+        Ok(Self { conn, jobs })
     }
 
-    /// Runs `f` on the worker thread and awaits its result.
-    fn call<T, F>(&self, f: F) -> StoreFuture<'_, T>
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("sqlite worker stopped".to_owned()))
+    }
+
+    /// Runs `op` on the caller's thread when the connection is free and no lock is in the
+    /// way, else on the worker thread; the work starts when the future is first polled.
+    fn call<T, F>(&self, op: F) -> StoreFuture<'_, T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&mut Connection) -> Result<T, Failure> + Send + 'static,
+    {
+        Box::pin(async move {
+            match self.try_here(&op) {
+                Some(done) => done,
+                None => self.on_worker(op).await,
+            }
+        })
+    }
+
+    /// `None` when `op` must go to the worker: the connection is in use, or SQLite is busy.
+    fn try_here<T>(
+        &self,
+        op: &impl Fn(&mut Connection) -> Result<T, Failure>,
+    ) -> Option<Result<T, StoreError>> {
+        let mut conn = match self.conn.try_lock() {
+            Ok(conn) => conn,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| op(&mut conn))) {
+            Ok(Ok(value)) => Some(Ok(value)),
+            Ok(Err(Failure::Busy(_))) => None,
+            Ok(Err(Failure::Store(e))) => Some(Err(e)),
+            Err(_) => Some(Err(panicked())),
+        }
+    }
+
+    /// Ships `op` to the worker, which waits for locks up to the busy timeout.
+    async fn on_worker<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, Failure> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let sent = self.jobs.send(Box::new(move |conn| {
+        self.send(Box::new(move |conn| {
             // The caller may have gone away (cancelled future); nothing to report then.
-            let _ = tx.send(f(conn));
-        }));
-        Box::pin(async move {
-            if sent.is_err() {
-                return Err(StoreError::Unavailable("sqlite worker stopped".to_owned()));
-            }
-            rx.await.map_err(|_| {
-                StoreError::Unavailable("sqlite worker dropped the request".to_owned())
-            })?
-        })
+            let _ = tx.send(op(conn).map_err(StoreError::from));
+        }))?;
+        rx.await.unwrap_or_else(|_| Err(panicked()))
     }
 
     /// Deletes expired keys now; returns how many. The worker also does this periodically.
@@ -119,26 +230,59 @@ impl SqliteStore {
     }
 }
 
-fn worker(mut conn: Connection, rx: mpsc::Receiver<Job>, purge_every: Duration) {
+fn panicked() -> StoreError {
+    StoreError::Unavailable("sqlite store: the operation panicked".to_owned())
+}
+
+fn worker(
+    conn: &Mutex<Connection>,
+    checkpointer: Option<Connection>,
+    rx: mpsc::Receiver<Job>,
+    purge_every: Duration,
+) {
     let mut last_purge = Instant::now();
+    let mut last_checkpoint = Instant::now();
     loop {
-        match rx.recv_timeout(purge_every) {
+        match rx.recv_timeout(purge_every.min(CHECKPOINT_INTERVAL)) {
             Ok(job) => {
+                let mut conn = lock_poisoned_ok(conn);
+                // The worker may wait for another process's lock; callers' statements may not.
+                let _ = conn.busy_timeout(BUSY_TIMEOUT);
                 // A panicking job must not take the store down for every later caller;
                 // its open transaction, if any, rolls back as it unwinds.
-                let run = std::panic::AssertUnwindSafe(|| job(&mut conn));
+                let run = AssertUnwindSafe(|| job(&mut conn));
                 if std::panic::catch_unwind(run).is_err() {
                     tracing::error!("sqlite store: a job panicked; worker continues");
                 }
+                let _ = conn.busy_timeout(Duration::ZERO);
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
+        if last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
+            checkpoint(checkpointer.as_ref());
+            last_checkpoint = Instant::now();
+        }
         if last_purge.elapsed() >= purge_every {
+            let conn = lock_poisoned_ok(conn);
+            let _ = conn.busy_timeout(BUSY_TIMEOUT);
             if let Err(e) = purge(&conn) {
                 tracing::warn!(error = %e, "sqlite store: purging expired keys failed");
             }
+            let _ = conn.busy_timeout(Duration::ZERO);
+            drop(conn);
             last_purge = Instant::now();
+        }
+    }
+    // Leave a small WAL behind for the next start.
+    checkpoint(checkpointer.as_ref());
+}
+
+/// Copies the WAL into the database file without blocking writers (`PASSIVE`).
+fn checkpoint(checkpointer: Option<&Connection>) {
+    if let Some(c) = checkpointer {
+        if let Err(e) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "sqlite store: WAL checkpoint failed");
         }
     }
 }
@@ -180,7 +324,7 @@ fn parse_strict_i64(s: &str) -> Option<i64> {
     }
 }
 
-fn incr_in(conn: &mut Connection, key: &str, by: i64) -> Result<i64, StoreError> {
+fn incr_in(conn: &mut Connection, key: &str, by: i64) -> Result<i64, Failure> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(backend)?;
@@ -223,7 +367,7 @@ fn take_due_in(
     now: i64,
     limit: usize,
     lease: Duration,
-) -> Result<Vec<OutboxItem>, StoreError> {
+) -> Result<Vec<OutboxItem>, Failure> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(backend)?;
@@ -468,7 +612,7 @@ mod tests {
     #[tokio::test]
     async fn worker_purges_periodically() {
         let conn = Connection::open_in_memory().unwrap();
-        let store = SqliteStore::start(conn, Duration::from_millis(20)).unwrap();
+        let store = SqliteStore::start(conn, None, Duration::from_millis(20)).unwrap();
         store
             .set("old", "x", Some(Duration::from_millis(1)))
             .await
