@@ -17,6 +17,12 @@ pub const MAX_LINE: usize = 8 * 1024;
 /// In an oversized JSON line, the longest string value kept.
 const MAX_JSON_VALUE: usize = 2 * 1024;
 
+/// A short, stable, non-reversible tag of an OpenID, so logs can follow one user without
+/// holding their identity. Every log line that concerns a user names them by this tag.
+pub fn openid_tag(openid: &str) -> String {
+    crate::protocol::signature::sign(&["wechat-lua-log", openid])[..12].to_string()
+}
+
 /// Whether the `NO_COLOR` convention (<https://no-color.org>) asks for no colours: the
 /// variable is set to anything but the empty string.
 pub fn no_color(value: Option<&std::ffi::OsStr>) -> bool {

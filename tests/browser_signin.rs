@@ -254,4 +254,6 @@ fn orders_page_signs_in_through_wechat_and_carries_a_valid_jssdk_config() {
         1
     );
     assert!(server.wait_for_log("signed in with WeChat", Duration::from_secs(5)));
+    // The log names the visitor by a tag, never by their OpenID.
+    assert!(!server.logged("o_shopper"), "an OpenID reached the log");
 }

@@ -27,7 +27,6 @@ use tracing::Instrument;
 use crate::api::KfWindowTracker;
 use crate::config::Config;
 use crate::protocol::message::{EventType, InboundMessage, MsgType};
-use crate::protocol::signature;
 use crate::script::error::public_summary;
 use crate::script::{LuaPool, Services};
 
@@ -170,7 +169,7 @@ impl Dispatcher {
         let logged = tracing::enabled!(tracing::Level::INFO)
             || tracing::enabled!(target: "wechat_lua::message", tracing::Level::INFO);
         let openid = if logged {
-            openid_hash(&msg.from_user)
+            crate::logging::openid_tag(&msg.from_user)
         } else {
             String::new()
         };
@@ -402,12 +401,6 @@ impl std::fmt::Display for Outcome {
             Outcome::ClaimUnconfirmed => f.write_str("claim-unconfirmed"),
         }
     }
-}
-
-/// A short, stable, non-reversible tag of an OpenID, so logs can follow one user without
-/// holding their identity.
-fn openid_hash(openid: &str) -> String {
-    signature::sign(&["wechat-lua-log", openid])[..12].to_string()
 }
 
 #[cfg(test)]

@@ -369,7 +369,10 @@ async fn callback(
             &[clear_state],
         );
     };
-    tracing::info!(openid = %visitor.openid, "signed in with WeChat");
+    tracing::info!(
+        openid = %crate::logging::openid_tag(&visitor.openid),
+        "signed in with WeChat"
+    );
     redirect(&next, &[clear_state, session])
 }
 

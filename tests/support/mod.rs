@@ -181,6 +181,11 @@ impl Server {
         http("POST", &format!("{}/wechat?{query}", self.base), body)
     }
 
+    /// Whether a line logged so far contains `needle`.
+    pub fn logged(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
     /// Waits until a log line contains `needle`.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
         let start = Instant::now();
