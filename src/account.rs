@@ -66,6 +66,19 @@ pub struct Account {
     pub envelope: Option<Arc<Envelope>>,
     /// What answers this account's messages.
     pub dispatcher: Arc<Dispatcher>,
+    /// How it came to be served, which decides the path it is served at.
+    pub origin: Origin,
+}
+
+/// How an account came to be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The top-level settings or an `[[accounts]]` table: served at `/wechat[/<name>]`.
+    Configured,
+    /// An authorizer of the open platform: served only at `/component/<appid>/callback`,
+    /// where each message is checked against the platform's list of authorizers. At
+    /// `/wechat/<appid>` it would skip that check (and the release test's handler).
+    Authorized,
 }
 
 impl Account {
@@ -91,6 +104,7 @@ impl Account {
             mode,
             envelope,
             dispatcher,
+            origin: Origin::Configured,
         })
     }
 
@@ -141,6 +155,8 @@ pub struct AccountSettings {
     /// The AppID the envelope carries, when it is not `appid`: the open platform seals an
     /// authorizer's messages with the component's key and the component's AppID.
     pub envelope_appid: Option<String>,
+    /// Configured, or an authorizer of the open platform.
+    pub origin: Origin,
 }
 
 impl AccountSettings {
@@ -153,7 +169,14 @@ impl AccountSettings {
             mode: SecurityMode::Plain,
             encoding_aes_key: None,
             envelope_appid: None,
+            origin: Origin::Configured,
         }
+    }
+
+    /// The same as an authorizer of the open platform (see [`Origin::Authorized`]).
+    pub fn authorized(mut self) -> AccountSettings {
+        self.origin = Origin::Authorized;
+        self
     }
 
     /// The same with AppID `appid`.
@@ -469,6 +492,10 @@ pub fn account_for(
         settings.encoding_aes_key.as_ref(),
         Arc::new(dispatcher),
     )
+    .map(|account| Account {
+        origin: settings.origin,
+        ..account
+    })
     .map_err(|source| RegistryError::AesKey {
         name: settings.name.clone(),
         source,

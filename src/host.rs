@@ -288,6 +288,7 @@ impl HostBuilder<'_> {
                 mode: account.mode,
                 encoding_aes_key: account.encoding_aes_key.clone(),
                 envelope_appid: None,
+                origin: crate::account::Origin::Configured,
             };
             let client = account_client_at(config, account, &store, base, Some(&api_http))?;
             let built = match &account.scripts {
@@ -426,9 +427,15 @@ impl crate::component::AuthorizerHost for RegistryAuthorizers {
         api: WechatClient,
     ) -> Result<Arc<crate::account::Account>, String> {
         if let Some(account) = self.registry.get(appid) {
-            return Ok(account);
+            return match account.origin {
+                crate::account::Origin::Authorized => Ok(account),
+                crate::account::Origin::Configured => Err(format!(
+                    "an [[accounts]] table is named `{appid}`, the authorizer's appid: rename it so the authorizer can be served"
+                )),
+            };
         }
         let settings = crate::account::AccountSettings::new(appid, self.token.clone())
+            .authorized()
             .appid(appid)
             .encrypted(
                 crate::config::SecurityMode::Safe,
@@ -446,7 +453,14 @@ impl crate::component::AuthorizerHost for RegistryAuthorizers {
     }
 
     fn remove(&self, appid: &str) {
-        self.registry.remove(appid);
+        // A configured account that happens to be named like the appid stays.
+        if self
+            .registry
+            .get(appid)
+            .is_some_and(|account| account.origin == crate::account::Origin::Authorized)
+        {
+            self.registry.remove(appid);
+        }
     }
 
     fn notify(

@@ -497,6 +497,16 @@ async fn the_whole_flow_from_ticket_to_withdrawal() {
         format!("{AUTHORIZER} authorized 2 / nil")
     );
     assert_eq!(s.ask(AUTHORIZER, "kf").await, "sent");
+    // Only at its own path: /wechat/<appid> would skip the check that it is still authorized.
+    let (status, _) = s
+        .fake
+        .component_send_message(
+            &format!("{}/wechat/{AUTHORIZER}", s.url),
+            "gh_authorizer",
+            &text_xml("o_user", "who", next_id()),
+        )
+        .await;
+    assert_eq!(status, 404, "an authorizer answered at /wechat/<appid>");
     let sent = s.fake.calls_to("/cgi-bin/message/custom/send");
     assert_eq!(sent.last().unwrap().appid.as_deref(), Some(AUTHORIZER));
     assert_eq!(

@@ -155,7 +155,12 @@ async fn account_of(parts: &mut Parts, state: &Arc<AppState>) -> Result<Arc<Acco
         .map_err(|e| AppError::BadQuery(e.to_string()))?;
     match params.iter().find(|(name, _)| *name == ACCOUNT_PARAM) {
         None => Ok(state.default_account.clone()),
-        Some((_, name)) => state.accounts.get(name).ok_or(AppError::UnknownAccount),
+        // Authorizers of the open platform are served at their own path only.
+        Some((_, name)) => state
+            .accounts
+            .get(name)
+            .filter(|account| account.origin == crate::account::Origin::Configured)
+            .ok_or(AppError::UnknownAccount),
     }
 }
 
