@@ -16,6 +16,12 @@
 //! the fake's sign-in page, which comes straight back signed in as the user chatting (`/as`
 //! switches), so pages that need sign-in and the JS-SDK can be developed in a browser without
 //! an account.
+//!
+//! With `[component]` configured, `--account wx…` naming no `[[accounts]]` table chats as that
+//! authorizer of the open platform: the chat plays WeChat and the account's administrator
+//! through the host's own routes (a ticket pushed to `/component/events`, the authorization
+//! page, back at `/component/authorized`), then sends each message to
+//! `/component/<appid>/callback`, sealed as WeChat seals a platform's messages.
 
 pub mod render;
 mod screen;
@@ -85,7 +91,8 @@ pub struct ChatOptions {
     /// `--listen ADDR`: where the pages are served (default: a free loopback port).
     pub listen: Option<String>,
     /// `--account NAME`: chat with that `[[accounts]]` account (its path, token, envelope and
-    /// scripts) instead of the default one.
+    /// scripts) instead of the default one; with `[component]`, an appid no table is named
+    /// after chats as that authorizer of the open platform.
     pub account: Option<String>,
 }
 
@@ -127,6 +134,23 @@ pub enum ChatError {
     /// The `--data` store could not be opened or cleared.
     #[error("--data: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// The host did not take the authorization the chat played through the open platform.
+    #[error("authorizing {appid} through the open platform: {reason}")]
+    Authorize { appid: String, reason: String },
+}
+
+/// The authorizer `--account` chats as: with `[component]`, a name that looks like an appid
+/// (`wx…`) and names no `[[accounts]]` table (a configured account keeps its name).
+pub fn chatted_authorizer<'a>(config: &Config, options: &'a ChatOptions) -> Option<&'a str> {
+    let name = options.account.as_deref()?;
+    let looks_like_appid = name.starts_with("wx")
+        && name.len() <= 32
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    (config.component.is_some()
+        && looks_like_appid
+        && name != crate::config::DEFAULT_ACCOUNT
+        && !config.accounts.iter().any(|a| a.name == name))
+    .then_some(name)
 }
 
 /// The chat's settings: loaded as `serve` loads them, then pointed at the fake WeChat API
@@ -147,8 +171,14 @@ pub fn chat_config(
     config.appid = Some(FAKE_APPID.to_string());
     config.appsecret = Some(Secret::new(FAKE_SECRET));
     if let Some(name) = &options.account {
-        // An unknown name stops here, listing the accounts there are.
-        config.for_account(name)?;
+        if chatted_authorizer(&config, options).is_none() {
+            // An unknown name stops here, listing the accounts there are.
+            config.for_account(name)?;
+        }
+    }
+    // The platform calls the fake with the fake's secret too.
+    if let Some(component) = &mut config.component {
+        component.appsecret = Secret::new(FAKE_SECRET);
     }
     // Every account calls the fake with the fake's secret (the fake serves each appid), so
     // `wx.account(name)` works in a chat as in `serve`; no real secret is ever sent.
@@ -257,13 +287,30 @@ impl Simulator {
         for account in &config.accounts {
             fake.add_app(&account.appid, FAKE_SECRET);
         }
+        // The fake is the platform `[component]` describes: it signs and seals with its token
+        // and key, and takes the fake's secret (see `chat_config`).
+        if let Some(component) = &config.component {
+            fake.component_setup(
+                &component.appid,
+                FAKE_SECRET,
+                component.token.expose(),
+                component.encoding_aes_key.expose(),
+            );
+        }
+        let authorizer = chatted_authorizer(&config, options).map(str::to_string);
         let store = crate::store::open(config.store.as_deref(), &config.data).await?;
         // A kept store holds the access_tokens of the last chat's fake, which this fake never
         // issued: forget them rather than show every first call refused with 40001.
-        for appid in
-            std::iter::once(FAKE_APPID).chain(config.accounts.iter().map(|a| a.appid.as_str()))
+        for appid in std::iter::once(FAKE_APPID)
+            .chain(config.accounts.iter().map(|a| a.appid.as_str()))
+            .chain(authorizer.as_deref())
         {
             store.del(&crate::store::keys::token_key(appid)).await?;
+        }
+        if let Some(component) = &config.component {
+            store
+                .del(&crate::store::keys::component_token_key(&component.appid))
+                .await?;
         }
         // The fake's sign-in page signs pages in as the user chatting (`/as` switches both).
         fake.set_oauth_user(&options.user);
@@ -290,6 +337,7 @@ impl Simulator {
         let host = builder.build().await?;
         // The account chatted with: its path, and the token and envelope its callbacks use.
         let chatted = match options.account.as_deref() {
+            _ if authorizer.is_some() => None,
             Some(name) if name != crate::config::DEFAULT_ACCOUNT => host.state.accounts.get(name),
             _ => None,
         };
@@ -302,11 +350,24 @@ impl Simulator {
         let server = tokio::spawn(server::run(listener, host.state.clone(), async {
             let _ = stopped.await;
         }));
-        let wire = Wire {
-            client: reqwest::Client::builder().no_proxy().build()?,
-            url,
-            token: chatted.token.clone(),
-            envelope: chatted.envelope.clone(),
+        let client = reqwest::Client::builder().no_proxy().build()?;
+        let wire = match (&authorizer, &host.state.platform) {
+            (Some(appid), Some(platform)) => {
+                authorize_through_platform(&fake, address, appid).await?;
+                // The platform's messages are signed with its token and always sealed.
+                Wire {
+                    client,
+                    url: format!("http://{address}/component/{appid}/callback"),
+                    token: platform.token().clone(),
+                    envelope: Some(platform.envelope().clone()),
+                }
+            }
+            _ => Wire {
+                client,
+                url,
+                token: chatted.token.clone(),
+                envelope: chatted.envelope.clone(),
+            },
         };
         Ok(Simulator {
             fake,
@@ -447,12 +508,18 @@ fn banner(
     let scripts = account
         .and_then(|a| a.scripts.as_ref())
         .unwrap_or(&config.scripts);
+    let chatted = match (account, chatted_authorizer(config, options), &config.component) {
+        (Some(a), _, _) => format!(" (account {}, {CALLBACK_PATH}/{})", a.name, a.name),
+        (None, Some(appid), Some(component)) => format!(
+            " (authorizer {appid} through the open platform {}, /component/{appid}/callback)",
+            component.appid
+        ),
+        _ => String::new(),
+    };
     let mut text = format!(
         "wechat-lua chat: {}{} as {}{} — /help lists commands, /quit leaves\n",
         scripts.display(),
-        account
-            .map(|a| format!(" (account {}, {CALLBACK_PATH}/{})", a.name, a.name))
-            .unwrap_or_default(),
+        chatted,
         options.user,
         if encrypted {
             ", messages encrypted (encrypt_type=aes)"
@@ -491,6 +558,71 @@ fn local_sign_in(config: &mut Config, address: std::net::SocketAddr) {
         cookie_secret: Some(crate::config::generate_cookie_secret()),
         public_url: format!("http://{address}"),
     });
+    // The fake's authorization page sends the administrator back here, not to the site.
+    if let Some(component) = &mut config.component {
+        component.public_url = format!("http://{address}");
+    }
+}
+
+/// Authorizes `appid` as WeChat and its administrator would, through the host serving at
+/// `address`: the fake pushes a ticket to `/component/events`, then `/component/authorize`
+/// leads to the fake's authorization page, which sends the administrator back to
+/// `/component/authorized` with an auth_code the host exchanges. The calls this makes are
+/// forgotten so the chat shows only those of the scripts.
+async fn authorize_through_platform(
+    fake: &FakeWechat,
+    address: std::net::SocketAddr,
+    appid: &str,
+) -> Result<(), ChatError> {
+    use crate::component::{AUTHORIZE_PATH, EVENTS_PATH};
+    let refused = |reason: String| ChatError::Authorize {
+        appid: appid.to_string(),
+        reason,
+    };
+    let origin = format!("http://{address}");
+    let (status, body) = fake
+        .component_push_ticket(&format!("{origin}{EVENTS_PATH}"))
+        .await;
+    if status != 200 {
+        return Err(refused(format!(
+            "the ticket push got HTTP {status}: {}",
+            body.trim()
+        )));
+    }
+    fake.component_set_authorizer(appid);
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    // The host's redirect to the page, then the page's back to the host.
+    let mut url = format!("{origin}{AUTHORIZE_PATH}");
+    for _ in 0..2 {
+        let response = client.get(&url).send().await?;
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_string);
+        match location {
+            Some(location) if response.status().is_redirection() => url = location,
+            _ => {
+                let status = response.status().as_u16();
+                let body = response.text().await.unwrap_or_default();
+                return Err(refused(format!("{url} answered HTTP {status}: {}", body.trim())));
+            }
+        }
+    }
+    let response = client.get(&url).send().await?;
+    if !response.status().is_success() {
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        return Err(refused(format!(
+            "the way back answered HTTP {status}: {}",
+            body.trim()
+        )));
+    }
+    fake.clear_calls();
+    Ok(())
 }
 
 /// What `--web` adds to the banner: where the pages are and who is signed in.

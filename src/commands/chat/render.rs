@@ -206,8 +206,14 @@ fn collect_items(field: &Field, out: &mut Vec<Fields>) {
     }
 }
 
-/// Paths that fetch the access_token: the host's business, not the bot's.
-const TOKEN_PATHS: [&str; 2] = ["/cgi-bin/token", "/cgi-bin/stable_token"];
+/// Paths that fetch the access_token (an account's, the open platform's, an authorizer's): the
+/// host's business, not the bot's.
+const TOKEN_PATHS: [&str; 4] = [
+    "/cgi-bin/token",
+    "/cgi-bin/stable_token",
+    crate::api::component::COMPONENT_TOKEN_PATH,
+    crate::api::component::AUTHORIZER_TOKEN_PATH,
+];
 
 /// One line for a call the scripts made, or `None` for calls not worth showing (token
 /// fetches, the typing indicator being switched off). `user` is the current user: sends to
