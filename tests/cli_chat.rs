@@ -1088,3 +1088,60 @@ end)
         "{err}"
     );
 }
+
+#[test]
+fn account_chats_as_an_authorizer_of_the_open_platform() {
+    const AUTHORIZER: &str = "wxauthorizer000001";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("main.lua"),
+        r#"
+wx.on("text", "^who$", function(msg) return "as " .. msg.account .. " " .. msg.appid end)
+wx.on("text", "^kf$", function(msg)
+  return tostring(wx.kf.send(msg.from, "hi from " .. msg.account))
+end)
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("wechat-lua.toml"),
+        "scripts = \"main.lua\"\n\n\
+         [component]\nappid = \"wxcomponent0000001\"\nappsecret = \"not-sent-in-a-chat\"\n\
+         token = \"componenttoken1\"\n\
+         encoding_aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\n\
+         public_url = \"https://bots.example\"\n",
+    )
+    .unwrap();
+    let output = chat(dir.path(), &["--account", AUTHORIZER], &[], "who\nkf\n");
+    assert!(output.status.success(), "{}", stderr(&output));
+    // The authorization the chat played (ticket, pre_auth_code, the exchange) is not shown;
+    // the send goes out with the authorizer's token, so the fake takes it.
+    assert_transcript(
+        &stdout_lines(&output),
+        &[
+            "> who",
+            &format!("as {AUTHORIZER} {AUTHORIZER}"),
+            "> kf",
+            &format!("[客服] text: hi from {AUTHORIZER}"),
+            "true",
+        ],
+    );
+    let banner = stderr(&output);
+    assert!(
+        banner.contains(&format!(
+            "authorizer {AUTHORIZER} through the open platform wxcomponent0000001, /component/{AUTHORIZER}/callback"
+        )),
+        "{banner}"
+    );
+    assert!(banner.contains("encrypt"), "{banner}");
+    assert!(!banner.contains("not-sent-in-a-chat"), "{banner}");
+
+    // A name that is no appid still stops with the list of accounts.
+    let output = chat(dir.path(), &["--account", "nope"], &[], "x\n");
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(
+        err.contains("`nope`") && err.contains("an authorizer's appid"),
+        "{err}"
+    );
+}

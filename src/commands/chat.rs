@@ -173,7 +173,17 @@ pub fn chat_config(
     if let Some(name) = &options.account {
         if chatted_authorizer(&config, options).is_none() {
             // An unknown name stops here, listing the accounts there are.
-            config.for_account(name)?;
+            config.for_account(name).map_err(|e| match e {
+                ConfigError::Invalid { setting, reason } if config.component.is_some() => {
+                    ConfigError::Invalid {
+                        setting,
+                        reason: format!(
+                            "{reason}; with [component], an authorizer's appid (wx…) chats through the open platform"
+                        ),
+                    }
+                }
+                other => other,
+            })?;
         }
     }
     // The platform calls the fake with the fake's secret too.
@@ -508,7 +518,11 @@ fn banner(
     let scripts = account
         .and_then(|a| a.scripts.as_ref())
         .unwrap_or(&config.scripts);
-    let chatted = match (account, chatted_authorizer(config, options), &config.component) {
+    let chatted = match (
+        account,
+        chatted_authorizer(config, options),
+        &config.component,
+    ) {
         (Some(a), _, _) => format!(" (account {}, {CALLBACK_PATH}/{})", a.name, a.name),
         (None, Some(appid), Some(component)) => format!(
             " (authorizer {appid} through the open platform {}, /component/{appid}/callback)",
@@ -608,7 +622,10 @@ async fn authorize_through_platform(
             _ => {
                 let status = response.status().as_u16();
                 let body = response.text().await.unwrap_or_default();
-                return Err(refused(format!("{url} answered HTTP {status}: {}", body.trim())));
+                return Err(refused(format!(
+                    "{url} answered HTTP {status}: {}",
+                    body.trim()
+                )));
             }
         }
     }
