@@ -15,7 +15,9 @@
 //!   again in case another instance rotated it meanwhile. Each authorizer's client is an
 //!   ordinary [`WechatClient`] whose token comes from [`AuthorizerTokens`]: the whole API
 //!   (kf, menus, media, …) works for it, single flight per authorizer and shared on Redis
-//!   through the same store key and fetch lock as a configured account's token.
+//!   through the same store key and fetch lock as a configured account's token. The client
+//!   also knows the platform ([`ComponentAccess`]), so its 网页授权 takes WeChat's component
+//!   variant with the component_access_token (an authorizer has no AppSecret here).
 
 use std::collections::HashMap;
 use std::fmt;
