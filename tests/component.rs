@@ -366,6 +366,13 @@ wx.on('text', function(msg)
     local ok, err = wx.account(c:sub(7)).kf.send('o_user', 'cross from ' .. msg.account)
     return ok and 'cross sent' or ('cross failed ' .. tostring(err and err.errmsg))
   end
+  if c == 'oauth-url' then
+    return (wx.oauth.url{redirect_uri = 'https://shop.example/cb', state = 's1'})
+  end
+  if c:sub(1, 6) == 'oauth ' then
+    local t, err = wx.oauth.exchange(c:sub(7))
+    return t and t.openid or ('oauth failed ' .. tostring(err.errcode))
+  end
   if c == 'events' then
     return tostring(wx.store.global.get('authorized')) .. ' / ' .. tostring(wx.store.global.get('unauthorized'))
   end
@@ -573,6 +580,24 @@ async fn the_whole_flow_from_ticket_to_withdrawal() {
         format!("{AUTHORIZER} authorized 2 / nil")
     );
     assert_eq!(s.ask(AUTHORIZER, "kf").await, "sent");
+    // 网页授权 too, through the platform: an authorizer has no AppSecret here.
+    let url = s.ask(AUTHORIZER, "oauth-url").await;
+    assert!(
+        url.contains(&format!("?appid={AUTHORIZER}&"))
+            && url.ends_with(&format!("&component_appid={COMPONENT}#wechat_redirect")),
+        "{url}"
+    );
+    let code = s
+        .fake
+        .issue_component_oauth_code(AUTHORIZER, "o_visitor", "snsapi_base");
+    assert_eq!(
+        s.ask(AUTHORIZER, &format!("oauth {code}")).await,
+        "o_visitor"
+    );
+    assert_eq!(
+        s.ask(AUTHORIZER, &format!("oauth {code}")).await,
+        "oauth failed 40163"
+    );
     // Only at its own path: /wechat/<appid> would skip the check that it is still authorized.
     let (status, _) = s
         .fake
