@@ -15,6 +15,7 @@ use wechat_lua::config::{Config, Overrides};
 use wechat_lua::host::Host;
 
 use wechat_lua::api::component::{ComponentClient, ComponentSettings};
+use wechat_lua::api::oauth::{Scope, COMPONENT_EXCHANGE_PATH, EXCHANGE_PATH};
 use wechat_lua::api::KfMessage;
 use wechat_lua::fake_wechat::FakeWechat;
 use wechat_lua::store::{keys, Store};
@@ -168,6 +169,81 @@ async fn an_authorizer_acts_through_its_token_and_its_refresh_token_rotates() {
     assert!(!status.authorized);
 }
 
+/// An authorizer has no AppSecret here: its 网页授权 goes through the platform. The sign-in
+/// URL names the platform, and the code is exchanged at the component endpoint with the
+/// component_access_token (fetched again when WeChat rejects it), never a secret.
+#[tokio::test]
+async fn an_authorizers_web_sign_in_goes_through_the_platform() {
+    let (fake, base) = fake().await;
+    let store = memory_store();
+    let component = client(&base, &store);
+    component
+        .save_ticket(&fake.component_issue_ticket())
+        .await
+        .unwrap();
+    let code = fake.component_authorize(AUTHORIZER);
+    component.complete_authorization(&code).await.unwrap();
+    let api = component.authorizer(AUTHORIZER).unwrap();
+
+    let url = api
+        .oauth()
+        .authorize_url("https://shop.example/cb", Scope::Base, "s1");
+    assert!(
+        url.contains(&format!("?appid={AUTHORIZER}&redirect_uri=")),
+        "{url}"
+    );
+    assert!(
+        url.ends_with(&format!(
+            "&state=s1&component_appid={COMPONENT}#wechat_redirect"
+        )),
+        "{url}"
+    );
+    // The fake's sign-in page takes it (it refuses an authorizer's appid without the platform).
+    fake.set_oauth_user("o_page_visitor");
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let page = browser
+        .get(url.split('#').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 302, "{:?}", page.text().await);
+    let back = url::Url::parse(page.headers()["location"].to_str().unwrap()).unwrap();
+    let code = back
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+
+    let visitor = fake.issue_component_oauth_code(AUTHORIZER, "o_visitor", "snsapi_base");
+    let token = api.oauth().exchange(&visitor).await.unwrap();
+    assert_eq!(token.openid, "o_visitor");
+    let calls = fake.calls_to(COMPONENT_EXCHANGE_PATH);
+    assert_eq!(calls.len(), 1);
+    let call = &calls[0];
+    assert_eq!(call.query_param("appid"), Some(AUTHORIZER));
+    assert_eq!(call.query_param("component_appid"), Some(COMPONENT));
+    assert_eq!(call.query_param("grant_type"), Some("authorization_code"));
+    assert_eq!(call.query_param("secret"), None, "no secret: {call:?}");
+    assert!(fake.calls_to(EXCHANGE_PATH).is_empty());
+
+    // Each code works once, as for any account.
+    let again = api.oauth().exchange(&visitor).await.unwrap_err();
+    assert_eq!(again.errcode(), 40163, "{again}");
+
+    // The component token expired: fetched again, and the exchange goes through.
+    let fetches = fake.component_token_fetches();
+    fake.component_expire_tokens();
+    let token = api.oauth().exchange(&code).await.unwrap();
+    assert_eq!(token.openid, "o_page_visitor");
+    assert_eq!(fake.component_token_fetches(), fetches + 1);
+    // None of it used the authorizer's own access_token beyond what authorization gave.
+    assert_eq!(fake.authorizer_token_fetches(), 1);
+}
+
 #[tokio::test]
 async fn wechats_errors_reach_the_caller() {
     let (fake, base) = fake().await;
@@ -289,6 +365,13 @@ wx.on('text', function(msg)
   if c:sub(1, 6) == 'cross ' then
     local ok, err = wx.account(c:sub(7)).kf.send('o_user', 'cross from ' .. msg.account)
     return ok and 'cross sent' or ('cross failed ' .. tostring(err and err.errmsg))
+  end
+  if c == 'oauth-url' then
+    return (wx.oauth.url{redirect_uri = 'https://shop.example/cb', state = 's1'})
+  end
+  if c:sub(1, 6) == 'oauth ' then
+    local t, err = wx.oauth.exchange(c:sub(7))
+    return t and t.openid or ('oauth failed ' .. tostring(err.errcode))
   end
   if c == 'events' then
     return tostring(wx.store.global.get('authorized')) .. ' / ' .. tostring(wx.store.global.get('unauthorized'))
@@ -497,6 +580,24 @@ async fn the_whole_flow_from_ticket_to_withdrawal() {
         format!("{AUTHORIZER} authorized 2 / nil")
     );
     assert_eq!(s.ask(AUTHORIZER, "kf").await, "sent");
+    // 网页授权 too, through the platform: an authorizer has no AppSecret here.
+    let url = s.ask(AUTHORIZER, "oauth-url").await;
+    assert!(
+        url.contains(&format!("?appid={AUTHORIZER}&"))
+            && url.ends_with(&format!("&component_appid={COMPONENT}#wechat_redirect")),
+        "{url}"
+    );
+    let code = s
+        .fake
+        .issue_component_oauth_code(AUTHORIZER, "o_visitor", "snsapi_base");
+    assert_eq!(
+        s.ask(AUTHORIZER, &format!("oauth {code}")).await,
+        "o_visitor"
+    );
+    assert_eq!(
+        s.ask(AUTHORIZER, &format!("oauth {code}")).await,
+        "oauth failed 40163"
+    );
     // Only at its own path: /wechat/<appid> would skip the check that it is still authorized.
     let (status, _) = s
         .fake

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -59,6 +60,10 @@ pub struct ClientConfig {
     /// Where access_tokens come from instead of the AppSecret (an open platform's
     /// authorizer: its refresh token); `None` for a configured account.
     pub token_source: Option<Arc<dyn TokenSource>>,
+    /// The open platform this client acts through (an authorizer's): calls WeChat
+    /// authenticates with the AppSecret go through the platform's endpoints with its
+    /// component_access_token instead; `None` for a configured account.
+    pub component: Option<Arc<dyn ComponentAccess>>,
     /// An HTTP client to send through, shared with other accounts' clients (one connection
     /// pool, one TLS setup; see [`transport::http_client`](crate::api::transport::http_client));
     /// `None` builds one for this client alone with `timeout` and `connect_timeout`.
@@ -82,6 +87,7 @@ impl ClientConfig {
             authorize_base: DEFAULT_AUTHORIZE_BASE.to_string(),
             clock: Arc::new(SystemClock),
             token_source: None,
+            component: None,
             http: None,
         }
     }
@@ -108,6 +114,18 @@ impl fmt::Debug for ClientConfig {
             .field("refresh_ahead", &self.refresh_ahead)
             .finish()
     }
+}
+
+/// The open platform (第三方平台) an authorizer's client acts through. An authorizer has no
+/// AppSecret here: the calls a configured account signs with it (网页授权's code exchange)
+/// have component variants that carry the platform's appid and component_access_token.
+pub trait ComponentAccess: Send + Sync {
+    /// The platform's AppID (`component_appid`).
+    fn component_appid(&self) -> &str;
+    /// The platform's component_access_token, fetched if needed; never log it.
+    fn component_token(&self) -> BoxFuture<'_, Result<String, ApiError>>;
+    /// WeChat refused `token` (40001, 42001): drop it so the next call fetches another.
+    fn component_token_rejected(&self, token: &str);
 }
 
 /// A non-JSON answer (downloaded media).
@@ -150,6 +168,8 @@ struct Inner {
     retry: RetryPolicy,
     /// Whole-request timeout of one HTTP exchange, for [`WechatClient::longest_call`].
     timeout: Duration,
+    /// The open platform an authorizer's client acts through.
+    component: Option<Arc<dyn ComponentAccess>>,
     /// Paths whose daily quota (45009) ran out, with the Unix time it resets: not called until then.
     quota_stopped: Mutex<HashMap<String, i64>>,
 }
@@ -207,6 +227,7 @@ impl WechatClient {
                 authorize_base: config.authorize_base.trim_end_matches('/').to_string(),
                 retry: config.retry,
                 timeout: config.timeout,
+                component: config.component,
                 quota_stopped: Mutex::new(HashMap::new()),
             }),
         })
@@ -359,6 +380,39 @@ impl WechatClient {
     /// Origin of the 网页授权 sign-in page, without a trailing slash.
     pub fn authorize_base(&self) -> &str {
         &self.inner.authorize_base
+    }
+
+    /// The open platform this client acts through, for an authorizer; `None` for a
+    /// configured account.
+    pub fn component(&self) -> Option<&Arc<dyn ComponentAccess>> {
+        self.inner.component.as_ref()
+    }
+
+    /// `GET {base}{path}?appid=..&query..&component_appid=..&component_access_token=..`: an
+    /// authorizer's variant of [`WechatClient::get_with_credentials`], signed with the
+    /// platform's token. A rejected component token is dropped and the call made once more
+    /// with a fresh one; busy answers back off as every call does.
+    pub(crate) async fn get_with_component_token(
+        &self,
+        component: &dyn ComponentAccess,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Value, ApiError> {
+        let mut token_retried = false;
+        loop {
+            let token = component.component_token().await?;
+            let mut q = vec![("appid", self.appid())];
+            q.extend_from_slice(query);
+            q.push(("component_appid", component.component_appid()));
+            q.push(("component_access_token", token.as_str()));
+            match self.call_without_account_token(path, None, &q).await {
+                Err(e) if error::is_token_rejected(e.errcode()) && !token_retried => {
+                    token_retried = true;
+                    component.component_token_rejected(&token);
+                }
+                r => return r,
+            }
+        }
     }
 
     /// `GET {base}{path}?appid=..&secret=..&query..`: the calls WeChat authenticates with the

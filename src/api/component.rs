@@ -15,7 +15,9 @@
 //!   again in case another instance rotated it meanwhile. Each authorizer's client is an
 //!   ordinary [`WechatClient`] whose token comes from [`AuthorizerTokens`]: the whole API
 //!   (kf, menus, media, …) works for it, single flight per authorizer and shared on Redis
-//!   through the same store key and fetch lock as a configured account's token.
+//!   through the same store key and fetch lock as a configured account's token. The client
+//!   also knows the platform ([`ComponentAccess`]), so its 网页授权 takes WeChat's component
+//!   variant with the component_access_token (an authorizer has no AppSecret here).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -26,7 +28,7 @@ use futures::future::BoxFuture;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::client::{ClientConfig, WechatClient};
+use super::client::{ClientConfig, ComponentAccess, WechatClient};
 use super::error::{self, ApiError};
 use super::token::{
     CachedToken, Clock, Credentials, SystemClock, TokenEndpoint, TokenManager, TokenSettings,
@@ -243,6 +245,41 @@ impl TokenSource for AuthorizerTokens {
                 .fetch_authorizer_token(&self.authorizer_appid)
                 .await
         })
+    }
+}
+
+/// What an authorizer's client knows of the platform it acts through (its 网页授权 goes
+/// through the platform's endpoints with the component_access_token).
+struct PlatformAccess {
+    /// The platform (weak: the platform holds this authorizer's client).
+    component: Weak<Inner>,
+    /// The platform's AppID, kept so it is at hand without the platform.
+    appid: String,
+}
+
+impl PlatformAccess {
+    fn platform(&self) -> Result<ComponentClient, ApiError> {
+        let inner = self
+            .component
+            .upgrade()
+            .ok_or_else(|| ApiError::Config("the open platform client is gone".into()))?;
+        Ok(ComponentClient { inner })
+    }
+}
+
+impl ComponentAccess for PlatformAccess {
+    fn component_appid(&self) -> &str {
+        &self.appid
+    }
+
+    fn component_token(&self) -> BoxFuture<'_, Result<String, ApiError>> {
+        Box::pin(async move { self.platform()?.component_token().await })
+    }
+
+    fn component_token_rejected(&self, token: &str) {
+        if let Ok(platform) = self.platform() {
+            platform.inner.tokens.invalidate(token);
+        }
     }
 }
 
@@ -529,6 +566,10 @@ impl ComponentClient {
         config.token_source = Some(Arc::new(AuthorizerTokens {
             component: Arc::downgrade(&self.inner),
             authorizer_appid: appid.to_string(),
+        }));
+        config.component = Some(Arc::new(PlatformAccess {
+            component: Arc::downgrade(&self.inner),
+            appid: self.inner.appid.clone(),
         }));
         let client = WechatClient::new(config)?;
         clients.insert(appid.to_string(), client.clone());

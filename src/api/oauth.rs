@@ -3,6 +3,11 @@
 //! (`/sns/oauth2/access_token`), and the profile of a visitor who granted `snsapi_userinfo`
 //! (`/sns/userinfo`). These calls carry the AppSecret or the visitor's own access_token,
 //! never the account's, so a rejection here never touches the account's token.
+//!
+//! An authorizer of the open platform (第三方平台) has no AppSecret here: for its client
+//! ([`WechatClient::component`]) the authorize URL carries `component_appid` and the code is
+//! exchanged at `/sns/oauth2/component/access_token` with the platform's
+//! component_access_token instead of the secret. Scripts call the same functions either way.
 
 use std::fmt;
 
@@ -14,6 +19,10 @@ use super::error::ApiError;
 
 /// The code exchange.
 pub const EXCHANGE_PATH: &str = "/sns/oauth2/access_token";
+/// The code exchange of an authorizer, through the open platform.
+pub const COMPONENT_EXCHANGE_PATH: &str = "/sns/oauth2/component/access_token";
+/// The renewal of a visitor's token of an authorizer, through the open platform.
+pub const COMPONENT_REFRESH_PATH: &str = "/sns/oauth2/component/refresh_token";
 /// The visitor's profile (`snsapi_userinfo`).
 pub const USERINFO_PATH: &str = "/sns/userinfo";
 /// The sign-in page, on the authorize origin (`open.weixin.qq.com`).
@@ -71,17 +80,22 @@ pub fn check_state(state: &str) -> Result<(), String> {
 }
 
 /// The sign-in URL at `authorize_base`, its parameters in the documented order (WeChat
-/// refuses others) and `#wechat_redirect` at the end.
+/// refuses others) and `#wechat_redirect` at the end. `component_appid` is the open
+/// platform's AppID when `appid` is one of its authorizers (it goes last, as documented).
 pub fn authorize_url(
     authorize_base: &str,
     appid: &str,
     redirect_uri: &str,
     scope: Scope,
     state: &str,
+    component_appid: Option<&str>,
 ) -> String {
     let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let component = component_appid
+        .map(|c| format!("&component_appid={}", enc(c)))
+        .unwrap_or_default();
     format!(
-        "{}{AUTHORIZE_PATH}?appid={}&redirect_uri={}&response_type=code&scope={}&state={}#wechat_redirect",
+        "{}{AUTHORIZE_PATH}?appid={}&redirect_uri={}&response_type=code&scope={}&state={}{component}#wechat_redirect",
         authorize_base.trim_end_matches('/'),
         enc(appid),
         enc(redirect_uri),
@@ -147,19 +161,27 @@ impl Oauth<'_> {
             redirect_uri,
             scope,
             state,
+            self.client.component().map(|c| c.component_appid()),
         )
     }
 
     /// `sns/oauth2/access_token`: the visitor's openid (and token) for a `code`. Each code
-    /// works once and for 5 minutes: 40163 when used, 40029 when unknown or expired.
+    /// works once and for 5 minutes: 40163 when used, 40029 when unknown or expired. For an
+    /// authorizer, `sns/oauth2/component/access_token` with the platform's token instead.
     pub async fn exchange(&self, code: &str) -> Result<OauthToken, ApiError> {
-        let v = self
-            .client
-            .get_with_credentials(
-                EXCHANGE_PATH,
-                &[("code", code), ("grant_type", "authorization_code")],
-            )
-            .await?;
+        let query = [("code", code), ("grant_type", "authorization_code")];
+        let v = match self.client.component() {
+            Some(component) => {
+                self.client
+                    .get_with_component_token(component.as_ref(), COMPONENT_EXCHANGE_PATH, &query)
+                    .await?
+            }
+            None => {
+                self.client
+                    .get_with_credentials(EXCHANGE_PATH, &query)
+                    .await?
+            }
+        };
         serde_json::from_value(v).map_err(|e| ApiError::InvalidJson {
             // The answer holds the visitor's tokens: say what was wrong, not what came.
             raw: "<sns/oauth2/access_token answer>".into(),
@@ -197,11 +219,29 @@ mod tests {
                 "wx520c15f417810387",
                 "https://shop.example/oauth/callback?next=/orders&x=1",
                 Scope::UserInfo,
-                "abc123"
+                "abc123",
+                None,
             ),
             "https://open.weixin.qq.com/connect/oauth2/authorize?appid=wx520c15f417810387\
              &redirect_uri=https%3A%2F%2Fshop.example%2Foauth%2Fcallback%3Fnext%3D%2Forders%26x%3D1\
              &response_type=code&scope=snsapi_userinfo&state=abc123#wechat_redirect"
+        );
+    }
+
+    #[test]
+    fn an_authorizers_url_names_the_platform_last() {
+        assert_eq!(
+            authorize_url(
+                "https://open.weixin.qq.com",
+                "wxauthorizer",
+                "https://a.example/cb",
+                Scope::Base,
+                "s",
+                Some("wxcomponent"),
+            ),
+            "https://open.weixin.qq.com/connect/oauth2/authorize?appid=wxauthorizer\
+             &redirect_uri=https%3A%2F%2Fa.example%2Fcb&response_type=code&scope=snsapi_base\
+             &state=s&component_appid=wxcomponent#wechat_redirect"
         );
     }
 

@@ -387,7 +387,7 @@ struct ComponentToken {
 }
 
 /// WeChat's refusal of a component call's token, if any.
-fn check_token(s: &FakeState, token: Option<&str>) -> Option<Value> {
+pub(super) fn check_token(s: &FakeState, token: Option<&str>) -> Option<Value> {
     let code = match token.filter(|t| !t.is_empty()) {
         None => 41001,
         Some(t) => match s.component.tokens.get(t) {
@@ -399,8 +399,16 @@ fn check_token(s: &FakeState, token: Option<&str>) -> Option<Value> {
     Some(s.err(code))
 }
 
+/// Whether `appid` authorized the platform and has not withdrawn.
+pub(super) fn is_authorizer(s: &FakeState, appid: &str) -> bool {
+    s.component
+        .authorizers
+        .get(appid)
+        .is_some_and(|a| a.refresh_token.is_some())
+}
+
 /// Whether the body names the fake's platform.
-fn own_platform(s: &FakeState, body: &Value) -> bool {
+pub(super) fn own_platform(s: &FakeState, body: &Value) -> bool {
     s.component
         .platform
         .as_ref()

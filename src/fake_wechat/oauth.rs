@@ -4,6 +4,14 @@
 //! code exchange `/sns/oauth2/access_token` (each code works once and for 5 minutes: 40163
 //! when reused, 40029 when unknown or expired); and `/sns/userinfo` with the visitor's token.
 //! None of these take the account's access_token.
+//!
+//! An authorizer of the fake's open platform signs visitors in through the platform: the
+//! sign-in page takes its appid with the platform's `component_appid`, and its codes are
+//! exchanged at `/sns/oauth2/component/access_token` (renewed at
+//! `/sns/oauth2/component/refresh_token`) with the component_access_token, not a secret: a
+//! foreign component_appid gets 40013, the token 41001/40001/42001 as the other component
+//! endpoints, an account that did not authorize the platform 61003. Codes belong to the
+//! appid they were issued for.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -16,9 +24,12 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
+use super::component::{check_token, is_authorizer, own_platform};
 use super::state::FakeState;
 use super::FakeWechat;
-use crate::api::oauth::{AUTHORIZE_PATH, EXCHANGE_PATH, USERINFO_PATH};
+use crate::api::oauth::{
+    AUTHORIZE_PATH, COMPONENT_EXCHANGE_PATH, COMPONENT_REFRESH_PATH, EXCHANGE_PATH, USERINFO_PATH,
+};
 
 /// Who the sign-in page signs in until told otherwise.
 pub const DEFAULT_OAUTH_USER: &str = "o_fake_web_user";
@@ -30,6 +41,8 @@ const USER_TOKEN_TTL: Duration = Duration::from_secs(7200);
 /// A code the sign-in page handed out.
 #[derive(Debug, Clone)]
 struct CodeRec {
+    /// The account the visitor signed in to (the only one that can exchange it).
+    appid: String,
     openid: String,
     scope: String,
     issued: Instant,
@@ -51,6 +64,8 @@ pub(super) struct OauthState {
     user: String,
     codes: HashMap<String, CodeRec>,
     tokens: HashMap<String, UserToken>,
+    /// Refresh tokens handed out with visitors' tokens: → (appid, openid, scope).
+    refresh_tokens: HashMap<String, (String, String, String)>,
 }
 
 impl Default for OauthState {
@@ -59,6 +74,7 @@ impl Default for OauthState {
             user: DEFAULT_OAUTH_USER.to_string(),
             codes: HashMap::new(),
             tokens: HashMap::new(),
+            refresh_tokens: HashMap::new(),
         }
     }
 }
@@ -77,7 +93,15 @@ impl FakeWechat {
     /// A code for `openid` with `scope`, as the sign-in page would hand out (for tests that
     /// skip the browser).
     pub fn issue_oauth_code(&self, openid: &str, scope: &str) -> String {
-        issue_code(&mut self.lock(), openid, scope)
+        let mut s = self.lock();
+        let appid = s.appid.clone();
+        issue_code(&mut s, &appid, openid, scope)
+    }
+
+    /// A code for `openid` signing in to the authorizer `appid` of the open platform (for
+    /// tests that skip the browser).
+    pub fn issue_component_oauth_code(&self, appid: &str, openid: &str, scope: &str) -> String {
+        issue_code(&mut self.lock(), appid, openid, scope)
     }
 }
 
@@ -85,14 +109,17 @@ pub(super) fn routes() -> Router<FakeWechat> {
     Router::new()
         .route(AUTHORIZE_PATH, get(authorize))
         .route(EXCHANGE_PATH, get(exchange))
+        .route(COMPONENT_EXCHANGE_PATH, get(component_exchange))
+        .route(COMPONENT_REFRESH_PATH, get(component_refresh))
         .route(USERINFO_PATH, get(userinfo))
 }
 
-fn issue_code(s: &mut FakeState, openid: &str, scope: &str) -> String {
+fn issue_code(s: &mut FakeState, appid: &str, openid: &str, scope: &str) -> String {
     let code = format!("FAKECODE{:x}", s.next_serial());
     s.oauth.codes.insert(
         code.clone(),
         CodeRec {
+            appid: appid.to_string(),
             openid: openid.to_string(),
             scope: scope.to_string(),
             issued: Instant::now(),
@@ -122,8 +149,17 @@ async fn authorize(
     if q("appid").is_empty() {
         return refusal(10012, "appid is empty");
     }
-    if q("appid") != s.appid {
-        return refusal(40013, "invalid appid");
+    if q("component_appid").is_empty() {
+        if q("appid") != s.appid {
+            return refusal(40013, "invalid appid");
+        }
+    } else {
+        if !own_platform(&s, &json!({"component_appid": q("component_appid")})) {
+            return refusal(40013, "invalid component_appid");
+        }
+        if !is_authorizer(&s, q("appid")) {
+            return refusal(61003, "the account has not authorized the platform");
+        }
     }
     if q("response_type") != "code" {
         return refusal(10003, "response_type must be code");
@@ -141,7 +177,7 @@ async fn authorize(
         _ => return refusal(10003, "redirect_uri is not an http(s) URL"),
     };
     let user = s.oauth.user.clone();
-    let code = issue_code(&mut s, &user, scope);
+    let code = issue_code(&mut s, q("appid"), &user, scope);
     target
         .query_pairs_mut()
         .append_pair("code", &code)
@@ -165,31 +201,106 @@ async fn exchange(
     if q("grant_type") != "authorization_code" {
         return Json(s.err(40002));
     }
-    let rec = match s.oauth.codes.get_mut(q("code")) {
-        Some(rec) if rec.used => return Json(s.err(40163)),
+    let appid = s.appid.clone();
+    Json(redeem(&mut s, &appid, q("code")))
+}
+
+/// The code `code` for `appid` exchanged: 40163 when it was used, 40029 when unknown,
+/// expired or issued for another account; else a visitor's token.
+fn redeem(s: &mut FakeState, appid: &str, code: &str) -> Value {
+    let rec = match s.oauth.codes.get_mut(code) {
+        Some(rec) if rec.appid != appid => return s.err(40029),
+        Some(rec) if rec.used => return s.err(40163),
         Some(rec) if rec.issued.elapsed() <= CODE_TTL => {
             rec.used = true;
             rec.clone()
         }
-        _ => return Json(s.err(40029)),
+        _ => return s.err(40029),
     };
+    let refresh_token = format!("FAKE_OAUTH_REFRESH_{:x}", s.next_serial());
+    s.oauth.refresh_tokens.insert(
+        refresh_token.clone(),
+        (rec.appid.clone(), rec.openid.clone(), rec.scope.clone()),
+    );
+    grant(s, &rec.openid, &rec.scope, &refresh_token)
+}
+
+/// A new visitor's token for `openid`, as the exchange and the renewal answer.
+fn grant(s: &mut FakeState, openid: &str, scope: &str, refresh_token: &str) -> Value {
     let serial = s.next_serial();
     let token = format!("FAKE_OAUTH_TOKEN_{serial:x}");
     s.oauth.tokens.insert(
         token.clone(),
         UserToken {
-            openid: rec.openid.clone(),
-            scope: rec.scope.clone(),
+            openid: openid.to_string(),
+            scope: scope.to_string(),
             expires: Instant::now() + USER_TOKEN_TTL,
         },
     );
-    Json(json!({
+    json!({
         "access_token": token,
         "expires_in": USER_TOKEN_TTL.as_secs(),
-        "refresh_token": format!("FAKE_OAUTH_REFRESH_{serial:x}"),
-        "openid": rec.openid,
-        "scope": rec.scope,
-    }))
+        "refresh_token": refresh_token,
+        "openid": openid,
+        "scope": scope,
+    })
+}
+
+/// WeChat's refusal of a component 网页授权 call's platform, token or authorizer, if any.
+fn component_refusal(s: &FakeState, q: &dyn Fn(&str) -> String) -> Option<Value> {
+    if !own_platform(s, &json!({"component_appid": q("component_appid")})) {
+        return Some(s.err(40013));
+    }
+    let token = q("component_access_token");
+    if let Some(refusal) = check_token(s, Some(token.as_str())) {
+        return Some(refusal);
+    }
+    if !is_authorizer(s, &q("appid")) {
+        return Some(s.err(61003));
+    }
+    None
+}
+
+/// `GET /sns/oauth2/component/access_token?appid&code&grant_type=authorization_code
+/// &component_appid&component_access_token`: an authorizer's code exchange (no secret).
+async fn component_exchange(
+    State(fake): State<FakeWechat>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Value> {
+    let q = |name: &str| q.get(name).cloned().unwrap_or_default();
+    let mut s = fake.lock();
+    if let Some(refusal) = component_refusal(&s, &q) {
+        return Json(refusal);
+    }
+    if q("grant_type") != "authorization_code" {
+        return Json(s.err(40002));
+    }
+    Json(redeem(&mut s, &q("appid"), &q("code")))
+}
+
+/// `GET /sns/oauth2/component/refresh_token?appid&grant_type=refresh_token&component_appid
+/// &component_access_token&refresh_token`: a new visitor's token of an authorizer; 40030
+/// for a refresh token unknown or of another account.
+async fn component_refresh(
+    State(fake): State<FakeWechat>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Value> {
+    let q = |name: &str| q.get(name).cloned().unwrap_or_default();
+    let mut s = fake.lock();
+    if let Some(refusal) = component_refusal(&s, &q) {
+        return Json(refusal);
+    }
+    if q("grant_type") != "refresh_token" {
+        return Json(s.err(40002));
+    }
+    let refresh_token = q("refresh_token");
+    let Some((appid, openid, scope)) = s.oauth.refresh_tokens.get(&refresh_token).cloned() else {
+        return Json(s.err(40030));
+    };
+    if appid != q("appid") {
+        return Json(s.err(40030));
+    }
+    Json(grant(&mut s, &openid, &scope, &refresh_token))
 }
 
 /// `GET /sns/userinfo?access_token&openid&lang`: 40001 for an unknown token, 42001 for an
@@ -256,5 +367,84 @@ mod tests {
         let code = fake.issue_oauth_code("oA", "snsapi_base");
         tokio::time::advance(CODE_TTL - Duration::from_secs(1)).await;
         assert_eq!(exchange(&app, &fake, &code).await["openid"], "oA");
+    }
+
+    async fn get_json(app: &Router, uri: &str) -> Value {
+        let resp = app
+            .clone()
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_authorizers_codes_go_through_the_platform_and_work_once() {
+        let fake = FakeWechat::default();
+        fake.component_setup("wxcomp", "csecret", "ctoken", &"k".repeat(43));
+        let app = fake.router();
+        let ticket = fake.component_issue_ticket();
+        let resp = app
+            .clone()
+            .oneshot(
+                Request::post(crate::api::component::COMPONENT_TOKEN_PATH)
+                    .header("content-type", "application/json")
+                    .body(Body::from(
+                        json!({"component_appid": "wxcomp", "component_appsecret": "csecret", "component_verify_ticket": ticket}).to_string(),
+                    ))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let v: Value =
+            serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        let token = v["component_access_token"].as_str().unwrap().to_string();
+        fake.component_authorize("wxauth");
+
+        let ask = |appid: &str, code: &str, component: &str, token: &str| {
+            format!("{COMPONENT_EXCHANGE_PATH}?appid={appid}&code={code}&grant_type=authorization_code&component_appid={component}&component_access_token={token}")
+        };
+        let code = fake.issue_component_oauth_code("wxauth", "oV", "snsapi_base");
+        for (uri, errcode) in [
+            (ask("wxauth", &code, "wxother", &token), 40013),
+            (ask("wxauth", &code, "wxcomp", "FORGED"), 40001),
+            (ask("wxauth", &code, "wxcomp", ""), 41001),
+            (ask("wxnever", &code, "wxcomp", &token), 61003),
+        ] {
+            assert_eq!(get_json(&app, &uri).await["errcode"], errcode, "{uri}");
+        }
+        // The account's own code is not the authorizer's, nor the other way round.
+        let own = fake.issue_oauth_code("oV", "snsapi_base");
+        assert_eq!(
+            get_json(&app, &ask("wxauth", &own, "wxcomp", &token)).await["errcode"],
+            40029
+        );
+        assert_eq!(exchange(&app, &fake, &code).await["errcode"], 40029);
+
+        let granted = get_json(&app, &ask("wxauth", &code, "wxcomp", &token)).await;
+        assert_eq!(granted["openid"], "oV", "{granted}");
+        assert_eq!(
+            get_json(&app, &ask("wxauth", &code, "wxcomp", &token)).await["errcode"],
+            40163,
+            "a code works once"
+        );
+
+        let refresh = |appid: &str, rt: &str| {
+            format!("{COMPONENT_REFRESH_PATH}?appid={appid}&grant_type=refresh_token&component_appid=wxcomp&component_access_token={token}&refresh_token={rt}")
+        };
+        let rt = granted["refresh_token"].as_str().unwrap();
+        let renewed = get_json(&app, &refresh("wxauth", rt)).await;
+        assert_eq!(renewed["openid"], "oV", "{renewed}");
+        assert_ne!(renewed["access_token"], granted["access_token"]);
+        assert_eq!(
+            get_json(&app, &refresh("wxauth", "nope")).await["errcode"],
+            40030
+        );
+
+        fake.component_expire_tokens();
+        assert_eq!(
+            get_json(&app, &refresh("wxauth", rt)).await["errcode"],
+            42001
+        );
     }
 }
