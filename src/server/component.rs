@@ -47,23 +47,48 @@ fn plain(status: StatusCode, text: impl Into<String>) -> Response {
         .into_response()
 }
 
-/// `POST /component/events`.
-pub async fn events(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let platform = platform_or_404!(state);
+/// A request WeChat signed with the platform's token: its verified timestamp and nonce, the
+/// rest of its query, and its body.
+struct SignedPush {
+    timestamp: String,
+    nonce: String,
+    query: super::verify::CallbackQuery,
+    body: axum::body::Bytes,
+}
+
+/// Checks `request`'s query against the platform's token, then reads its body (under the
+/// callback's limit): the signature first, so nothing of an unsigned request is read.
+async fn signed_push(
+    state: &AppState,
+    platform: &Platform,
+    request: Request,
+) -> Result<SignedPush, AppError> {
     let (parts, body) = request.into_parts();
-    // The signature first: nothing of an unsigned request is read.
-    let (timestamp, nonce, query) = match check_query(
-        &state,
+    let (timestamp, nonce, query) = check_query(
+        state,
         platform.token(),
         parts.uri.query().unwrap_or_default(),
     )
-    .await
-    {
-        Ok(checked) => checked,
-        Err(e) => return e.into_response(),
-    };
-    let body = match super::inbound::read_body(body, super::BODY_LIMIT).await {
-        Ok(body) => body,
+    .await?;
+    let body = super::inbound::read_body(body, super::BODY_LIMIT).await?;
+    Ok(SignedPush {
+        timestamp,
+        nonce,
+        query,
+        body,
+    })
+}
+
+/// `POST /component/events`.
+pub async fn events(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let platform = platform_or_404!(state);
+    let SignedPush {
+        timestamp,
+        nonce,
+        query,
+        body,
+    } = match signed_push(&state, &platform, request).await {
+        Ok(push) => push,
         Err(e) => return e.into_response(),
     };
     match platform
@@ -187,25 +212,19 @@ pub async fn callback(
     if !plausible_appid(&appid) {
         return AppError::UnknownAccount.into_response();
     }
-    let (parts, body) = request.into_parts();
-    let (timestamp, nonce, query) = match check_query(
-        &state,
-        platform.token(),
-        parts.uri.query().unwrap_or_default(),
-    )
-    .await
-    {
-        Ok(checked) => checked,
+    let SignedPush {
+        timestamp,
+        nonce,
+        query,
+        body,
+    } = match signed_push(&state, &platform, request).await {
+        Ok(push) => push,
         Err(e) => return e.into_response(),
     };
     if query.encrypt_type.as_deref() != Some("aes") {
         // WeChat encrypts every message it sends a platform.
         return AppError::PlaintextRefused.into_response();
     }
-    let body = match super::inbound::read_body(body, super::BODY_LIMIT).await {
-        Ok(body) => body,
-        Err(e) => return e.into_response(),
-    };
     let envelope = platform.envelope().clone();
     let message =
         match envelope.open_request(&body, &timestamp, &nonce, query.msg_signature.as_deref()) {
