@@ -407,6 +407,13 @@ pub(super) fn is_authorizer(s: &FakeState, appid: &str) -> bool {
         .is_some_and(|a| a.refresh_token.is_some())
 }
 
+/// Why a platform API call (token in the query, `component_appid` in the body) is refused:
+/// its token first, then a platform other than the fake's (40013).
+fn platform_call_refusal(s: &FakeState, q: &ComponentToken, body: &Value) -> Option<Value> {
+    check_token(s, q.component_access_token.as_deref())
+        .or_else(|| (!own_platform(s, body)).then(|| s.err(40013)))
+}
+
 /// Whether the body names the fake's platform.
 pub(super) fn own_platform(s: &FakeState, body: &Value) -> bool {
     s.component
@@ -453,11 +460,8 @@ async fn pre_auth_code(
     JsonBody(b): JsonBody,
 ) -> Json<Value> {
     let mut s = fake.lock();
-    if let Some(refusal) = check_token(&s, q.component_access_token.as_deref()) {
+    if let Some(refusal) = platform_call_refusal(&s, &q, &b) {
         return Json(refusal);
-    }
-    if !own_platform(&s, &b) {
-        return Json(s.err(40013));
     }
     let code = format!("preauthcode@@@{:x}", s.next_serial());
     s.component
@@ -473,11 +477,8 @@ async fn query_auth(
     JsonBody(b): JsonBody,
 ) -> Json<Value> {
     let mut s = fake.lock();
-    if let Some(refusal) = check_token(&s, q.component_access_token.as_deref()) {
+    if let Some(refusal) = platform_call_refusal(&s, &q, &b) {
         return Json(refusal);
-    }
-    if !own_platform(&s, &b) {
-        return Json(s.err(40013));
     }
     let code = b["authorization_code"].as_str().unwrap_or_default();
     let appid = match s.component.auth_codes.get(code) {
@@ -515,11 +516,8 @@ async fn authorizer_token(
     JsonBody(b): JsonBody,
 ) -> Json<Value> {
     let mut s = fake.lock();
-    if let Some(refusal) = check_token(&s, q.component_access_token.as_deref()) {
+    if let Some(refusal) = platform_call_refusal(&s, &q, &b) {
         return Json(refusal);
-    }
-    if !own_platform(&s, &b) {
-        return Json(s.err(40013));
     }
     let appid = b["authorizer_appid"]
         .as_str()
