@@ -45,6 +45,8 @@ run() {
   taskset -c "$WRK_CPU" wrk -t1 -c50 -d"$DURATION" -s "$ROOT/bench/signed_text.lua" "http://127.0.0.1:$PORT" -- "$dir/run" >"$dir/wrk.txt" 2>&1
   after=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
   kill "$pid"; wait "$pid" 2>/dev/null || true
+  # Gigabytes per run, and OUT is in /dev/shm (memory) by default.
+  rm -f "$dir/warm" "$dir/run"
   local line; line=$(grep '^RESULT ' "$dir/wrk.txt") || { echo "$name: wrk printed no RESULT" >&2; exit 1; }
   case $line in *exhausted=1*) echo "$name ran out of payloads" >&2; exit 1 ;; esac
   awk -v n="$name" -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v l="$line" 'BEGIN {

@@ -77,6 +77,8 @@ SERVER_PID=
 cleanup() {
   if [ -n "${RELOADER_PID:-}" ]; then kill "$RELOADER_PID" 2>/dev/null || true; fi
   if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+  # The payloads are gigabytes (and OUT may be /dev/shm, i.e. memory): results and logs stay.
+  rm -f "$OUT"/*.payloads
 }
 trap cleanup EXIT
 
