@@ -10,10 +10,6 @@ use wechat_lua::config::{Config, LogFormat, Overrides, TokenSource};
 use wechat_lua::host::Host;
 use wechat_lua::server::{self, CALLBACK_PATH};
 
-/// mimalloc instead of glibc's malloc: see docs/benchmarks.md for the measurement.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "wechat-lua",
