@@ -14,7 +14,7 @@
 //! check, and the caller lets the message through (see [`super::verify`]).
 
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,12 +38,20 @@ pub struct ReplayMemory {
     capacity: usize,
 }
 
+/// The in-process memory: about 17 bytes a signature (a hash in the set, the same hash in the
+/// queue), which is most of what a busy host keeps resident — 600,000 signatures in ten
+/// minutes is 1,000 messages a second.
 #[derive(Default)]
 struct Local {
-    /// Signature hash → Unix second after which it is forgotten.
-    until: HashMap<u64, i64>,
-    /// Insertion order, for expiry and the capacity bound.
-    order: VecDeque<(i64, u64)>,
+    /// Hashes of the signatures remembered. No expiry beside each: a signature signs its
+    /// timestamp, so a repeated one always has the expiry of its first use.
+    seen: HashSet<u64>,
+    /// The same hashes in insertion order, for expiry and the capacity bound.
+    order: VecDeque<u64>,
+    /// The expiries of `order`, front to back, as runs of (Unix second after which they are
+    /// forgotten, how many in a row): messages arrive in time order, so a second's messages
+    /// share one run instead of each carrying its own.
+    expiries: VecDeque<(i64, usize)>,
 }
 
 impl ReplayMemory {
@@ -93,21 +101,28 @@ impl ReplayMemory {
 impl Local {
     fn claim(&mut self, key: u64, now: i64, until: i64, capacity: usize) -> bool {
         // Forget what has left the window (in insertion order, which is close to expiry
-        // order: WeChat's timestamps are close to now).
-        while let Some(&(expires, old)) = self.order.front() {
-            if expires > now && self.order.len() < capacity {
+        // order: WeChat's timestamps are close to now). One that expired behind a later one
+        // stays a little longer; the timestamp window refuses its replays meanwhile anyway.
+        while let Some(run) = self.expiries.front_mut() {
+            if run.0 > now && self.order.len() < capacity {
                 break;
             }
-            self.order.pop_front();
-            if self.until.get(&old) == Some(&expires) {
-                self.until.remove(&old);
+            run.1 -= 1;
+            if run.1 == 0 {
+                self.expiries.pop_front();
+            }
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
             }
         }
-        if self.until.get(&key).is_some_and(|&expires| expires > now) {
+        if !self.seen.insert(key) {
             return false;
         }
-        self.until.insert(key, until);
-        self.order.push_back((until, key));
+        self.order.push_back(key);
+        match self.expiries.back_mut() {
+            Some(run) if run.0 == until => run.1 += 1,
+            _ => self.expiries.push_back((until, 1)),
+        }
         true
     }
 }
@@ -134,10 +149,38 @@ mod tests {
         }
         {
             let local = crate::sync::lock(&memory.local);
-            assert_eq!((local.order.len(), local.until.len()), (3, 3));
+            assert_eq!((local.order.len(), local.seen.len()), (3, 3));
         }
         // "a" was forgotten to make room; the newer ones are still refused.
         assert!(!memory.claim_once("d", 1000, 1600).await.unwrap());
         assert!(memory.claim_once("a", 1000, 1600).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn signatures_of_one_second_share_an_expiry_and_leave_together() {
+        let memory = ReplayMemory::new(None, Duration::from_secs(1));
+        for sig in ["a", "b", "c"] {
+            assert!(memory.claim_once(sig, 1000, 1600).await.unwrap());
+        }
+        // Out of order: an earlier timestamp after later ones waits behind them.
+        assert!(memory.claim_once("early", 1000, 1500).await.unwrap());
+        assert!(memory.claim_once("d", 1001, 1601).await.unwrap());
+        {
+            let local = crate::sync::lock(&memory.local);
+            assert_eq!(
+                local.expiries.iter().copied().collect::<Vec<_>>(),
+                vec![(1600, 3), (1500, 1), (1601, 1)]
+            );
+        }
+        assert!(!memory.claim_once("early", 1550, 1500).await.unwrap());
+        // At 1600 the first run and the early one behind it go; "d" stays.
+        assert!(memory.claim_once("e", 1600, 2200).await.unwrap());
+        {
+            let local = crate::sync::lock(&memory.local);
+            assert_eq!(local.order.len(), 2);
+            assert_eq!(local.seen.len(), 2);
+        }
+        assert!(!memory.claim_once("d", 1600, 1601).await.unwrap());
+        assert!(memory.claim_once("a", 1600, 2200).await.unwrap());
     }
 }
