@@ -315,7 +315,7 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
   echo "- no bad replies while reloading: ${R[reload_c$CONNS.bad]}, $(verdict "${R[reload_c$CONNS.bad]} + ${R[reload_c$CONNS.socket_errors]} == 0")"
 } | tee "$OUT/results.md"
 
-log "logs, payloads and results.md in $OUT"
+log "logs and results.md in $OUT"
 bad_total=0
 for run in ceiling_c1 ceiling_c$CONNS plain_c1 plain_c$CONNS safe_c1 safe_c$CONNS; do
   bad_total=$((bad_total + R[$run.bad] + R[$run.socket_errors]))
