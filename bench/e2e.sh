@@ -19,7 +19,7 @@
 # two minutes after the build.
 #
 # Settings (environment): DURATION (10s), WARMUP (2s), SERVER_CPU (0), WRK_CPU (1),
-# CONNS (50), OUT (a new /tmp/wechat-lua-e2e.* directory: logs, payloads, results.md), BIN
+# CONNS (50), OUT (a new /tmp/wechat-lua-e2e.* directory: logs and results.md; the payloads are deleted at the end), BIN
 # (another wechat-lua build to measure with the same harness, e.g. an older commit's).
 set -euo pipefail
 
