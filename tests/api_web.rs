@@ -289,6 +289,24 @@ async fn a_ticket_fetch_that_meets_a_rejected_token_retries_once_and_keeps_its_t
     assert_eq!(fake.calls_to(GETTICKET_PATH).len(), 2, "no stale refetch");
 }
 
+#[tokio::test]
+async fn a_busy_getticket_is_retried_by_the_client_policy_alone() {
+    let (fake, client) = setup().await;
+    client.access_token().await.unwrap();
+    // Busy on every try: the client's policy makes its 3 tries and gives up; the ticket's
+    // manager does not wrap a backoff of its own around it (3 × 3 calls).
+    fake.fail_next(GETTICKET_PATH, -1, 100);
+    assert_eq!(client.jsapi_ticket().await.unwrap_err().errcode(), -1);
+    assert_eq!(fake.calls_to(GETTICKET_PATH).len(), 3);
+    assert_eq!(client.jsapi_ticket_status().fetches, 1);
+    // Busy once: retried, and the ticket is kept.
+    fake.fail_next(GETTICKET_PATH, -1, 1);
+    let ticket = client.jsapi_ticket().await.unwrap();
+    assert_eq!(fake.calls_to(GETTICKET_PATH).len(), 5);
+    assert_eq!(client.jsapi_ticket().await.unwrap(), ticket);
+    assert_eq!(fake.ticket_fetches(), 1);
+}
+
 /// A client of `fake` at `base` keeping its token and ticket in `store`.
 fn client_on_store(
     fake: &FakeWechat,
@@ -306,6 +324,25 @@ fn client_on_store(
         cfg.clock = clock;
     }
     WechatClient::new(cfg).unwrap()
+}
+
+/// A client of `fake` at `base` keeping its token and ticket in `redis`, as one instance of
+/// several does.
+async fn client_on_redis(
+    fake: &FakeWechat,
+    base: &str,
+    redis: &redis_support::RedisServer,
+    clock: Option<Arc<ManualClock>>,
+) -> WechatClient {
+    let store: Arc<dyn Store> = Arc::new(
+        wechat_lua::store::RedisStore::connect(
+            &redis.url(0),
+            wechat_lua::store::redis::DEFAULT_PREFIX,
+        )
+        .await
+        .unwrap(),
+    );
+    client_on_store(fake, base, &store, clock)
 }
 
 #[tokio::test]
@@ -331,17 +368,7 @@ async fn instances_on_one_store_share_the_ticket_and_a_restart_reuses_it() {
 async fn two_instances_on_redis_fetch_one_ticket_between_them() {
     let redis = redis_support::RedisServer::start();
     let (fake, base) = FakeWechat::start().await.unwrap();
-    let on_redis = || async {
-        let store: Arc<dyn Store> = Arc::new(
-            wechat_lua::store::RedisStore::connect(
-                &redis.url(0),
-                wechat_lua::store::redis::DEFAULT_PREFIX,
-            )
-            .await
-            .unwrap(),
-        );
-        client_on_store(&fake, &base, &store, None)
-    };
+    let on_redis = || client_on_redis(&fake, &base, &redis, None);
     let (a, b) = (on_redis().await, on_redis().await);
     // Slow enough that the second instance finds the first one's fetch under way.
     fake.delay(GETTICKET_PATH, Duration::from_millis(300));
@@ -352,6 +379,37 @@ async fn two_instances_on_redis_fetch_one_ticket_between_them() {
     assert_eq!(ta.unwrap().unwrap(), tb.unwrap().unwrap());
     assert_eq!(fake.calls_to(GETTICKET_PATH).len(), 1);
     assert_eq!(fake.token_fetches(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_redis_fetch_one_ticket_a_round_as_tickets_expire() {
+    let redis = redis_support::RedisServer::start();
+    let (fake, base) = FakeWechat::start().await.unwrap();
+    let clock = Arc::new(ManualClock::default());
+    let on_redis = || client_on_redis(&fake, &base, &redis, Some(clock.clone()));
+    let (a, b) = (on_redis().await, on_redis().await);
+    // Slow enough that the second instance finds the first one's fetch under way.
+    fake.delay(GETTICKET_PATH, Duration::from_millis(300));
+    let mut seen = Vec::new();
+    for round in 1..=3 {
+        let (a2, b2) = (a.clone(), b.clone());
+        let (ta, tb) = tokio::join!(
+            tokio::spawn(async move { a2.jsapi_ticket().await }),
+            tokio::spawn(async move { b2.jsapi_ticket().await })
+        );
+        let (ta, tb) = (ta.unwrap().unwrap(), tb.unwrap().unwrap());
+        assert_eq!(ta, tb, "round {round}");
+        assert!(!seen.contains(&ta), "round {round} got a new ticket");
+        seen.push(ta);
+        assert_eq!(
+            fake.calls_to(GETTICKET_PATH).len(),
+            round,
+            "one fetch a round"
+        );
+        assert_eq!(fake.token_fetches() as usize, round);
+        // Both the ticket and the access_token expire before the next round.
+        clock.advance(Duration::from_secs(7200));
+    }
 }
 
 #[tokio::test]

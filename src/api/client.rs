@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,7 +14,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::error::{self, ApiError};
-use super::ticket::{TicketManager, TicketStatus};
+use super::ticket::{TicketManager, TicketSettings, TicketStatus};
 use super::token::{
     Clock, Credentials, MemoryPersistence, SystemClock, TokenEndpoint, TokenManager,
     TokenPersistence, TokenSettings, TokenSource, TokenStatus,
@@ -162,7 +162,7 @@ struct Inner {
     transport: Arc<Transport>,
     tokens: Arc<TokenManager>,
     /// The JS-SDK's jsapi_ticket, kept like the token.
-    jsapi_ticket: Arc<TicketManager>,
+    jsapi_ticket: TicketManager,
     /// Origin of the 网页授权 page.
     authorize_base: String,
     retry: RetryPolicy,
@@ -178,6 +178,17 @@ struct Inner {
 #[derive(Clone)]
 pub struct WechatClient {
     inner: Arc<Inner>,
+}
+
+/// A handle on a [`WechatClient`] that does not keep it alive: what the client's own
+/// jsapi_ticket source holds to fetch tickets through it.
+pub(crate) struct WeakClient(Weak<Inner>);
+
+impl WeakClient {
+    /// The client, unless every handle on it is gone.
+    pub(crate) fn upgrade(&self) -> Option<WechatClient> {
+        self.0.upgrade().map(|inner| WechatClient { inner })
+    }
 }
 
 impl fmt::Debug for WechatClient {
@@ -198,12 +209,13 @@ impl WechatClient {
             config.connect_timeout,
             config.http,
         )?;
-        let jsapi_ticket = Arc::new(TicketManager::new(
-            "jsapi",
-            config.ticket_persistence,
-            Arc::clone(&config.clock),
-            config.refresh_ahead,
-        ));
+        let ticket_settings = TicketSettings {
+            appid: config.appid.clone(),
+            retry: config.retry,
+            refresh_ahead: config.refresh_ahead,
+            persistence: config.ticket_persistence,
+            clock: Arc::clone(&config.clock),
+        };
         let tokens = Arc::new(TokenManager::new(
             Arc::clone(&transport),
             TokenSettings {
@@ -219,18 +231,23 @@ impl WechatClient {
                 source: config.token_source,
             },
         ));
-        Ok(WechatClient {
-            inner: Arc::new(Inner {
-                transport,
-                tokens,
-                jsapi_ticket,
-                authorize_base: config.authorize_base.trim_end_matches('/').to_string(),
-                retry: config.retry,
-                timeout: config.timeout,
-                component: config.component,
-                quota_stopped: Mutex::new(HashMap::new()),
-            }),
-        })
+        // The ticket is fetched through this very client, which it must not keep alive.
+        let inner = Arc::new_cyclic(|this| Inner {
+            jsapi_ticket: TicketManager::new(
+                "jsapi",
+                WeakClient(this.clone()),
+                Arc::clone(&transport),
+                ticket_settings,
+            ),
+            transport,
+            tokens,
+            authorize_base: config.authorize_base.trim_end_matches('/').to_string(),
+            retry: config.retry,
+            timeout: config.timeout,
+            component: config.component,
+            quota_stopped: Mutex::new(HashMap::new()),
+        });
+        Ok(WechatClient { inner })
     }
 
     /// The HTTP client this one sends through, to share with another account's client

@@ -68,13 +68,23 @@ pub trait TokenPersistence: Send + Sync {
 }
 
 /// Where tokens come from when not from the account's AppID and AppSecret: the open
-/// platform's component_access_token (fetched with the pushed ticket) and its authorizers'
-/// access_tokens (fetched with their refresh tokens). The [`TokenManager`] around it does
-/// the rest as for any access_token: cache, refresh ahead, single flight, the store, the
-/// cross-instance lock and refetching after a rejection.
+/// platform's component_access_token (fetched with the pushed ticket), its authorizers'
+/// access_tokens (fetched with their refresh tokens) and an account's jsapi_ticket (fetched
+/// with its access_token, [`super::ticket`]). The [`TokenManager`] around it does the rest as
+/// for any access_token: cache, refresh ahead, single flight, the store, the cross-instance
+/// lock and refetching after a rejection.
 pub trait TokenSource: Send + Sync {
     /// One fetch from WeChat (no retries: the manager backs off while WeChat is busy).
     fn fetch(&self) -> BoxFuture<'_, Result<CachedToken, ApiError>>;
+    /// What it fetches, as the manager's log lines name it (never the value itself).
+    fn what(&self) -> &'static str {
+        "access_token"
+    }
+    /// Whether a fetch counts in the `token_fetches` metric (access_tokens do; a ticket,
+    /// which is no access_token, does not).
+    fn is_access_token(&self) -> bool {
+        true
+    }
 }
 
 /// How long an instance waits for another instance's token fetch before fetching itself.
@@ -287,6 +297,11 @@ impl TokenManager {
         self.clock.now_unix()
     }
 
+    /// What this manager keeps, for its log lines.
+    fn what(&self) -> &'static str {
+        self.source.as_ref().map_or("access_token", |s| s.what())
+    }
+
     fn cached(&self) -> Option<CachedToken> {
         lock(&self.cache).clone()
     }
@@ -318,7 +333,8 @@ impl TokenManager {
                     if usable && self.cached().is_none() {
                         tracing::debug!(
                             expires_at = t.expires_at_unix,
-                            "reusing persisted access_token"
+                            "reusing persisted {}",
+                            self.what()
                         );
                         self.set_cached(Some(t));
                     }
@@ -372,6 +388,17 @@ impl TokenManager {
         }
     }
 
+    /// Drop the cached token, whatever it is, as no longer to be used, and do not take the
+    /// same one back from the store: a jsapi_ticket fetched with an access_token WeChat has
+    /// rejected since ([`super::ticket`]). Unlike [`invalidate`](Self::invalidate) it does not
+    /// count as a rejection of this manager's own token.
+    pub(crate) fn retire_cached(&self) {
+        let mut cached = lock(&self.cache);
+        if let Some(t) = cached.take() {
+            *lock(&self.last_rejected) = Some(t.access_token);
+        }
+    }
+
     /// Drop the cached token whatever it is (an authorizer withdrew its authorization: its
     /// token must not be used again, and the next fetch reports why it cannot be had).
     pub(crate) fn forget(&self) {
@@ -410,7 +437,8 @@ impl TokenManager {
             if let Err(e) = self.fetch_locked().await {
                 tracing::warn!(
                     errcode = e.errcode(),
-                    "refreshing access_token ahead of expiry failed: {e}"
+                    "refreshing {} ahead of expiry failed: {e}",
+                    self.what()
                 );
             }
         }
@@ -436,7 +464,7 @@ impl TokenManager {
                 let usable = freshness(t.expires_at_unix, self.clock.now_unix(), Duration::ZERO)
                     != Freshness::Expired;
                 if newer && usable {
-                    tracing::debug!("using the access_token another instance fetched");
+                    tracing::debug!("using the {} another instance fetched", self.what());
                     self.set_cached(Some(t.clone()));
                     return Ok(t);
                 }
@@ -460,7 +488,8 @@ impl TokenManager {
             }
             if waited_since.elapsed() > SHARED_FETCH_WAIT {
                 tracing::warn!(
-                    "another instance holds the token fetch lock too long; fetching here"
+                    "another instance holds the {} fetch lock too long; fetching here",
+                    self.what()
                 );
                 break;
             }
@@ -506,7 +535,9 @@ impl TokenManager {
     async fn fetch_once(&self, force_refresh: bool) -> Result<CachedToken, ApiError> {
         if let Some(source) = &self.source {
             self.fetches.fetch_add(1, Ordering::SeqCst);
-            crate::metrics::metrics().token_fetch();
+            if source.is_access_token() {
+                crate::metrics::metrics().token_fetch();
+            }
             return source.fetch().await;
         }
         let cfg = &self.creds;

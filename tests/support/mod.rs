@@ -4,6 +4,7 @@
 
 pub mod fake;
 pub mod host;
+pub mod logs;
 pub mod pool;
 
 use std::io::{BufRead, BufReader};
