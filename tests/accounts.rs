@@ -149,6 +149,20 @@ impl Accounts {
         support::element(&body, "Content").unwrap_or(body)
     }
 
+    /// The body of an unsigned GET of `path` (metrics, health, a script's web route).
+    async fn get(&self, path: &str) -> String {
+        let response = self
+            .router
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
     /// GET verification of `path` signed with `token`: the status.
     async fn verify(&self, path: &str, token: &str) -> u16 {
         let query = signed_query_at(token, now(), &fresh_nonce());
@@ -198,16 +212,7 @@ async fn a_handler_sees_its_account_and_appid() {
         host.ask("/wechat/shop", SHOP_TOKEN, "who", 2).await,
         "shop wxshop"
     );
-    let metrics = host
-        .router
-        .clone()
-        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let metrics = axum::body::to_bytes(metrics.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let metrics = String::from_utf8_lossy(&metrics);
+    let metrics = host.get("/metrics").await;
     for account in ["default", "shop"] {
         let line = format!("wechat_lua_account_messages_total{{account=\"{account}\"}}");
         assert!(metrics.contains(&line), "{line} in {metrics}");
@@ -638,16 +643,7 @@ async fn an_account_added_while_serving_is_answered_by_the_shared_scripts() {
 async fn healthz_reports_every_account_without_secrets() {
     let (fake, base) = FakeWechat::start().await.unwrap();
     let host = accounts(&fake, &base).await;
-    let response = host
-        .router
-        .clone()
-        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&body);
+    let text = host.get("/healthz").await;
     for secret in [
         DEFAULT_TOKEN,
         SHOP_TOKEN,
@@ -657,7 +653,7 @@ async fn healthz_reports_every_account_without_secrets() {
     ] {
         assert!(!text.contains(secret), "{secret} in {text}");
     }
-    let health: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let health: serde_json::Value = serde_json::from_str(&text).unwrap();
     let accounts: Vec<(String, bool, String, u64)> = health["accounts"]
         .as_array()
         .unwrap()
@@ -775,16 +771,7 @@ async fn web_routes_act_for_the_default_account_on_the_shared_states() {
         host.ask("/wechat/shop", SHOP_TOKEN, "count", 1).await,
         "shop own=1 global=1"
     );
-    let response = host
-        .router
-        .clone()
-        .oneshot(Request::get("/n").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let body = axum::body::to_bytes(response.into_body(), 1024)
-        .await
-        .unwrap();
-    assert_eq!(body, "1");
+    assert_eq!(host.get("/n").await, "1");
     assert_eq!(
         host.ask("/wechat", DEFAULT_TOKEN, "count", 2).await,
         "default own=2 global=2"

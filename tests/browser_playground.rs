@@ -13,70 +13,19 @@
 //! The browser is required: without `chromium` and `chromedriver` this test fails, saying what
 //! to install (`.ci/run` installs both).
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::{json, Value};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16, what: &str) {
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{what} did not listen on port {port} within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// `chromedriver` on a free port; killed on drop.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Driver {
-    fn start() -> Driver {
-        let port = free_port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start chromedriver ({e}): this test needs a browser; install \
-                     Debian's chromium and chromium-driver (apt-get install -y chromium \
-                     chromium-driver; .ci/run does)"
-                )
-            });
-        wait_for_port(port, "chromedriver");
-        Driver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::browser::Browser;
+use support::{free_port, wait_for_port};
 
 /// `wechat-lua play` on a free port; killed on drop; its stderr kept for failure messages.
 struct Play {
@@ -314,28 +263,13 @@ fn the_playground_page_talks_to_the_real_host() {
         .unwrap()
         .keep();
     let play = Play::start(dir.path());
-    let driver = Driver::start();
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let capabilities = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1100,800"],
-            },
-        });
-        let Value::Object(capabilities) = capabilities else {
-            unreachable!()
-        };
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&driver.url)
-            .await
-            .expect("a WebDriver session with headless Chromium");
+        let client = Browser::start(1100, 800, "normal").await;
         client.goto(&play.url).await.expect("open the playground");
 
         // The page drew itself: the account's name and the menu the scripts pushed.
@@ -700,7 +634,7 @@ fn the_playground_page_talks_to_the_real_host() {
         type_and_send(&client, "again").await;
         wait_until(&client, "an answer from the new session", HAS_BOT_BUBBLE, vec![json!("echo: again")], &play).await;
         screenshot(&client, &shots, "10-restarted").await;
-        client.close().await.unwrap();
+        client.close().await;
     });
 }
 

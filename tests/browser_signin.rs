@@ -7,74 +7,22 @@
 //! `target/screenshots/`, its path printed.
 //!
 //! The browser is required: without `chromium` and `chromedriver` this test fails, saying what
-//! to install (`.ci/run` installs both).
+//! to install (`.ci/run` installs both). A second test checks that a browser test which
+//! panics leaves no chromedriver or Chromium process behind.
 
 mod support;
 
 use std::io::Write;
-use std::net::TcpStream;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{ClientBuilder, Locator};
-use serde_json::{json, Value};
+use fantoccini::Locator;
+use serde_json::json;
 use sha1::{Digest, Sha1};
 
-use support::{env_refs, text_xml, FakeApi, Server};
-
-/// A free loopback port (there is a moment between choosing and binding it; nothing else on
-/// a test machine races for it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `chromedriver` on a free port; killed on drop.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Driver {
-    fn start() -> Driver {
-        let port = free_port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start chromedriver ({e}): this test needs a browser; install \
-                     Debian's chromium and chromium-driver (apt-get install -y chromium \
-                     chromium-driver; .ci/run does)"
-                )
-            });
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "chromedriver did not listen on port {port} within 20 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Driver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::browser::Browser;
+use support::{env_refs, free_port, text_xml, FakeApi, Server};
 
 fn screenshot_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -131,30 +79,14 @@ fn orders_page_signs_in_through_wechat_and_carries_a_valid_jssdk_config() {
         assert!(body.contains("placed"), "{body}");
     }
 
-    let driver = Driver::start();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
-        let capabilities = json!({
-            "browserName": "chrome",
-            // The page's JS-SDK script comes from WeChat's CDN, which a test machine may not
-            // reach: the page is ready when its document is, not when every script gave up.
-            "pageLoadStrategy": "eager",
-            "goog:chromeOptions": {
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=480,800"],
-            },
-        });
-        let Value::Object(capabilities) = capabilities else {
-            unreachable!()
-        };
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&driver.url)
-            .await
-            .expect("a WebDriver session with headless Chromium");
+        // The page's JS-SDK script comes from WeChat's CDN, which a test machine may not
+        // reach: the page is ready when its document is, not when every script gave up.
+        let client = Browser::start(480, 800, "eager").await;
 
         client
             .goto(&format!("{public_url}/orders"))
@@ -243,7 +175,7 @@ fn orders_page_signs_in_through_wechat_and_carries_a_valid_jssdk_config() {
         // Straight to stderr, past the test harness's capture, so the path is in the log.
         let _ = writeln!(std::io::stderr(), "screenshot: {}", path.display());
 
-        client.close().await.unwrap();
+        client.close().await;
     });
 
     // The visitor went through the fake's sign-in page and the code was exchanged once.
@@ -256,4 +188,62 @@ fn orders_page_signs_in_through_wechat_and_carries_a_valid_jssdk_config() {
     assert!(server.wait_for_log("signed in with WeChat", Duration::from_secs(5)));
     // The log names the visitor by a tag, never by their OpenID.
     assert!(!server.logged("o_shopper"), "an OpenID reached the log");
+}
+
+/// The live (not zombie) processes in process group `group`, by name.
+fn live_processes_in_group(group: u32) -> Vec<String> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        // `pid (comm) state ppid pgrp …`; the name may hold spaces and parentheses.
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        if fields.len() > 2 && fields[0] != "Z" && fields[2] == group.to_string() {
+            names.push(stat[open + 1..close].to_string());
+        }
+    }
+    names
+}
+
+#[test]
+fn a_browser_test_that_panics_leaves_no_browser_process_behind() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut group = None;
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            let client = Browser::start(480, 800, "normal").await;
+            client.goto("about:blank").await.expect("open a blank page");
+            group = Some(client.process_group());
+            let running = live_processes_in_group(client.process_group());
+            assert!(
+                running.iter().any(|name| name == "chromedriver")
+                    && running
+                        .iter()
+                        .any(|name| name.starts_with("chrom") && name != "chromedriver"),
+                "chromedriver and Chromium run in the browser's process group: {running:?}"
+            );
+            panic!("a browser test failing before it closes its session");
+        })
+    }));
+    assert!(outcome.is_err(), "the test body panicked");
+    let group = group.expect("the browser started");
+    let started = Instant::now();
+    loop {
+        let left = live_processes_in_group(group);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "left running after the test panicked: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -465,11 +465,15 @@ impl Served {
             .await
     }
 
+    /// Sends a text `content` from `o_user` to `appid`; the status and the reply opened.
+    async fn text(&self, appid: &str, content: &str) -> (u16, String) {
+        self.message(appid, &text_xml("o_user", content, next_id()))
+            .await
+    }
+
     /// The Content of the reply to a text `content` from `o_user` to `appid`.
     async fn ask(&self, appid: &str, content: &str) -> String {
-        let (status, reply) = self
-            .message(appid, &text_xml("o_user", content, next_id()))
-            .await;
+        let (status, reply) = self.text(appid, content).await;
         assert_eq!(status, 200, "{reply}");
         element(&reply, "Content").unwrap_or_else(|| panic!("no text reply: {reply:?}"))
     }
@@ -681,9 +685,7 @@ async fn the_whole_flow_from_ticket_to_withdrawal() {
         None
     );
     assert!(platform.authorizers().await.unwrap().is_empty());
-    let (status, body) = s
-        .message(AUTHORIZER, &text_xml("o_user", "who", next_id()))
-        .await;
+    let (status, body) = s.text(AUTHORIZER, "who").await;
     assert_eq!((status, body.as_str()), (404, "success"));
     let err = platform
         .authorizer_api(AUTHORIZER)
@@ -747,14 +749,10 @@ async fn bad_pushes_and_unknown_accounts_are_refused() {
     assert!(!s.ticket_kept().await, "nothing stored");
 
     // An account that never authorized: 404 with `success`.
-    let (status, body) = s
-        .message("wxnever0000000001", &text_xml("o_user", "who", next_id()))
-        .await;
+    let (status, body) = s.text("wxnever0000000001", "who").await;
     assert_eq!((status, body.as_str()), (404, "success"));
     // A path segment that cannot be an appid: 404.
-    let (status, _) = s
-        .message("not-an-appid!", &text_xml("o_user", "who", next_id()))
-        .await;
+    let (status, _) = s.text("not-an-appid!", "who").await;
     assert_eq!(status, 404);
     // A `next` that leaves the site: 400.
     let resp = s
@@ -916,9 +914,7 @@ async fn two_hosts_on_redis_share_the_platform() {
             .0,
         200
     );
-    let (status, body) = b
-        .message(AUTHORIZER, &text_xml("o_user", "who", next_id()))
-        .await;
+    let (status, body) = b.text(AUTHORIZER, "who").await;
     assert_eq!((status, body.as_str()), (404, "success"));
     assert!(
         b.host.state.accounts.get(AUTHORIZER).is_none(),

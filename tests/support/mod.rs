@@ -2,12 +2,14 @@
 //! started on a free port.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod fake;
 pub mod host;
 pub mod logs;
 pub mod pool;
 
 use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -318,4 +320,27 @@ impl FakeApi {
 /// `(name, value)` pairs as `Server::start` takes them.
 pub fn env_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// A free loopback port (there is a moment between choosing and binding it; nothing else on
+/// a test machine races for it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits up to 30 s until something listens on loopback `port`; panics naming `what` if
+/// nothing does.
+pub fn wait_for_port(port: u16, what: &str) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what} did not listen on port {port} within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
