@@ -219,25 +219,26 @@ async fn page_signs_in_as(client: &Client, openid: &str, play: &Play) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    client
-        .find(Locator::Id("browser-close"))
+    click(client, Locator::Id("browser-close")).await;
+}
+
+/// Finds the element and clicks it; a failure names the element.
+async fn click(client: &Client, locator: Locator<'_>) {
+    let described = format!("{locator:?}");
+    let element = client
+        .find(locator)
         .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("no element {described} on the page: {e}"));
+    element
         .click()
         .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot click {described}: {e}"));
 }
 
 async fn type_and_send(client: &Client, text: &str) {
     let input = client.find(Locator::Id("input")).await.unwrap();
     input.send_keys(text).await.unwrap();
-    client
-        .find(Locator::Id("send-btn"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Id("send-btn")).await;
 }
 
 async fn screenshot(client: &Client, dir: &Path, name: &str) -> PathBuf {
@@ -313,7 +314,7 @@ fn the_playground_page_talks_to_the_real_host() {
         .await;
 
         // Unfollow and follow again; share a location.
-        client.find(Locator::Id("unfollow")).await.unwrap().click().await.unwrap();
+        click(&client, Locator::Id("unfollow")).await;
         wait_until(
             &client,
             "not following",
@@ -322,10 +323,10 @@ fn the_playground_page_talks_to_the_real_host() {
             &play,
         )
         .await;
-        client.find(Locator::Id("follow")).await.unwrap().click().await.unwrap();
+        click(&client, Locator::Id("follow")).await;
         wait_until(&client, "the welcome", HAS_BOT_BUBBLE, vec![json!("welcome")], &play).await;
-        client.find(Locator::Id("more")).await.unwrap().click().await.unwrap();
-        client.find(Locator::Id("send-location")).await.unwrap().click().await.unwrap();
+        click(&client, Locator::Id("more")).await;
+        click(&client, Locator::Id("send-location")).await;
         wait_until(&client, "the location's reply", HAS_BOT_BUBBLE, vec![json!("at 23.1291,113.2644")], &play).await;
         // A picture from the file picker: the user's tile and the bot's image reply (the same
         // media_id, which the fake keeps) both show it.
@@ -347,47 +348,17 @@ fn the_playground_page_talks_to_the_real_host() {
             &play,
         )
         .await;
-        client.find(Locator::Id("more")).await.unwrap().click().await.unwrap();
+        click(&client, Locator::Id("more")).await;
 
         // The menu: a button, and a sub-menu's button.
-        client
-            .find(Locator::XPath("//nav[@id='menu']//button[text()='Today']"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&client, Locator::XPath("//nav[@id='menu']//button[text()='Today']")).await;
         wait_until(&client, "the CLICK reply", HAS_BOT_BUBBLE, vec![json!("clicked MENU_TODAY")], &play).await;
-        client
-            .find(Locator::XPath("//nav[@id='menu']//button[text()='More']"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        client
-            .find(Locator::XPath("//nav[@id='menu']//ul//button[text()='Contact']"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&client, Locator::XPath("//nav[@id='menu']//button[text()='More']")).await;
+        click(&client, Locator::XPath("//nav[@id='menu']//ul//button[text()='Contact']")).await;
         wait_until(&client, "the sub-menu's CLICK reply", HAS_BOT_BUBBLE, vec![json!("clicked MENU_CONTACT")], &play).await;
         // A view button sends VIEW and opens the page in the phone's browser.
-        client
-            .find(Locator::XPath("//nav[@id='menu']//button[text()='More']"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        client
-            .find(Locator::XPath("//nav[@id='menu']//ul//button[text()='Website']"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&client, Locator::XPath("//nav[@id='menu']//button[text()='More']")).await;
+        click(&client, Locator::XPath("//nav[@id='menu']//ul//button[text()='Website']")).await;
         wait_until(
             &client,
             "the phone browser and the VIEW event",
@@ -397,7 +368,7 @@ fn the_playground_page_talks_to_the_real_host() {
         )
         .await;
         screenshot(&client, &shots, "2-menu").await;
-        client.find(Locator::Id("browser-close")).await.unwrap().click().await.unwrap();
+        click(&client, Locator::Id("browser-close")).await;
         // The bot's own page opens signed in as the current user.
         page_signs_in_as(&client, "o_play_user_1", &play).await;
 
@@ -508,13 +479,7 @@ fn the_playground_page_talks_to_the_real_host() {
         screenshot(&client, &shots, "6-reload-error").await;
 
         // A second simulated user has their own history.
-        client
-            .find(Locator::Id("add-user"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&client, Locator::Id("add-user")).await;
         wait_until(
             &client,
             "the second user",
@@ -608,7 +573,7 @@ fn the_playground_page_talks_to_the_real_host() {
             .await
             .unwrap();
         assert_eq!(drawn, json!([200, false]), "{drawn}");
-        client.find(Locator::Id("earlier")).await.unwrap().click().await.unwrap();
+        click(&client, Locator::Id("earlier")).await;
         wait_until(
             &client,
             "earlier messages drawn",
