@@ -397,6 +397,14 @@ struct Served {
 }
 
 impl Served {
+    /// The authorizer's refresh token as the host stored it.
+    async fn stored_refresh_token(&self) -> Option<String> {
+        self.store
+            .get(&keys::authorizer_refresh_key(COMPONENT, AUTHORIZER))
+            .await
+            .unwrap()
+    }
+
     async fn start() -> Served {
         Served::start_on(memory_store()).await
     }
@@ -561,10 +569,7 @@ async fn the_whole_flow_from_ticket_to_withdrawal() {
     );
     assert_eq!(location(&s.get(&back).await), "/done");
     assert_eq!(
-        s.store
-            .get(&keys::authorizer_refresh_key(COMPONENT, AUTHORIZER))
-            .await
-            .unwrap(),
+        s.stored_refresh_token().await,
         s.fake.authorizer_refresh_token(AUTHORIZER)
     );
     let platform = s.host.state.platform.clone().unwrap();
@@ -642,10 +647,7 @@ async fn the_whole_flow_from_ticket_to_withdrawal() {
     assert_eq!(s.ask(AUTHORIZER, "kf").await, "sent");
     assert_eq!(s.fake.authorizer_token_fetches(), fetches + 1);
     assert_eq!(
-        s.store
-            .get(&keys::authorizer_refresh_key(COMPONENT, AUTHORIZER))
-            .await
-            .unwrap(),
+        s.stored_refresh_token().await,
         s.fake.authorizer_refresh_token(AUTHORIZER)
     );
 
@@ -658,10 +660,7 @@ async fn the_whole_flow_from_ticket_to_withdrawal() {
         (200, "success".into())
     );
     assert_eq!(
-        s.store
-            .get(&keys::authorizer_refresh_key(COMPONENT, AUTHORIZER))
-            .await
-            .unwrap(),
+        s.stored_refresh_token().await,
         s.fake.authorizer_refresh_token(AUTHORIZER)
     );
     assert_eq!(platform.authorizers().await.unwrap().len(), 1);
@@ -673,13 +672,7 @@ async fn the_whole_flow_from_ticket_to_withdrawal() {
             .await,
         (200, "success".into())
     );
-    assert_eq!(
-        s.store
-            .get(&keys::authorizer_refresh_key(COMPONENT, AUTHORIZER))
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(s.stored_refresh_token().await, None);
     assert_eq!(
         s.store.get(&keys::token_key(AUTHORIZER)).await.unwrap(),
         None
