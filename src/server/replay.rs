@@ -14,7 +14,7 @@
 //! check, and the caller lets the message through (see [`super::verify`]).
 
 use std::collections::hash_map::RandomState;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,7 +23,8 @@ use crate::store::keys::{claim_once, replay_key};
 use crate::store::{within, Store, StoreError};
 
 /// Most signatures the in-process memory holds: ten minutes at about 1,600 messages a
-/// second, in about 27 MiB at most (17 bytes a signature, plus the tables' spare room).
+/// second, in 9 to 19 MiB (a hash of 8 bytes and its table's control byte a signature, times
+/// the table's spare room).
 pub const LOCAL_CAPACITY: usize = 1_000_000;
 
 /// Where used signatures are remembered.
@@ -38,20 +39,17 @@ pub struct ReplayMemory {
     capacity: usize,
 }
 
-/// The in-process memory: about 17 bytes a signature (a hash in the set, the same hash in the
-/// queue), which is most of what a busy host keeps resident — 600,000 signatures in ten
-/// minutes is 1,000 messages a second.
+/// The in-process memory, which is most of what a busy host keeps resident (600,000
+/// signatures in ten minutes is 1,000 messages a second). Signatures are grouped by the second
+/// they expire: a signature signs its timestamp, so a repeated one always falls in the group
+/// of its first use, and a group leaves whole. Nothing is kept per signature but its hash
+/// (no queue for expiry order, which once cost as much again as the hashes).
 #[derive(Default)]
 struct Local {
-    /// Hashes of the signatures remembered. No expiry beside each: a signature signs its
-    /// timestamp, so a repeated one always has the expiry of its first use.
-    seen: HashSet<u64>,
-    /// The same hashes in insertion order, for expiry and the capacity bound.
-    order: VecDeque<u64>,
-    /// The expiries of `order`, front to back, as runs of (Unix second after which they are
-    /// forgotten, how many in a row): messages arrive in time order, so a second's messages
-    /// share one run instead of each carrying its own.
-    expiries: VecDeque<(i64, usize)>,
+    /// Hashes of the signatures remembered, by the Unix second after which they are forgotten.
+    by_expiry: BTreeMap<i64, HashSet<u64>>,
+    /// How many hashes `by_expiry` holds in all.
+    len: usize,
 }
 
 impl ReplayMemory {
@@ -100,29 +98,19 @@ impl ReplayMemory {
 
 impl Local {
     fn claim(&mut self, key: u64, now: i64, until: i64, capacity: usize) -> bool {
-        // Forget what has left the window (in insertion order, which is close to expiry
-        // order: WeChat's timestamps are close to now). One that expired behind a later one
-        // stays a little longer; the timestamp window refuses its replays meanwhile anyway.
-        while let Some(run) = self.expiries.front_mut() {
-            if run.0 > now && self.order.len() < capacity {
+        // Forget what has left the window, and past the capacity the soonest to leave it
+        // (whole seconds at a time: the oldest messages, since WeChat's timestamps are close
+        // to now).
+        while let Some(entry) = self.by_expiry.first_entry() {
+            if *entry.key() > now && self.len < capacity {
                 break;
             }
-            run.1 -= 1;
-            if run.1 == 0 {
-                self.expiries.pop_front();
-            }
-            if let Some(old) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
+            self.len -= entry.remove().len();
         }
-        if !self.seen.insert(key) {
+        if !self.by_expiry.entry(until).or_default().insert(key) {
             return false;
         }
-        self.order.push_back(key);
-        match self.expiries.back_mut() {
-            Some(run) if run.0 == until => run.1 += 1,
-            _ => self.expiries.push_back((until, 1)),
-        }
+        self.len += 1;
         true
     }
 }
@@ -142,43 +130,54 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_memory_is_bounded_and_forgets_the_oldest_first() {
+    async fn the_memory_is_bounded_and_forgets_the_oldest_second_first() {
         let memory = ReplayMemory::with_capacity(None, Duration::from_secs(1), 3);
-        for sig in ["a", "b", "c", "d"] {
-            assert!(memory.claim_once(sig, 1000, 1600).await.unwrap());
-        }
+        assert!(memory.claim_once("a", 1000, 1600).await.unwrap());
+        assert!(memory.claim_once("b", 1000, 1600).await.unwrap());
+        assert!(memory.claim_once("c", 1001, 1601).await.unwrap());
+        // Full: the second that leaves the window first goes whole to make room.
+        assert!(memory.claim_once("d", 1002, 1602).await.unwrap());
         {
             let local = crate::sync::lock(&memory.local);
-            assert_eq!((local.order.len(), local.seen.len()), (3, 3));
+            assert_eq!(local.len, 2);
+            assert_eq!(
+                local.by_expiry.keys().copied().collect::<Vec<_>>(),
+                [1601, 1602]
+            );
         }
-        // "a" was forgotten to make room; the newer ones are still refused.
-        assert!(!memory.claim_once("d", 1000, 1600).await.unwrap());
-        assert!(memory.claim_once("a", 1000, 1600).await.unwrap());
+        // The newer ones are still refused; "a" was forgotten.
+        assert!(!memory.claim_once("c", 1002, 1601).await.unwrap());
+        assert!(!memory.claim_once("d", 1002, 1602).await.unwrap());
+        assert!(memory.claim_once("a", 1002, 1600).await.unwrap());
     }
 
     #[tokio::test]
-    async fn signatures_of_one_second_share_an_expiry_and_leave_together() {
+    async fn signatures_leave_with_their_second_whatever_order_they_came_in() {
         let memory = ReplayMemory::new(None, Duration::from_secs(1));
         for sig in ["a", "b", "c"] {
             assert!(memory.claim_once(sig, 1000, 1600).await.unwrap());
         }
-        // Out of order: an earlier timestamp after later ones waits behind them.
+        // Out of order: an earlier timestamp after later ones.
         assert!(memory.claim_once("early", 1000, 1500).await.unwrap());
         assert!(memory.claim_once("d", 1001, 1601).await.unwrap());
         {
             let local = crate::sync::lock(&memory.local);
-            assert_eq!(
-                local.expiries.iter().copied().collect::<Vec<_>>(),
-                vec![(1600, 3), (1500, 1), (1601, 1)]
-            );
+            let sizes: Vec<_> = local
+                .by_expiry
+                .iter()
+                .map(|(s, set)| (*s, set.len()))
+                .collect();
+            assert_eq!(sizes, [(1500, 1), (1600, 3), (1601, 1)]);
+            assert_eq!(local.len, 5);
         }
-        assert!(!memory.claim_once("early", 1550, 1500).await.unwrap());
-        // At 1600 the first run and the early one behind it go; "d" stays.
+        assert!(!memory.claim_once("early", 1499, 1500).await.unwrap());
+        // At 1500 the early one goes, before the others.
+        assert!(memory.claim_once("early", 1500, 1500).await.unwrap());
+        // At 1600 the first second and the early one go; "d" stays.
         assert!(memory.claim_once("e", 1600, 2200).await.unwrap());
         {
             let local = crate::sync::lock(&memory.local);
-            assert_eq!(local.order.len(), 2);
-            assert_eq!(local.seen.len(), 2);
+            assert_eq!(local.len, 2);
         }
         assert!(!memory.claim_once("d", 1600, 1601).await.unwrap());
         assert!(memory.claim_once("a", 1600, 2200).await.unwrap());
