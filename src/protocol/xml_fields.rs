@@ -163,26 +163,41 @@ impl Fields {
 
 /// Converts a WeChat element name to the snake_case name scripts see.
 pub fn snake_case(name: &str) -> Cow<'_, str> {
-    if !name.chars().any(|c| c.is_ascii_uppercase()) {
+    if !name.bytes().any(|b| b.is_ascii_uppercase()) {
         return Cow::Borrowed(name);
     }
-    let chars: Vec<char> = name.chars().collect();
-    let mut out = String::with_capacity(name.len() + 4);
-    for (i, &c) in chars.iter().enumerate() {
+    let mut out = vec![0; 2 * name.len()];
+    let len = snake_case_into(name.as_bytes(), 0..name.len(), &mut out);
+    out.truncate(len);
+    // Only ASCII bytes are changed or added, so what was UTF-8 stays UTF-8.
+    Cow::Owned(String::from_utf8(out).expect("snake_case keeps UTF-8 valid"))
+}
+
+/// Writes the snake_case form of `name[part]` into `out` (at least twice the part's length)
+/// and returns its length; `name` whole is the context a word boundary depends on. Works on
+/// bytes, so a long name can be converted a piece at a time into a fixed buffer (the Lua
+/// message table does); the bytes of a non-ASCII character are copied unchanged and count as
+/// no letter, as the character would.
+pub fn snake_case_into(name: &[u8], part: std::ops::Range<usize>, out: &mut [u8]) -> usize {
+    let mut len = 0;
+    for i in part {
+        let c = name[i];
         if c.is_ascii_uppercase() && i > 0 {
-            let prev = chars[i - 1];
-            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            let prev = name[i - 1];
+            let next_lower = name.get(i + 1).is_some_and(u8::is_ascii_lowercase);
             // A word starts after a lowercase letter (userName), or at the last capital of
             // an acronym or after digits when a lowercase run follows (HTTPServer, Md5Sum).
             if prev.is_ascii_lowercase()
                 || ((prev.is_ascii_uppercase() || prev.is_ascii_digit()) && next_lower)
             {
-                out.push('_');
+                out[len] = b'_';
+                len += 1;
             }
         }
-        out.push(c.to_ascii_lowercase());
+        out[len] = c.to_ascii_lowercase();
+        len += 1;
     }
-    Cow::Owned(out)
+    len
 }
 
 /// Parses any `<xml>` document into its top-level fields (used by safe mode to read `Encrypt`).
@@ -653,6 +668,24 @@ mod tests {
         // Only ASCII letters count as word characters, so a capital after CJK starts no new word.
         assert_eq!(snake_case("字段Name"), "字段name");
         assert_eq!(snake_case("Name字段"), "name字段");
+        assert_eq!(snake_case("é_Aa"), "é_aa");
+        assert_eq!(snake_case("éAé"), "éaé");
+    }
+
+    #[test]
+    fn snake_case_in_pieces_is_the_same_as_whole() {
+        let name = "SubscribeMsgPopupEventHTTPServer字段NameMd5Sum";
+        let bytes = name.as_bytes();
+        for piece in 1..bytes.len() {
+            let mut joined = Vec::new();
+            let mut buf = vec![0; 2 * piece];
+            for start in (0..bytes.len()).step_by(piece) {
+                let end = (start + piece).min(bytes.len());
+                let len = snake_case_into(bytes, start..end, &mut buf);
+                joined.extend_from_slice(&buf[..len]);
+            }
+            assert_eq!(joined, snake_case(name).as_bytes(), "pieces of {piece}");
+        }
     }
 
     #[test]

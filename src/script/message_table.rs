@@ -1,186 +1,253 @@
 //! An inbound message as the table handlers receive: short names (`type`, `event`, `from`,
-//! `to`, `time`, `id`, `content`, `key`) plus every element under its snake_case name, nested
-//! elements as tables and `<item>` lists as arrays, so nothing WeChat sends is out of reach.
-//! Every [`Field::List`] becomes an array, an empty one included, so the lists WeChat
-//! documents (which the parser always makes Lists) are arrays whatever their count.
+//! `to`, `time`, `id`, `content`, `key`, `account`, `appid`) plus every element under its
+//! snake_case name, nested elements as tables and `<item>` lists as arrays, so nothing WeChat
+//! sends is out of reach. Every [`Field::List`] becomes an array, an empty one included, so
+//! the lists WeChat documents (which the parser always makes Lists) are arrays whatever their
+//! count.
+//!
+//! The table is built in one protected call through Lua's C API (`Lua::exec_raw`). Through
+//! mlua's safe API every key and value was a protected call and a registry reference of its
+//! own, and building the table cost about twice what running the echo handler did (a quarter
+//! of `router/plain_text` under `perf`). Keys need no cache: Lua interns short strings, so
+//! pushing a name seen before finds the existing string without allocating.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::ffi::c_int;
+use std::ptr;
 
-use mlua::{Lua, LuaString, Result as LuaResult, Table};
+use mlua::{ffi, Lua, Result as LuaResult, Table};
 
 use crate::protocol::message::InboundMessage;
-use crate::protocol::xml_fields::{snake_case, Field, Fields};
+use crate::protocol::xml_fields::{snake_case_into, Field, Fields};
+use crate::script::services::AccountLabel;
 
-/// Most element names one state keeps interned: WeChat's own are a few dozen; the cap keeps
-/// a sender of made-up names from growing the cache without bound (those take the slow path).
-const MAX_CACHED_KEYS: usize = 512;
+/// Element names are converted to snake_case this many bytes at a time, into a buffer on
+/// the stack; a longer name is pushed in pieces and joined by Lua.
+const NAME_PIECE: usize = 64;
 
-/// Table keys already converted to snake_case and interned in one Lua state, so a message
-/// costs neither again for names seen before.
-pub struct KeyCache {
-    /// Element name as WeChat spells it → its snake_case Lua string.
-    names: Mutex<HashMap<String, LuaString>>,
-    short: ShortKeys,
+/// Builds the Lua table for one message to `account`.
+pub fn message_table(lua: &Lua, msg: &InboundMessage, account: &AccountLabel) -> LuaResult<Table> {
+    // SAFETY: `push_message` uses only the state `exec_raw` hands it, inside the protected
+    // call `exec_raw` makes: a Lua error (out of memory, the stack too deep) longjmps out of
+    // it to that call, which returns it as an `Err`. Nothing in `push_message` and what it
+    // calls owns memory or needs dropping (borrows of `msg` and `account`, integers, a buffer
+    // on the stack), so skipping their frames leaks nothing. It leaves exactly the table on
+    // the stack, which `exec_raw` returns.
+    unsafe { lua.exec_raw::<Table>((), |state| push_message(state, msg, account)) }
 }
 
-/// The short names every message table carries.
-struct ShortKeys {
-    msg_type: LuaString,
-    event: LuaString,
-    from: LuaString,
-    to: LuaString,
-    time: LuaString,
-    id: LuaString,
-    content: LuaString,
-    key: LuaString,
-}
-
-impl KeyCache {
-    /// An empty cache for `lua`'s strings.
-    pub fn new(lua: &Lua) -> LuaResult<KeyCache> {
-        Ok(KeyCache {
-            names: Mutex::new(HashMap::new()),
-            short: ShortKeys {
-                msg_type: lua.create_string("type")?,
-                event: lua.create_string("event")?,
-                from: lua.create_string("from")?,
-                to: lua.create_string("to")?,
-                time: lua.create_string("time")?,
-                id: lua.create_string("id")?,
-                content: lua.create_string("content")?,
-                key: lua.create_string("key")?,
-            },
-        })
-    }
-
-    fn name(
-        &self,
-        lua: &Lua,
-        names: &mut HashMap<String, LuaString>,
-        name: &str,
-    ) -> LuaResult<LuaString> {
-        if let Some(key) = names.get(name) {
-            return Ok(key.clone());
-        }
-        let key = lua.create_string(snake_case(name).as_ref())?;
-        if names.len() < MAX_CACHED_KEYS {
-            names.insert(name.to_string(), key.clone());
-        }
-        Ok(key)
-    }
-}
-
-/// Builds the Lua table for one message.
-pub fn message_table(lua: &Lua, keys: &KeyCache, msg: &InboundMessage) -> LuaResult<Table> {
-    let t = lua.create_table_with_capacity(0, msg.fields.0.len() + 8)?;
-    {
-        let mut names = crate::sync::lock(&keys.names);
-        fill_fields(lua, keys, &mut names, &t, &msg.fields)?;
-    }
-    let short = &keys.short;
-    t.raw_set(&short.msg_type, msg.msg_type())?;
+unsafe fn push_message(state: *mut ffi::lua_State, msg: &InboundMessage, account: &AccountLabel) {
+    ffi::luaL_checkstack(state, 4, ptr::null());
+    ffi::lua_createtable(state, 0, table_size(msg.fields.len() + 10));
+    push_fields(state, &msg.fields);
+    // The short names and the account after the message's own fields, so an element named
+    // `Type` or `Account` cannot pose as them.
+    set_text(state, "type", msg.msg_type());
     if let Some(event) = msg.event() {
-        t.raw_set(&short.event, event)?;
+        set_text(state, "event", event);
     }
-    t.raw_set(&short.from, msg.from_user.as_str())?;
-    t.raw_set(&short.to, msg.to_user.as_str())?;
-    t.raw_set(&short.time, msg.create_time)?;
+    set_text(state, "from", &msg.from_user);
+    set_text(state, "to", &msg.to_user);
+    push_text(state, "time");
+    ffi::lua_pushinteger(state, msg.create_time);
+    ffi::lua_rawset(state, -3);
     // MsgId stays a string: it can exceed what some tools handle as a number.
     if let Some(id) = msg.msg_id() {
-        t.raw_set(&short.id, id)?;
+        set_text(state, "id", id);
     }
     if let Some(content) = msg.content() {
-        t.raw_set(&short.content, content)?;
+        set_text(state, "content", content);
     }
     if let Some(key) = msg.event_key() {
-        t.raw_set(&short.key, key)?;
+        set_text(state, "key", key);
     }
-    Ok(t)
+    set_text(state, "account", &account.name);
+    // Set even when absent (nil), so an element named `AppId` does not pose as it either.
+    push_text(state, "appid");
+    match &account.appid {
+        Some(appid) => push_text(state, appid),
+        None => ffi::lua_pushnil(state),
+    }
+    ffi::lua_rawset(state, -3);
 }
 
-fn fill_fields(
-    lua: &Lua,
-    keys: &KeyCache,
-    names: &mut HashMap<String, LuaString>,
-    t: &Table,
-    fields: &Fields,
-) -> LuaResult<()> {
+/// Sets each field of `fields` in the table on top of the stack.
+unsafe fn push_fields(state: *mut ffi::lua_State, fields: &Fields) {
     for (name, field) in fields.iter() {
-        let key = keys.name(lua, names, name)?;
-        t.raw_set(key, field_value(lua, keys, names, field)?)?;
+        ffi::luaL_checkstack(state, 3, ptr::null());
+        push_snake_case(state, name);
+        push_field(state, field);
+        ffi::lua_rawset(state, -3);
     }
-    Ok(())
 }
 
-fn field_value(
-    lua: &Lua,
-    keys: &KeyCache,
-    names: &mut HashMap<String, LuaString>,
-    field: &Field,
-) -> LuaResult<mlua::Value> {
-    Ok(match field {
-        Field::Text(text) => mlua::Value::String(lua.create_string(text)?),
+/// Pushes one field's value: a string, a table of its fields, or an array of its items.
+unsafe fn push_field(state: *mut ffi::lua_State, field: &Field) {
+    match field {
+        Field::Text(text) => push_text(state, text),
         Field::Group(fields) => {
-            let t = lua.create_table_with_capacity(0, fields.0.len())?;
-            fill_fields(lua, keys, names, &t, fields)?;
-            mlua::Value::Table(t)
+            ffi::lua_createtable(state, 0, table_size(fields.len()));
+            push_fields(state, fields);
         }
         Field::List(items) => {
-            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            ffi::lua_createtable(state, table_size(items.len()), 0);
             for (i, item) in items.iter().enumerate() {
-                t.raw_set(i + 1, field_value(lua, keys, names, item)?)?;
+                ffi::luaL_checkstack(state, 2, ptr::null());
+                push_field(state, item);
+                ffi::lua_rawseti(state, -2, i as ffi::lua_Integer + 1);
             }
-            mlua::Value::Table(t)
         }
-    })
+    }
+}
+
+/// Pushes the snake_case form of the element name `name`.
+unsafe fn push_snake_case(state: *mut ffi::lua_State, name: &str) {
+    let bytes = name.as_bytes();
+    if !bytes.iter().any(u8::is_ascii_uppercase) {
+        return push_text(state, name);
+    }
+    let mut buf = [0u8; 2 * NAME_PIECE];
+    let mut pieces: c_int = 0;
+    for start in (0..bytes.len()).step_by(NAME_PIECE) {
+        let end = (start + NAME_PIECE).min(bytes.len());
+        let len = snake_case_into(bytes, start..end, &mut buf);
+        ffi::luaL_checkstack(state, 1, ptr::null());
+        ffi::lua_pushlstring(state, buf.as_ptr().cast(), len);
+        pieces += 1;
+    }
+    if pieces > 1 {
+        ffi::lua_concat(state, pieces);
+    }
+}
+
+unsafe fn push_text(state: *mut ffi::lua_State, text: &str) {
+    ffi::lua_pushlstring(state, text.as_ptr().cast(), text.len());
+}
+
+/// Sets `table[key] = value` in the table on top of the stack.
+unsafe fn set_text(state: *mut ffi::lua_State, key: &str, value: &str) {
+    push_text(state, key);
+    push_text(state, value);
+    ffi::lua_rawset(state, -3);
+}
+
+/// A size hint for `lua_createtable` (only a hint: the parser bounds real sizes far below).
+fn table_size(n: usize) -> c_int {
+    c_int::try_from(n).unwrap_or(c_int::MAX)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn parse(xml: &str) -> InboundMessage {
         InboundMessage::parse(xml.as_bytes()).unwrap()
     }
 
+    fn account(appid: Option<&str>) -> AccountLabel {
+        AccountLabel {
+            name: Arc::from("shop"),
+            appid: appid.map(Arc::from),
+            store_prefix: Arc::from(""),
+        }
+    }
+
     #[test]
-    fn cached_names_give_the_same_table_as_fresh_ones() {
+    fn every_field_under_its_snake_case_name_and_the_short_names() {
         let lua = Lua::new();
-        let keys = KeyCache::new(&lua).unwrap();
         let msg = parse(
             "<xml><ToUserName>to</ToUserName><FromUserName>u</FromUserName>\
              <CreateTime>5</CreateTime><MsgType>text</MsgType><Content>hi</Content>\
              <MsgId>42</MsgId><BizMsgMenuId>7</BizMsgMenuId></xml>",
         );
+        // Twice on one state: the second table is built from the strings the first interned.
         for _ in 0..2 {
-            let t = message_table(&lua, &keys, &msg).unwrap();
+            let t = message_table(&lua, &msg, &account(Some("wx1"))).unwrap();
             assert_eq!(t.get::<String>("biz_msg_menu_id").unwrap(), "7");
             assert_eq!(t.get::<String>("from_user_name").unwrap(), "u");
+            assert_eq!(t.get::<String>("msg_type").unwrap(), "text");
+            assert_eq!(t.get::<String>("type").unwrap(), "text");
+            assert_eq!(t.get::<String>("from").unwrap(), "u");
+            assert_eq!(t.get::<String>("to").unwrap(), "to");
             assert_eq!(t.get::<String>("content").unwrap(), "hi");
             assert_eq!(t.get::<String>("id").unwrap(), "42");
-            assert_eq!(t.get::<i64>("time").unwrap(), 5);
+            assert_eq!(
+                t.get::<mlua::Value>("time").unwrap(),
+                mlua::Value::Integer(5)
+            );
+            assert_eq!(t.get::<String>("account").unwrap(), "shop");
+            assert_eq!(t.get::<String>("appid").unwrap(), "wx1");
+            assert_eq!(t.get::<mlua::Value>("event").unwrap(), mlua::Value::Nil);
         }
-        assert!(keys.names.lock().unwrap().contains_key("BizMsgMenuId"));
     }
 
     #[test]
-    fn made_up_names_beyond_the_cap_still_reach_the_table() {
+    fn elements_cannot_pose_as_the_short_names_or_the_account() {
         let lua = Lua::new();
-        let keys = KeyCache::new(&lua).unwrap();
-        let extra: String = (0..MAX_CACHED_KEYS + 10)
+        let msg = parse(
+            "<xml><ToUserName>to</ToUserName><FromUserName>u</FromUserName>\
+             <CreateTime>5</CreateTime><MsgType>text</MsgType><Type>forged</Type>\
+             <Account>forged</Account><AppId>forged</AppId><Time>forged</Time></xml>",
+        );
+        let t = message_table(&lua, &msg, &account(None)).unwrap();
+        assert_eq!(t.get::<String>("type").unwrap(), "text");
+        assert_eq!(t.get::<String>("account").unwrap(), "shop");
+        assert_eq!(t.get::<mlua::Value>("appid").unwrap(), mlua::Value::Nil);
+        assert_eq!(t.get::<i64>("time").unwrap(), 5);
+    }
+
+    #[test]
+    fn groups_become_tables_and_lists_arrays() {
+        let lua = Lua::new();
+        let msg = parse(
+            "<xml><ToUserName>to</ToUserName><FromUserName>u</FromUserName>\
+             <CreateTime>5</CreateTime><MsgType>event</MsgType><Event>scancode_push</Event>\
+             <ScanCodeInfo><ScanType>qrcode</ScanType><ScanResult>r</ScanResult></ScanCodeInfo>\
+             <SendPicsInfo><Count>2</Count><PicList><item><PicMd5Sum>a</PicMd5Sum></item>\
+             <item><PicMd5Sum>b</PicMd5Sum></item></PicList></SendPicsInfo></xml>",
+        );
+        let t = message_table(&lua, &msg, &account(None)).unwrap();
+        lua.globals().set("m", t).unwrap();
+        let got: String = lua
+            .load("return m.event .. ' ' .. m.scan_code_info.scan_type .. ' ' .. #m.send_pics_info.pic_list .. ' ' .. m.send_pics_info.pic_list[2].pic_md5_sum")
+            .eval()
+            .unwrap();
+        assert_eq!(got, "scancode_push qrcode 2 b");
+    }
+
+    #[test]
+    fn long_and_many_made_up_names_reach_the_table() {
+        let lua = Lua::new();
+        // Longer than one piece of the name buffer, with a word boundary across pieces.
+        let long = format!("{}Name{}Tail", "Abc".repeat(30), "X".repeat(70));
+        let extra: String = (0..600)
             .map(|i| format!("<Made{i}Up>v{i}</Made{i}Up>"))
             .collect();
         let msg = parse(&format!(
             "<xml><ToUserName>to</ToUserName><FromUserName>u</FromUserName>\
-             <CreateTime>5</CreateTime><MsgType>text</MsgType>{extra}</xml>"
+             <CreateTime>5</CreateTime><MsgType>text</MsgType><{long}>far</{long}>{extra}</xml>"
         ));
-        let t = message_table(&lua, &keys, &msg).unwrap();
-        let last = MAX_CACHED_KEYS + 9;
-        assert_eq!(
-            t.get::<String>(format!("made{last}_up")).unwrap(),
-            format!("v{last}")
-        );
-        assert_eq!(keys.names.lock().unwrap().len(), MAX_CACHED_KEYS);
+        let t = message_table(&lua, &msg, &account(None)).unwrap();
+        let key = crate::protocol::xml_fields::snake_case(&long).into_owned();
+        assert!(key.len() > 2 * NAME_PIECE, "{key}");
+        assert_eq!(t.get::<String>(key).unwrap(), "far");
+        assert_eq!(t.get::<String>("made599_up").unwrap(), "v599");
+    }
+
+    #[test]
+    fn a_state_out_of_memory_is_an_error_not_a_crash() {
+        let lua = Lua::new();
+        let msg = parse(&format!(
+            "<xml><ToUserName>to</ToUserName><FromUserName>u</FromUserName>\
+             <CreateTime>5</CreateTime><MsgType>text</MsgType><Content>{}</Content></xml>",
+            "x".repeat(200_000)
+        ));
+        lua.set_memory_limit(lua.used_memory() + 50_000).unwrap();
+        let err = message_table(&lua, &msg, &account(None)).unwrap_err();
+        assert!(matches!(err, mlua::Error::MemoryError(_)), "{err:?}");
+        // The state is still usable afterwards.
+        lua.set_memory_limit(0).unwrap();
+        assert!(message_table(&lua, &msg, &account(None)).is_ok());
     }
 }

@@ -12,7 +12,7 @@ use super::bindings::handlers::{Filter, Handler, HandlerRegistry, Selector, Star
 use super::bindings::web::{request_table, response_from_lua, Route};
 use super::bindings::{self, pattern};
 use super::error::is_host_frame;
-use super::message_table::{message_table, KeyCache};
+use super::message_table::message_table;
 use super::reply_value::{reply_from_lua, reply_to_lua};
 use super::routes::{RouteError, RouteOutcome, RouteRequest};
 use super::run_limit::{self, RunClock, StopReason};
@@ -80,26 +80,12 @@ pub struct LuaRuntime {
     clock: Arc<RunClock>,
     /// The most a handler run may take in all, waiting included.
     time_budget: Duration,
-    /// Interned table keys of this state's message tables.
-    keys: KeyCache,
     /// The coroutine of the last run that finished, reset and ready for the next: a new one
     /// per run cost a Lua thread, its stack and call-info blocks (five allocations).
     spare_thread: std::sync::Mutex<Option<Thread>>,
     /// The account this state acts for outside a message (loading, `wx.on_start`, web
     /// routes): its pool's own.
     own: Arc<Services>,
-    /// The keys `account` and `appid` of message tables, made once.
-    account_keys: [mlua::LuaString; 2],
-    /// `msg.account` and `msg.appid` of the account the last message was for, kept while
-    /// the next is for the same one, so setting them allocates nothing per message.
-    account_values: std::sync::Mutex<Option<AccountValues>>,
-}
-
-/// One account's `msg.account` and `msg.appid` as Lua strings.
-struct AccountValues {
-    /// The label's name, whose pointer says which account these are for.
-    name: Arc<str>,
-    values: [Option<mlua::LuaString>; 2],
 }
 
 impl LuaRuntime {
@@ -157,11 +143,6 @@ impl LuaRuntime {
                 registry.warnings.clone(),
             )
         };
-        let keys = KeyCache::new(&lua).map_err(internal)?;
-        let account_keys = [
-            lua.create_string("account").map_err(internal)?,
-            lua.create_string("appid").map_err(internal)?,
-        ];
         Ok(LuaRuntime {
             lua,
             handlers,
@@ -172,11 +153,8 @@ impl LuaRuntime {
             sources,
             clock,
             time_budget: options.time_budget,
-            keys,
             spare_thread: std::sync::Mutex::new(None),
             own: services.clone(),
-            account_keys,
-            account_values: std::sync::Mutex::new(None),
         })
     }
 
@@ -296,17 +274,8 @@ impl LuaRuntime {
                 handler: None,
             });
         };
-        let table =
-            message_table(&self.lua, &self.keys, msg).map_err(|e| handler_error(handler, &e))?;
-        // Set after the message's own fields, so an element named `Account` cannot pose as it.
-        let values = self
-            .account_values(&account.account)
+        let table = message_table(&self.lua, msg, &account.account)
             .map_err(|e| handler_error(handler, &e))?;
-        for (key, value) in self.account_keys.iter().zip(values) {
-            table
-                .raw_set(key, value)
-                .map_err(|e| handler_error(handler, &e))?;
-        }
         let mut args = Vec::with_capacity(1 + captures.len());
         args.push(Value::Table(table));
         args.extend(captures);
@@ -512,34 +481,6 @@ impl LuaRuntime {
     /// lent again.
     pub fn is_stopped(&self) -> bool {
         self.clock.is_stopped()
-    }
-
-    /// `msg.account` and `msg.appid` of messages to `account`: the last account's strings
-    /// again when it is the same one, else made now.
-    fn account_values(
-        &self,
-        account: &super::services::AccountLabel,
-    ) -> mlua::Result<[Option<mlua::LuaString>; 2]> {
-        let mut last = crate::sync::lock(&self.account_values);
-        if let Some(last) = last
-            .as_ref()
-            .filter(|l| Arc::ptr_eq(&l.name, &account.name))
-        {
-            return Ok(last.values.clone());
-        }
-        let values = [
-            Some(self.lua.create_string(&*account.name)?),
-            account
-                .appid
-                .as_deref()
-                .map(|appid| self.lua.create_string(appid))
-                .transpose()?,
-        ];
-        *last = Some(AccountValues {
-            name: account.name.clone(),
-            values: values.clone(),
-        });
-        Ok(values)
     }
 
     /// Runs one handler (`func`, registered at `origin`) in its own coroutine, with the
