@@ -259,7 +259,7 @@ impl Dedup {
                 }
             }
         };
-        let mut receiver = match found {
+        let receiver = match found {
             Found::Answer(answer) => return Claim::Duplicate(answer),
             Found::Claimed(sender) => {
                 let guard = ClaimGuard {
@@ -274,10 +274,26 @@ impl Dedup {
                     sender: Some(sender),
                     shared_claim: None,
                 };
-                return self.claim_shared(guard, deadline).await;
+                if self.shared.is_none() {
+                    return Claim::First(guard);
+                }
+                // The rarer paths are boxed: this future is part of every message's, and
+                // inline they made it 760 bytes where the in-process claim needs few.
+                return Box::pin(self.claim_shared(guard, deadline)).await;
             }
             Found::Running(receiver) => receiver,
         };
+        Box::pin(self.wait_for_first(key, receiver, deadline)).await
+    }
+
+    /// A retry of a message whose first delivery still runs here: that run's answer, waited
+    /// for until `deadline`.
+    async fn wait_for_first(
+        self: &Arc<Self>,
+        key: &(impl std::fmt::Display + Sync + ?Sized),
+        mut receiver: watch::Receiver<Option<Answer>>,
+        deadline: tokio::time::Instant,
+    ) -> Claim {
         // The watch guard borrows the channel: copy the answer out before any other await.
         let answer = tokio::time::timeout_at(deadline, receiver.wait_for(Option::is_some))
             .await
