@@ -158,10 +158,17 @@ impl KfWindowTracker {
 
     fn open(&self, openid: &str, at: i64, secs: i64, quota: u32, message: bool) {
         let mut map = lock(&self.entries);
-        if !map.contains_key(openid) && map.len() >= self.capacity {
-            evict(&mut map, at, self.capacity);
+        // Looked up before inserting, so a user seen before (most messages) costs no copy
+        // of the OpenID.
+        if !map.contains_key(openid) {
+            if map.len() >= self.capacity {
+                evict(&mut map, at, self.capacity);
+            }
+            map.insert(openid.to_string(), Entry::default());
         }
-        let e = map.entry(openid.to_string()).or_default();
+        let Some(e) = map.get_mut(openid) else {
+            return;
+        };
         let grant = Grant {
             opened_at: at,
             sent: 0,
