@@ -142,15 +142,15 @@ pub async fn handle_within(
         let scripts = scripts.clone();
         let account = account.clone();
         let late = late.clone();
-        let openid = openid.to_owned();
         let counted = running.enter();
         tokio::spawn(async move {
             let _counted = counted;
-            let outcome = scripts.handle_for(msg, &account).await;
+            let outcome = scripts.handle_for(&msg, &account).await;
             // The receiver is closed once the deadline passed (or the request was dropped):
             // then the reply goes out late.
             if let Err(outcome) = done.send(outcome) {
-                if let Some(failure) = late.finished(&openid, outcome).await {
+                // `msg` is from `openid`: its sender, kept by the task for the late path.
+                if let Some(failure) = late.finished(&msg.from_user, outcome).await {
                     report_undeliverable(&scripts, &account, failure).await;
                 }
             }

@@ -169,7 +169,7 @@ impl LuaPool {
     /// Runs the handler for one message to the pool's own account; see
     /// [`LuaPool::handle_for`].
     pub async fn handle(&self, msg: InboundMessage) -> Result<Handled, ScriptError> {
-        self.handle_for(msg, &self.services.clone()).await
+        self.handle_for(&msg, &self.services.clone()).await
     }
 
     /// Runs the handler for one message to `account` on an idle Lua state, on the caller's
@@ -177,12 +177,12 @@ impl LuaPool {
     /// account the state last ran for (the states of the shared scripts serve them all).
     pub async fn handle_for(
         &self,
-        msg: InboundMessage,
+        msg: &InboundMessage,
         account: &Arc<Services>,
     ) -> Result<Handled, ScriptError> {
         let lease = self.take().await?;
         match &lease.state {
-            Some(state) => state.runtime.handle_for(&msg, account).await,
+            Some(state) => state.runtime.handle_for(msg, account).await,
             None => Err(ScriptError::Unavailable),
         }
     }
