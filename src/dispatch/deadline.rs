@@ -113,7 +113,7 @@ impl RunningHandlers {
 /// The outcome of one handler run.
 type Outcome = Result<Handled, ScriptError>;
 
-/// Runs the handler for `msg` (from `openid`); returns its reply if it finishes by
+/// Runs the handler for `msg`; returns its reply if it finishes by
 /// `deadline`, otherwise `None` (answer `success`) while the handler goes on and its reply is
 /// delivered late. The run is counted in `running` until its reply, on time or late, is
 /// handed over.
@@ -134,8 +134,7 @@ pub async fn handle_within(
     late: &Arc<dyn LateReplies>,
     running: &Arc<RunningHandlers>,
     deadline: Instant,
-    openid: &str,
-    msg: InboundMessage,
+    msg: &Arc<InboundMessage>,
 ) -> Outcome {
     let (done, mut result) = oneshot::channel();
     {
@@ -143,13 +142,13 @@ pub async fn handle_within(
         let account = account.clone();
         let late = late.clone();
         let counted = running.enter();
+        let msg = msg.clone();
         tokio::spawn(async move {
             let _counted = counted;
             let outcome = scripts.handle_for(&msg, &account).await;
             // The receiver is closed once the deadline passed (or the request was dropped):
             // then the reply goes out late.
             if let Err(outcome) = done.send(outcome) {
-                // `msg` is from `openid`: its sender, kept by the task for the late path.
                 if let Some(failure) = late.finished(&msg.from_user, outcome).await {
                     report_undeliverable(&scripts, &account, failure).await;
                 }
@@ -171,7 +170,7 @@ pub async fn handle_within(
             tracing::warn!(
                 "handler missed the reply deadline: answered success, its reply will go out through customer service"
             );
-            tokio::spawn(late.started(openid));
+            tokio::spawn(late.started(&msg.from_user));
             Ok(Handled {
                 reply: None,
                 handler: None,
@@ -247,8 +246,9 @@ mod tests {
               <MsgType>text</MsgType><Content>hi</Content><MsgId>7</MsgId></xml>",
         )
         .unwrap();
+        let msg = Arc::new(msg);
         let deadline = Instant::now() + Duration::from_secs(5);
-        let request = handle_within(&scripts, &account, &late, &running, deadline, "u1", msg);
+        let request = handle_within(&scripts, &account, &late, &running, deadline, &msg);
         // The client goes away after 100 ms: the request's future is dropped.
         let dropped = tokio::time::timeout(Duration::from_millis(100), request).await;
         assert!(dropped.is_err(), "the handler was still sleeping");

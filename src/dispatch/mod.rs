@@ -241,7 +241,9 @@ impl Dispatcher {
             }
         };
 
-        let (to, from) = (msg.from_user.clone(), msg.to_user.clone());
+        // Shared with the handler's task, which borrows it for the run and keeps it for a
+        // late reply; the reply below is addressed from it (one allocation, no copies).
+        let msg = Arc::new(msg);
         let started = std::time::Instant::now();
         let handled = deadline::handle_within(
             &self.scripts,
@@ -249,8 +251,7 @@ impl Dispatcher {
             &self.late,
             &self.running,
             deadline,
-            &to,
-            msg,
+            &msg,
         )
         .await;
         let elapsed = started.elapsed();
@@ -283,8 +284,9 @@ impl Dispatcher {
         } else {
             Outcome::Reply(kind)
         };
-        let answer: Answer =
-            reply.map(|reply| Arc::from(reply.render(&to, &from, crate::clock::unix_secs())));
+        let answer: Answer = reply.map(|reply| {
+            Arc::from(reply.render(&msg.from_user, &msg.to_user, crate::clock::unix_secs()))
+        });
         guard.finish(answer.clone()).await;
         (answer, Summary { outcome, handler })
     }
