@@ -31,8 +31,8 @@ use serde_json::{json, Value};
 use super::client::{ClientConfig, ComponentAccess, WechatClient};
 use super::error::{self, ApiError};
 use super::token::{
-    CachedToken, Clock, Credentials, SystemClock, TokenEndpoint, TokenManager, TokenSettings,
-    TokenSource, TokenStatus,
+    credential_field, expires_in, CachedToken, Clock, Credentials, SystemClock, TokenEndpoint,
+    TokenManager, TokenSettings, TokenSource, TokenStatus,
 };
 use super::token_store::StoreTokenPersistence;
 use super::transport::{RetryPolicy, Transport, Wire};
@@ -216,8 +216,8 @@ impl TokenSource for ComponentTokens {
                 .transport
                 .send_json(Method::POST, COMPONENT_TOKEN_PATH, None, &Wire::Json(&body))
                 .await?;
-            let token = field(&v, "component_access_token")?;
-            let expires_in = v.get("expires_in").and_then(Value::as_i64).unwrap_or(7200);
+            let token = credential_field(&v, "component_access_token")?;
+            let expires_in = expires_in(&v);
             tracing::info!(expires_in, "fetched a new component_access_token");
             Ok(CachedToken {
                 access_token: token,
@@ -284,17 +284,6 @@ impl ComponentAccess for PlatformAccess {
 }
 
 /// A non-empty string field of an answer, or why the answer is not what WeChat documents.
-fn field(v: &Value, name: &str) -> Result<String, ApiError> {
-    v.get(name)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .ok_or_else(|| ApiError::InvalidJson {
-            raw: format!("<answer without {name}>"),
-            reason: format!("missing {name}"),
-        })
-}
-
 fn store_error(what: &str, e: crate::store::StoreError) -> ApiError {
     ApiError::Config(format!("store: cannot {what}: {e}"))
 }
@@ -458,7 +447,7 @@ impl ComponentClient {
                 &json!({"component_appid": self.inner.appid}),
             )
             .await?;
-        field(&v, "pre_auth_code")
+        credential_field(&v, "pre_auth_code")
     }
 
     /// The authorization page for `pre_auth_code`, which sends the administrator back to
@@ -493,17 +482,14 @@ impl ComponentClient {
                     .collect()
             })
             .unwrap_or_default();
-        let expires_in = info
-            .get("expires_in")
-            .and_then(Value::as_i64)
-            .unwrap_or(7200);
+        let expires_in = expires_in(info);
         Ok(Authorization {
-            authorizer_appid: field(info, "authorizer_appid")?,
+            authorizer_appid: credential_field(info, "authorizer_appid")?,
             access_token: CachedToken {
-                access_token: field(info, "authorizer_access_token")?,
+                access_token: credential_field(info, "authorizer_access_token")?,
                 expires_at_unix: started + expires_in,
             },
-            refresh_token: field(info, "authorizer_refresh_token")?,
+            refresh_token: credential_field(info, "authorizer_refresh_token")?,
             func_info,
         })
     }
@@ -665,8 +651,8 @@ impl ComponentClient {
                 }
                 Err(e) => return Err(e),
             };
-            let token = field(&v, "authorizer_access_token")?;
-            let expires_in = v.get("expires_in").and_then(Value::as_i64).unwrap_or(7200);
+            let token = credential_field(&v, "authorizer_access_token")?;
+            let expires_in = expires_in(&v);
             if let Some(rotated) = v
                 .get("authorizer_refresh_token")
                 .and_then(Value::as_str)

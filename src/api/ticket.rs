@@ -28,8 +28,8 @@ use futures::future::BoxFuture;
 use super::client::{WeakClient, WechatClient};
 use super::error::ApiError;
 use super::token::{
-    CachedToken, Clock, Credentials, TokenEndpoint, TokenManager, TokenPersistence, TokenSettings,
-    TokenSource,
+    credential_field, expires_in, CachedToken, Clock, Credentials, TokenEndpoint, TokenManager,
+    TokenPersistence, TokenSettings, TokenSource,
 };
 use super::transport::{RetryPolicy, Transport};
 use crate::sync::lock;
@@ -70,16 +70,8 @@ impl TokenSource for TicketSource {
             let started = client.now_unix();
             // Through the client: an access_token rejected here is replaced and the call retried.
             let v = client.get(GETTICKET_PATH, &[("type", self.kind)]).await?;
-            let ticket = v
-                .get("ticket")
-                .and_then(|t| t.as_str())
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| ApiError::InvalidJson {
-                    raw: "<getticket answer without ticket>".into(),
-                    reason: "missing ticket".into(),
-                })?
-                .to_string();
-            let expires_in = v.get("expires_in").and_then(|e| e.as_i64()).unwrap_or(7200);
+            let ticket = credential_field(&v, "ticket")?;
+            let expires_in = expires_in(&v);
             tracing::info!(kind = self.kind, expires_in, "fetched a new ticket");
             // Read after the call: a rejection it recovered from is already counted, so the
             // ticket fetched with the replacement token is current.

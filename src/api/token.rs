@@ -40,6 +40,27 @@ pub struct CachedToken {
     pub expires_at_unix: i64,
 }
 
+/// A credential WeChat answered with (`access_token`, `ticket`, `component_access_token`…):
+/// the non-empty string `name` of answer `v`. The error names the field only, never the
+/// answer, which may hold other credentials.
+pub(crate) fn credential_field(v: &serde_json::Value, name: &str) -> Result<String, ApiError> {
+    v.get(name)
+        .and_then(serde_json::Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::InvalidJson {
+            raw: format!("<answer without {name}>"),
+            reason: format!("missing {name}"),
+        })
+}
+
+/// The lifetime in seconds a credential answer gives, 7200 (WeChat's) when it gives none.
+pub(crate) fn expires_in(v: &serde_json::Value) -> i64 {
+    v.get("expires_in")
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(7200)
+}
+
 impl fmt::Debug for CachedToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CachedToken")
@@ -582,16 +603,8 @@ impl TokenManager {
                     .await?
             }
         };
-        let access_token = v
-            .get("access_token")
-            .and_then(|t| t.as_str())
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::InvalidJson {
-                raw: "<token response without access_token>".into(),
-                reason: "missing access_token".into(),
-            })?
-            .to_string();
-        let expires_in = v.get("expires_in").and_then(|e| e.as_i64()).unwrap_or(7200);
+        let access_token = credential_field(&v, "access_token")?;
+        let expires_in = expires_in(&v);
         tracing::info!(expires_in, force_refresh, "fetched a new access_token");
         Ok(CachedToken {
             access_token,
