@@ -141,7 +141,12 @@ mod tests {
 
     use super::*;
 
-    fn parse(xml: &str) -> InboundMessage {
+    /// A message from `u` to `to` at time 5 of type `msg_type`, with `rest` after its head.
+    fn message(msg_type: &str, rest: &str) -> InboundMessage {
+        let xml = format!(
+            "<xml><ToUserName>to</ToUserName><FromUserName>u</FromUserName>\
+             <CreateTime>5</CreateTime><MsgType>{msg_type}</MsgType>{rest}</xml>"
+        );
         InboundMessage::parse(xml.as_bytes()).unwrap()
     }
 
@@ -156,10 +161,10 @@ mod tests {
     #[test]
     fn every_field_under_its_snake_case_name_and_the_short_names() {
         let lua = Lua::new();
-        let msg = parse(
-            "<xml><ToUserName>to</ToUserName><FromUserName>u</FromUserName>\
-             <CreateTime>5</CreateTime><MsgType>text</MsgType><Content>hi</Content>\
-             <MsgId>42</MsgId><BizMsgMenuId>7</BizMsgMenuId></xml>",
+        let msg = message(
+            "text",
+            "<Content>hi</Content>\
+             <MsgId>42</MsgId><BizMsgMenuId>7</BizMsgMenuId>",
         );
         // Twice on one state: the second table is built from the strings the first interned.
         for _ in 0..2 {
@@ -185,10 +190,10 @@ mod tests {
     #[test]
     fn elements_cannot_pose_as_the_short_names_or_the_account() {
         let lua = Lua::new();
-        let msg = parse(
-            "<xml><ToUserName>to</ToUserName><FromUserName>u</FromUserName>\
-             <CreateTime>5</CreateTime><MsgType>text</MsgType><Type>forged</Type>\
-             <Account>forged</Account><AppId>forged</AppId><Time>forged</Time></xml>",
+        let msg = message(
+            "text",
+            "<Type>forged</Type>\
+             <Account>forged</Account><AppId>forged</AppId><Time>forged</Time>",
         );
         let t = message_table(&lua, &msg, &account(None)).unwrap();
         assert_eq!(t.get::<String>("type").unwrap(), "text");
@@ -200,12 +205,12 @@ mod tests {
     #[test]
     fn groups_become_tables_and_lists_arrays() {
         let lua = Lua::new();
-        let msg = parse(
-            "<xml><ToUserName>to</ToUserName><FromUserName>u</FromUserName>\
-             <CreateTime>5</CreateTime><MsgType>event</MsgType><Event>scancode_push</Event>\
+        let msg = message(
+            "event",
+            "<Event>scancode_push</Event>\
              <ScanCodeInfo><ScanType>qrcode</ScanType><ScanResult>r</ScanResult></ScanCodeInfo>\
              <SendPicsInfo><Count>2</Count><PicList><item><PicMd5Sum>a</PicMd5Sum></item>\
-             <item><PicMd5Sum>b</PicMd5Sum></item></PicList></SendPicsInfo></xml>",
+             <item><PicMd5Sum>b</PicMd5Sum></item></PicList></SendPicsInfo>",
         );
         let t = message_table(&lua, &msg, &account(None)).unwrap();
         lua.globals().set("m", t).unwrap();
@@ -224,10 +229,7 @@ mod tests {
         let extra: String = (0..600)
             .map(|i| format!("<Made{i}Up>v{i}</Made{i}Up>"))
             .collect();
-        let msg = parse(&format!(
-            "<xml><ToUserName>to</ToUserName><FromUserName>u</FromUserName>\
-             <CreateTime>5</CreateTime><MsgType>text</MsgType><{long}>far</{long}>{extra}</xml>"
-        ));
+        let msg = message("text", &format!("<{long}>far</{long}>{extra}"));
         let t = message_table(&lua, &msg, &account(None)).unwrap();
         let key = crate::protocol::xml_fields::snake_case(&long).into_owned();
         assert!(key.len() > 2 * NAME_PIECE, "{key}");
@@ -238,11 +240,10 @@ mod tests {
     #[test]
     fn a_state_out_of_memory_is_an_error_not_a_crash() {
         let lua = Lua::new();
-        let msg = parse(&format!(
-            "<xml><ToUserName>to</ToUserName><FromUserName>u</FromUserName>\
-             <CreateTime>5</CreateTime><MsgType>text</MsgType><Content>{}</Content></xml>",
-            "x".repeat(200_000)
-        ));
+        let msg = message(
+            "text",
+            &format!("<Content>{}</Content>", "x".repeat(200_000)),
+        );
         lua.set_memory_limit(lua.used_memory() + 50_000).unwrap();
         let err = message_table(&lua, &msg, &account(None)).unwrap_err();
         assert!(matches!(err, mlua::Error::MemoryError(_)), "{err:?}");
