@@ -63,7 +63,7 @@ pub fn expected(appid: &str, msg: &InboundMessage) -> Option<Expected> {
             let code = content.strip_prefix(QUERY_AUTH_PREFIX)?.trim();
             (!code.is_empty()).then(|| Expected::QueryAuth {
                 code: code.to_string(),
-                openid: msg.from_user.clone(),
+                openid: msg.from_user.to_string(),
             })
         }
         MsgType::Event(_) => {

@@ -118,7 +118,8 @@ impl Envelope {
         msg_signature: Option<&str>,
     ) -> Result<InboundMessage, OpenError> {
         let plain = self.open_request_text(body, timestamp, nonce, msg_signature)?;
-        Ok(InboundMessage::parse(plain.as_bytes()).map_err(SealedError::from)?)
+        // The decrypted text becomes the buffer the message's values are views into.
+        Ok(InboundMessage::parse_shared(plain.into()).map_err(SealedError::from)?)
     }
 
     /// Opens a request whose plaintext is not a user's message (the open platform's pushes:

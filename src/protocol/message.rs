@@ -5,8 +5,10 @@
 
 // The tree types are part of this API (`InboundMessage::fields`, `InboundMessage::parse`'s
 // error).
-use super::xml_fields::parse_fields;
-pub use super::xml_fields::{Field, Fields, ParseError};
+use bytes::Bytes;
+
+use super::xml_fields::parse_shared_fields;
+pub use super::xml_fields::{Field, Fields, ParseError, Text};
 
 /// Declares a kind enum from one list of `Variant => "wire name"`, so a kind WeChat sends is
 /// named in exactly one place: the enum (with any variants that carry data, and an `Other`
@@ -138,9 +140,9 @@ impl MsgType {
 #[derive(Debug, Clone, PartialEq)]
 pub struct InboundMessage {
     /// ToUserName: the official account's original ID.
-    pub to_user: String,
+    pub to_user: Text,
     /// FromUserName: the user's OpenID.
-    pub from_user: String,
+    pub from_user: Text,
     /// CreateTime, seconds since the Unix epoch.
     pub create_time: i64,
     /// MsgType, with the Event for events.
@@ -150,13 +152,19 @@ pub struct InboundMessage {
 }
 
 impl InboundMessage {
-    /// Parses a plaintext callback body.
+    /// Parses a plaintext callback body (into one copy of it that the values share).
     pub fn parse(xml: &[u8]) -> Result<Self, ParseError> {
-        let fields = parse_fields(xml)?;
+        Self::parse_shared(Bytes::copy_from_slice(xml))
+    }
+
+    /// [`InboundMessage::parse`] of a body already in a buffer of its own: every value is a
+    /// view into `xml`, which the message keeps alive.
+    pub fn parse_shared(xml: Bytes) -> Result<Self, ParseError> {
+        let fields = parse_shared_fields(&xml)?;
         let required = |name: &'static str| {
             fields
-                .text(name)
-                .map(str::to_owned)
+                .shared_text(name)
+                .cloned()
                 .ok_or(ParseError::MissingField(name))
         };
         let to_user = required("ToUserName")?;
@@ -258,6 +266,7 @@ impl std::fmt::Display for DedupKey<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::xml_fields::parse_fields;
 
     const HEAD: &str = "<xml><ToUserName><![CDATA[gh_1]]></ToUserName>\
         <FromUserName><![CDATA[oUser]]></FromUserName><CreateTime>1700000000</CreateTime>";

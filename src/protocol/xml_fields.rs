@@ -19,9 +19,17 @@
 //! The parser is a single pass over quick-xml's borrowed events with an explicit stack, so
 //! hostile input is bounded by [`MAX_DEPTH`] and [`MAX_ELEMENTS`] instead of recursion, and
 //! DTDs are refused outright rather than expanded.
+//!
+//! A value is a [`Text`]: a view into the body it was read from, shared rather than copied,
+//! so a message's half-dozen values cost no allocation each; only a value pieced together
+//! (text around an entity, several CDATA sections) owns its own bytes.
 
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
+use std::fmt;
+use std::ops::Deref;
+
+use bytes::Bytes;
 
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::{BytesRef, Event};
@@ -89,11 +97,106 @@ pub enum ParseError {
     TooLarge,
 }
 
+/// Text read from a message: UTF-8 in a reference-counted buffer, usually the body it came
+/// from, so cloning or keeping it copies nothing. Reads as a `&str` (it derefs to one).
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Text(Bytes);
+
+impl Text {
+    /// `part`, shared with `source` when it is a slice of it (the parser's borrowed events
+    /// are); copied when it is not (an entity's replacement is a static string).
+    fn shared(source: &Bytes, part: &str) -> Text {
+        let within = source.as_ptr_range();
+        let part_range = part.as_bytes().as_ptr_range();
+        if part.is_empty() {
+            Text::default()
+        } else if within.start <= part_range.start && part_range.end <= within.end {
+            Text(source.slice_ref(part.as_bytes()))
+        } else {
+            Text::from(part)
+        }
+    }
+
+    /// The text as a `&str`.
+    pub fn as_str(&self) -> &str {
+        // SAFETY: every constructor takes a `str` (or a slice of one, cut by the parser on
+        // character boundaries), so the bytes are valid UTF-8 and never change afterwards.
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
+    }
+}
+
+impl Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Borrow<str> for Text {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Text {
+        Text(Bytes::from(s))
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        Text(Bytes::copy_from_slice(s.as_bytes()))
+    }
+}
+
+impl From<Text> for String {
+    fn from(t: Text) -> String {
+        t.as_str().to_owned()
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Text {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
 /// A value inside an inbound message: text, a nested element, or a list of `<item>`s.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Field {
     /// Text content (CDATA or plain, entities resolved); `""` for an empty element.
-    Text(String),
+    Text(Text),
     /// An element with named children.
     Group(Fields),
     /// `<item>` children, or the values of an element name repeated among siblings.
@@ -143,6 +246,14 @@ impl Fields {
     /// The text of the child called `name`; `None` if absent or not [`Field::Text`].
     pub fn text(&self, name: &str) -> Option<&str> {
         self.get(name).and_then(Field::as_text)
+    }
+
+    /// [`Fields::text`] as the shared [`Text`], to keep without copying.
+    pub fn shared_text(&self, name: &str) -> Option<&Text> {
+        match self.get(name)? {
+            Field::Text(t) => Some(t),
+            _ => None,
+        }
     }
 
     /// Children in document order.
@@ -201,7 +312,15 @@ pub fn snake_case_into(name: &[u8], part: std::ops::Range<usize>, out: &mut [u8]
 }
 
 /// Parses any `<xml>` document into its top-level fields (used by safe mode to read `Encrypt`).
+/// The values share one copy of `xml`; [`parse_shared_fields`] shares the caller's buffer.
 pub fn parse_fields(xml: &[u8]) -> Result<Fields, ParseError> {
+    parse_shared_fields(&Bytes::copy_from_slice(xml))
+}
+
+/// [`parse_fields`] with each value a view into `source` itself: the values keep the whole
+/// buffer alive for as long as any of them lives.
+pub fn parse_shared_fields(source: &Bytes) -> Result<Fields, ParseError> {
+    let xml: &[u8] = source;
     let mut reader = Reader::from_reader(xml);
     let mut stack: Vec<Frame<'_>> = Vec::with_capacity(4);
     let mut root: Option<Fields> = None;
@@ -256,7 +375,7 @@ pub fn parse_fields(xml: &[u8]) -> Result<Fields, ParseError> {
                     Some(parent) => {
                         let name = element_name(start.name().as_ref(), position)?;
                         // Through `finish`, so `<PicList/>` is an empty List like `<PicList></PicList>`.
-                        let (name, value) = Frame::new(name, 0).finish();
+                        let (name, value) = Frame::new(name, 0).finish(source);
                         parent.add_child(name, value);
                     }
                 }
@@ -268,7 +387,7 @@ pub fn parse_fields(xml: &[u8]) -> Result<Fields, ParseError> {
                 };
                 match stack.last_mut() {
                     Some(parent) => {
-                        let (name, value) = frame.finish();
+                        let (name, value) = frame.finish(source);
                         parent.add_child(name, value);
                     }
                     None => root = Some(frame.finish_root()),
@@ -398,14 +517,15 @@ impl<'a> Frame<'a> {
         }
     }
 
-    /// The value text, without the plain whitespace at its end.
-    fn take_text(&mut self) -> String {
+    /// The value text, without the plain whitespace at its end: a view into `source` when
+    /// the value was one piece of it, its own bytes when it was pieced together.
+    fn take_text(&mut self, source: &Bytes) -> Text {
         let keep = self.text.len() - self.trailing_blank;
         match std::mem::take(&mut self.text) {
-            Cow::Borrowed(s) => s[..keep].to_owned(),
+            Cow::Borrowed(s) => Text::shared(source, &s[..keep]),
             Cow::Owned(mut s) => {
                 s.truncate(keep);
-                s
+                Text::from(s)
             }
         }
     }
@@ -493,13 +613,13 @@ impl<'a> Frame<'a> {
     }
 
     /// Turns a closed non-root element into its name and value.
-    fn finish(mut self) -> (FieldName, Field) {
+    fn finish(mut self, source: &Bytes) -> (FieldName, Field) {
         let documented_parent = REPEATED_LISTS.iter().any(|(p, _)| *p == self.name);
         if self.children.is_empty() && ITEM_LISTS.contains(&self.name.as_ref()) {
             return (self.name, Field::List(Vec::new()));
         }
         if self.children.is_empty() && !documented_parent {
-            let text = self.take_text();
+            let text = self.take_text(source);
             return (self.name, Field::Text(text));
         }
         if !documented_parent && self.children.len() == 1 && self.children[0].0 == "item" {
@@ -885,6 +1005,34 @@ mod tests {
     }
 
     #[test]
+    fn a_value_in_one_piece_is_a_view_into_the_body_and_a_pieced_one_its_own() {
+        let source = Bytes::from(doc(
+            "<MsgType><![CDATA[text]]></MsgType><Content>  hello  </Content>\
+             <A>&amp;</A><B>&#x4F60;</B><C>x&lt;y</C><D><![CDATA[p]]><![CDATA[q]]></D><E></E>",
+        ));
+        let fields = parse_shared_fields(&source).unwrap();
+        let inside = |t: &Text| {
+            let range = source.as_ptr_range();
+            range.contains(&t.as_ptr())
+        };
+        let text = |name| fields.shared_text(name).unwrap();
+        assert_eq!(text("Content"), "hello");
+        assert!(inside(text("Content")) && inside(text("FromUserName")));
+        // An entity alone is a static replacement, not a slice of the body: copied, not cut.
+        assert_eq!(text("A"), "&");
+        assert_eq!(text("B"), "你");
+        assert_eq!(text("C"), "x<y");
+        assert_eq!(text("D"), "pq");
+        assert!(!inside(text("A")) && !inside(text("C")) && !inside(text("D")));
+        assert_eq!(text("E"), "");
+        // The values outlive the parse and the caller's handle on the buffer.
+        let kept = text("Content").clone();
+        drop(fields);
+        drop(source);
+        assert_eq!(kept, "hello");
+    }
+
+    #[test]
     fn repeated_names_merge_in_place_without_flattening_item_lists() {
         let fields = parse_fields(
             b"<xml><A>1</A><B/><A>2</A><R><item>x</item></R><R><item>y</item><item>z</item></R></xml>",
@@ -897,7 +1045,7 @@ mod tests {
                     "A".into(),
                     Field::List(vec![Field::Text("1".into()), Field::Text("2".into())])
                 ),
-                ("B".into(), Field::Text(String::new())),
+                ("B".into(), Field::Text(Text::default())),
                 (
                     "R".into(),
                     Field::List(vec![
