@@ -52,7 +52,7 @@ fn plain(status: StatusCode, text: impl Into<String>) -> Response {
 struct SignedPush {
     timestamp: String,
     nonce: String,
-    query: super::verify::CallbackQuery,
+    query: super::verify::CallbackQuery<'static>,
     body: axum::body::Bytes,
 }
 
@@ -64,7 +64,7 @@ async fn signed_push(
     request: Request,
 ) -> Result<SignedPush, AppError> {
     let (parts, body) = request.into_parts();
-    let (timestamp, nonce, query) = check_query(
+    let checked = check_query(
         state,
         platform.token(),
         parts.uri.query().unwrap_or_default(),
@@ -72,9 +72,9 @@ async fn signed_push(
     .await?;
     let body = super::inbound::read_body(body, super::BODY_LIMIT).await?;
     Ok(SignedPush {
-        timestamp,
-        nonce,
-        query,
+        timestamp: checked.timestamp.into_owned(),
+        nonce: checked.nonce.into_owned(),
+        query: checked.query.into_owned(),
         body,
     })
 }

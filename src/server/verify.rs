@@ -7,6 +7,7 @@
 //! delivery, retries included, with a new nonce, so only a replay is refused; a retry goes on
 //! to the retry cache ([`crate::dispatch::dedup`]).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
@@ -21,31 +22,33 @@ use crate::protocol::signature;
 /// How far a request's timestamp may be from now before it is taken for a replay.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 600;
 
-/// The query WeChat adds to every callback.
+/// The query WeChat adds to every callback, its values borrowed from the query string
+/// unless percent-decoding changed them (WeChat's are hex, digits and OpenIDs: they never
+/// need it).
 #[derive(Debug, Default)]
-pub struct CallbackQuery {
+pub struct CallbackQuery<'q> {
     /// sha1 of the sorted token, timestamp and nonce.
-    pub signature: Option<String>,
+    pub signature: Option<Cow<'q, str>>,
     /// Seconds since the epoch, as WeChat sent it.
-    pub timestamp: Option<String>,
+    pub timestamp: Option<Cow<'q, str>>,
     /// Random string chosen by WeChat.
-    pub nonce: Option<String>,
+    pub nonce: Option<Cow<'q, str>>,
     /// URL verification only: the text to echo.
-    pub echostr: Option<String>,
+    pub echostr: Option<Cow<'q, str>>,
     /// The sender's OpenID (informational; the body is authoritative).
-    pub openid: Option<String>,
+    pub openid: Option<Cow<'q, str>>,
     /// `aes` when the body is encrypted.
-    pub encrypt_type: Option<String>,
+    pub encrypt_type: Option<Cow<'q, str>>,
     /// Signature over the encrypted body.
-    pub msg_signature: Option<String>,
+    pub msg_signature: Option<Cow<'q, str>>,
 }
 
-impl CallbackQuery {
+impl<'q> CallbackQuery<'q> {
     /// Reads the parameters above out of a query string (percent-decoded, unknown names
     /// ignored, a repeated one refused as ambiguous). Written out rather than through
     /// axum's `Query`: that copies every key and tracks a serde path per value, a dozen
     /// allocations per request on the hottest path, for an error message this one matches.
-    pub fn parse(query: &str) -> Result<CallbackQuery, String> {
+    pub fn parse(query: &'q str) -> Result<CallbackQuery<'q>, String> {
         let mut parsed = CallbackQuery::default();
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
             let slot = match name.as_ref() {
@@ -63,10 +66,35 @@ impl CallbackQuery {
                     "Failed to deserialize query string: duplicate field `{name}`"
                 ));
             }
-            *slot = Some(value.into_owned());
+            *slot = Some(value);
         }
         Ok(parsed)
     }
+
+    /// The same query owning its values, to keep past the request's parts.
+    pub fn into_owned(self) -> CallbackQuery<'static> {
+        let owned = |value: Option<Cow<'q, str>>| value.map(|v| Cow::Owned(v.into_owned()));
+        CallbackQuery {
+            signature: owned(self.signature),
+            timestamp: owned(self.timestamp),
+            nonce: owned(self.nonce),
+            echostr: owned(self.echostr),
+            openid: owned(self.openid),
+            encrypt_type: owned(self.encrypt_type),
+            msg_signature: owned(self.msg_signature),
+        }
+    }
+}
+
+/// A query [`check_query`] passed: its verified timestamp and nonce, and the rest of it
+/// (`timestamp` and `nonce` moved out into the fields), borrowed from the query string.
+pub(crate) struct CheckedQuery<'q> {
+    /// The verified timestamp, as sent.
+    pub timestamp: Cow<'q, str>,
+    /// The verified nonce.
+    pub nonce: Cow<'q, str>,
+    /// The rest of the query.
+    pub query: CallbackQuery<'q>,
 }
 
 /// A request whose `signature` matched, recent and not seen before.
@@ -78,7 +106,7 @@ pub struct Signed {
     /// The verified nonce.
     pub nonce: String,
     /// The rest of the query (`timestamp` and `nonce` are moved out into the fields above).
-    pub query: CallbackQuery,
+    pub query: CallbackQuery<'static>,
 }
 
 impl FromRequestParts<Arc<AppState>> for Signed {
@@ -89,13 +117,13 @@ impl FromRequestParts<Arc<AppState>> for Signed {
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
         let account = account_of(parts, state).await?;
-        let (timestamp, nonce, query) =
+        let checked =
             check_query(state, &account.token, parts.uri.query().unwrap_or_default()).await?;
         Ok(Signed {
             account,
-            timestamp,
-            nonce,
-            query,
+            timestamp: checked.timestamp.into_owned(),
+            nonce: checked.nonce.into_owned(),
+            query: checked.query.into_owned(),
         })
     }
 }
@@ -103,11 +131,11 @@ impl FromRequestParts<Arc<AppState>> for Signed {
 /// Checks a callback query signed with `token`: the signature, the timestamp window and
 /// single use; returns the verified timestamp and nonce and the rest of the query. The
 /// open platform's paths ([`super::component`]) check theirs with the platform's token.
-pub(crate) async fn check_query(
+pub(crate) async fn check_query<'q>(
     state: &AppState,
     token: &crate::config::Secret,
-    raw_query: &str,
-) -> Result<(String, String, CallbackQuery), AppError> {
+    raw_query: &'q str,
+) -> Result<CheckedQuery<'q>, AppError> {
     let mut query = CallbackQuery::parse(raw_query).map_err(AppError::BadQuery)?;
     if query.signature.is_none() {
         return Err(AppError::MissingParameter("signature"));
@@ -140,12 +168,19 @@ pub(crate) async fn check_query(
         // still needs the token-signed query of a message sent in the last 10 minutes.
         Err(e) => tracing::warn!("replay check skipped, store unavailable: {e}"),
     }
-    Ok((timestamp, nonce, query))
+    Ok(CheckedQuery {
+        timestamp,
+        nonce,
+        query,
+    })
 }
 
 /// The account a callback path names: `/wechat/<name>` one the registry holds, any other
 /// callback path (`/wechat`) the default account.
-async fn account_of(parts: &mut Parts, state: &Arc<AppState>) -> Result<Arc<Account>, AppError> {
+pub(super) async fn account_of(
+    parts: &mut Parts,
+    state: &Arc<AppState>,
+) -> Result<Arc<Account>, AppError> {
     // `/wechat` itself is the default account: nothing to look up on its hot path.
     if parts.uri.path() == super::CALLBACK_PATH {
         return Ok(state.default_account.clone());
@@ -169,6 +204,8 @@ pub const ACCOUNT_PARAM: &str = "account";
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use super::CallbackQuery;
 
     #[test]
@@ -184,6 +221,12 @@ mod tests {
         assert_eq!(q.encrypt_type.as_deref(), Some("aes"));
         assert_eq!(q.echostr, None);
         assert_eq!(q.msg_signature, None);
+        // Borrowed from the query string unless decoding changed the value.
+        assert!(matches!(q.signature, Some(Cow::Borrowed(_))));
+        assert!(matches!(q.nonce, Some(Cow::Owned(_))));
+        let owned = q.into_owned();
+        assert_eq!(owned.nonce.as_deref(), Some("a+b c"));
+        assert_eq!(owned.encrypt_type.as_deref(), Some("aes"));
     }
 
     #[test]
