@@ -54,8 +54,9 @@ const WITHDRAW_RETRY: Duration = Duration::from_millis(500);
 pub type Answer = Option<Arc<str>>;
 
 enum Entry {
-    /// Being handled here; the channel gets the answer.
-    Running(watch::Receiver<Option<Answer>>),
+    /// Being handled here. The channel to retries waiting for the answer is made by the
+    /// first such retry: most messages never get one, and need no channel.
+    Running(Option<watch::Sender<Option<Answer>>>),
     /// Answered at the given time.
     Done(Answer, Instant),
 }
@@ -94,7 +95,8 @@ pub struct ClaimGuard {
     key: String,
     /// `key` hashed, as the table holds it.
     slot: u64,
-    sender: Option<watch::Sender<Option<Answer>>>,
+    /// Not finished yet: dropped now, the claim is released.
+    pending: bool,
     /// The value of this instance's claim in the shared store, when it holds one (confirmed,
     /// or sent unconfirmed and run anyway): it must answer there, or withdraw it.
     shared_claim: Option<String>,
@@ -104,7 +106,15 @@ impl ClaimGuard {
     /// Publishes the answer to retries here at once, and to other instances in the background
     /// (a stalled store must not hold the reply back).
     pub async fn finish(mut self, answer: Answer) {
-        if let Some(sender) = self.sender.take() {
+        self.pending = false;
+        // Retries waiting here get the answer first; remembering it replaces the entry that
+        // holds their channel (a retry in between waits on a new one, finds the channel
+        // closed when it is replaced, and claims again to find the answer remembered).
+        let waiting = match self.dedup.lock().entries.get_mut(&self.slot) {
+            Some(Entry::Running(sender)) => sender.take(),
+            _ => None,
+        };
+        if let Some(sender) = waiting {
             let _ = sender.send(Some(answer.clone()));
         }
         self.dedup.remember(self.slot, answer.clone());
@@ -123,7 +133,7 @@ impl ClaimGuard {
 
 impl Drop for ClaimGuard {
     fn drop(&mut self) {
-        if self.sender.is_some() {
+        if self.pending {
             self.dedup.lock().entries.remove(&self.slot);
             if let (Some(claim), Some(shared)) = (self.shared_claim.take(), &self.dedup.shared) {
                 withdraw(shared.store.clone(), dedup_key(&self.key), claim);
@@ -243,25 +253,29 @@ impl Dedup {
         enum Found {
             Answer(Answer),
             Running(watch::Receiver<Option<Answer>>),
-            Claimed(watch::Sender<Option<Answer>>),
+            Claimed,
         }
         let found = {
             let mut table = self.lock();
-            match table.entries.get(&slot) {
+            match table.entries.get_mut(&slot) {
                 Some(Entry::Done(answer, at)) if at.elapsed() < KEEP_RESULT => {
                     Found::Answer(answer.clone())
                 }
-                Some(Entry::Running(receiver)) => Found::Running(receiver.clone()),
-                _ => {
+                Some(Entry::Running(Some(sender))) => Found::Running(sender.subscribe()),
+                Some(Entry::Running(waiting)) => {
                     let (sender, receiver) = watch::channel(None);
-                    table.entries.insert(slot, Entry::Running(receiver));
-                    Found::Claimed(sender)
+                    *waiting = Some(sender);
+                    Found::Running(receiver)
+                }
+                _ => {
+                    table.entries.insert(slot, Entry::Running(None));
+                    Found::Claimed
                 }
             }
         };
         let receiver = match found {
             Found::Answer(answer) => return Claim::Duplicate(answer),
-            Found::Claimed(sender) => {
+            Found::Claimed => {
                 let guard = ClaimGuard {
                     dedup: self.clone(),
                     // Only the shared store needs the key itself.
@@ -271,7 +285,7 @@ impl Dedup {
                         String::new()
                     },
                     slot,
-                    sender: Some(sender),
+                    pending: true,
                     shared_claim: None,
                 };
                 if self.shared.is_none() {
@@ -476,6 +490,44 @@ mod tests {
             Claim::Duplicate(Some(_))
         ));
         assert!(matches!(dedup.claim("v|1", soon()).await, Claim::First(_)));
+    }
+
+    #[tokio::test]
+    async fn every_waiting_retry_gets_the_answer_even_one_too_large_to_remember() {
+        let dedup = Dedup::new(None, 8);
+        let guard = first(&dedup, "u|3").await;
+        let wait = || {
+            let dedup = dedup.clone();
+            tokio::spawn(async move { dedup.claim("u|3", soon()).await })
+        };
+        // The first retry makes the channel, the second subscribes to it.
+        let (one, two) = (wait(), wait());
+        tokio::task::yield_now().await;
+        tokio::task::yield_now().await;
+        guard
+            .finish(Some(Arc::from("<xml>longer than 8 bytes</xml>")))
+            .await;
+        for waiting in [one, two] {
+            assert!(matches!(
+                waiting.await.unwrap(),
+                Claim::Duplicate(Some(a)) if &*a == "<xml>longer than 8 bytes</xml>"
+            ));
+        }
+        // Not remembered (over the byte cap): a later retry runs it.
+        assert!(matches!(dedup.claim("u|3", soon()).await, Claim::First(_)));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_retry_runs_the_message_when_the_first_run_is_dropped() {
+        let dedup = Dedup::new(None, DEFAULT_MAX_BYTES);
+        let guard = first(&dedup, "u|4").await;
+        let waiting = {
+            let dedup = dedup.clone();
+            tokio::spawn(async move { dedup.claim("u|4", soon()).await })
+        };
+        tokio::task::yield_now().await;
+        drop(guard);
+        assert!(matches!(waiting.await.unwrap(), Claim::First(_)));
     }
 
     #[tokio::test]
