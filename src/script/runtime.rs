@@ -214,7 +214,7 @@ impl LuaRuntime {
                 .run(
                     &hook.func,
                     &hook.origin,
-                    vec![Value::Table(info)],
+                    [Value::Table(info)],
                     self.time_budget,
                     &self.own,
                 )
@@ -276,9 +276,7 @@ impl LuaRuntime {
         };
         let table = message_table(&self.lua, msg, &account.account)
             .map_err(|e| handler_error(handler, &e))?;
-        let mut args = Vec::with_capacity(1 + captures.len());
-        args.push(Value::Table(table));
-        args.extend(captures);
+        let args = std::iter::once(Value::Table(table)).chain(captures);
         let value = self
             .run(
                 &handler.func,
@@ -360,7 +358,7 @@ impl LuaRuntime {
             .run(
                 &route.func,
                 &route.origin,
-                vec![Value::Table(table)],
+                [Value::Table(table)],
                 budget,
                 &self.own,
             )
@@ -415,7 +413,7 @@ impl LuaRuntime {
                 .run(
                     &handler.func,
                     &handler.origin,
-                    vec![
+                    [
                         Value::Table(event),
                         Value::Table(reply),
                         Value::Table(error),
@@ -464,7 +462,7 @@ impl LuaRuntime {
             self.run(
                 &handler.func,
                 &handler.origin,
-                vec![Value::Table(table)],
+                [Value::Table(table)],
                 self.time_budget,
                 account,
             )
@@ -490,7 +488,7 @@ impl LuaRuntime {
         &self,
         func: &Function,
         origin: &str,
-        args: Vec<Value>,
+        args: impl IntoIterator<Item = Value>,
         budget: Duration,
         account: &Arc<Services>,
     ) -> Result<Value, ScriptError> {
@@ -503,7 +501,9 @@ impl LuaRuntime {
         }
         // Sessions opened by a run that did not return are not this run's to save.
         bindings::session::forget(&self.lua);
-        let mut call_args = MultiValue::with_capacity(1 + args.len());
+        // Straight into the call's own list: no vector of arguments in between.
+        let args = args.into_iter();
+        let mut call_args = MultiValue::with_capacity(1 + args.size_hint().0);
         call_args.push_back(Value::Function(func.clone()));
         call_args.extend(args);
 
