@@ -9,10 +9,12 @@
 //!   list rules.
 //! - [`message`]: an inbound message on top of that tree, with its kind as an enum.
 //! - [`reply`]: passive replies and their XML.
+//! - [`text`]: the shared UTF-8 buffer a message's values and a rendered reply are held in.
 
 pub mod crypto;
 pub mod envelope;
 pub mod message;
 pub mod reply;
 pub mod signature;
+pub mod text;
 pub mod xml_fields;

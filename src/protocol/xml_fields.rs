@@ -24,16 +24,16 @@
 //! so a message's half-dozen values cost no allocation each; only a value pieced together
 //! (text around an entity, several CDATA sections) owns its own bytes.
 
-use std::borrow::{Borrow, Cow};
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fmt;
-use std::ops::Deref;
 
 use bytes::Bytes;
 
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::{BytesRef, Event};
 use quick_xml::Reader;
+
+pub use super::text::Text;
 
 /// Deepest element nesting accepted, counting `<xml>` as 1; WeChat's deepest documented
 /// message (PUBLISHJOBFINISH) needs 5.
@@ -95,101 +95,6 @@ pub enum ParseError {
     /// The document has more than [`MAX_ELEMENTS`] elements.
     #[error("more than {MAX_ELEMENTS} elements")]
     TooLarge,
-}
-
-/// Text read from a message: UTF-8 in a reference-counted buffer, usually the body it came
-/// from, so cloning or keeping it copies nothing. Reads as a `&str` (it derefs to one).
-#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Text(Bytes);
-
-impl Text {
-    /// `part`, shared with `source` when it is a slice of it (the parser's borrowed events
-    /// are); copied when it is not (an entity's replacement is a static string).
-    fn shared(source: &Bytes, part: &str) -> Text {
-        let within = source.as_ptr_range();
-        let part_range = part.as_bytes().as_ptr_range();
-        if part.is_empty() {
-            Text::default()
-        } else if within.start <= part_range.start && part_range.end <= within.end {
-            Text(source.slice_ref(part.as_bytes()))
-        } else {
-            Text::from(part)
-        }
-    }
-
-    /// The text as a `&str`.
-    pub fn as_str(&self) -> &str {
-        // SAFETY: every constructor takes a `str` (or a slice of one, cut by the parser on
-        // character boundaries), so the bytes are valid UTF-8 and never change afterwards.
-        unsafe { std::str::from_utf8_unchecked(&self.0) }
-    }
-}
-
-impl Deref for Text {
-    type Target = str;
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl AsRef<str> for Text {
-    fn as_ref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl Borrow<str> for Text {
-    fn borrow(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl From<String> for Text {
-    fn from(s: String) -> Text {
-        Text(Bytes::from(s))
-    }
-}
-
-impl From<&str> for Text {
-    fn from(s: &str) -> Text {
-        Text(Bytes::copy_from_slice(s.as_bytes()))
-    }
-}
-
-impl From<Text> for String {
-    fn from(t: Text) -> String {
-        t.as_str().to_owned()
-    }
-}
-
-impl fmt::Debug for Text {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl fmt::Display for Text {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self.as_str(), f)
-    }
-}
-
-impl PartialEq<str> for Text {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for Text {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
-impl PartialEq<String> for Text {
-    fn eq(&self, other: &String) -> bool {
-        self.as_str() == other
-    }
 }
 
 /// A value inside an inbound message: text, a nested element, or a list of `<item>`s.
