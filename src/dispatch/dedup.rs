@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::config::UnconfirmedClaim;
-use crate::protocol::text::Text;
 use crate::store::keys::dedup_key;
 use crate::store::{within, Store, StoreError};
 
@@ -51,9 +50,8 @@ const DONE: &str = "done:";
 /// Pause between attempts to withdraw a claim the store did not confirm.
 const WITHDRAW_RETRY: Duration = Duration::from_millis(500);
 
-/// The answer to one message: the plaintext reply XML, or `None` for `success`. Shared, so
-/// the copy kept for retries and the response body are the one rendering.
-pub type Answer = Option<Text>;
+/// The answer to one message: the plaintext reply XML, or `None` for `success`.
+pub type Answer = Option<Arc<str>>;
 
 enum Entry {
     /// Being handled here. The channel to retries waiting for the answer is made by the
@@ -363,7 +361,7 @@ impl Dedup {
             match within("get", limit, shared.store.get(&shared_key)).await {
                 Ok(Some(value)) => {
                     if let Some(xml) = value.strip_prefix(DONE) {
-                        let answer: Answer = (!xml.is_empty()).then(|| Text::from(xml));
+                        let answer: Answer = (!xml.is_empty()).then(|| Arc::from(xml));
                         guard.finish(answer.clone()).await;
                         return Claim::Duplicate(answer);
                     }
@@ -483,7 +481,7 @@ mod tests {
             tokio::spawn(async move { dedup.claim("u|1", soon()).await })
         };
         tokio::task::yield_now().await;
-        guard.finish(Some(Text::from("<xml>a</xml>"))).await;
+        guard.finish(Some(Arc::from("<xml>a</xml>"))).await;
         assert!(
             matches!(waiting.await.unwrap(), Claim::Duplicate(Some(a)) if &*a == "<xml>a</xml>")
         );
@@ -507,7 +505,7 @@ mod tests {
         tokio::task::yield_now().await;
         tokio::task::yield_now().await;
         guard
-            .finish(Some(Text::from("<xml>longer than 8 bytes</xml>")))
+            .finish(Some(Arc::from("<xml>longer than 8 bytes</xml>")))
             .await;
         for waiting in [one, two] {
             assert!(matches!(
@@ -561,7 +559,7 @@ mod tests {
     async fn answers_are_bounded_by_bytes_oldest_first() {
         let max_bytes = 10 * 1024;
         let dedup = Dedup::new(None, max_bytes);
-        let answer: Answer = Some(Text::from("x".repeat(1024)));
+        let answer: Answer = Some(Arc::from("x".repeat(1024)));
         for i in 0..25 {
             first(&dedup, &format!("u|{i}"))
                 .await
@@ -586,7 +584,7 @@ mod tests {
         // One answer larger than the whole cap is not kept.
         first(&dedup, "big")
             .await
-            .finish(Some(Text::from("y".repeat(max_bytes + 1))))
+            .finish(Some(Arc::from("y".repeat(max_bytes + 1))))
             .await;
         assert!(matches!(dedup.claim("big", soon()).await, Claim::First(_)));
         assert!(dedup.lock().answered_bytes <= max_bytes);

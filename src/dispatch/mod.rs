@@ -27,7 +27,6 @@ use tracing::Instrument;
 use crate::api::KfWindowTracker;
 use crate::config::Config;
 use crate::protocol::message::{EventType, InboundMessage, MsgType};
-use crate::protocol::text::Text;
 use crate::script::error::public_summary;
 use crate::script::{LuaPool, Services};
 
@@ -286,7 +285,7 @@ impl Dispatcher {
             Outcome::Reply(kind)
         };
         let answer: Answer = reply.map(|reply| {
-            Text::from(reply.render(&msg.from_user, &msg.to_user, crate::clock::unix_secs()))
+            Arc::from(reply.render(&msg.from_user, &msg.to_user, crate::clock::unix_secs()))
         });
         guard.finish(answer.clone()).await;
         (answer, Summary { outcome, handler })

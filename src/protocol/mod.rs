@@ -9,7 +9,7 @@
 //!   list rules.
 //! - [`message`]: an inbound message on top of that tree, with its kind as an enum.
 //! - [`reply`]: passive replies and their XML.
-//! - [`text`]: the shared UTF-8 buffer a message's values and a rendered reply are held in.
+//! - [`text`]: the shared UTF-8 buffer a message's values are views into.
 
 pub mod crypto;
 pub mod envelope;

@@ -1,6 +1,5 @@
-//! [`Text`]: UTF-8 in a shared buffer, the text type of the wire formats. A value read from
-//! a message is a view into the body it came from (no copy per field), and a rendered reply
-//! is kept for WeChat's retries and written into the response without a copy.
+//! [`Text`]: UTF-8 in a shared buffer. A value read from a message is a view into the body it
+//! came from, so a message's fields cost no copy each.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -64,12 +63,6 @@ impl From<String> for Text {
 impl From<&str> for Text {
     fn from(s: &str) -> Text {
         Text(Bytes::copy_from_slice(s.as_bytes()))
-    }
-}
-
-impl From<Text> for Bytes {
-    fn from(t: Text) -> Bytes {
-        t.0
     }
 }
 

@@ -240,7 +240,7 @@ pub async fn callback(
                 &message.to_user,
                 crate::clock::unix_secs(),
             );
-            return seal.respond(Some(xml.into()));
+            return seal.respond(Some(Arc::from(xml)));
         }
         Some(Expected::QueryAuth { code, openid }) => {
             tracing::info!(authorizer = %appid, "release test: answering through the API");

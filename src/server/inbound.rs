@@ -57,10 +57,9 @@ impl Seal {
             return ([(header::CONTENT_TYPE, TEXT_PLAIN)], SUCCESS).into_response();
         };
         let body = match self {
-            // The rendering itself, shared with the copy kept for retries.
-            Seal::Plain => Bytes::from(xml),
+            Seal::Plain => xml.to_string(),
             Seal::Envelope { envelope, nonce } => {
-                Bytes::from(envelope.seal_reply(&xml, crate::clock::unix_secs(), &nonce))
+                envelope.seal_reply(&xml, crate::clock::unix_secs(), &nonce)
             }
         };
         ([(header::CONTENT_TYPE, APPLICATION_XML)], body).into_response()
