@@ -472,14 +472,17 @@ mod tests {
         }
     }
 
+    /// A retry of `key` on a task of its own, which waits while the first run goes on.
+    fn retry(dedup: &Arc<Dedup>, key: &'static str) -> tokio::task::JoinHandle<Claim> {
+        let dedup = dedup.clone();
+        tokio::spawn(async move { dedup.claim(key, soon()).await })
+    }
+
     #[tokio::test]
     async fn a_retry_gets_the_first_answer_and_a_waiting_retry_gets_it_when_ready() {
         let dedup = Dedup::new(None, DEFAULT_MAX_BYTES);
         let guard = first(&dedup, "u|1").await;
-        let waiting = {
-            let dedup = dedup.clone();
-            tokio::spawn(async move { dedup.claim("u|1", soon()).await })
-        };
+        let waiting = retry(&dedup, "u|1");
         tokio::task::yield_now().await;
         guard.finish(Some(Arc::from("<xml>a</xml>"))).await;
         assert!(
@@ -496,12 +499,8 @@ mod tests {
     async fn every_waiting_retry_gets_the_answer_even_one_too_large_to_remember() {
         let dedup = Dedup::new(None, 8);
         let guard = first(&dedup, "u|3").await;
-        let wait = || {
-            let dedup = dedup.clone();
-            tokio::spawn(async move { dedup.claim("u|3", soon()).await })
-        };
         // The first retry makes the channel, the second subscribes to it.
-        let (one, two) = (wait(), wait());
+        let (one, two) = (retry(&dedup, "u|3"), retry(&dedup, "u|3"));
         tokio::task::yield_now().await;
         tokio::task::yield_now().await;
         guard
@@ -521,10 +520,7 @@ mod tests {
     async fn a_waiting_retry_runs_the_message_when_the_first_run_is_dropped() {
         let dedup = Dedup::new(None, DEFAULT_MAX_BYTES);
         let guard = first(&dedup, "u|4").await;
-        let waiting = {
-            let dedup = dedup.clone();
-            tokio::spawn(async move { dedup.claim("u|4", soon()).await })
-        };
+        let waiting = retry(&dedup, "u|4");
         tokio::task::yield_now().await;
         drop(guard);
         assert!(matches!(waiting.await.unwrap(), Claim::First(_)));
