@@ -50,7 +50,7 @@ impl<'q> CallbackQuery<'q> {
     /// allocations per request on the hottest path, for an error message this one matches.
     pub fn parse(query: &'q str) -> Result<CallbackQuery<'q>, String> {
         let mut parsed = CallbackQuery::default();
-        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        for (name, value) in query_pairs(query) {
             let slot = match name.as_ref() {
                 "signature" => &mut parsed.signature,
                 "timestamp" => &mut parsed.timestamp,
@@ -84,6 +84,29 @@ impl<'q> CallbackQuery<'q> {
             msg_signature: owned(self.msg_signature),
         }
     }
+}
+
+/// The `name=value` pairs of a query string as `form_urlencoded::parse` yields them (empty
+/// pairs skipped, split at the first `=`, `+` a space, percent-escapes decoded, invalid UTF-8
+/// replaced), borrowing each pair that needs no decoding. `form_urlencoded` decodes every
+/// name and value through a lossy UTF-8 pass, about a tenth of the signature check's cost
+/// for WeChat's four plain pairs, so it only gets the pairs that have something to decode.
+fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            if pair.bytes().any(|b| b == b'%' || b == b'+') {
+                form_urlencoded::parse(pair.as_bytes())
+                    .next()
+                    .unwrap_or_default()
+            } else {
+                pair.split_once('=')
+                    .map_or((Cow::Borrowed(pair), Cow::Borrowed("")), |(name, value)| {
+                        (Cow::Borrowed(name), Cow::Borrowed(value))
+                    })
+            }
+        })
 }
 
 /// A query [`check_query`] passed: its verified timestamp and nonce, and the rest of it
@@ -207,6 +230,27 @@ mod tests {
     use std::borrow::Cow;
 
     use super::CallbackQuery;
+
+    #[test]
+    fn pairs_are_split_and_decoded_as_form_urlencoded_does() {
+        for query in [
+            "signature=ab&timestamp=17&nonce=42&openid=o1",
+            "a=1&&b&=x&c=&d=e=f&",
+            "&&",
+            "",
+            "x=%E4%BD%A0+%E5%A5%BD&y=%FF%zz&%6e%61%6d%65=v",
+            "+=+&a+b=c%2Bd",
+            "n=\u{4f60}&m=%",
+        ] {
+            let ours: Vec<(String, String)> = super::query_pairs(query)
+                .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                .collect();
+            let theirs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+                .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                .collect();
+            assert_eq!(ours, theirs, "{query}");
+        }
+    }
 
     #[test]
     fn the_query_is_percent_decoded_and_unknown_names_are_ignored() {
