@@ -37,7 +37,7 @@ pub fn message_table(lua: &Lua, msg: &InboundMessage, account: &AccountLabel) ->
 
 unsafe fn push_message(state: *mut ffi::lua_State, msg: &InboundMessage, account: &AccountLabel) {
     ffi::luaL_checkstack(state, 4, ptr::null());
-    ffi::lua_createtable(state, 0, table_size(msg.fields.len() + 10));
+    ffi::lua_createtable(state, 0, table_size(key_count(msg, account)));
     push_fields(state, &msg.fields);
     // The short names and the account after the message's own fields, so an element named
     // `Type` or `Account` cannot pose as them.
@@ -68,6 +68,22 @@ unsafe fn push_message(state: *mut ffi::lua_State, msg: &InboundMessage, account
         None => ffi::lua_pushnil(state),
     }
     ffi::lua_rawset(state, -3);
+}
+
+/// How many keys [`push_message`] sets at most: the table's room, made once. Lua rounds it up
+/// to a power of two, so a guess of "ten more" took a text message's table from 16 slots
+/// to 32 (twice the memory to clear and collect per message); one too few would make Lua
+/// rehash the table on the last key.
+fn key_count(msg: &InboundMessage, account: &AccountLabel) -> usize {
+    // `type`, `from`, `to`, `time` and `account`, always; the rest when present.
+    let optional = [
+        msg.event().is_some(),
+        msg.msg_id().is_some(),
+        msg.content().is_some(),
+        msg.event_key().is_some(),
+        account.appid.is_some(),
+    ];
+    msg.fields.len() + 5 + optional.iter().filter(|set| **set).count()
 }
 
 /// Sets each field of `fields` in the table on top of the stack.
@@ -184,6 +200,36 @@ mod tests {
             assert_eq!(t.get::<String>("account").unwrap(), "shop");
             assert_eq!(t.get::<String>("appid").unwrap(), "wx1");
             assert_eq!(t.get::<mlua::Value>("event").unwrap(), mlua::Value::Nil);
+        }
+    }
+
+    #[test]
+    fn the_table_is_made_with_room_for_every_key_it_gets() {
+        let lua = Lua::new();
+        let messages = [
+            message("text", "<Content>hi</Content><MsgId>42</MsgId>"),
+            message(
+                "event",
+                "<Event>CLICK</Event><EventKey>k</EventKey><MenuId>3</MenuId>",
+            ),
+            message("event", "<Event>subscribe</Event>"),
+            message(
+                "image",
+                "<PicUrl>p</PicUrl><MediaId>m</MediaId><MsgId>1</MsgId>\
+                 <Type>x</Type><From>y</From><Account>z</Account>",
+            ),
+        ];
+        for msg in &messages {
+            for appid in [None, Some("wx1")] {
+                let account = account(appid);
+                let t = message_table(&lua, msg, &account).unwrap();
+                let keys = t.pairs::<mlua::Value, mlua::Value>().count();
+                // Never short (Lua would rehash on the last key), and never a size class
+                // too large.
+                let room = key_count(msg, &account);
+                assert!(room >= keys, "{room} < {keys} keys: {:?}", msg.fields);
+                assert!(room < 2 * keys, "{room} slots for {keys} keys");
+            }
         }
     }
 
