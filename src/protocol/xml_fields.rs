@@ -596,8 +596,20 @@ fn element_name(raw: &[u8], position: u64) -> Result<FieldName, ParseError> {
     })
 }
 
+/// Where `name` is in [`COMMON_NAMES`], when the parser borrowed it from there: a pointer
+/// comparison, so a consumer keeping something per common name (the Lua message table keeps
+/// its keys) finds it without comparing or hashing the text.
+pub fn common_name_index(name: &FieldName) -> Option<usize> {
+    match name {
+        Cow::Borrowed(name) => COMMON_NAMES
+            .iter()
+            .position(|common| std::ptr::eq(*common, *name)),
+        Cow::Owned(_) => None,
+    }
+}
+
 /// The element names of ordinary messages and events, most frequent first.
-const COMMON_NAMES: &[&str] = &[
+pub const COMMON_NAMES: &[&str] = &[
     "ToUserName",
     "FromUserName",
     "CreateTime",

@@ -8,8 +8,10 @@
 //! The table is built in one protected call through Lua's C API (`Lua::exec_raw`). Through
 //! mlua's safe API every key and value was a protected call and a registry reference of its
 //! own, and building the table cost about twice what running the echo handler did (a quarter
-//! of `router/plain_text` under `perf`). Keys need no cache: Lua interns short strings, so
-//! pushing a name seen before finds the existing string without allocating.
+//! of `router/plain_text` under `perf`). The keys of common elements and the short names are
+//! Lua strings made once per state ([`MessageKeys`]): pushing a name as text costs its
+//! snake_case conversion and Lua's hash and lookup of the interned string, about a fifth of
+//! the table's cost for a text message.
 
 use std::ffi::c_int;
 use std::ptr;
@@ -17,22 +19,74 @@ use std::ptr;
 use mlua::{ffi, Lua, Result as LuaResult, Table};
 
 use crate::protocol::message::InboundMessage;
-use crate::protocol::xml_fields::{snake_case_into, Field, Fields};
+use crate::protocol::xml_fields::{
+    common_name_index, snake_case, snake_case_into, Field, Fields, COMMON_NAMES,
+};
 use crate::script::services::AccountLabel;
 
 /// Element names are converted to snake_case this many bytes at a time, into a buffer on
 /// the stack; a longer name is pushed in pieces and joined by Lua.
 const NAME_PIECE: usize = 64;
 
-/// Builds the Lua table for one message to `account`.
-pub fn message_table(lua: &Lua, msg: &InboundMessage, account: &AccountLabel) -> LuaResult<Table> {
+/// The short names, in the order [`MessageKeys`] keeps them after the common element names.
+const SHORT_NAMES: [&str; 10] = [
+    "type", "event", "from", "to", "time", "id", "content", "key", "account", "appid",
+];
+
+/// A short name's place among [`MessageKeys`]' strings.
+#[derive(Clone, Copy)]
+enum Short {
+    Type,
+    Event,
+    From,
+    To,
+    Time,
+    Id,
+    Content,
+    Key,
+    Account,
+    AppId,
+}
+
+/// The keys of every message table, made once per Lua state: the snake_case names of the
+/// parser's common element names ([`COMMON_NAMES`], same order) followed by the short names
+/// ([`SHORT_NAMES`]), in one array. The strings stay interned for the state's life, and a
+/// key is pushed by its index instead of as text.
+pub struct MessageKeys(Table);
+
+impl MessageKeys {
+    /// Makes the keys in `lua`.
+    pub fn new(lua: &Lua) -> LuaResult<MessageKeys> {
+        let names = COMMON_NAMES
+            .iter()
+            .map(|name| snake_case(name))
+            .chain(SHORT_NAMES.iter().map(|name| (*name).into()));
+        let keys = lua.create_table_with_capacity(COMMON_NAMES.len() + SHORT_NAMES.len(), 0)?;
+        for (i, name) in names.enumerate() {
+            keys.raw_set(i + 1, lua.create_string(name.as_bytes())?)?;
+        }
+        Ok(MessageKeys(keys))
+    }
+}
+
+/// Stack index of the [`MessageKeys`] array while the table is built: `exec_raw`'s argument.
+const KEYS: c_int = 1;
+
+/// Builds the Lua table for one message to `account`, with the keys `keys` made in `lua`.
+pub fn message_table(
+    lua: &Lua,
+    keys: &MessageKeys,
+    msg: &InboundMessage,
+    account: &AccountLabel,
+) -> LuaResult<Table> {
     // SAFETY: `push_message` uses only the state `exec_raw` hands it, inside the protected
     // call `exec_raw` makes: a Lua error (out of memory, the stack too deep) longjmps out of
     // it to that call, which returns it as an `Err`. Nothing in `push_message` and what it
     // calls owns memory or needs dropping (borrows of `msg` and `account`, integers, a buffer
-    // on the stack), so skipping their frames leaks nothing. It leaves exactly the table on
-    // the stack, which `exec_raw` returns.
-    unsafe { lua.exec_raw::<Table>((), |state| push_message(state, msg, account)) }
+    // on the stack), so skipping their frames leaks nothing. The keys array is the call's
+    // one argument (at `KEYS`); it removes it and leaves exactly the table on the stack,
+    // which `exec_raw` returns.
+    unsafe { lua.exec_raw::<Table>(&keys.0, |state| push_message(state, msg, account)) }
 }
 
 unsafe fn push_message(state: *mut ffi::lua_State, msg: &InboundMessage, account: &AccountLabel) {
@@ -41,32 +95,49 @@ unsafe fn push_message(state: *mut ffi::lua_State, msg: &InboundMessage, account
     push_fields(state, &msg.fields);
     // The short names and the account after the message's own fields, so an element named
     // `Type` or `Account` cannot pose as them.
-    set_text(state, "type", msg.msg_type());
+    set_short(state, Short::Type, msg.msg_type());
     if let Some(event) = msg.event() {
-        set_text(state, "event", event);
+        set_short(state, Short::Event, event);
     }
-    set_text(state, "from", &msg.from_user);
-    set_text(state, "to", &msg.to_user);
-    push_text(state, "time");
+    set_short(state, Short::From, &msg.from_user);
+    set_short(state, Short::To, &msg.to_user);
+    push_short(state, Short::Time);
     ffi::lua_pushinteger(state, msg.create_time);
     ffi::lua_rawset(state, -3);
     // MsgId stays a string: it can exceed what some tools handle as a number.
     if let Some(id) = msg.msg_id() {
-        set_text(state, "id", id);
+        set_short(state, Short::Id, id);
     }
     if let Some(content) = msg.content() {
-        set_text(state, "content", content);
+        set_short(state, Short::Content, content);
     }
     if let Some(key) = msg.event_key() {
-        set_text(state, "key", key);
+        set_short(state, Short::Key, key);
     }
-    set_text(state, "account", &account.name);
+    set_short(state, Short::Account, &account.name);
     // Set even when absent (nil), so an element named `AppId` does not pose as it either.
-    push_text(state, "appid");
+    push_short(state, Short::AppId);
     match &account.appid {
         Some(appid) => push_text(state, appid),
         None => ffi::lua_pushnil(state),
     }
+    ffi::lua_rawset(state, -3);
+    ffi::lua_remove(state, KEYS);
+}
+
+/// Pushes the key at `index` (0-based) of the [`MessageKeys`] array.
+unsafe fn push_key(state: *mut ffi::lua_State, index: usize) {
+    ffi::lua_rawgeti(state, KEYS, index as ffi::lua_Integer + 1);
+}
+
+unsafe fn push_short(state: *mut ffi::lua_State, name: Short) {
+    push_key(state, COMMON_NAMES.len() + name as usize);
+}
+
+/// Sets `table[name] = value` in the table on top of the stack.
+unsafe fn set_short(state: *mut ffi::lua_State, name: Short, value: &str) {
+    push_short(state, name);
+    push_text(state, value);
     ffi::lua_rawset(state, -3);
 }
 
@@ -88,9 +159,12 @@ fn key_count(msg: &InboundMessage, account: &AccountLabel) -> usize {
 
 /// Sets each field of `fields` in the table on top of the stack.
 unsafe fn push_fields(state: *mut ffi::lua_State, fields: &Fields) {
-    for (name, field) in fields.iter() {
+    for (name, field) in &fields.0 {
         ffi::luaL_checkstack(state, 3, ptr::null());
-        push_snake_case(state, name);
+        match common_name_index(name) {
+            Some(index) => push_key(state, index),
+            None => push_snake_case(state, name),
+        }
         push_field(state, field);
         ffi::lua_rawset(state, -3);
     }
@@ -139,13 +213,6 @@ unsafe fn push_text(state: *mut ffi::lua_State, text: &str) {
     ffi::lua_pushlstring(state, text.as_ptr().cast(), text.len());
 }
 
-/// Sets `table[key] = value` in the table on top of the stack.
-unsafe fn set_text(state: *mut ffi::lua_State, key: &str, value: &str) {
-    push_text(state, key);
-    push_text(state, value);
-    ffi::lua_rawset(state, -3);
-}
-
 /// A size hint for `lua_createtable` (only a hint: the parser bounds real sizes far below).
 fn table_size(n: usize) -> c_int {
     c_int::try_from(n).unwrap_or(c_int::MAX)
@@ -177,6 +244,7 @@ mod tests {
     #[test]
     fn every_field_under_its_snake_case_name_and_the_short_names() {
         let lua = Lua::new();
+        let keys = MessageKeys::new(&lua).unwrap();
         let msg = message(
             "text",
             "<Content>hi</Content>\
@@ -184,7 +252,7 @@ mod tests {
         );
         // Twice on one state: the second table is built from the strings the first interned.
         for _ in 0..2 {
-            let t = message_table(&lua, &msg, &account(Some("wx1"))).unwrap();
+            let t = message_table(&lua, &keys, &msg, &account(Some("wx1"))).unwrap();
             assert_eq!(t.get::<String>("biz_msg_menu_id").unwrap(), "7");
             assert_eq!(t.get::<String>("from_user_name").unwrap(), "u");
             assert_eq!(t.get::<String>("msg_type").unwrap(), "text");
@@ -204,8 +272,64 @@ mod tests {
     }
 
     #[test]
+    fn each_short_name_has_its_own_key() {
+        let all = [
+            Short::Type,
+            Short::Event,
+            Short::From,
+            Short::To,
+            Short::Time,
+            Short::Id,
+            Short::Content,
+            Short::Key,
+            Short::Account,
+            Short::AppId,
+        ];
+        assert_eq!(all.len(), SHORT_NAMES.len());
+        for (i, short) in all.into_iter().enumerate() {
+            assert_eq!(short as usize, i);
+        }
+        assert_eq!(SHORT_NAMES[Short::AppId as usize], "appid");
+        assert_eq!(SHORT_NAMES[Short::Type as usize], "type");
+    }
+
+    #[test]
+    fn common_and_other_names_get_the_same_keys() {
+        // A name the parser borrowed from its common names and the same name owned (as a
+        // made-up name would be) must reach the same key.
+        let lua = Lua::new();
+        let keys = MessageKeys::new(&lua).unwrap();
+        let mut msg = message("text", "<Content>hi</Content><MsgId>1</MsgId>");
+        let from_table = |msg: &InboundMessage| {
+            let t = message_table(&lua, &keys, msg, &account(None)).unwrap();
+            let mut pairs: Vec<(String, String)> = t
+                .pairs::<String, mlua::Value>()
+                .map(|pair| {
+                    let (k, v) = pair.unwrap();
+                    (k, format!("{v:?}"))
+                })
+                .collect();
+            pairs.sort();
+            pairs
+        };
+        let borrowed = from_table(&msg);
+        assert!(msg
+            .fields
+            .0
+            .iter()
+            .all(|(name, _)| crate::protocol::xml_fields::common_name_index(name).is_some()));
+        for (name, _) in &mut msg.fields.0 {
+            *name = std::borrow::Cow::Owned(name.to_string());
+        }
+        assert_eq!(from_table(&msg), borrowed);
+        assert!(borrowed.iter().any(|(k, _)| k == "msg_type"));
+        assert!(borrowed.iter().any(|(k, _)| k == "create_time"));
+    }
+
+    #[test]
     fn the_table_is_made_with_room_for_every_key_it_gets() {
         let lua = Lua::new();
+        let keys = MessageKeys::new(&lua).unwrap();
         let messages = [
             message("text", "<Content>hi</Content><MsgId>42</MsgId>"),
             message(
@@ -222,7 +346,7 @@ mod tests {
         for msg in &messages {
             for appid in [None, Some("wx1")] {
                 let account = account(appid);
-                let t = message_table(&lua, msg, &account).unwrap();
+                let t = message_table(&lua, &keys, msg, &account).unwrap();
                 let keys = t.pairs::<mlua::Value, mlua::Value>().count();
                 // Never short (Lua would rehash on the last key), and never a size class
                 // too large.
@@ -236,12 +360,13 @@ mod tests {
     #[test]
     fn elements_cannot_pose_as_the_short_names_or_the_account() {
         let lua = Lua::new();
+        let keys = MessageKeys::new(&lua).unwrap();
         let msg = message(
             "text",
             "<Type>forged</Type>\
              <Account>forged</Account><AppId>forged</AppId><Time>forged</Time>",
         );
-        let t = message_table(&lua, &msg, &account(None)).unwrap();
+        let t = message_table(&lua, &keys, &msg, &account(None)).unwrap();
         assert_eq!(t.get::<String>("type").unwrap(), "text");
         assert_eq!(t.get::<String>("account").unwrap(), "shop");
         assert_eq!(t.get::<mlua::Value>("appid").unwrap(), mlua::Value::Nil);
@@ -251,6 +376,7 @@ mod tests {
     #[test]
     fn groups_become_tables_and_lists_arrays() {
         let lua = Lua::new();
+        let keys = MessageKeys::new(&lua).unwrap();
         let msg = message(
             "event",
             "<Event>scancode_push</Event>\
@@ -258,7 +384,7 @@ mod tests {
              <SendPicsInfo><Count>2</Count><PicList><item><PicMd5Sum>a</PicMd5Sum></item>\
              <item><PicMd5Sum>b</PicMd5Sum></item></PicList></SendPicsInfo>",
         );
-        let t = message_table(&lua, &msg, &account(None)).unwrap();
+        let t = message_table(&lua, &keys, &msg, &account(None)).unwrap();
         lua.globals().set("m", t).unwrap();
         let got: String = lua
             .load("return m.event .. ' ' .. m.scan_code_info.scan_type .. ' ' .. #m.send_pics_info.pic_list .. ' ' .. m.send_pics_info.pic_list[2].pic_md5_sum")
@@ -270,13 +396,14 @@ mod tests {
     #[test]
     fn long_and_many_made_up_names_reach_the_table() {
         let lua = Lua::new();
+        let keys = MessageKeys::new(&lua).unwrap();
         // Longer than one piece of the name buffer, with a word boundary across pieces.
         let long = format!("{}Name{}Tail", "Abc".repeat(30), "X".repeat(70));
         let extra: String = (0..600)
             .map(|i| format!("<Made{i}Up>v{i}</Made{i}Up>"))
             .collect();
         let msg = message("text", &format!("<{long}>far</{long}>{extra}"));
-        let t = message_table(&lua, &msg, &account(None)).unwrap();
+        let t = message_table(&lua, &keys, &msg, &account(None)).unwrap();
         let key = crate::protocol::xml_fields::snake_case(&long).into_owned();
         assert!(key.len() > 2 * NAME_PIECE, "{key}");
         assert_eq!(t.get::<String>(key).unwrap(), "far");
@@ -286,15 +413,16 @@ mod tests {
     #[test]
     fn a_state_out_of_memory_is_an_error_not_a_crash() {
         let lua = Lua::new();
+        let keys = MessageKeys::new(&lua).unwrap();
         let msg = message(
             "text",
             &format!("<Content>{}</Content>", "x".repeat(200_000)),
         );
         lua.set_memory_limit(lua.used_memory() + 50_000).unwrap();
-        let err = message_table(&lua, &msg, &account(None)).unwrap_err();
+        let err = message_table(&lua, &keys, &msg, &account(None)).unwrap_err();
         assert!(matches!(err, mlua::Error::MemoryError(_)), "{err:?}");
         // The state is still usable afterwards.
         lua.set_memory_limit(0).unwrap();
-        assert!(message_table(&lua, &msg, &account(None)).is_ok());
+        assert!(message_table(&lua, &keys, &msg, &account(None)).is_ok());
     }
 }

@@ -12,7 +12,7 @@ use super::bindings::handlers::{Filter, Handler, HandlerRegistry, Selector, Star
 use super::bindings::web::{request_table, response_from_lua, Route};
 use super::bindings::{self, pattern};
 use super::error::is_host_frame;
-use super::message_table::message_table;
+use super::message_table::{message_table, MessageKeys};
 use super::reply_value::{reply_from_lua, reply_to_lua};
 use super::routes::{RouteError, RouteOutcome, RouteRequest};
 use super::run_limit::{self, RunClock, StopReason};
@@ -72,6 +72,8 @@ pub struct LuaRuntime {
     routes: Vec<Route>,
     /// `xpcall` wrapper that adds a traceback to handler errors.
     call: Function,
+    /// The keys of message tables, made once in this state.
+    message_keys: MessageKeys,
     /// Warnings found while loading (e.g. handlers for unknown kinds).
     warnings: Vec<LoadWarning>,
     sources: Arc<ScriptSources>,
@@ -111,6 +113,7 @@ impl LuaRuntime {
         let traceback = lua
             .create_function(|lua, err: Value| Ok(with_traceback(lua, &err)))
             .map_err(internal)?;
+        let message_keys = MessageKeys::new(&lua).map_err(internal)?;
         let call: Function = lua
             .load(CALL_WRAPPER)
             .set_name("=wechat-lua")
@@ -149,6 +152,7 @@ impl LuaRuntime {
             start,
             routes,
             call,
+            message_keys,
             warnings,
             sources,
             clock,
@@ -274,7 +278,7 @@ impl LuaRuntime {
                 handler: None,
             });
         };
-        let table = message_table(&self.lua, msg, &account.account)
+        let table = message_table(&self.lua, &self.message_keys, msg, &account.account)
             .map_err(|e| handler_error(handler, &e))?;
         let args = std::iter::once(Value::Table(table)).chain(captures);
         let value = self
