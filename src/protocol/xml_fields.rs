@@ -298,6 +298,11 @@ pub fn parse_shared_fields(source: &Bytes) -> Result<Fields, ParseError> {
                     None => root = Some(frame.finish_root()),
                 }
             }
+            // Text beside an element's children is layout or stray text, which `push_text`
+            // drops; in ASCII it is dropped unread (ASCII is UTF-8). Anything else is still
+            // checked, so a body that is not UTF-8 is refused wherever it is.
+            Event::Text(text)
+                if text.is_ascii() && stack.last().is_some_and(|f| !f.children.is_empty()) => {}
             Event::Text(text) => {
                 let s = text
                     .decode()
@@ -588,12 +593,14 @@ fn trim_start_blank(s: Cow<'_, str>) -> Cow<'_, str> {
 /// An element name: borrowed from [`COMMON_NAMES`] when it is one of them (no copy per
 /// message), owned otherwise.
 fn element_name(raw: &[u8], position: u64) -> Result<FieldName, ParseError> {
+    // Compared as bytes: a name equal to one of them is that ASCII text, valid UTF-8 without
+    // a check; only another name is checked and copied.
+    if let Some(common) = COMMON_NAMES.iter().find(|common| common.as_bytes() == raw) {
+        return Ok(Cow::Borrowed(common));
+    }
     let name =
         std::str::from_utf8(raw).map_err(|_| xml_error(position, "element name is not UTF-8"))?;
-    Ok(match COMMON_NAMES.iter().find(|common| **common == name) {
-        Some(common) => Cow::Borrowed(common),
-        None => Cow::Owned(name.to_owned()),
-    })
+    Ok(Cow::Owned(name.to_owned()))
 }
 
 /// Where `name` is in [`COMMON_NAMES`], when the parser borrowed it from there: a pointer
@@ -1084,6 +1091,12 @@ mod tests {
         cdata.extend_from_slice(b"]]></Content></xml>");
         assert!(matches!(parse_fields(&cdata), Err(ParseError::Xml { .. })));
         assert!(parse_fields(b"<xml><\xFF>1</\xFF></xml>").is_err());
+        // Stray text between children is dropped, but still refused when it is not UTF-8.
+        assert!(parse_fields(b"<xml><A>1</A>\xFF\xFE<B>2</B></xml>").is_err());
+        let fields = parse_fields(b"<xml><A>1</A>\n stray \t<B>2</B>\xE4\xBD\xA0</xml>").unwrap();
+        assert_eq!(fields.text("A"), Some("1"));
+        assert_eq!(fields.text("B"), Some("2"));
+        assert_eq!(fields.len(), 2);
     }
 
     #[test]
