@@ -45,6 +45,7 @@ pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod playground;
+pub mod prehashed;
 pub mod protocol;
 pub mod script;
 pub mod server;

@@ -17,13 +17,13 @@
 //! that WeChat's retry can take it) or run anyway.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use crate::config::UnconfirmedClaim;
+use crate::prehashed::{process_hasher, PreHashed};
 use crate::store::keys::dedup_key;
 use crate::store::{within, Store, StoreError};
 
@@ -165,7 +165,7 @@ fn withdraw(store: Arc<dyn Store>, key: String, value: String) {
 /// old ones are dropped in O(1).
 #[derive(Default)]
 struct Table {
-    entries: HashMap<u64, Entry>,
+    entries: HashMap<u64, Entry, PreHashed>,
     /// When each answer came, its slot and its size in bytes.
     answered: VecDeque<(Instant, u64, usize)>,
     /// Sum of the sizes in `answered`. An answer replaced before its turn to go stays counted
@@ -182,9 +182,10 @@ pub struct Dedup {
     max_bytes: usize,
 }
 
-/// A fixed hasher, so a key hashes the same way for the life of the process. The key is
-/// hashed as it is written out, never built: the same value as hashing the `str` it displays
-/// as (its bytes, then `str`'s terminator), since the hasher takes bytes as a stream.
+/// The process's hasher ([`process_hasher`]), so a key hashes the same way for the life of
+/// the process. The key is hashed as it is written out, never built: the same value as
+/// hashing the `str` it displays as (its bytes, then `str`'s terminator), since the hasher
+/// takes bytes as a stream.
 fn slot(key: &(impl std::fmt::Display + ?Sized)) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     struct Feed<H>(H);
@@ -194,7 +195,7 @@ fn slot(key: &(impl std::fmt::Display + ?Sized)) -> u64 {
             Ok(())
         }
     }
-    let mut feed = Feed(BuildHasherDefault::<DefaultHasher>::default().build_hasher());
+    let mut feed = Feed(process_hasher().build_hasher());
     let _ = std::fmt::write(&mut feed, format_args!("{key}"));
     feed.0.write_u8(0xff);
     feed.0.finish()
@@ -454,7 +455,7 @@ mod tests {
     #[test]
     fn a_key_hashes_the_same_written_out_in_pieces_or_as_one_string() {
         use std::hash::BuildHasher;
-        let whole = BuildHasherDefault::<DefaultHasher>::default().hash_one("acct/oUser|123");
+        let whole = process_hasher().hash_one("acct/oUser|123");
         assert_eq!(slot("acct/oUser|123"), whole);
         assert_eq!(slot(&format_args!("{}/{}|{}", "acct", "oUser", 123)), whole);
         assert_ne!(slot("acct/oUser|124"), whole);

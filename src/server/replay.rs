@@ -19,6 +19,7 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::prehashed::PreHashed;
 use crate::store::keys::{claim_once, replay_key};
 use crate::store::{within, Store, StoreError};
 
@@ -47,7 +48,7 @@ pub struct ReplayMemory {
 #[derive(Default)]
 struct Local {
     /// Hashes of the signatures remembered, by the Unix second after which they are forgotten.
-    by_expiry: BTreeMap<i64, HashSet<u64>>,
+    by_expiry: BTreeMap<i64, HashSet<u64, PreHashed>>,
     /// How many hashes `by_expiry` holds in all.
     len: usize,
 }
