@@ -25,6 +25,8 @@
 //!   events pushed to it (messages, replies, API calls, logs, reloads).
 //! - [`clock`]: Unix seconds and milliseconds, read one way everywhere.
 //! - [`sync`]: the one way a std `Mutex` is locked (poison recovered).
+//! - [`prehashed`]: tables keyed by hashes the host computed itself (retry cache, replay
+//!   memory): the process's random hasher and a pass-through one for the tables.
 //! - [`config`]: settings from the TOML file, the environment and flags.
 //! - [`logging`]: log lines that text from scripts or requests cannot forge or bloat.
 //! - [`host`]: assembling store, API client, Lua pool, dispatcher and HTTP state into a host,
