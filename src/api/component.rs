@@ -283,7 +283,7 @@ impl ComponentAccess for PlatformAccess {
     }
 }
 
-/// A non-empty string field of an answer, or why the answer is not what WeChat documents.
+/// The error for a store operation (`what`) the platform's state needed and could not do.
 fn store_error(what: &str, e: crate::store::StoreError) -> ApiError {
     ApiError::Config(format!("store: cannot {what}: {e}"))
 }
