@@ -90,13 +90,14 @@ pub fn message_table(
 }
 
 unsafe fn push_message(state: *mut ffi::lua_State, msg: &InboundMessage, account: &AccountLabel) {
+    let optional = OptionalShorts::of(msg);
     ffi::luaL_checkstack(state, 4, ptr::null());
-    ffi::lua_createtable(state, 0, table_size(key_count(msg, account)));
+    ffi::lua_createtable(state, 0, table_size(key_count(msg, &optional, account)));
     push_fields(state, &msg.fields);
     // The short names and the account after the message's own fields, so an element named
     // `Type` or `Account` cannot pose as them.
     set_short(state, Short::Type, msg.msg_type());
-    if let Some(event) = msg.event() {
+    if let Some(event) = optional.event {
         set_short(state, Short::Event, event);
     }
     set_short(state, Short::From, &msg.from_user);
@@ -105,13 +106,13 @@ unsafe fn push_message(state: *mut ffi::lua_State, msg: &InboundMessage, account
     ffi::lua_pushinteger(state, msg.create_time);
     ffi::lua_rawset(state, -3);
     // MsgId stays a string: it can exceed what some tools handle as a number.
-    if let Some(id) = msg.msg_id() {
+    if let Some(id) = optional.id {
         set_short(state, Short::Id, id);
     }
-    if let Some(content) = msg.content() {
+    if let Some(content) = optional.content {
         set_short(state, Short::Content, content);
     }
-    if let Some(key) = msg.event_key() {
+    if let Some(key) = optional.key {
         set_short(state, Short::Key, key);
     }
     set_short(state, Short::Account, &account.name);
@@ -141,20 +142,40 @@ unsafe fn set_short(state: *mut ffi::lua_State, name: Short, value: &str) {
     ffi::lua_rawset(state, -3);
 }
 
+/// The values of the short names a message may lack, each looked up in its fields once
+/// (for the table's size and then for the table).
+struct OptionalShorts<'m> {
+    event: Option<&'m str>,
+    id: Option<&'m str>,
+    content: Option<&'m str>,
+    key: Option<&'m str>,
+}
+
+impl<'m> OptionalShorts<'m> {
+    fn of(msg: &'m InboundMessage) -> OptionalShorts<'m> {
+        OptionalShorts {
+            event: msg.event(),
+            id: msg.msg_id(),
+            content: msg.content(),
+            key: msg.event_key(),
+        }
+    }
+}
+
 /// How many keys [`push_message`] sets at most: the table's room, made once. Lua rounds it up
 /// to a power of two, so a guess of "ten more" took a text message's table from 16 slots
 /// to 32 (twice the memory to clear and collect per message); one too few would make Lua
 /// rehash the table on the last key.
-fn key_count(msg: &InboundMessage, account: &AccountLabel) -> usize {
+fn key_count(msg: &InboundMessage, optional: &OptionalShorts, account: &AccountLabel) -> usize {
     // `type`, `from`, `to`, `time` and `account`, always; the rest when present.
-    let optional = [
-        msg.event().is_some(),
-        msg.msg_id().is_some(),
-        msg.content().is_some(),
-        msg.event_key().is_some(),
+    let present = [
+        optional.event.is_some(),
+        optional.id.is_some(),
+        optional.content.is_some(),
+        optional.key.is_some(),
         account.appid.is_some(),
     ];
-    msg.fields.len() + 5 + optional.iter().filter(|set| **set).count()
+    msg.fields.len() + 5 + present.iter().filter(|set| **set).count()
 }
 
 /// Sets each field of `fields` in the table on top of the stack.
@@ -350,7 +371,7 @@ mod tests {
                 let keys = t.pairs::<mlua::Value, mlua::Value>().count();
                 // Never short (Lua would rehash on the last key), and never a size class
                 // too large.
-                let room = key_count(msg, &account);
+                let room = key_count(msg, &OptionalShorts::of(msg), &account);
                 assert!(room >= keys, "{room} < {keys} keys: {:?}", msg.fields);
                 assert!(room < 2 * keys, "{room} slots for {keys} keys");
             }
