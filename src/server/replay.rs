@@ -13,13 +13,12 @@
 //! its own short timeout (`claim_timeout`); a store that does not answer by then fails the
 //! check, and the caller lets the message through (see [`super::verify`]).
 
-use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::prehashed::PreHashed;
+use crate::prehashed::{process_hasher, PreHashed};
 use crate::store::keys::{claim_once, replay_key};
 use crate::store::{within, Store, StoreError};
 
@@ -34,9 +33,9 @@ pub struct ReplayMemory {
     shared: Option<Arc<dyn Store>>,
     /// The most the shared check may wait for the store.
     timeout: Duration,
+    /// Signatures by their hash with the process's random key
+    /// ([`crate::prehashed::process_hasher`]), so nobody can aim collisions at the memory.
     local: Mutex<Local>,
-    /// Keyed hashing, so nobody can aim collisions at the memory.
-    hasher: RandomState,
     capacity: usize,
 }
 
@@ -68,7 +67,6 @@ impl ReplayMemory {
             shared,
             timeout,
             local: Mutex::default(),
-            hasher: RandomState::new(),
             capacity,
         }
     }
@@ -91,7 +89,7 @@ impl ReplayMemory {
             )
             .await;
         }
-        let key = self.hasher.hash_one(signature);
+        let key = process_hasher().hash_one(signature);
         let mut local = crate::sync::lock(&self.local);
         Ok(local.claim(key, now, until, self.capacity))
     }
