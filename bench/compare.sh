@@ -29,11 +29,11 @@ run() {
   rm -rf "$dir" && mkdir -p "$dir/bot" "$dir/data"
   cp "$ROOT/examples/echo.lua" "$dir/bot/"
   if [ "$MODE" = plain ]; then
-    "$PAYLOADS" plain 300000 "$NEXT" >"$dir/warm"; NEXT=$((NEXT + 300000))
-    "$PAYLOADS" plain $((150000 * secs)) "$NEXT" >"$dir/run"; NEXT=$((NEXT + 150000 * secs))
+    "$PAYLOADS" plain 300000 "$NEXT" 150000 >"$dir/warm"; NEXT=$((NEXT + 300000))
+    "$PAYLOADS" plain $((150000 * secs)) "$NEXT" 150000 >"$dir/run"; NEXT=$((NEXT + 150000 * secs))
   else
-    "$PAYLOADS" safe 100000 $((9000000000 + NEXT)) >"$dir/warm"; NEXT=$((NEXT + 100000))
-    "$PAYLOADS" safe $((50000 * secs)) $((9000000000 + NEXT)) >"$dir/run"; NEXT=$((NEXT + 50000 * secs))
+    "$PAYLOADS" safe 100000 $((9000000000 + NEXT)) 50000 >"$dir/warm"; NEXT=$((NEXT + 100000))
+    "$PAYLOADS" safe $((50000 * secs)) $((9000000000 + NEXT)) 50000 >"$dir/run"; NEXT=$((NEXT + 50000 * secs))
   fi
   (cd "$dir" && WECHAT_MODE=$MODE exec taskset -c "$SERVER_CPU" "$bin" serve \
     --listen "127.0.0.1:$PORT" --scripts "$dir/bot/echo.lua" --data "$dir/data") >"$dir/server.log" 2>&1 &

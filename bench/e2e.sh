@@ -168,11 +168,13 @@ warm_up() {
     "http://127.0.0.1:$port" -- $payloads >/dev/null 2>&1
 }
 
-# plain_payloads FILE RPS SECONDS: signed requests for one run, in a nonce range of their own.
+# plain_payloads FILE RPS SECONDS: signed requests for one run, in a nonce range of their own,
+# timestamped as traffic at RPS a second (so the replay memory holds them in groups of one
+# second's messages, as real traffic fills it, not all in one).
 NEXT_NONCE=1
 plain_payloads() {
   local count=$(($2 * $3))
-  "$PAYLOADS" plain "$count" "$NEXT_NONCE" >"$1"
+  "$PAYLOADS" plain "$count" "$NEXT_NONCE" "$2" >"$1"
   NEXT_NONCE=$((NEXT_NONCE + count))
 }
 # make_plain PREFIX: the four plaintext payload files of one server (warm-up, 1 connection,
@@ -242,9 +244,9 @@ stop_server
 mkdir -p "$OUT/data-safe"
 cp examples/echo.lua "$OUT/bot/echo.lua"
 # Three disjoint MsgId ranges: warm-up, 1 connection, $CONNS connections.
-"$PAYLOADS" safe $((SAFE_MAX_RPS * $(seconds "$WARMUP"))) 9000000000 >"$OUT/safe-warmup.payloads"
-"$PAYLOADS" safe $((SAFE_MAX_RPS_C1 * $(seconds "$DURATION"))) 9100000000 >"$OUT/safe-c1.payloads"
-"$PAYLOADS" safe $((SAFE_MAX_RPS * $(seconds "$DURATION"))) 9200000000 >"$OUT/safe-c$CONNS.payloads"
+"$PAYLOADS" safe $((SAFE_MAX_RPS * $(seconds "$WARMUP"))) 9000000000 "$SAFE_MAX_RPS" >"$OUT/safe-warmup.payloads"
+"$PAYLOADS" safe $((SAFE_MAX_RPS_C1 * $(seconds "$DURATION"))) 9100000000 "$SAFE_MAX_RPS_C1" >"$OUT/safe-c1.payloads"
+"$PAYLOADS" safe $((SAFE_MAX_RPS * $(seconds "$DURATION"))) 9200000000 "$SAFE_MAX_RPS" >"$OUT/safe-c$CONNS.payloads"
 log "echo, safe mode"
 WECHAT_MODE=safe start_server echo-safe "$PORT_ECHO" "$BIN" serve --listen "127.0.0.1:$PORT_ECHO" \
   --scripts "$OUT/bot/echo.lua" --data "$OUT/data-safe"
