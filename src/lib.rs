@@ -27,6 +27,8 @@
 //! - [`sync`]: the one way a std `Mutex` is locked (poison recovered).
 //! - [`prehashed`]: tables keyed by hashes the host computed itself (retry cache, replay
 //!   memory): the process's random hasher and a pass-through one for the tables.
+//! - [`timeout`]: timeouts armed only once a future waits (the reply deadline, the handler's
+//!   time budget): most handlers answer in their first poll and need no timer.
 //! - [`config`]: settings from the TOML file, the environment and flags.
 //! - [`logging`]: log lines that text from scripts or requests cannot forge or bloat.
 //! - [`host`]: assembling store, API client, Lua pool, dispatcher and HTTP state into a host,
@@ -53,4 +55,5 @@ pub mod script;
 pub mod server;
 pub mod store;
 pub mod sync;
+pub mod timeout;
 pub mod web;

@@ -128,6 +128,11 @@ type Outcome = Result<Handled, ScriptError>;
 /// phase's code in the caches and wakes the client once per burst of answers, not per answer.
 /// The task also keeps the run alive when the request is dropped (the client went away): its
 /// reply then goes out late, and a panicking run fails only its message.
+///
+/// The task, not the request, watches the deadline, so one side decides whether the reply is
+/// on time: it sends either the outcome or word that the deadline passed, and the request
+/// answers accordingly. Its timer is armed only if the handler waits ([`crate::timeout`]):
+/// a handler that answers at once costs no timer at all.
 pub async fn handle_within(
     scripts: &Arc<LuaPool>,
     account: &Arc<Services>,
@@ -136,7 +141,7 @@ pub async fn handle_within(
     deadline: Instant,
     msg: &Arc<InboundMessage>,
 ) -> Outcome {
-    let (done, mut result) = oneshot::channel();
+    let (done, result) = oneshot::channel::<OnTime>();
     {
         let scripts = scripts.clone();
         let account = account.clone();
@@ -145,41 +150,62 @@ pub async fn handle_within(
         let msg = msg.clone();
         tokio::spawn(async move {
             let _counted = counted;
-            let outcome = scripts.handle_for(&msg, &account).await;
-            // The receiver is closed once the deadline passed (or the request was dropped):
-            // then the reply goes out late.
-            if let Err(outcome) = done.send(outcome) {
-                if let Some(failure) = late.finished(&msg.from_user, outcome).await {
-                    // Boxed: a second Lua run held inline made every message's task 2,480
-                    // bytes instead of 1,696, and tokio moves a task's future whole (into
-                    // its cell, then stage by stage); a refused late reply is rare.
-                    Box::pin(report_undeliverable(&scripts, &account, failure)).await;
+            // In a block of its own, so the run is gone before the late delivery's future
+            // (held together, they made the task hundreds of bytes larger).
+            let outcome = {
+                let mut run = std::pin::pin!(scripts.handle_for(&msg, &account));
+                match crate::timeout::at(deadline, run.as_mut()).await {
+                    // In time: the request answers with it. If the request is gone (the
+                    // client went away), the send hands the outcome back and the reply goes
+                    // out late.
+                    Some(outcome) => {
+                        let Err(OnTime::Finished(outcome)) = done.send(OnTime::Finished(outcome))
+                        else {
+                            return;
+                        };
+                        outcome
+                    }
+                    None => {
+                        // The request answers `success` now; the user is shown the reply is
+                        // coming while the handler goes on.
+                        if done.send(OnTime::DeadlinePassed).is_ok() {
+                            tokio::spawn(late.started(&msg.from_user));
+                        }
+                        run.await
+                    }
                 }
+            };
+            if let Some(failure) = late.finished(&msg.from_user, outcome).await {
+                // Boxed: a second Lua run held inline made every message's task 2,480
+                // bytes instead of 1,696, and tokio moves a task's future whole (into
+                // its cell, then stage by stage); a refused late reply is rare.
+                Box::pin(report_undeliverable(&scripts, &account, failure)).await;
             }
         });
     }
-    match tokio::time::timeout_at(deadline, &mut result).await {
-        Ok(Ok(outcome)) => outcome,
-        // The task panicked: this message fails, nothing else.
-        Ok(Err(_)) => Err(ScriptError::Unavailable),
-        Err(_) => {
-            // Close first, then look: a result that slipped in just before the close is used;
-            // after the close, the handler's send fails and it takes the late path.
-            result.close();
-            if let Ok(outcome) = result.try_recv() {
-                return outcome;
-            }
+    match result.await {
+        Ok(OnTime::Finished(outcome)) => outcome,
+        Ok(OnTime::DeadlinePassed) => {
             crate::metrics::metrics().deadline_fallback();
             tracing::warn!(
                 "handler missed the reply deadline: answered success, its reply will go out through customer service"
             );
-            tokio::spawn(late.started(&msg.from_user));
             Ok(Handled {
                 reply: None,
                 handler: None,
             })
         }
+        // The task panicked: this message fails, nothing else.
+        Err(_) => Err(ScriptError::Unavailable),
     }
+}
+
+/// What the handler's task tells the request waiting for it.
+enum OnTime {
+    /// The handler finished by the deadline: the request answers with this.
+    Finished(Outcome),
+    /// The deadline passed first: the request answers `success`, the reply will go out late.
+    DeadlinePassed,
 }
 
 /// Asks the scripts' `late_reply_failed` handlers what to do with a reply customer service

@@ -523,14 +523,16 @@ impl LuaRuntime {
             .clone()
             .into_async::<MultiValue>(call_args)
             .map_err(fail)?;
-        let outcome = tokio::time::timeout(
-            budget,
+        // The budget's timer is armed only if the handler waits: one answering at once is
+        // bounded by the run limit's hook alone.
+        let outcome = crate::timeout::at(
+            tokio::time::Instant::now() + budget,
             run_limit::drive(&self.clock, acting_for(&self.lua, account, running)),
         )
         .await;
         self.clock.finish();
         let results = match outcome {
-            Ok(results) => {
+            Some(results) => {
                 let results = results.map_err(fail)?;
                 // Only a coroutine that ran to its end is reused (the traceback wrapper
                 // catches the handler's errors, so an erroring handler ends normally too).
@@ -541,7 +543,7 @@ impl LuaRuntime {
                 }
                 results
             }
-            Err(_) => {
+            None => {
                 // Cancelled while waiting (or sliced): whatever it holds, the state is not
                 // used again, and dropping the coroutine closes it with the hook raising.
                 self.clock.stop(StopReason::Wall);
