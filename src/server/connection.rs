@@ -14,6 +14,7 @@
 //! the kernel's listen backlog until a connection closes, while the open ones keep being served.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,7 +26,7 @@ use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use hyper::body::{Frame, SizeHint};
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -106,22 +107,17 @@ pub async fn serve(
                 move |request: axum::http::Request<hyper::body::Incoming>| {
                     let request_guard = in_service.begin_request();
                     let router = router.clone();
-                    // The head is complete: the reply deadline counts from here.
-                    let arrived = Arrived(tokio::time::Instant::now());
-                    let (mut request, expired) =
-                        with_body_deadline(request.map(Body::new), limits.body_timeout);
-                    let extensions = request.extensions_mut();
-                    extensions.insert(arrived);
-                    // The peer, for `req.ip` of web routes.
-                    extensions.insert(axum::extract::ConnectInfo(peer));
-                    async move {
+                    let (request, expired) = with_body_deadline(request, limits.body_timeout);
+                    // The peer, for `req.ip` of web routes: a task-local rather than a request
+                    // extension, whose map costs every request three allocations.
+                    PEER.scope(peer, async move {
                         let response = router.oneshot(request).await;
                         drop(request_guard);
                         if expired.load(Ordering::Relaxed) {
                             return Ok(body_timed_out(limits.body_timeout));
                         }
                         response
-                    }
+                    })
                 },
             );
             let builder = auto::Builder::new(TokioExecutor::new());
@@ -351,25 +347,35 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
     }
 }
 
+tokio::task_local! {
+    /// The peer of the connection whose request the task is serving.
+    static PEER: SocketAddr;
+}
+
+/// The address of the client connected to the request being served (the peer of its
+/// connection), when [`serve`] is serving it; `None` for a router driven otherwise (`oneshot`).
+pub fn peer() -> Option<SocketAddr> {
+    PEER.try_with(|peer| *peer).ok()
+}
+
 /// When a request's head was complete: the reply deadline is counted from here, so reading
 /// the body, checking the signature and the replay memory all come out of it.
+///
+/// Stamped when the handler's extractors run, which is as the head completes: hyper calls the
+/// service once it has parsed the head and polls the handler at once, and a handler takes
+/// `Arrived` before the body extractor that reads the body (axum runs the head's extractors
+/// first).
 #[derive(Debug, Clone, Copy)]
 pub struct Arrived(pub tokio::time::Instant);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Arrived {
     type Rejection = std::convert::Infallible;
 
-    /// The stamp the connection put on the request, or now for a router driven without
-    /// one (`oneshot` in tests).
     async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
+        _parts: &mut axum::http::request::Parts,
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<Arrived>()
-            .copied()
-            .unwrap_or_else(|| Arrived(tokio::time::Instant::now())))
+        Ok(Arrived(tokio::time::Instant::now()))
     }
 }
 
@@ -378,12 +384,16 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Arrived {
 /// connection closed). The body is not buffered here: it is read, as before, only by handlers
 /// that want it, after the signature check. Done on the connection rather than as a router
 /// layer: every layer costs each request a few boxed futures and service clones.
-fn with_body_deadline(request: Request, timeout: Duration) -> (Request, Arc<AtomicBool>) {
+fn with_body_deadline(
+    request: axum::http::Request<Incoming>,
+    timeout: Duration,
+) -> (Request, Arc<AtomicBool>) {
     let expired = Arc::new(AtomicBool::new(false));
     let request = request.map(|body| {
         Body::new(DeadlineBody {
             inner: body,
-            deadline: Box::pin(tokio::time::sleep(timeout)),
+            deadline: Instant::now() + timeout,
+            timer: None,
             expired: expired.clone(),
         })
     });
@@ -407,8 +417,11 @@ pub struct BodyTimedOut;
 
 /// A request body that fails once its deadline has passed, and says so through `expired`.
 struct DeadlineBody {
-    inner: Body,
-    deadline: Pin<Box<Sleep>>,
+    inner: Incoming,
+    deadline: Instant,
+    /// Armed the first time the body has to wait for bytes: a body that came with its head,
+    /// as WeChat's do, needs no timer.
+    timer: Option<Pin<Box<Sleep>>>,
     expired: Arc<AtomicBool>,
 }
 
@@ -423,7 +436,11 @@ impl hyper::body::Body for DeadlineBody {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
         }
-        match self.deadline.as_mut().poll(cx) {
+        let deadline = self.deadline;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match timer.as_mut().poll(cx) {
             Poll::Ready(()) => {
                 self.expired.store(true, Ordering::Relaxed);
                 Poll::Ready(Some(Err(BodyTimedOut.into())))

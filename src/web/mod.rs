@@ -265,17 +265,21 @@ async fn route(web: &Arc<Web>, request: Request) -> Result<Response, WebError> {
         .filter_map(Result::ok)
         .map(|c| (c.name().to_string(), c.value().to_string()))
         .collect();
-    let ip = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| {
-            let forwarded = parts
-                .headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok());
-            client_ip::client_ip(peer.ip(), forwarded, &web.trusted_proxies).to_string()
-        });
+    // The connection's peer; a router served otherwise may say it with `ConnectInfo`.
+    let peer = crate::server::connection::peer().or_else(|| {
+        parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| *peer)
+    });
+    let ip = peer.map(|peer| {
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        client_ip::client_ip(peer.ip(), forwarded, &web.trusted_proxies).to_string()
+    });
     let method = parts.method.as_str().to_string();
     let body = Bytes::from_request(Request::from_parts(parts, body), &()).await?;
     let page_url = web
