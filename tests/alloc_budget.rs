@@ -1,7 +1,8 @@
 //! Heap allocations per message: a budget CI enforces.
 //!
-//! What the connection does before the router (the arrival stamp, the body deadline, hyper's
-//! own buffers) is outside this count: `oneshot` starts at the router.
+//! Most cases start at the router (`oneshot`); one sends plaintext messages over a kept-alive
+//! TCP connection to `connection::serve`, so what the connection adds (hyper's head parsing
+//! and buffers, the body deadline) is counted too.
 //!
 //! Timing is noisy on shared machines; allocation counts are not. Each case sends messages
 //! through the whole Router (`server::app` with `oneshot`: query parsing, the signature and
@@ -20,7 +21,9 @@
 mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
@@ -29,6 +32,7 @@ use support::host::{echo_bot, test_config, test_router};
 use support::{fresh_nonce, now, sign, signed_query_at, text_xml, TOKEN};
 use tower::ServiceExt;
 use wechat_lua::protocol::crypto::MessageCrypto;
+use wechat_lua::server::connection::{serve, ConnectionLimits};
 
 /// Counts allocations (and reallocations, which allocate) of the whole process.
 struct Counting;
@@ -62,11 +66,14 @@ const COUNTED: usize = 2000;
 
 // Budgets, allocations per message (measured when set: see each case).
 /// A plaintext text message answered with a text reply.
-const PLAIN_TEXT_BUDGET: f64 = 35.0; // 104.1 when first set; 65.2, 48.2, 51.2 with the handler back on a task of its own (cheaper in CPU: docs/benchmarks.md), 49.3 without axum's unused request extensions, 47.3, 46.3 with the message shared with its task, then 40.3 with values as views into the body (39.3 in a release build), 36.3 with the query borrowed, 35.3 with the retry channel made only for a retry, 34.3 with the handler's arguments passed straight
+const PLAIN_TEXT_BUDGET: f64 = 34.0; // 104.1 when first set; 65.2, 48.2, 51.2 with the handler back on a task of its own (cheaper in CPU: docs/benchmarks.md), 49.3 without axum's unused request extensions, 47.3, 46.3 with the message shared with its task, then 40.3 with values as views into the body (39.3 in a release build), 36.3 with the query borrowed, 35.3 with the retry channel made only for a retry, 34.3 with the handler's arguments passed straight, 33.2 with timers armed only for a handler that waits
+/// The plaintext text message over a kept-alive TCP connection: the router's work and the
+/// connection's (hyper's head parsing and read buffer, the body's deadline and box).
+const PLAIN_TEXT_OVER_TCP_BUDGET: f64 = 38.0; // 41.2 when first set, 37.2 with the arrival stamped by its extractor, the peer in a task-local and the body boxed once
 /// The same in safe mode: decrypting the request, encrypting and signing the reply.
-const SAFE_TEXT_BUDGET: f64 = 48.0; // 126.1 when first set; 80.2, 63.2, 66.2, 64.3, 62.3, 61.3, then 54.3 with values as views into the body (53.3 in a release build), 49.3 with the query borrowed, 48.3 with the retry channel made only for a retry, 47.3 with the handler's arguments passed straight
+const SAFE_TEXT_BUDGET: f64 = 47.0; // 126.1 when first set; 80.2, 63.2, 66.2, 64.3, 62.3, 61.3, then 54.3 with values as views into the body (53.3 in a release build), 49.3 with the query borrowed, 48.3 with the retry channel made only for a retry, 47.3 with the handler's arguments passed straight, 46.2 with timers armed only for a handler that waits
 /// An event no handler takes (answered `success`).
-const EVENT_NO_REPLY_BUDGET: f64 = 23.0; // 82.0 when first set; 51.0, 33.0, 36.0, 33.0, 32.0, 31.0, then 26.0 with values as views into the body (25.0 in a release build), 23.0 with the query borrowed, 22.0 with the retry channel made only for a retry
+const EVENT_NO_REPLY_BUDGET: f64 = 22.0; // 82.0 when first set; 51.0, 33.0, 36.0, 33.0, 32.0, 31.0, then 26.0 with values as views into the body (25.0 in a release build), 23.0 with the query borrowed, 22.0 with the retry channel made only for a retry, 21.0 with timers armed only for a handler that waits
 
 const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 const APPID: &str = "wxb11529c136998cb6";
@@ -83,6 +90,12 @@ fn plain_text(i: usize) -> Prepared {
         uri: format!("/wechat?{query}&openid=user{}", i % 50),
         body: text_xml(&format!("user{}", i % 50), "hello", 1_000_000 + i as u64),
     }
+}
+
+/// [`plain_text`] with MsgIds of its own: the router that answered those remembers them in
+/// its retry cache and would answer them from it without running Lua.
+fn plain_text_again(i: usize) -> Prepared {
+    plain_text(i + WARM_UP + COUNTED)
 }
 
 fn unhandled_event(i: usize) -> Prepared {
@@ -167,6 +180,94 @@ async fn send(router: &axum::Router, request: Request<Body>, expect: &str) {
     );
 }
 
+/// Sends `WARM_UP` then `COUNTED` prepared requests over one kept-alive TCP connection to
+/// `connection::serve`; returns allocations per counted one. The client is a thread of its
+/// own that allocates nothing while counting: requests are built before, answers are read
+/// into one buffer. Every answer must be a 200 containing `expect`.
+async fn allocations_per_message_over_tcp(
+    router: axum::Router,
+    make: fn(usize) -> Prepared,
+    expect: &'static str,
+) -> f64 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = ConnectionLimits {
+        header_timeout: Duration::from_secs(10),
+        body_timeout: Duration::from_secs(30),
+        idle_timeout: Duration::from_secs(60),
+        max_connections: 4,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, router, limits, async {
+        let _ = stopped.await;
+    }));
+    let requests: Vec<Vec<u8>> = (0..WARM_UP + COUNTED)
+        .map(|i| {
+            let p = make(i);
+            format!(
+                "POST {} HTTP/1.1\r\nhost: test\r\ncontent-type: text/xml\r\ncontent-length: {}\r\n\r\n{}",
+                p.uri,
+                p.body.len(),
+                p.body
+            )
+            .into_bytes()
+        })
+        .collect();
+    let client = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let mut buffer = vec![0u8; 64 * 1024];
+        let mut before = 0;
+        for (i, request) in requests.iter().enumerate() {
+            if i == WARM_UP {
+                before = ALLOCATIONS.load(Ordering::Relaxed);
+            }
+            stream.write_all(request).expect("write");
+            let answer = read_answer(&mut stream, &mut buffer);
+            assert!(
+                answer.starts_with(b"HTTP/1.1 200") && find(answer, expect.as_bytes()).is_some(),
+                "{}",
+                String::from_utf8_lossy(answer)
+            );
+        }
+        ALLOCATIONS.load(Ordering::Relaxed) - before
+    });
+    let counted = tokio::task::spawn_blocking(move || client.join())
+        .await
+        .expect("the client's thread")
+        .expect("the client ran");
+    let _ = stop.send(());
+    server.await.expect("the server").expect("served");
+    counted as f64 / COUNTED as f64
+}
+
+/// One HTTP/1.1 answer (its head and its `content-length` body) read whole into `buffer`,
+/// without allocating.
+fn read_answer<'b>(stream: &mut std::net::TcpStream, buffer: &'b mut [u8]) -> &'b [u8] {
+    let mut got = 0;
+    loop {
+        let n = stream.read(&mut buffer[got..]).expect("read");
+        assert!(n > 0, "the server closed the connection");
+        got += n;
+        let Some(end) = find(&buffer[..got], b"\r\n\r\n") else {
+            continue;
+        };
+        let head = &buffer[..end];
+        let at = find(head, b"content-length: ").expect("a content-length") + 16;
+        let length = head[at..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .fold(0, |n, d| n * 10 + usize::from(d - b'0'));
+        if got >= end + 4 + length {
+            return &buffer[..end + 4 + length];
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 #[tokio::test]
 async fn allocations_per_message_stay_within_budget() {
     let plain_data = tempfile::tempdir().unwrap();
@@ -188,13 +289,17 @@ async fn allocations_per_message_stay_within_budget() {
         allocations_per_message(&plain, plain_text, "<Content><![CDATA[hello]]>").await;
     let safe_text = allocations_per_message(&safe, safe_text, "<Encrypt>").await;
     let event = allocations_per_message(&plain, unhandled_event, "success").await;
+    let plain_tcp =
+        allocations_per_message_over_tcp(plain, plain_text_again, "<Content><![CDATA[hello]]>")
+            .await;
     eprintln!(
         "allocations per message: plain text {plain_text:.1}, safe text {safe_text:.1}, \
-         event without reply {event:.1}"
+         event without reply {event:.1}, plain text over TCP {plain_tcp:.1}"
     );
 
     let over: Vec<String> = [
         ("plain text", plain_text, PLAIN_TEXT_BUDGET),
+        ("plain text over TCP", plain_tcp, PLAIN_TEXT_OVER_TCP_BUDGET),
         ("safe text", safe_text, SAFE_TEXT_BUDGET),
         ("event without reply", event, EVENT_NO_REPLY_BUDGET),
     ]
