@@ -8,7 +8,7 @@
 //! at [`MAX_HTTP_HOSTS`] values, later hosts counted as `other`.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -29,9 +29,9 @@ type StaticLabel = [(&'static str, Cow<'static, str>); 1];
 /// Every metric of the host.
 pub struct Metrics {
     registry: Registry,
-    messages: Family<StaticLabel, Counter>,
+    messages: CountersBySlot,
     handler_seconds: Histogram,
-    replies: Family<StaticLabel, Counter>,
+    replies: CountersBySlot,
     script_errors: Counter,
     deadline_fallbacks: Counter,
     retries_deduplicated: Counter,
@@ -56,32 +56,82 @@ pub const MAX_HTTP_HOSTS: usize = 100;
 /// The `type` label of a message: its MsgType, or `event.<Event>`, when the host knows it by
 /// name; `other` and `event.other` for the rest, whatever the sender wrote.
 pub fn message_label(msg: &InboundMessage) -> Cow<'static, str> {
+    Cow::Borrowed(message_labels()[message_slot(msg)])
+}
+
+/// Where a message's `type` label is in [`message_labels`]: the known message kinds, then the
+/// known events, then `other`, `event` (an event without an Event) and `event.other`.
+fn message_slot(msg: &InboundMessage) -> usize {
+    let events = MsgType::MESSAGES.len();
+    let other = events + EventType::ALL.len();
     match &msg.kind {
-        MsgType::Other(_) => Cow::Borrowed("other"),
-        MsgType::Event(_) if msg.event_type().is_none() => Cow::Borrowed("event"),
-        MsgType::Event(EventType::Other(_)) => Cow::Borrowed("event.other"),
-        MsgType::Event(event) => Cow::Borrowed(event_label(event.as_str())),
-        known => MsgType::MESSAGE_NAMES
-            .iter()
-            .find(|name| **name == known.as_str())
-            .map_or_else(
-                || Cow::Owned(known.as_str().to_string()),
-                |name| Cow::Borrowed(*name),
-            ),
+        MsgType::Event(_) if msg.event_type().is_none() => other + 1,
+        MsgType::Event(event) => event.position().map_or(other + 2, |at| events + at),
+        kind => kind.position().unwrap_or(other),
     }
 }
 
-/// `event.<name>` of a known event, made once per name for the life of the process (the
-/// names are a closed set), so labelling an event allocates nothing.
-fn event_label(name: &str) -> &'static str {
-    static LABELS: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
-    let labels = LABELS.get_or_init(|| {
-        EventType::NAMES
+/// Every `type` label in [`message_slot`]'s order, made once for the life of the process (the
+/// names are a closed set), so labelling a message allocates nothing.
+fn message_labels() -> &'static [&'static str] {
+    static LABELS: OnceLock<Vec<&'static str>> = OnceLock::new();
+    LABELS.get_or_init(|| {
+        let events = EventType::NAMES
             .iter()
-            .map(|name| (*name, &*Box::leak(format!("event.{name}").into_boxed_str())))
+            .map(|name| &*Box::leak(format!("event.{name}").into_boxed_str()));
+        MsgType::MESSAGE_NAMES
+            .iter()
+            .copied()
+            .chain(events)
+            .chain(["other", "event", "event.other"])
             .collect()
-    });
-    labels.get(name).copied().unwrap_or("event.other")
+    })
+}
+
+/// Kinds of passive reply, the label values of `replies`: [`crate::protocol::reply::Reply::kind`]'s
+/// and `success`.
+const REPLY_KINDS: [&str; 8] = [
+    "text",
+    "image",
+    "voice",
+    "video",
+    "music",
+    "news",
+    "transfer_customer_service",
+    "success",
+];
+
+/// The counters of a family with one label whose values are a closed set, found by the value's
+/// place in that set: each is made in the family the first time it counts, then counting
+/// hashes nothing and takes no lock (the family's own lookup does both).
+struct CountersBySlot {
+    family: Family<StaticLabel, Counter>,
+    label: &'static str,
+    slots: Box<[OnceLock<Counter>]>,
+}
+
+impl CountersBySlot {
+    fn new(family: &Family<StaticLabel, Counter>, label: &'static str, values: usize) -> Self {
+        CountersBySlot {
+            family: family.clone(),
+            label,
+            slots: (0..values).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// Counts one under `value`, whose place in the set is `slot`.
+    fn inc(&self, slot: usize, value: &'static str) {
+        match self.slots.get(slot) {
+            Some(counter) => counter.get_or_init(|| self.counter(value)).inc(),
+            None => self.counter(value).inc(),
+        };
+    }
+
+    fn counter(&self, value: &'static str) -> Counter {
+        self.family
+            .get_or_create(&[(self.label, Cow::Borrowed(value))])
+            .clone()
+    }
 }
 
 /// The process's metrics.
@@ -192,15 +242,15 @@ impl Metrics {
             account_messages.clone(),
         );
         Metrics {
+            messages: CountersBySlot::new(&messages, "type", message_labels().len()),
+            replies: CountersBySlot::new(&replies, "kind", REPLY_KINDS.len()),
             registry,
             account_messages,
             web_requests,
             http_requests,
             http_seconds,
             http_hosts: Mutex::new(HashSet::new()),
-            messages,
             handler_seconds,
-            replies,
             script_errors,
             deadline_fallbacks,
             retries_deduplicated,
@@ -215,9 +265,8 @@ impl Metrics {
 
     /// A message arrived; counted under [`message_label`].
     pub fn message(&self, msg: &InboundMessage) {
-        self.messages
-            .get_or_create(&[("type", message_label(msg))])
-            .inc();
+        let slot = message_slot(msg);
+        self.messages.inc(slot, message_labels()[slot]);
     }
 
     /// The counter of messages for `account`, looked up once per account (a dispatcher keeps
@@ -235,9 +284,11 @@ impl Metrics {
 
     /// A passive reply of `kind` (or `success`) went out.
     pub fn reply(&self, kind: &'static str) {
-        self.replies
-            .get_or_create(&[("kind", Cow::Borrowed(kind))])
-            .inc();
+        let slot = REPLY_KINDS
+            .iter()
+            .position(|known| *known == kind)
+            .unwrap_or(REPLY_KINDS.len());
+        self.replies.inc(slot, kind);
     }
 
     /// A handler failed.
@@ -374,6 +425,41 @@ mod tests {
         assert!(
             text.contains("wechat_lua_http_request_duration_seconds_count 106"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn messages_and_replies_are_counted_under_their_labels() {
+        let m = Metrics::new();
+        for (kind, event) in [
+            ("text", None),
+            ("TEXT", None),
+            ("event", Some("click")),
+            ("event", None),
+            ("event", Some("x-made-up-9f3a")),
+            ("x-made-up-9f3a", None),
+        ] {
+            m.message(&parsed(kind, event));
+        }
+        for kind in ["text", "success", "success", "transfer_customer_service"] {
+            m.reply(kind);
+        }
+        let text = m.render();
+        for line in [
+            r#"wechat_lua_messages_total{type="text"} 2"#,
+            r#"wechat_lua_messages_total{type="event.click"} 1"#,
+            r#"wechat_lua_messages_total{type="event"} 1"#,
+            r#"wechat_lua_messages_total{type="event.other"} 1"#,
+            r#"wechat_lua_messages_total{type="other"} 1"#,
+            r#"wechat_lua_replies_total{kind="text"} 1"#,
+            r#"wechat_lua_replies_total{kind="success"} 2"#,
+            r#"wechat_lua_replies_total{kind="transfer_customer_service"} 1"#,
+        ] {
+            assert!(text.contains(line), "no `{line}` in {text}");
+        }
+        assert!(
+            !text.contains(r#"type="image""#),
+            "no series before its first count"
         );
     }
 

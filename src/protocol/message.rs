@@ -42,6 +42,15 @@ macro_rules! wire_kinds {
             $(#[$names_doc])*
             pub const $names: &'static [&'static str] = &[$($wire,)*];
 
+            /// Where a listed kind is in the list of kinds (and its wire name in the list of
+            /// names); `None` for the rest.
+            pub fn position(&self) -> Option<usize> {
+                let variant = std::mem::discriminant(self);
+                Self::$kinds
+                    .iter()
+                    .position(|kind| std::mem::discriminant(kind) == variant)
+            }
+
             /// The lowercase wire name.
             pub fn as_str(&self) -> &str {
                 match self {
@@ -321,6 +330,15 @@ mod tests {
             assert_eq!(&EventType::from_wire(&name.to_uppercase()), kind);
         }
         assert_eq!(MsgType::MESSAGES.len(), MsgType::MESSAGE_NAMES.len());
+        for (at, kind) in MsgType::MESSAGES.iter().enumerate() {
+            assert_eq!(kind.position(), Some(at));
+        }
+        for (at, kind) in EventType::ALL.iter().enumerate() {
+            assert_eq!(kind.position(), Some(at));
+        }
+        assert_eq!(MsgType::Other("x".into()).position(), None);
+        assert_eq!(MsgType::Event(EventType::Click).position(), None);
+        assert_eq!(EventType::Other("x".into()).position(), None);
         for (kind, name) in MsgType::MESSAGES.iter().zip(MsgType::MESSAGE_NAMES) {
             assert_eq!(kind.as_str(), *name);
             assert_eq!(&MsgType::from_wire(name, None), kind);
