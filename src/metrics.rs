@@ -20,6 +20,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::protocol::message::{EventType, InboundMessage, MsgType};
+use crate::protocol::reply::Reply;
 
 type Labels = Vec<(&'static str, String)>;
 /// One label whose value is usually a `&'static str`: the families counted on every message
@@ -88,18 +89,15 @@ fn message_labels() -> &'static [&'static str] {
     })
 }
 
-/// Kinds of passive reply, the label values of `replies`: [`crate::protocol::reply::Reply::kind`]'s
-/// and `success`.
-const REPLY_KINDS: [&str; 8] = [
-    "text",
-    "image",
-    "voice",
-    "video",
-    "music",
-    "news",
-    "transfer_customer_service",
-    "success",
-];
+/// Where a reply's `kind` label is among the replies' counters: [`Reply::KINDS`], then
+/// `success` (no reply); past them for anything else, which is then looked up in the family.
+fn reply_slot(kind: &str) -> usize {
+    match Reply::KINDS.iter().position(|known| *known == kind) {
+        Some(at) => at,
+        None if kind == "success" => Reply::KINDS.len(),
+        None => usize::MAX,
+    }
+}
 
 /// The counters of a family with one label whose values are a closed set, found by the value's
 /// place in that set: each is made in the family the first time it counts, then counting
@@ -243,7 +241,7 @@ impl Metrics {
         );
         Metrics {
             messages: CountersBySlot::new(&messages, "type", message_labels().len()),
-            replies: CountersBySlot::new(&replies, "kind", REPLY_KINDS.len()),
+            replies: CountersBySlot::new(&replies, "kind", Reply::KINDS.len() + 1),
             registry,
             account_messages,
             web_requests,
@@ -284,11 +282,7 @@ impl Metrics {
 
     /// A passive reply of `kind` (or `success`) went out.
     pub fn reply(&self, kind: &'static str) {
-        let slot = REPLY_KINDS
-            .iter()
-            .position(|known| *known == kind)
-            .unwrap_or(REPLY_KINDS.len());
-        self.replies.inc(slot, kind);
+        self.replies.inc(reply_slot(kind), kind);
     }
 
     /// A handler failed.

@@ -67,6 +67,17 @@ pub enum ReplyError {
 }
 
 impl Reply {
+    /// Every [`Reply::kind`], in the variants' order.
+    pub const KINDS: [&'static str; 7] = [
+        "text",
+        "image",
+        "voice",
+        "video",
+        "music",
+        "news",
+        "transfer_customer_service",
+    ];
+
     /// The MsgType this reply renders as ("text", "image", ..., "news", "transfer_customer_service").
     pub fn kind(&self) -> &'static str {
         match self {
@@ -514,18 +525,7 @@ mod tests {
         .iter()
         .map(Reply::kind)
         .collect();
-        assert_eq!(
-            kinds,
-            [
-                "text",
-                "image",
-                "voice",
-                "video",
-                "music",
-                "news",
-                "transfer_customer_service"
-            ]
-        );
+        assert_eq!(kinds, Reply::KINDS);
     }
 
     #[test]
