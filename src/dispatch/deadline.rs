@@ -150,8 +150,8 @@ pub async fn handle_within(
         let msg = msg.clone();
         tokio::spawn(async move {
             let _counted = counted;
-            // In a block of its own, so the run is gone before the late delivery's future
-            // (held together, they made the task hundreds of bytes larger).
+            // In a block of its own, so the run is dropped before the late delivery starts
+            // and the task need not hold both futures at once.
             let outcome = {
                 let mut run = std::pin::pin!(scripts.handle_for(&msg, &account));
                 match crate::timeout::at(deadline, run.as_mut()).await {
