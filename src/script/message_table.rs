@@ -28,12 +28,8 @@ use crate::script::services::AccountLabel;
 /// the stack; a longer name is pushed in pieces and joined by Lua.
 const NAME_PIECE: usize = 64;
 
-/// The short names, in the order [`MessageKeys`] keeps them after the common element names.
-const SHORT_NAMES: [&str; 10] = [
-    "type", "event", "from", "to", "time", "id", "content", "key", "account", "appid",
-];
-
-/// A short name's place among [`MessageKeys`]' strings.
+/// A short name of message tables, by its place among [`MessageKeys`]' strings after the
+/// common element names.
 #[derive(Clone, Copy)]
 enum Short {
     Type,
@@ -48,9 +44,41 @@ enum Short {
     AppId,
 }
 
+impl Short {
+    /// Every short name, in their places' order.
+    const ALL: [Short; 10] = [
+        Short::Type,
+        Short::Event,
+        Short::From,
+        Short::To,
+        Short::Time,
+        Short::Id,
+        Short::Content,
+        Short::Key,
+        Short::Account,
+        Short::AppId,
+    ];
+
+    /// The key as scripts see it.
+    fn name(self) -> &'static str {
+        match self {
+            Short::Type => "type",
+            Short::Event => "event",
+            Short::From => "from",
+            Short::To => "to",
+            Short::Time => "time",
+            Short::Id => "id",
+            Short::Content => "content",
+            Short::Key => "key",
+            Short::Account => "account",
+            Short::AppId => "appid",
+        }
+    }
+}
+
 /// The keys of every message table, made once per Lua state: the snake_case names of the
 /// parser's common element names ([`COMMON_NAMES`], same order) followed by the short names
-/// ([`SHORT_NAMES`]), in one array. The strings stay interned for the state's life, and a
+/// ([`Short::ALL`]), in one array. The strings stay interned for the state's life, and a
 /// key is pushed by its index instead of as text.
 pub struct MessageKeys(Table);
 
@@ -60,8 +88,8 @@ impl MessageKeys {
         let names = COMMON_NAMES
             .iter()
             .map(|name| snake_case(name))
-            .chain(SHORT_NAMES.iter().map(|name| (*name).into()));
-        let keys = lua.create_table_with_capacity(COMMON_NAMES.len() + SHORT_NAMES.len(), 0)?;
+            .chain(Short::ALL.iter().map(|short| short.name().into()));
+        let keys = lua.create_table_with_capacity(COMMON_NAMES.len() + Short::ALL.len(), 0)?;
         for (i, name) in names.enumerate() {
             keys.raw_set(i + 1, lua.create_string(name.as_bytes())?)?;
         }
@@ -294,24 +322,14 @@ mod tests {
 
     #[test]
     fn each_short_name_has_its_own_key() {
-        let all = [
-            Short::Type,
-            Short::Event,
-            Short::From,
-            Short::To,
-            Short::Time,
-            Short::Id,
-            Short::Content,
-            Short::Key,
-            Short::Account,
-            Short::AppId,
-        ];
-        assert_eq!(all.len(), SHORT_NAMES.len());
-        for (i, short) in all.into_iter().enumerate() {
+        // A short name is pushed by its place: `ALL` must list them in the enum's order, once.
+        for (i, short) in Short::ALL.into_iter().enumerate() {
             assert_eq!(short as usize, i);
         }
-        assert_eq!(SHORT_NAMES[Short::AppId as usize], "appid");
-        assert_eq!(SHORT_NAMES[Short::Type as usize], "type");
+        let mut names: Vec<&str> = Short::ALL.iter().map(|short| short.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Short::ALL.len(), "two short names alike");
     }
 
     #[test]
