@@ -261,10 +261,13 @@ impl Metrics {
         }
     }
 
-    /// A message arrived; counted under [`message_label`].
-    pub fn message(&self, msg: &InboundMessage) {
+    /// A message arrived; counted under [`message_label`], which it returns (the log line
+    /// names the message by it, so the label is found once).
+    pub fn message(&self, msg: &InboundMessage) -> &'static str {
         let slot = message_slot(msg);
-        self.messages.inc(slot, message_labels()[slot]);
+        let label = message_labels()[slot];
+        self.messages.inc(slot, label);
+        label
     }
 
     /// The counter of messages for `account`, looked up once per account (a dispatcher keeps

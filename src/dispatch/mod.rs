@@ -155,11 +155,13 @@ impl Dispatcher {
     /// Never fails: a script error is logged and answered with `success`.
     pub async fn handle_arrived(&self, msg: InboundMessage, arrived: Instant) -> Answer {
         self.note_window(&msg);
-        crate::metrics::metrics().message(&msg);
+        let label = crate::metrics::metrics().message(&msg);
         self.account_messages.inc();
         // The metrics label when the host knows the kind (no allocation), else what was sent.
-        let kind = match crate::metrics::message_label(&msg) {
-            label if !label.ends_with("other") && label != "event" => label,
+        let kind = match label {
+            label if !label.ends_with("other") && label != "event" => {
+                std::borrow::Cow::Borrowed(label)
+            }
             _ => std::borrow::Cow::Owned(match msg.event() {
                 Some(event) => format!("event.{}", event.to_ascii_lowercase()),
                 None => msg.msg_type().to_string(),
