@@ -12,7 +12,10 @@ const STACK_PARTS: usize = 8;
 
 /// sha1 hex (lowercase) of the lexically sorted strings concatenated. WeChat's `signature` = sign(&[token, timestamp, nonce]); `msg_signature` = sign(&[token, timestamp, nonce, encrypt]).
 pub fn sign(parts: &[&str]) -> String {
-    hex::encode(digest(parts))
+    // Into a buffer, then one copy: `hex::encode` collects the 40 digits char by char.
+    let mut hex = [0u8; 40];
+    hex::encode_to_slice(digest(parts), &mut hex).expect("20 bytes are 40 hex digits");
+    String::from_utf8_lossy(&hex).into_owned()
 }
 
 /// Constant-time comparison of a received signature with the expected one.
