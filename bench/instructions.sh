@@ -10,7 +10,7 @@
 # doing (the same binary and input count the same within a fraction of a percent), so two
 # commits compare on a busy machine where timings spread by 20% or more. They are not time:
 # a cache miss or a mispredicted branch counts one instruction, so confirm a change that
-# matters with bench/compare.sh. Installs valgrind if it is missing.
+# matters with bench/compare.sh.
 #
 #   bash bench/instructions.sh serve [plain|safe] [N]
 #
@@ -18,17 +18,25 @@
 # callgrind, sent N (4000) distinct signed messages over TCP by `wrk -c10` after as many to
 # warm up, every thread of the process counted from the first measured request to the last:
 # TCP, hyper, axum, the host and Lua, all the user-space work of a message. Two runs of one
-# build agree within about 0.1%. Valgrind hides the CPU's SHA and AES instructions from the
-# program, so the hashing and ciphers run their portable code: safe-mode counts overstate
+# build agree within about 0.1%. Valgrind hides the CPU's SHA instructions from the
+# program, so SHA-1 runs its portable code: safe-mode counts overstate
 # what they cost on the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d /tmp/wechat-lua-instructions.XXXXXX)}
 
+# Installs what it needs when missing: valgrind, and wrk for `serve`.
+for tool in valgrind wrk; do
+  [ "$tool" = wrk ] && [ "${1:-}" != serve ] && continue
+  if ! command -v "$tool" >/dev/null; then
+    echo "installing $tool" >&2
+    if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "$tool" >/dev/null
+  fi
+done
+
 if [ "${1:-}" = serve ]; then
   MODE=${2:-plain} N=${3:-4000} PORT=${PORT:-18390}
-  command -v wrk >/dev/null || { echo "wrk is needed (bash bench/e2e.sh installs it)" >&2; exit 1; }
-  command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install -y valgrind)" >&2; exit 1; }
   # The binary last and on its own, so it has the features `cargo run --release` gives it.
   cargo build --release --quiet --example payloads
   cargo build --release --quiet --bin wechat-lua
@@ -72,11 +80,6 @@ if [ "${1:-}" = serve ]; then
   exit 0
 fi
 
-if ! command -v valgrind >/dev/null; then
-  echo "installing valgrind" >&2
-  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq valgrind >/dev/null
-fi
 
 bench=$(cargo bench --bench micro --no-run --message-format=json 2>/dev/null |
   grep '"kind":\["bench"\]' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
