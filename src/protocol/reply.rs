@@ -263,9 +263,10 @@ pub(crate) fn is_xml_forbidden(c: char) -> bool {
     matches!(c, '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}')
 }
 
-/// Bytes that may start something CDATA cannot hold as it is: a C0 control other than tab,
-/// LF and CR, the `>` of a `]]>`, and 0xEF, the first byte of U+FFFE and U+FFFF (and of many
-/// allowed characters, which the check then looks past).
+/// Bytes that may start something CDATA cannot hold as it is: the UTF-8 form of
+/// [`is_xml_forbidden`] (a C0 control other than tab, LF and CR; 0xEF, the first byte of
+/// U+FFFE and U+FFFF and of many allowed characters, which the check then looks past) and the
+/// `>` of a `]]>`. A proptest holds the two forms together.
 const CDATA_CARE: [bool; 256] = {
     let mut care = [false; 256];
     let mut b = 0;
@@ -664,7 +665,6 @@ mod tests {
     }
 
     proptest! {
-
         #[test]
         fn any_text_round_trips_minus_forbidden_characters(content in any::<String>(), to in "[\\PC\\]>]*") {
             let reply = Reply::Text { content: content.clone() };

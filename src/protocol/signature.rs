@@ -12,21 +12,26 @@ const STACK_PARTS: usize = 8;
 
 /// sha1 hex (lowercase) of the lexically sorted strings concatenated. WeChat's `signature` = sign(&[token, timestamp, nonce]); `msg_signature` = sign(&[token, timestamp, nonce, encrypt]).
 pub fn sign(parts: &[&str]) -> String {
-    // Into a buffer, then one copy: `hex::encode` collects the 40 digits char by char.
-    let mut hex = [0u8; 40];
-    hex::encode_to_slice(digest(parts), &mut hex).expect("20 bytes are 40 hex digits");
-    String::from_utf8_lossy(&hex).into_owned()
+    let hex = hex_digest(parts).expect("20 bytes are 40 hex digits");
+    String::from_utf8(hex.to_vec()).expect("hex digits are ASCII")
 }
 
 /// Constant-time comparison of a received signature with the expected one.
 pub fn verify(parts: &[&str], received: &str) -> bool {
-    let mut expected = [0u8; 40];
     // A 20-byte digest always fits 40 hex digits, so this cannot fail; refuse rather than panic.
-    if hex::encode_to_slice(digest(parts), &mut expected).is_err() {
+    let Some(expected) = hex_digest(parts) else {
         return false;
-    }
+    };
     // `ct_eq` on slices of different lengths is false without looking at the contents.
     expected.as_slice().ct_eq(received.as_bytes()).into()
+}
+
+/// The digest's 40 lowercase hex digits in a buffer (`hex::encode` would collect them into a
+/// `String` char by char); `None` only if 20 bytes did not make 40 digits.
+fn hex_digest(parts: &[&str]) -> Option<[u8; 40]> {
+    let mut hex = [0u8; 40];
+    hex::encode_to_slice(digest(parts), &mut hex).ok()?;
+    Some(hex)
 }
 
 /// SHA-1 over the sorted parts, fed one by one instead of concatenated into a new string.
