@@ -12,7 +12,7 @@
 # a cache miss or a mispredicted branch counts one instruction, so confirm a change that
 # matters with bench/compare.sh.
 #
-#   bash bench/instructions.sh serve [plain|safe] [N]
+#   bash bench/instructions.sh serve [plain|safe|ceiling] [N]
 #
 # counts the real server instead: the release `wechat-lua serve` (examples/echo.lua) under
 # callgrind, sent N (4000) distinct signed messages over TCP by `wrk -c10` after as many to
@@ -20,10 +20,19 @@
 # TCP, hyper, axum, the host and Lua, all the user-space work of a message. Two runs of one
 # build agree within about 0.1%. Valgrind hides the CPU's SHA instructions from the
 # program, so SHA-1 runs its portable code: safe-mode counts overstate
-# what they cost on the machine.
+# what they cost on the machine. `serve ceiling` counts bench/e2e.sh's ceiling the same way
+# (one request, repeated, as e2e.sh sends it): the baseline the host's counts compare with.
+#
+#   CACHE_SIM=1 bash bench/instructions.sh serve [plain|safe|ceiling] [N]
+#
+# adds callgrind's cache simulation (the machine's level-1 instruction and data caches, 32
+# KiB each here): the misses per request beside the instructions. A message's path through tokio, hyper, axum,
+# the host and Lua is longer than the instruction cache, so its code is fetched again for
+# every burst of requests; the misses are what a change to code size or layout moves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d /tmp/wechat-lua-instructions.XXXXXX)}
+mkdir -p "$OUT"
 
 # Installs what it needs when missing: valgrind, and wrk for `serve`.
 for tool in valgrind wrk; do
@@ -38,28 +47,40 @@ done
 if [ "${1:-}" = serve ]; then
   MODE=${2:-plain} N=${3:-4000} PORT=${PORT:-18390}
   # The binary last and on its own, so it has the features `cargo run --release` gives it.
-  cargo build --release --quiet --example payloads
+  cargo build --release --quiet --example payloads --example ceiling
   cargo build --release --quiet --bin wechat-lua
   TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-  mkdir -p "$OUT/bot" "$OUT/data" && cp examples/echo.lua "$OUT/bot/"
   export WECHAT_TOKEN=benchtoken WECHAT_AES_KEY=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG
   export WECHAT_APPID=wx0123456789abcdef RUST_LOG=warn
-  first=1; [ "$MODE" = safe ] && first=9000000001
-  "$TARGET_DIR/release/examples/payloads" "$MODE" "$N" "$first" 2000 >"$OUT/warm"
-  "$TARGET_DIR/release/examples/payloads" "$MODE" "$N" $((first + 5000000)) 2000 >"$OUT/run"
-  (cd "$OUT" && WECHAT_MODE=$MODE exec valgrind --tool=callgrind --compress-strings=no \
-    --compress-pos=no --callgrind-out-file="$OUT/callgrind.out" "$TARGET_DIR/release/wechat-lua" \
-    serve --listen "127.0.0.1:$PORT" --scripts "$OUT/bot/echo.lua" --data "$OUT/data") \
-    >"$OUT/server.log" 2>&1 &
+  if [ "$MODE" = ceiling ]; then
+    # The ceiling of bench/e2e.sh, sent one request over and over as there.
+    "$TARGET_DIR/release/examples/payloads" plain 1 1 >"$OUT/request"
+    export WRK_REQUEST=$OUT/request
+    server_command=("$TARGET_DIR/release/examples/ceiling" --listen "127.0.0.1:$PORT")
+    script=bench/static_request.lua warm= run=
+  else
+    mkdir -p "$OUT/bot" "$OUT/data" && cp examples/echo.lua "$OUT/bot/"
+    first=1; [ "$MODE" = safe ] && first=9000000001
+    "$TARGET_DIR/release/examples/payloads" "$MODE" "$N" "$first" 2000 >"$OUT/warm"
+    "$TARGET_DIR/release/examples/payloads" "$MODE" "$N" $((first + 5000000)) 2000 >"$OUT/run"
+    server_command=("$TARGET_DIR/release/wechat-lua" serve --listen "127.0.0.1:$PORT"
+      --scripts "$OUT/bot/echo.lua" --data "$OUT/data")
+    script=bench/signed_text.lua warm=$OUT/warm run=$OUT/run
+  fi
+  cache_sim=no; [ "${CACHE_SIM:-0}" = 1 ] && cache_sim=yes
+  (cd "$OUT" && WECHAT_MODE=$MODE exec valgrind --tool=callgrind --cache-sim=$cache_sim \
+    --compress-strings=no --compress-pos=no --callgrind-out-file="$OUT/callgrind.out" \
+    "${server_command[@]}") >"$OUT/server.log" 2>&1 &
   server=$!
   trap 'kill $server 2>/dev/null || true' EXIT
   for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.2; done
   # Under callgrind the server answers some hundreds a second; wrk stops sending when a
-  # file runs out and the duration leaves room for that.
+  # file runs out and the duration leaves room for that. The ceiling answers about a
+  # thousand a second, for as long.
   seconds=$((N / 300 + 5))
-  wrk -t1 -c10 -d"${seconds}s" -s bench/signed_text.lua "http://127.0.0.1:$PORT" -- "$OUT/warm" >"$OUT/warm.txt" 2>&1
+  wrk -t1 -c10 -d"${seconds}s" -s "$script" "http://127.0.0.1:$PORT" -- $warm >"$OUT/warm.txt" 2>&1
   callgrind_control -z "$server" >/dev/null 2>&1
-  wrk -t1 -c10 -d"${seconds}s" -s bench/signed_text.lua "http://127.0.0.1:$PORT" -- "$OUT/run" >"$OUT/run.txt" 2>&1
+  wrk -t1 -c10 -d"${seconds}s" -s "$script" "http://127.0.0.1:$PORT" -- $run >"$OUT/run.txt" 2>&1
   callgrind_control -d "$server" >/dev/null 2>&1
   sleep 1
   kill "$server"; wait "$server" 2>/dev/null || true
@@ -69,9 +90,17 @@ if [ "${1:-}" = serve ]; then
   requests=$(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$line")
   # The dump after the zeroing: callgrind.out.1 (the first part, at start, is callgrind.out).
   dump=$(ls "$OUT"/callgrind.out.* | head -1)
-  total=$(sed -n 's/^summary: //p' "$dump")
-  echo "wechat-lua serve ($MODE) under callgrind: $requests requests over TCP; instructions per request"
+  # The first event is the instructions (Ir); with the cache simulation, the misses follow.
+  total=$(sed -n 's/^summary: //p' "$dump" | cut -d' ' -f1)
+  what="wechat-lua serve ($MODE)"; [ "$MODE" = ceiling ] && what="the ceiling"
+  echo "$what under callgrind: $requests requests over TCP; instructions per request"
   echo "$((total / requests))  all user-space work of the process"
+  if [ "$cache_sim" = yes ]; then
+    # Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw: level-1 misses (instruction, data read, data
+    # write), per request.
+    paste -d' ' <(sed -n 's/^events: //p' "$dump" | tr ' ' '\n') <(sed -n 's/^summary: //p' "$dump" | tr ' ' '\n') |
+      awk -v n="$requests" '$1 ~ /^(I1mr|D1mr|D1mw)$/ { printf "%9.0f  %s per request\n", $2 / n, $1 }'
+  fi
   # The largest functions by their own instructions (no callees), per request.
   awk -v n="$requests" '/^fn=/ { fn = substr($0, 4) } /^calls=/ { getline; next }
     /^[0-9+*-]/ { split($0, a, " "); if (a[2] != "") self[fn] += a[2] }
