@@ -486,4 +486,21 @@ mod tests {
         assert_ne!(a.dedup_key(), b.dedup_key());
         assert_eq!(a.dedup_key(), "oUser|1");
     }
+
+    /// The three shapes of the key: by MsgId; an event by sender, time, event and key; a
+    /// message without MsgId by sender, time and kind.
+    #[test]
+    fn dedup_keys_of_every_shape() {
+        let click = InboundMessage::parse(
+            format!("{HEAD}<MsgType>event</MsgType><Event>CLICK</Event><EventKey>V1001</EventKey></xml>")
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(click.dedup_key(), "oUser|1700000000|click|V1001");
+        let no_id = InboundMessage::parse(
+            format!("{HEAD}<MsgType>text</MsgType><Content>hi</Content></xml>").as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(no_id.dedup_key(), "oUser|1700000000|text|");
+    }
 }
