@@ -26,9 +26,10 @@
 #   CACHE_SIM=1 bash bench/instructions.sh serve [plain|safe|ceiling] [N]
 #
 # adds callgrind's cache simulation (the machine's level-1 instruction and data caches, 32
-# KiB each here): the misses per request beside the instructions. A message's path through tokio, hyper, axum,
-# the host and Lua is longer than the instruction cache, so its code is fetched again for
-# every burst of requests; the misses are what a change to code size or layout moves.
+# KiB each here): the misses per request beside the instructions. A message's path through
+# tokio, hyper, axum, the host and Lua is longer than the instruction cache, so its code is
+# fetched again for every burst of requests; the misses are what a change to code size or
+# layout moves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d /tmp/wechat-lua-instructions.XXXXXX)}
