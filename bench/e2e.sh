@@ -7,16 +7,20 @@
 #   1. the ceiling (benches/tools/ceiling.rs: axum answering a constant reply), with one
 #      static request (bench/static_request.lua: no Lua per request, so wrk stays cheaper
 #      than the server it drives),
-#   2. `wechat-lua serve` with examples/echo.lua in plaintext mode, at 1 and 50 connections,
+#   2. the floor (benches/tools/floor.rs: signature, quick-xml, one Lua call, a rendered
+#      reply: the least a Lua bot host must do with a message), at 1 and 50 connections,
+#   3. `wechat-lua serve` with examples/echo.lua in plaintext mode, at 1 and 50 connections,
 #      then again at 50 while the script is rewritten 20 times (reload under load),
-#   3. the same bot in safe mode (encrypted messages), at 1 and 50 connections.
+#   4. the same bot in safe mode (encrypted messages), at 1 and 50 connections.
 #   (the echo runs send pre-built, distinct signed messages: bench/signed_text.lua).
 # The server is pinned to one core and wrk to another. Targets are judged on server CPU per
 # request (user + system time of the server process over the run ÷ requests): the cost ratio
 # is the ceiling's µs per request ÷ the host's. Throughput is reported beside it. When the
 # ceiling's run at $CONNS connections kept its server below 90% CPU, the load generator, not
-# the ceiling, was the limit and no target against the ceiling gets a verdict. Takes about
-# two minutes after the build.
+# the ceiling, was the limit and no target against the ceiling gets a verdict. The host's
+# plaintext cost minus the floor's is what its own layers (retry cache, replay memory,
+# deadline, metrics, the full message table) cost a message. Takes about three minutes after
+# the build.
 #
 # Settings (environment): DURATION (10s), WARMUP (2s), SERVER_CPU (0), WRK_CPU (1),
 # CONNS (50), OUT (a new /tmp/wechat-lua-e2e.* directory: logs and results.md; the payloads are deleted at the end), BIN
@@ -34,6 +38,7 @@ OUT=${OUT:-$(mktemp -d /tmp/wechat-lua-e2e.XXXXXX)}
 mkdir -p "$OUT"
 PORT_CEILING=${PORT_CEILING:-18080}
 PORT_ECHO=${PORT_ECHO:-18081}
+PORT_FLOOR=${PORT_FLOOR:-18082}
 RELOADS=20
 # Safe-mode payloads are precomputed and each is sent once (a repeated FromUserName + MsgId
 # is answered from the host's retry cache, not by Lua), so each run gets at least its
@@ -64,16 +69,17 @@ if [ "$(nproc)" -lt 2 ]; then
   WRK_CPU=$SERVER_CPU
 fi
 
-log "building release (wechat-lua, ceiling, payloads)"
+log "building release (wechat-lua, ceiling, floor, payloads)"
 # Two builds, the binary last: built beside the examples, the binary would get the
 # dev-dependencies' features too (tokio's test-util among them) and differ from the one
 # `cargo run --release -- serve` runs. The examples do not use the binary, so it stays.
-cargo build --release --quiet --example ceiling --example payloads
+cargo build --release --quiet --example ceiling --example floor --example payloads
 cargo build --release --quiet --bin wechat-lua
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 # BIN=path/to/wechat-lua compares another build (say, an older commit) with the same harness.
 BIN=${BIN:-$TARGET_DIR/release/wechat-lua}
 CEILING=$TARGET_DIR/release/examples/ceiling
+FLOOR=$TARGET_DIR/release/examples/floor
 PAYLOADS=$TARGET_DIR/release/examples/payloads
 
 # --- helpers -----------------------------------------------------------------------------
@@ -208,7 +214,20 @@ wrk_run ceiling_c$CONNS "$PORT_CEILING" "$CONNS" "static:$OUT/ceiling.request"
 R[ceiling.rss_kib]=$(peak_rss_kib)
 stop_server
 
-# --- 2. echo bot, plaintext, then reload under load --------------------------------------
+# --- 2. the floor -------------------------------------------------------------------------
+# The floor keeps no state (no replay memory, no retry cache): one signed message, repeated,
+# is the same work to it as distinct ones, and the cheapest load for wrk, which with the
+# per-answer checks of the host's runs could not keep the floor's core busy. A status other
+# than 200 (a signature or parse refused) counts as bad.
+log "floor"
+start_server floor "$PORT_FLOOR" "$FLOOR" --listen "127.0.0.1:$PORT_FLOOR"
+warm_up "$PORT_FLOOR" "static:$OUT/ceiling.request"
+wrk_run floor_c1 "$PORT_FLOOR" 1 "static:$OUT/ceiling.request"
+wrk_run floor_c$CONNS "$PORT_FLOOR" "$CONNS" "static:$OUT/ceiling.request"
+R[floor.rss_kib]=$(peak_rss_kib)
+stop_server
+
+# --- 3. echo bot, plaintext, then reload under load --------------------------------------
 mkdir -p "$OUT/bot" "$OUT/data-plain"
 cp examples/echo.lua "$OUT/bot/echo.lua"
 # The second version differs in what the text handler answers; both are valid.
@@ -244,7 +263,7 @@ R[reload.generation]=$(sed -n 's/.*"generation":\([0-9]*\).*/\1/p' "$OUT/healthz
 R[reload.failed]=$(sed -n 's/.*"reloads_failed":\([0-9]*\).*/\1/p' "$OUT/healthz-after-reload.json")
 stop_server
 
-# --- 3. echo bot, safe mode --------------------------------------------------------------
+# --- 4. echo bot, safe mode --------------------------------------------------------------
 mkdir -p "$OUT/data-safe"
 cp examples/echo.lua "$OUT/bot/echo.lua"
 # Three disjoint MsgId ranges: warm-up, 1 connection, $CONNS connections.
@@ -271,7 +290,7 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
   echo "| run | conns | server CPU µs/req | cost ratio (ceiling ÷ run) | req/s | × ceiling | p50 ms | × ceiling | p99 ms | × ceiling | server CPU | bad |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
   for c in 1 "$CONNS"; do
-    for kind in ceiling plain safe; do
+    for kind in ceiling floor plain safe; do
       run=${kind}_c$c; base=ceiling_c$c
       printf '| %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s%% | %s |\n' "$kind" "$c" \
         "${R[$run.cpu_us]}" "$(ratio "${R[$base.cpu_us]}" "${R[$run.cpu_us]}")" "${R[$run.rps]}" \
@@ -291,7 +310,7 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
   echo
   echo "| server | peak RSS (VmHWM) MiB | × ceiling |"
   echo "|---|---|---|"
-  for kind in ceiling plain reload safe; do
+  for kind in ceiling floor plain reload safe; do
     label=$kind; [ "$kind" = reload ] && label="plain, after the reloads"
     echo "| $label | $(mib "${R[$kind.rss_kib]}") | $(ratio "${R[$kind.rss_kib]}" "${R[ceiling.rss_kib]}") |"
   done
@@ -300,6 +319,9 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
   timeline=$(echo "${R[reload_c$CONNS.timeline]}" | awk '{ for (i = 2; i < NF; i++) printf "%s%s", $i, (i < NF - 1 ? " " : "") }')
   echo "Reload under load: $RELOADS rewrites (alternating two valid versions), script generation ${R[reload.generation]:-?} after the run (${R[reload.failed]:-?} reloads rejected), ${R[reload_c$CONNS.bad]} non-200 or wrong replies, ${R[reload_c$CONNS.socket_errors]} socket errors."
   echo "Answers per whole second during the reload run: $timeline (steady run: $(printf '%.0f' "${R[plain_c$CONNS.rps]}")/s)."
+  echo
+  # What the host adds to the floor: its own layers, in µs of server CPU a message.
+  echo "The host's own layers (plain − floor, server CPU a message): $(awk -v a="${R[plain_c$CONNS.cpu_us]}" -v b="${R[floor_c$CONNS.cpu_us]}" 'BEGIN { printf "%.2f", a - b }') µs at $CONNS connections, $(awk -v a="${R[plain_c1.cpu_us]}" -v b="${R[floor_c1.cpu_us]}" 'BEGIN { printf "%.2f", a - b }') µs at 1; the floor's cost ratio at $CONNS connections $(ratio "${R[ceiling_c$CONNS.cpu_us]}" "${R[floor_c$CONNS.cpu_us]}"), its req/s at 1 connection $(ratio "${R[floor_c1.rps]}" "${R[ceiling_c1.rps]}") × the ceiling's."
   echo
   echo "Targets:"
   verdict() { if awk "BEGIN { exit !($1) }"; then echo "met"; else echo "MISSED"; fi; }
@@ -323,7 +345,7 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 log "logs and results.md in $OUT"
 bad_total=0
-for run in ceiling_c1 ceiling_c$CONNS plain_c1 plain_c$CONNS safe_c1 safe_c$CONNS; do
+for run in ceiling_c1 ceiling_c$CONNS floor_c1 floor_c$CONNS plain_c1 plain_c$CONNS safe_c1 safe_c$CONNS; do
   bad_total=$((bad_total + R[$run.bad] + R[$run.socket_errors]))
 done
 if [ "$bad_total" != 0 ]; then

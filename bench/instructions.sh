@@ -12,7 +12,7 @@
 # a cache miss or a mispredicted branch counts one instruction, so confirm a change that
 # matters with bench/compare.sh.
 #
-#   bash bench/instructions.sh serve [plain|safe|ceiling] [N]
+#   bash bench/instructions.sh serve [plain|safe|ceiling|floor] [N]
 #
 # counts the real server instead: the release `wechat-lua serve` (examples/echo.lua) under
 # callgrind, sent N (4000) distinct signed messages over TCP by `wrk -c10` after as many to
@@ -20,10 +20,11 @@
 # TCP, hyper, axum, the host and Lua, all the user-space work of a message. Two runs of one
 # build agree within about 0.1%. Valgrind hides the CPU's SHA instructions from the
 # program, so SHA-1 runs its portable code: safe-mode counts overstate
-# what they cost on the machine. `serve ceiling` counts bench/e2e.sh's ceiling the same way
-# (one request, repeated, as e2e.sh sends it): the baseline the host's counts compare with.
+# what they cost on the machine. `serve ceiling` and `serve floor` count bench/e2e.sh's
+# ceiling and floor the same way (one request, repeated, as e2e.sh sends it): the baselines
+# the host's counts compare with.
 #
-#   CACHE_SIM=1 bash bench/instructions.sh serve [plain|safe|ceiling] [N]
+#   CACHE_SIM=1 bash bench/instructions.sh serve [plain|safe|ceiling|floor] [N]
 #
 # adds callgrind's cache simulation (the machine's level-1 instruction and data caches, 32
 # KiB each here): the misses per request beside the instructions. A message's path through
@@ -48,16 +49,16 @@ done
 if [ "${1:-}" = serve ]; then
   MODE=${2:-plain} N=${3:-4000} PORT=${PORT:-18390}
   # The binary last and on its own, so it has the features `cargo run --release` gives it.
-  cargo build --release --quiet --example payloads --example ceiling
+  cargo build --release --quiet --example payloads --example ceiling --example floor
   cargo build --release --quiet --bin wechat-lua
   TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
   export WECHAT_TOKEN=benchtoken WECHAT_AES_KEY=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG
   export WECHAT_APPID=wx0123456789abcdef RUST_LOG=warn
-  if [ "$MODE" = ceiling ]; then
-    # The ceiling of bench/e2e.sh, sent one request over and over as there.
+  if [ "$MODE" = ceiling ] || [ "$MODE" = floor ]; then
+    # The ceiling or floor of bench/e2e.sh, sent one request over and over as there.
     "$TARGET_DIR/release/examples/payloads" plain 1 1 >"$OUT/request"
     export WRK_REQUEST=$OUT/request
-    server_command=("$TARGET_DIR/release/examples/ceiling" --listen "127.0.0.1:$PORT")
+    server_command=("$TARGET_DIR/release/examples/$MODE" --listen "127.0.0.1:$PORT")
     script=bench/static_request.lua warm= run=
   else
     mkdir -p "$OUT/bot" "$OUT/data" && cp examples/echo.lua "$OUT/bot/"
@@ -93,7 +94,8 @@ if [ "${1:-}" = serve ]; then
   dump=$(ls "$OUT"/callgrind.out.* | head -1)
   # The first event is the instructions (Ir); with the cache simulation, the misses follow.
   total=$(sed -n 's/^summary: //p' "$dump" | cut -d' ' -f1)
-  what="wechat-lua serve ($MODE)"; [ "$MODE" = ceiling ] && what="the ceiling"
+  what="wechat-lua serve ($MODE)"
+  case $MODE in ceiling | floor) what="the $MODE" ;; esac
   echo "$what under callgrind: $requests requests over TCP; instructions per request"
   echo "$((total / requests))  all user-space work of the process"
   if [ "$cache_sim" = yes ]; then
