@@ -19,7 +19,7 @@
 # ceiling's run at $CONNS connections kept its server below 90% CPU, the load generator, not
 # the ceiling, was the limit and no target against the ceiling gets a verdict. The host's
 # plaintext cost minus the floor's is what its own layers (retry cache, replay memory,
-# deadline, metrics, the full message table) cost a message. Takes about three minutes after
+# deadline, metrics, the full message table) cost a message. Takes about four minutes after
 # the build.
 #
 # Settings (environment): DURATION (10s), WARMUP (2s), SERVER_CPU (0), WRK_CPU (1),
