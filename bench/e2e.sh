@@ -200,32 +200,29 @@ healthz() { curl -fsS "http://127.0.0.1:$PORT_ECHO/healthz" 2>/dev/null || echo 
 
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# --- 1. the ceiling ----------------------------------------------------------------------
+# --- 1. the ceiling and 2. the floor ----------------------------------------------------
 # Payloads are made just before each server's runs: their timestamp must stay within the
 # server's 10-minute replay window.
-# The ceiling checks no signature and keeps no state: one request, repeated, is the same work
-# to it as distinct ones, and costs wrk the least.
+# Neither keeps state (no replay memory, no retry cache): one signed message, repeated, is the
+# same work to them as distinct ones, and the cheapest load for wrk, which with the
+# per-answer checks of the host's runs could not keep their core busy. A status other than
+# 200 (the floor refusing a signature or a body) counts as bad.
 "$PAYLOADS" plain 1 1 >"$OUT/ceiling.request"
-log "ceiling"
-start_server ceiling "$PORT_CEILING" "$CEILING" --listen "127.0.0.1:$PORT_CEILING"
-warm_up "$PORT_CEILING" "static:$OUT/ceiling.request"
-wrk_run ceiling_c1 "$PORT_CEILING" 1 "static:$OUT/ceiling.request"
-wrk_run ceiling_c$CONNS "$PORT_CEILING" "$CONNS" "static:$OUT/ceiling.request"
-R[ceiling.rss_kib]=$(peak_rss_kib)
-stop_server
 
-# --- 2. the floor -------------------------------------------------------------------------
-# The floor keeps no state (no replay memory, no retry cache): one signed message, repeated,
-# is the same work to it as distinct ones, and the cheapest load for wrk, which with the
-# per-answer checks of the host's runs could not keep the floor's core busy. A status other
-# than 200 (a signature or parse refused) counts as bad.
-log "floor"
-start_server floor "$PORT_FLOOR" "$FLOOR" --listen "127.0.0.1:$PORT_FLOOR"
-warm_up "$PORT_FLOOR" "static:$OUT/ceiling.request"
-wrk_run floor_c1 "$PORT_FLOOR" 1 "static:$OUT/ceiling.request"
-wrk_run floor_c$CONNS "$PORT_FLOOR" "$CONNS" "static:$OUT/ceiling.request"
-R[floor.rss_kib]=$(peak_rss_kib)
-stop_server
+# stateless_runs NAME PORT COMMAND...: starts COMMAND --listen on PORT and sends it the one
+# request at 1 and at $CONNS connections.
+stateless_runs() {
+  local name=$1 port=$2; shift 2
+  log "$name"
+  start_server "$name" "$port" "$@" --listen "127.0.0.1:$port"
+  warm_up "$port" "static:$OUT/ceiling.request"
+  wrk_run "${name}_c1" "$port" 1 "static:$OUT/ceiling.request"
+  wrk_run "${name}_c$CONNS" "$port" "$CONNS" "static:$OUT/ceiling.request"
+  R[$name.rss_kib]=$(peak_rss_kib)
+  stop_server
+}
+stateless_runs ceiling "$PORT_CEILING" "$CEILING"
+stateless_runs floor "$PORT_FLOOR" "$FLOOR"
 
 # --- 3. echo bot, plaintext, then reload under load --------------------------------------
 mkdir -p "$OUT/bot" "$OUT/data-plain"

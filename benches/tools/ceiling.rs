@@ -5,7 +5,6 @@
 //!
 //! `cargo run --release --example ceiling -- --listen 127.0.0.1:18080`
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use axum::body::Bytes;
@@ -13,6 +12,9 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::Router;
+
+#[path = "standalone.rs"]
+mod standalone;
 
 /// A passive text reply of the size the echo bot sends for the benchmark's messages.
 const REPLY: &str = "<xml><ToUserName><![CDATA[oBenchUser0000000000000000000]]></ToUserName>\
@@ -28,37 +30,10 @@ async fn callback(body: Bytes) -> impl IntoResponse {
     )
 }
 
-fn listen_addr() -> Result<SocketAddr, String> {
-    let mut args = std::env::args().skip(1);
-    match (args.next().as_deref(), args.next()) {
-        (Some("--listen"), Some(addr)) => addr.parse().map_err(|e| format!("--listen {addr}: {e}")),
-        _ => Err("usage: ceiling --listen ADDR".into()),
-    }
-}
-
 fn main() -> ExitCode {
-    let addr = match listen_addr() {
-        Ok(addr) => addr,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let served = tokio::runtime::Runtime::new().and_then(|runtime| {
-        runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind(addr).await?;
-            eprintln!(
-                "ceiling listening on http://{}/wechat",
-                listener.local_addr()?
-            );
-            axum::serve(listener, Router::new().route("/wechat", post(callback))).await
-        })
-    });
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ceiling: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    standalone::serve(
+        "ceiling",
+        "ceiling --listen ADDR",
+        Router::new().route("/wechat", post(callback)),
+    )
 }

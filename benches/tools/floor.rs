@@ -13,7 +13,6 @@
 //! `WECHAT_TOKEN=… cargo run --release --example floor -- --listen 127.0.0.1:18082`
 
 use std::cell::RefCell;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::OnceLock;
 
@@ -28,6 +27,9 @@ use quick_xml::events::Event;
 use quick_xml::Reader;
 use serde::Deserialize;
 use sha1::{Digest, Sha1};
+
+#[path = "standalone.rs"]
+mod standalone;
 
 /// The echo handler, as `examples/echo.lua` answers a text message.
 const SCRIPT: &str = "return function(msg) return msg.content end";
@@ -140,42 +142,15 @@ async fn callback(Query(query): Query<Signed>, body: Bytes) -> Response {
         .into_response()
 }
 
-fn listen_addr() -> Result<SocketAddr, String> {
-    let mut args = std::env::args().skip(1);
-    match (args.next().as_deref(), args.next()) {
-        (Some("--listen"), Some(addr)) => addr.parse().map_err(|e| format!("--listen {addr}: {e}")),
-        _ => Err("usage: WECHAT_TOKEN=… floor --listen ADDR".into()),
-    }
-}
-
 fn main() -> ExitCode {
-    let addr = match listen_addr() {
-        Ok(addr) => addr,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let Ok(token) = std::env::var("WECHAT_TOKEN") else {
         eprintln!("floor: WECHAT_TOKEN is not set");
         return ExitCode::FAILURE;
     };
     TOKEN.get_or_init(|| token);
-    let served = tokio::runtime::Runtime::new().and_then(|runtime| {
-        runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind(addr).await?;
-            eprintln!(
-                "floor listening on http://{}/wechat",
-                listener.local_addr()?
-            );
-            axum::serve(listener, Router::new().route("/wechat", post(callback))).await
-        })
-    });
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("floor: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    standalone::serve(
+        "floor",
+        "WECHAT_TOKEN=… floor --listen ADDR",
+        Router::new().route("/wechat", post(callback)),
+    )
 }
