@@ -32,14 +32,14 @@
 # fetched again for every burst of requests; the misses are what a change to code size or
 # layout moves.
 #
-#   WARM=40000 LL=1048576,16,64 CACHE_SIM=1 bash bench/instructions.sh serve plain
+#   LL=1048576,16,64 CACHE_SIM=1 bash bench/instructions.sh serve plain
 #
-# counts the server in its steady state: WARM messages first, uncounted and uninstrumented
-# (a few hundred a second under valgrind), so the retry cache (30,000 answers) and the replay
-# memory are full as in a long run, not nearly empty as after N; the N counted after them.
-# LL sets the simulated last-level cache (bytes,ways,line) and prints its misses too: a
-# 1 MiB cache stands for the level-2 cache, which the tables of a full host outgrow and
-# which the level-1 figures do not see.
+# sets the simulated last-level cache (bytes,ways,line) and prints its misses too: 1 MiB
+# stands for the level-2 cache, which the level-1 figures do not see. The counts are of a
+# host with nearly empty tables. A steady state cannot be counted this way: under valgrind
+# the server answers a few hundred messages a second, so by the time a warm-up has filled
+# the retry cache (30,000 answers) its oldest expire by age, about ten a counted message,
+# where a host at full speed evicts one (docs/benchmarks.md, 2026-12-01 evening).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d /tmp/wechat-lua-instructions.XXXXXX)}
@@ -72,7 +72,7 @@ if [ "${1:-}" = serve ]; then
   else
     mkdir -p "$OUT/bot" "$OUT/data" && cp examples/echo.lua "$OUT/bot/"
     first=1; [ "$MODE" = safe ] && first=9000000001
-    "$TARGET_DIR/release/examples/payloads" "$MODE" "${WARM:-$N}" "$first" 2000 >"$OUT/warm"
+    "$TARGET_DIR/release/examples/payloads" "$MODE" "$N" "$first" 2000 >"$OUT/warm"
     "$TARGET_DIR/release/examples/payloads" "$MODE" "$N" $((first + 5000000)) 2000 >"$OUT/run"
     server_command=("$TARGET_DIR/release/wechat-lua" serve --listen "127.0.0.1:$PORT"
       --scripts "$OUT/bot/echo.lua" --data "$OUT/data")
@@ -81,8 +81,6 @@ if [ "${1:-}" = serve ]; then
   cache_sim=no; [ "${CACHE_SIM:-0}" = 1 ] && cache_sim=yes
   options=(--cache-sim=$cache_sim)
   [ -n "${LL:-}" ] && options+=(--LL="$LL")
-  # With WARM, nothing is counted until the warm-up is over (instrumentation off, faster).
-  [ -n "${WARM:-}" ] && options+=(--instr-atstart=no)
   (cd "$OUT" && WECHAT_MODE=$MODE exec valgrind --tool=callgrind "${options[@]}" \
     --compress-strings=no --compress-pos=no --callgrind-out-file="$OUT/callgrind.out" \
     "${server_command[@]}") >"$OUT/server.log" 2>&1 &
@@ -93,13 +91,8 @@ if [ "${1:-}" = serve ]; then
   # file runs out and the duration leaves room for that. The ceiling answers about a
   # thousand a second, for as long.
   seconds=$((N / 300 + 5))
-  warm_seconds=$seconds; [ -n "${WARM:-}" ] && warm_seconds=$((WARM / 600 + 5))
-  wrk -t1 -c10 -d"${warm_seconds}s" -s "$script" "http://127.0.0.1:$PORT" -- $warm >"$OUT/warm.txt" 2>&1
-  if [ -n "${WARM:-}" ]; then
-    callgrind_control -i on "$server" >/dev/null 2>&1
-  else
-    callgrind_control -z "$server" >/dev/null 2>&1
-  fi
+  wrk -t1 -c10 -d"${seconds}s" -s "$script" "http://127.0.0.1:$PORT" -- $warm >"$OUT/warm.txt" 2>&1
+  callgrind_control -z "$server" >/dev/null 2>&1
   wrk -t1 -c10 -d"${seconds}s" -s "$script" "http://127.0.0.1:$PORT" -- $run >"$OUT/run.txt" 2>&1
   callgrind_control -d "$server" >/dev/null 2>&1
   sleep 1
@@ -110,11 +103,6 @@ if [ "${1:-}" = serve ]; then
   requests=$(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$line")
   # The dump after the zeroing: callgrind.out.1 (the first part, at start, is callgrind.out).
   dump=$(ls "$OUT"/callgrind.out.* | head -1)
-  if [ -n "${WARM:-}" ]; then
-    # The warm-up must have filled what it was meant to: every message answered.
-    warm_line=$(grep '^RESULT ' "$OUT/warm.txt") || { echo "no warm-up RESULT; see $OUT" >&2; exit 1; }
-    echo "warm-up, not counted: $(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$warm_line") messages"
-  fi
   # The first event is the instructions (Ir); with the cache simulation, the misses follow.
   total=$(sed -n 's/^summary: //p' "$dump" | cut -d' ' -f1)
   what="wechat-lua serve ($MODE)"
