@@ -88,8 +88,8 @@ if [ "${1:-}" = serve ]; then
   trap 'kill $server 2>/dev/null || true' EXIT
   for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.2; done
   # Under callgrind the server answers some hundreds a second; wrk stops sending when a
-  # file runs out and the duration leaves room for that. The ceiling answers about a
-  # thousand a second, for as long.
+  # file runs out and the duration leaves room for that. The ceiling and the floor, sent
+  # one request over and over, answer faster for as long.
   seconds=$((N / 300 + 5))
   wrk -t1 -c10 -d"${seconds}s" -s "$script" "http://127.0.0.1:$PORT" -- $warm >"$OUT/warm.txt" 2>&1
   callgrind_control -z "$server" >/dev/null 2>&1

@@ -5,7 +5,9 @@
 //! (a state per worker thread) with a three-field table, and renders the text it returns
 //! as a passive reply. No retry cache, no replay memory, no deadline, no metrics, no logs,
 //! no reload, one handler. Entities are left as sent and a field that is not UTF-8 reads as
-//! empty: enough for the benchmark's messages, not for WeChat's.
+//! empty: enough for the benchmark's messages, not for WeChat's. It uses none of the host's
+//! code (not `protocol::signature`, not the parser): it measures the work, not the host's
+//! way of doing it.
 //!
 //! `bench/e2e.sh` runs it beside the ceiling: the ceiling is what the HTTP stack costs, the
 //! floor what the work a message needs costs on top of it, and what the host spends over
