@@ -19,8 +19,9 @@
 # ceiling's run at $CONNS connections kept its server below 90% CPU, the load generator, not
 # the ceiling, was the limit and no target against the ceiling gets a verdict. The host's
 # plaintext cost minus the floor's is what its own layers (retry cache, replay memory,
-# deadline, metrics, the full message table) cost a message. Takes about four minutes after
-# the build.
+# deadline, metrics, the full message table) cost a message, less what its allocator saves:
+# the host links jemalloc, the ceiling and the floor the system's. Takes about four minutes
+# after the build.
 #
 # Settings (environment): DURATION (10s), WARMUP (2s), SERVER_CPU (0), WRK_CPU (1),
 # CONNS (50), OUT (a new /tmp/wechat-lua-e2e.* directory: logs and results.md; the payloads are deleted at the end), BIN
