@@ -18,7 +18,8 @@
 -- instead of /wechat: every account is signed with the same token, so one signed query
 -- serves any of them (still each once).
 -- done() prints one line "RESULT key=value ..." that e2e.sh parses.
--- (The ceiling is driven by bench/static_request.lua instead: it checks nothing per request.)
+-- (The ceiling and the floor at many connections are driven by bench/static_request.lua
+-- instead: it checks nothing per request. At one connection they get this script too.)
 
 local threads = {}
 

@@ -1,6 +1,7 @@
--- wrk script for the ceiling runs of bench/e2e.sh: one request, sent again and again, with
--- no Lua per request, so wrk takes its cheapest path (a static request, no response
--- callback) and the ceiling server, not wrk, is what saturates.
+-- wrk script for the ceiling's and the floor's runs at many connections in bench/e2e.sh:
+-- one request, sent again and again, with no Lua per request, so wrk takes its cheapest path
+-- (a static request, no response callback) and the server, not wrk, is what saturates. (At
+-- one connection they get the host's client, bench/signed_text.lua, instead.)
 --
 --   WRK_REQUEST=FILE wrk -t1 -c50 -d10s -s bench/static_request.lua http://127.0.0.1:PORT
 --
