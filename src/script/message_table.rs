@@ -397,6 +397,32 @@ mod tests {
     }
 
     #[test]
+    fn short_names_keep_their_own_text_where_the_element_differs() {
+        // `type` and `event` are the parsed kinds, lower case, where the elements keep
+        // WeChat's spelling; `id` comes from MsgID when MsgId is absent.
+        let lua = Lua::new();
+        let keys = MessageKeys::new(&lua).unwrap();
+        let msg = message(
+            "EVENT",
+            "<Event>CLICK</Event><EventKey>k</EventKey><MsgID>9</MsgID>",
+        );
+        let t = message_table(&lua, &keys, &msg, &account(None)).unwrap();
+        assert_eq!(t.get::<String>("type").unwrap(), "event");
+        assert_eq!(t.get::<String>("msg_type").unwrap(), "EVENT");
+        assert_eq!(t.get::<String>("event").unwrap(), "click");
+        assert_eq!(t.get::<String>("event_key").unwrap(), "k");
+        assert_eq!(t.get::<String>("key").unwrap(), "k");
+        assert_eq!(t.get::<String>("id").unwrap(), "9");
+        assert_eq!(t.get::<String>("from").unwrap(), "u");
+        // A long text (Lua copies strings over 40 bytes instead of interning them) arrives
+        // whole.
+        let long = "长".repeat(40);
+        let msg = message("text", &format!("<Content>{long}</Content>"));
+        let t = message_table(&lua, &keys, &msg, &account(None)).unwrap();
+        assert_eq!(t.get::<String>("content").unwrap(), long);
+    }
+
+    #[test]
     fn elements_cannot_pose_as_the_short_names_or_the_account() {
         let lua = Lua::new();
         let keys = MessageKeys::new(&lua).unwrap();
