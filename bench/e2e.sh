@@ -214,9 +214,10 @@ LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # At one connection the rate is the round trip's, and wrk's own work a request is part of
 # it: there the ceiling and the floor get the host's client (distinct signed messages, each
-# answer checked by signed_text.lua), so the three differ only in the server. The
-# per-answer check alone made a round trip about a fifth slower (2026-12-02): sent the one
-# static request instead, the ceiling set the host a bar its client could not clear.
+# answer checked by signed_text.lua), so the three differ only in the server. That client
+# alone makes a round trip about a fifth slower (docs/benchmarks.md, 2026-12-01, late
+# night): sent the one static request instead, the ceiling set the host a bar its client
+# could not clear.
 #
 # stateless_runs NAME PORT COMMAND...: starts COMMAND --listen on PORT, sends it distinct
 # signed messages at 1 connection and the one request at $CONNS connections.
@@ -330,6 +331,15 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
   # What the host adds to the floor: its own layers, in µs of server CPU a message.
   echo "The host's own layers (plain − floor, server CPU a message): $(awk -v a="${R[plain_c$CONNS.cpu_us]}" -v b="${R[floor_c$CONNS.cpu_us]}" 'BEGIN { printf "%.2f", a - b }') µs at $CONNS connections, $(awk -v a="${R[plain_c1.cpu_us]}" -v b="${R[floor_c1.cpu_us]}" 'BEGIN { printf "%.2f", a - b }') µs at 1; the floor's cost ratio at $CONNS connections $(ratio "${R[ceiling_c$CONNS.cpu_us]}" "${R[floor_c$CONNS.cpu_us]}"), its req/s at 1 connection $(ratio "${R[floor_c1.rps]}" "${R[ceiling_c1.rps]}") × the ceiling's."
   echo
+  # A host run that kept its server below 90% CPU was held back by wrk. Fewer messages then
+  # share each wake-up, which costs a message more: at one connection the host spends about
+  # twice its µs a message at 50.
+  for run in plain_c$CONNS safe_c$CONNS reload_c$CONNS; do
+    if [ "${R[$run.server_cpu]}" -lt 90 ]; then
+      echo "Note: $run kept the server at ${R[$run.server_cpu]}% CPU: wrk, not the server, set its rate, and its µs a message are likely above the server's cost at full load."
+      echo
+    fi
+  done
   echo "Targets:"
   verdict() { if awk "BEGIN { exit !($1) }"; then echo "met"; else echo "MISSED"; fi; }
   # A ratio to a ceiling that did not saturate its core measures the load generator.
