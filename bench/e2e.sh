@@ -331,12 +331,12 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
   # What the host adds to the floor: its own layers, in µs of server CPU a message.
   echo "The host's own layers (plain − floor, server CPU a message): $(awk -v a="${R[plain_c$CONNS.cpu_us]}" -v b="${R[floor_c$CONNS.cpu_us]}" 'BEGIN { printf "%.2f", a - b }') µs at $CONNS connections, $(awk -v a="${R[plain_c1.cpu_us]}" -v b="${R[floor_c1.cpu_us]}" 'BEGIN { printf "%.2f", a - b }') µs at 1; the floor's cost ratio at $CONNS connections $(ratio "${R[ceiling_c$CONNS.cpu_us]}" "${R[floor_c$CONNS.cpu_us]}"), its req/s at 1 connection $(ratio "${R[floor_c1.rps]}" "${R[ceiling_c1.rps]}") × the ceiling's."
   echo
-  # A host run that kept its server below 90% CPU was held back by wrk. Fewer messages then
-  # share each wake-up, which costs a message more: at one connection the host spends about
-  # twice its µs a message at 50.
+  # A host run that kept its server below 90% CPU with $CONNS requests outstanding was held
+  # back by wrk: its req/s understate the server's, and with fewer messages to each wake-up
+  # its µs a message may overstate them.
   for run in plain_c$CONNS safe_c$CONNS reload_c$CONNS; do
     if [ "${R[$run.server_cpu]}" -lt 90 ]; then
-      echo "Note: $run kept the server at ${R[$run.server_cpu]}% CPU: wrk, not the server, set its rate, and its µs a message are likely above the server's cost at full load."
+      echo "Note: $run kept the server at ${R[$run.server_cpu]}% CPU: wrk, not the server, set its rate (its req/s understate the server's; its µs a message may overstate its cost at full load)."
       echo
     fi
   done
