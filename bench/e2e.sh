@@ -333,7 +333,7 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
   echo
   # A host run that kept its server below 90% CPU with $CONNS requests outstanding was held
   # back by wrk: its req/s understate the server's, and with fewer messages to each wake-up
-  # its µs a message may overstate them.
+  # its µs a message may overstate the server's cost at full load.
   for run in plain_c$CONNS safe_c$CONNS reload_c$CONNS; do
     if [ "${R[$run.server_cpu]}" -lt 90 ]; then
       echo "Note: $run kept the server at ${R[$run.server_cpu]}% CPU: wrk, not the server, set its rate (its req/s understate the server's; its µs a message may overstate its cost at full load)."
