@@ -141,7 +141,8 @@ seconds() {
 }
 
 # wrk_run RUN PORT CONNS PAYLOADS [timeline]: PAYLOADS "static:FILE" sends FILE's first
-# request over and over (bench/static_request.lua), for the ceiling.
+# request over and over (bench/static_request.lua), for the ceiling and the floor at $CONNS
+# connections.
 wrk_run() {
   local run=$1 port=$2 conns=$3 payloads=$4 extra=${5:-}
   local cpu_before cpu_after script=$ROOT/bench/signed_text.lua request=

@@ -64,7 +64,8 @@ if [ "${1:-}" = serve ]; then
   export WECHAT_TOKEN=benchtoken WECHAT_AES_KEY=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG
   export WECHAT_APPID=wx0123456789abcdef RUST_LOG=warn
   if [ "$MODE" = ceiling ] || [ "$MODE" = floor ]; then
-    # The ceiling or floor of bench/e2e.sh, sent one request over and over as there.
+    # The ceiling or floor of bench/e2e.sh, sent one request over and over as there at many
+    # connections.
     "$TARGET_DIR/release/examples/payloads" plain 1 1 >"$OUT/request"
     export WRK_REQUEST=$OUT/request
     server_command=("$TARGET_DIR/release/examples/$MODE" --listen "127.0.0.1:$PORT")
